@@ -1,0 +1,119 @@
+"""The core's configuration: the one source of truth for RTL, golden model and compiler.
+
+See docs/core-spec.md, section 1.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+
+__all__ = ["CoreConfig"]
+
+
+def _bits_for(count: int) -> int:
+    """Bits needed to index ``count`` items (at least 1)."""
+    return max(1, (count - 1).bit_length())
+
+
+@dataclasses.dataclass(frozen=True)
+class CoreConfig:
+    """Capacities, widths and feature switches of one neuromorphic core.
+
+    Every field is validated on construction; a bad value raises ``ValueError``
+    naming the field and its allowed range.
+    """
+
+    neurons: int = 256
+    axons: int = 512
+    synapses: int = 65536
+    weight_bits: int = 8
+    membrane_bits: int = 24
+    accumulator_bits: int = 24
+    trace_bits: int = 8
+    wta_groups: int = 16
+    learning: bool = True
+    wta: bool = True
+    adaptive_threshold: bool = True
+
+    # (field, low, high); booleans are checked separately.
+    _RANGES = (
+        ("neurons", 1, 65536),
+        ("axons", 1, 65536),
+        ("synapses", 1, 1 << 24),
+        ("weight_bits", 2, 16),
+        ("membrane_bits", 8, 32),
+        ("accumulator_bits", 2, 32),
+        ("trace_bits", 2, 16),
+        ("wta_groups", 1, 256),
+    )
+
+    def __post_init__(self):
+        for name, low, high in self._RANGES:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"CoreConfig.{name} must be an integer in {low}..{high}, got {value!r}")
+            if not low <= value <= high:
+                raise ValueError(f"CoreConfig.{name} must be in {low}..{high}, got {value}")
+        if self.accumulator_bits < self.weight_bits:
+            raise ValueError(
+                f"CoreConfig.accumulator_bits must be in {self.weight_bits}..32 "
+                f"(at least weight_bits), got {self.accumulator_bits}")
+        for name in ("learning", "wta", "adaptive_threshold"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"CoreConfig.{name} must be True or False, got {getattr(self, name)!r}")
+
+    # -- derived widths and ranges (docs/core-spec.md, sections 1-4) --------------------------
+    @property
+    def neuron_index_bits(self) -> int:
+        return _bits_for(self.neurons)
+
+    @property
+    def axon_index_bits(self) -> int:
+        return _bits_for(self.axons)
+
+    @property
+    def synapse_address_bits(self) -> int:
+        return _bits_for(self.synapses)
+
+    @property
+    def wta_group_bits(self) -> int:
+        return _bits_for(self.wta_groups + 1)
+
+    @property
+    def weight_range(self) -> tuple[int, int]:
+        return -(1 << (self.weight_bits - 1)), (1 << (self.weight_bits - 1)) - 1
+
+    @property
+    def membrane_range(self) -> tuple[int, int]:
+        return -(1 << (self.membrane_bits - 1)), (1 << (self.membrane_bits - 1)) - 1
+
+    @property
+    def accumulator_range(self) -> tuple[int, int]:
+        return -(1 << (self.accumulator_bits - 1)), (1 << (self.accumulator_bits - 1)) - 1
+
+    @property
+    def theta_max(self) -> int:
+        """Largest threshold, theta and theta increment: ``V-1`` unsigned bits."""
+        return (1 << (self.membrane_bits - 1)) - 1
+
+    @property
+    def trace_max(self) -> int:
+        return (1 << self.trace_bits) - 1
+
+    # -- serialisation -------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "CoreConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"CoreConfig: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return cls(**data)
+
+    def hash(self) -> str:
+        """SHA-256 of the canonical JSON of all fields; compiled images carry it."""
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()

@@ -1,0 +1,336 @@
+"""A compiled program: everything one core needs to run one network, and the core's state.
+
+The data layout and every range check follow docs/core-spec.md, sections 2-4 and 7.
+Arrays are numpy ``int64`` (or ``bool``) so every engine can use them directly.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from .config import CoreConfig
+
+__all__ = ["NeuronParams", "LearningParams", "CoreProgram", "CoreState"]
+
+NEURON_FIELDS = ("threshold", "leak_shift", "reset_mode", "refractory", "bias",
+                 "theta_inc", "theta_decay_shift", "wta_group")
+
+RESET_TO_ZERO = 0
+RESET_BY_SUBTRACTION = 1
+NO_ROUTE = -1
+REFRACTORY_MAX = 255
+
+
+def _int_array(values, name: str) -> np.ndarray:
+    array = np.asarray(values)
+    if array.dtype == bool:
+        array = array.astype(np.int64)
+    if array.ndim != 1 or not np.issubdtype(array.dtype, np.integer):
+        raise ValueError(f"{name} must be a 1-D integer array, got shape {array.shape} dtype {array.dtype}")
+    return array.astype(np.int64)
+
+
+def _check_range(array: np.ndarray, name: str, low: int, high: int) -> None:
+    """Raise ``ValueError`` naming the first element of ``array`` outside ``low..high``."""
+    bad = np.flatnonzero((array < low) | (array > high))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"{name}[{i}] = {int(array[i])} is outside {low}..{high}"
+                         + (f" ({bad.size} values out of range)" if bad.size > 1 else ""))
+
+
+def _check_scalar(value, name: str, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an integer in {low}..{high}, got {value!r}")
+    if not low <= value <= high:
+        raise ValueError(f"{name} = {value} is outside {low}..{high}")
+
+
+@dataclasses.dataclass
+class NeuronParams:
+    """Per-neuron parameters (docs/core-spec.md, section 2), one ``int64`` array each."""
+
+    threshold: np.ndarray
+    leak_shift: np.ndarray
+    reset_mode: np.ndarray
+    refractory: np.ndarray
+    bias: np.ndarray
+    theta_inc: np.ndarray
+    theta_decay_shift: np.ndarray
+    wta_group: np.ndarray
+
+    def __post_init__(self):
+        for name in NEURON_FIELDS:
+            setattr(self, name, _int_array(getattr(self, name), f"neurons.{name}"))
+        n = len(self.threshold)
+        for name in NEURON_FIELDS:
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"neurons.{name} has length {len(getattr(self, name))}, expected {n} "
+                                 "(one value per neuron)")
+
+    def __len__(self) -> int:
+        return len(self.threshold)
+
+    @classmethod
+    def uniform(cls, n: int, *, threshold: int, leak_shift: int = 0, reset_mode: int = RESET_TO_ZERO,
+                refractory: int = 0, bias: int = 0, theta_inc: int = 0, theta_decay_shift: int = 0,
+                wta_group: int = 0) -> "NeuronParams":
+        """``n`` neurons sharing one set of parameters."""
+        values = dict(threshold=threshold, leak_shift=leak_shift, reset_mode=reset_mode,
+                      refractory=refractory, bias=bias, theta_inc=theta_inc,
+                      theta_decay_shift=theta_decay_shift, wta_group=wta_group)
+        return cls(**{k: np.full(n, v, dtype=np.int64) for k, v in values.items()})
+
+
+@dataclasses.dataclass(frozen=True)
+class LearningParams:
+    """Global STDP parameters (docs/core-spec.md, section 4)."""
+
+    a_plus: int = 0
+    a_minus: int = 0
+    shift: int = 0
+    pre_decay_shift: int = 0
+    post_decay_shift: int = 0
+    pre_jump: int = 0
+    post_jump: int = 0
+    w_min: int = 0
+    w_max: int = 0
+    soft_bound: bool = False
+
+    def validate(self, config: CoreConfig) -> None:
+        wlo, whi = config.weight_range
+        _check_scalar(self.a_plus, "learning.a_plus", 0, 255)
+        _check_scalar(self.a_minus, "learning.a_minus", 0, 255)
+        _check_scalar(self.shift, "learning.shift", 0, 47)
+        _check_scalar(self.pre_decay_shift, "learning.pre_decay_shift", 0, 15)
+        _check_scalar(self.post_decay_shift, "learning.post_decay_shift", 0, 15)
+        _check_scalar(self.pre_jump, "learning.pre_jump", 0, config.trace_max)
+        _check_scalar(self.post_jump, "learning.post_jump", 0, config.trace_max)
+        _check_scalar(self.w_min, "learning.w_min", wlo, whi)
+        _check_scalar(self.w_max, "learning.w_max", self.w_min, whi)
+        if not isinstance(self.soft_bound, (bool, np.bool_)):
+            raise ValueError(f"learning.soft_bound must be True or False, got {self.soft_bound!r}")
+
+
+@dataclasses.dataclass
+class CoreProgram:
+    """Everything a core needs to run one network (docs/core-spec.md, section 3).
+
+    Synapses are stored axon-major: axon ``a`` owns synapses ``ptr[a] .. ptr[a+1]-1``.
+    Axons ``0 .. n_inputs-1`` take host spikes; the others are driven by the neuron whose
+    ``route`` names them (``-1``: no route). ``outputs[j]`` is the neuron reported in output
+    column ``j``.
+    """
+
+    config: CoreConfig
+    n_inputs: int
+    ptr: np.ndarray
+    target: np.ndarray
+    weight: np.ndarray
+    plastic: np.ndarray
+    neurons: NeuronParams
+    route: np.ndarray
+    outputs: np.ndarray
+    learning: LearningParams = dataclasses.field(default_factory=LearningParams)
+    theta: np.ndarray | None = None   # initial threshold adaptation per neuron (None: zeros)
+
+    def __post_init__(self):
+        if self.theta is None:
+            self.theta = np.zeros(len(self.neurons), np.int64)
+        self.theta = _int_array(self.theta, "theta")
+        self.ptr = _int_array(self.ptr, "ptr")
+        self.target = _int_array(self.target, "target")
+        self.weight = _int_array(self.weight, "weight")
+        self.plastic = np.asarray(self.plastic, dtype=bool).reshape(-1)
+        self.route = _int_array(self.route, "route")
+        self.outputs = _int_array(self.outputs, "outputs")
+
+    @property
+    def n_axons(self) -> int:
+        return len(self.ptr) - 1
+
+    @property
+    def n_neurons(self) -> int:
+        return len(self.neurons)
+
+    @property
+    def n_synapses(self) -> int:
+        return len(self.target)
+
+    @property
+    def n_outputs(self) -> int:
+        return len(self.outputs)
+
+    # -- construction ---------------------------------------------------------------------
+    @classmethod
+    def from_synapses(cls, config: CoreConfig, *, n_inputs: int, n_axons: int, axon, target, weight,
+                      plastic=None, neurons: NeuronParams, route=None, outputs=(),
+                      learning: LearningParams | None = None, theta=None) -> "CoreProgram":
+        """Build a program from a flat synapse list (any order; stable-sorted by axon).
+
+        ``route=None`` gives no neuron a route. The result is validated.
+        """
+        axon = _int_array(axon, "axon")
+        target = _int_array(target, "target")
+        weight = _int_array(weight, "weight")
+        plastic = np.zeros(len(axon), bool) if plastic is None else np.asarray(plastic, bool)
+        if not (len(axon) == len(target) == len(weight) == len(plastic)):
+            raise ValueError(f"synapse arrays differ in length: axon {len(axon)}, target {len(target)}, "
+                             f"weight {len(weight)}, plastic {len(plastic)}")
+        _check_range(axon, "axon", 0, n_axons - 1)
+        order = np.argsort(axon, kind="stable")
+        ptr = np.zeros(n_axons + 1, np.int64)
+        ptr[1:] = np.cumsum(np.bincount(axon, minlength=n_axons))
+        program = cls(config=config, n_inputs=n_inputs, ptr=ptr, target=target[order],
+                      weight=weight[order], plastic=plastic[order], neurons=neurons,
+                      route=np.full(len(neurons), NO_ROUTE) if route is None else route,
+                      outputs=outputs, learning=learning or LearningParams(), theta=theta)
+        program.validate()
+        return program
+
+    # -- derived tables -------------------------------------------------------------------
+    def synapse_axon(self) -> np.ndarray:
+        """Axon of every synapse address (inverse of the CSR pointer array)."""
+        return np.repeat(np.arange(self.n_axons, dtype=np.int64), np.diff(self.ptr))
+
+    def plastic_by_target(self) -> tuple[np.ndarray, np.ndarray]:
+        """Reverse index used by LTP: synapses of neuron ``n`` are ``rsyn[rptr[n]:rptr[n+1]]``.
+
+        Only plastic synapses appear, in increasing synapse address.
+        """
+        syn = np.flatnonzero(self.plastic).astype(np.int64)
+        order = np.argsort(self.target[syn], kind="stable")
+        rsyn = syn[order]
+        rptr = np.zeros(self.n_neurons + 1, np.int64)
+        rptr[1:] = np.cumsum(np.bincount(self.target[syn], minlength=self.n_neurons))
+        return rptr, rsyn
+
+    def accumulator_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Largest and smallest value each neuron's accumulator can reach in one step."""
+        hi = np.where(self.plastic, self.learning.w_max, self.weight)
+        lo = np.where(self.plastic, self.learning.w_min, self.weight)
+        upper = np.bincount(self.target, weights=np.maximum(hi, 0), minlength=self.n_neurons)
+        lower = np.bincount(self.target, weights=np.minimum(lo, 0), minlength=self.n_neurons)
+        return upper.astype(np.int64), lower.astype(np.int64)
+
+    # -- validation (docs/core-spec.md, section 7) ------------------------------------------
+    def validate(self) -> "CoreProgram":
+        """Reject anything the core cannot hold or represent; returns ``self``."""
+        cfg = self.config
+        if not isinstance(cfg, CoreConfig):
+            raise ValueError(f"config must be a CoreConfig, got {type(cfg).__name__}")
+        n, a, s = self.n_neurons, self.n_axons, self.n_synapses
+        _check_scalar(n, "n_neurons", 1, cfg.neurons)
+        _check_scalar(a, "n_axons", 1, cfg.axons)
+        _check_scalar(s, "n_synapses", 0, cfg.synapses)
+        _check_scalar(self.n_inputs, "n_inputs", 0, a)
+
+        # CSR pointers
+        if self.ptr[0] != 0:
+            raise ValueError(f"ptr[0] = {int(self.ptr[0])}, must be 0")
+        if self.ptr[-1] != s:
+            raise ValueError(f"ptr[{a}] = {int(self.ptr[-1])}, must equal the synapse count {s}")
+        steps = np.diff(self.ptr)
+        if (steps < 0).any():
+            i = int(np.flatnonzero(steps < 0)[0])
+            raise ValueError(f"ptr must be non-decreasing: ptr[{i + 1}] = {int(self.ptr[i + 1])} "
+                             f"< ptr[{i}] = {int(self.ptr[i])}")
+        for name in ("weight", "plastic"):
+            if len(getattr(self, name)) != s:
+                raise ValueError(f"{name} has length {len(getattr(self, name))}, expected {s} (one per synapse)")
+
+        # synapses
+        _check_range(self.target, "target", 0, n - 1)
+        _check_range(self.weight, "weight", *cfg.weight_range)
+        if self.plastic.any() and not cfg.learning:
+            i = int(np.flatnonzero(self.plastic)[0])
+            raise ValueError(f"plastic[{i}] is set but the core is configured without learning")
+
+        # neurons
+        theta_max = cfg.theta_max
+        p = self.neurons
+        _check_range(p.threshold, "neurons.threshold", 1, theta_max)
+        _check_range(p.leak_shift, "neurons.leak_shift", 0, cfg.membrane_bits - 1)
+        _check_range(p.reset_mode, "neurons.reset_mode", RESET_TO_ZERO, RESET_BY_SUBTRACTION)
+        _check_range(p.refractory, "neurons.refractory", 0, REFRACTORY_MAX)
+        _check_range(p.bias, "neurons.bias", *cfg.membrane_range)
+        _check_range(p.theta_inc, "neurons.theta_inc", 0, theta_max if cfg.adaptive_threshold else 0)
+        _check_range(p.theta_decay_shift, "neurons.theta_decay_shift", 0, cfg.membrane_bits - 1)
+        _check_range(p.wta_group, "neurons.wta_group", 0, cfg.wta_groups if cfg.wta else 0)
+
+        if len(self.theta) != n:
+            raise ValueError(f"theta has length {len(self.theta)}, expected {n} (one per neuron)")
+        _check_range(self.theta, "theta", 0, theta_max if cfg.adaptive_threshold else 0)
+
+        # routes and outputs
+        if len(self.route) != n:
+            raise ValueError(f"route has length {len(self.route)}, expected {n} (one per neuron)")
+        routed = self.route[self.route != NO_ROUTE]
+        bad = np.flatnonzero((self.route != NO_ROUTE) & ((self.route < self.n_inputs) | (self.route >= a)))
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(f"route[{i}] = {int(self.route[i])} is outside the internal axons "
+                             f"{self.n_inputs}..{a - 1} (or -1 for none)")
+        values, counts = np.unique(routed, return_counts=True)
+        if (counts > 1).any():
+            axon = int(values[counts > 1][0])
+            who = np.flatnonzero(self.route == axon)[:2].tolist()
+            raise ValueError(f"axon {axon} is the route of more than one neuron (neurons {who}); "
+                             "each internal axon is driven by exactly one neuron")
+        _check_range(self.outputs, "outputs", 0, n - 1)
+        values, counts = np.unique(self.outputs, return_counts=True)
+        if (counts > 1).any():
+            raise ValueError(f"outputs lists neuron {int(values[counts > 1][0])} more than once")
+
+        # learning
+        self.learning.validate(cfg)
+        if self.plastic.any():
+            w = self.weight[self.plastic]
+            _check_range(w, "plastic weight", self.learning.w_min, self.learning.w_max)
+
+        # accumulator bound (docs/core-spec.md, section 3)
+        upper, lower = self.accumulator_bounds()
+        lo, hi = cfg.accumulator_range
+        for bound, ok in ((upper, upper <= hi), (lower, lower >= lo)):
+            if not ok.all():
+                i = int(np.flatnonzero(~ok)[0])
+                raise ValueError(f"neuron {i} can receive {int(bound[i])} in one step, beyond the "
+                                 f"{cfg.accumulator_bits}-bit accumulator range {lo}..{hi}")
+        return self
+
+
+@dataclasses.dataclass
+class CoreState:
+    """The core's state between steps (docs/core-spec.md, sections 2 and 5).
+
+    ``weight`` is the live synapse memory (it changes when learning is on).
+    """
+
+    v: np.ndarray        # int64[n_neurons], V-bit signed membrane
+    refrac: np.ndarray   # int64[n_neurons], remaining refractory steps
+    theta: np.ndarray    # int64[n_neurons], V-1 bit unsigned threshold adaptation
+    y: np.ndarray        # int64[n_neurons], X-bit post trace
+    x: np.ndarray        # int64[n_axons], X-bit pre trace
+    pending: np.ndarray  # bool[n_axons], neuron spikes to deliver next step
+    weight: np.ndarray   # int64[n_synapses]
+
+    @classmethod
+    def initial(cls, program: CoreProgram) -> "CoreState":
+        """The state after loading ``program``: zeros, with weights and theta from the program."""
+        n, a = program.n_neurons, program.n_axons
+        return cls(v=np.zeros(n, np.int64), refrac=np.zeros(n, np.int64), theta=program.theta.copy(),
+                   y=np.zeros(n, np.int64), x=np.zeros(a, np.int64), pending=np.zeros(a, bool),
+                   weight=program.weight.copy())
+
+    def copy(self) -> "CoreState":
+        return CoreState(**{f.name: getattr(self, f.name).copy() for f in dataclasses.fields(self)})
+
+    def clear(self) -> None:
+        """*Clear state* (spec section 6): zero everything but weights and theta."""
+        for name in ("v", "refrac", "y", "x", "pending"):
+            getattr(self, name)[:] = 0
+
+    def equals(self, other: "CoreState") -> bool:
+        return all(np.array_equal(getattr(self, f.name), getattr(other, f.name))
+                   for f in dataclasses.fields(self))
