@@ -1,0 +1,76 @@
+"""Memory-word and stream-payload layouts of the core, all derived from a ``CoreConfig``.
+
+These layouts are the bit-level form of docs/core-spec.md, sections 2-4: every RTL block,
+the host loader and the compiler's memory images pack words with them, so a field's
+width is written down exactly once.
+"""
+from __future__ import annotations
+
+from amaranth.hdl import signed, unsigned
+from amaranth.lib import data
+
+from .config import CoreConfig
+
+__all__ = ["neuron_param_layout", "neuron_state_layout", "synapse_layout", "pointer_layout",
+           "spike_layout", "fired_layout", "REFRACTORY_BITS", "SHIFT_BITS"]
+
+REFRACTORY_BITS = 8   # refractory period and counter: 0..255 steps
+SHIFT_BITS = 5        # leak_shift and theta_decay_shift: 0..V-1 <= 31
+
+
+def neuron_param_layout(config: CoreConfig) -> data.StructLayout:
+    """One word per neuron: the parameters of spec section 2, plus its route and output flag."""
+    v = config.membrane_bits
+    return data.StructLayout({
+        "threshold": unsigned(v - 1),
+        "leak_shift": unsigned(SHIFT_BITS),
+        "reset_mode": unsigned(1),          # 0: to zero, 1: by subtraction
+        "refractory": unsigned(REFRACTORY_BITS),
+        "bias": signed(v),
+        "theta_inc": unsigned(v - 1),
+        "theta_decay_shift": unsigned(SHIFT_BITS),
+        "wta_group": unsigned(config.wta_group_bits),   # 0: none
+        "route_valid": unsigned(1),
+        "route": unsigned(config.axon_index_bits),
+        "output": unsigned(1),
+    })
+
+
+def neuron_state_layout(config: CoreConfig) -> data.StructLayout:
+    """One word per neuron: membrane potential and refractory counter (theta, trace apart)."""
+    return data.StructLayout({
+        "v": signed(config.membrane_bits),
+        "refrac": unsigned(REFRACTORY_BITS),
+    })
+
+
+def synapse_layout(config: CoreConfig) -> data.StructLayout:
+    """One word per synapse address (spec section 3)."""
+    return data.StructLayout({
+        "target": unsigned(config.neuron_index_bits),
+        "weight": signed(config.weight_bits),
+        "plastic": unsigned(1),
+    })
+
+
+def pointer_layout(config: CoreConfig) -> data.StructLayout:
+    """One word per axon: its synapse list ``base .. base+count-1`` (spec section 3)."""
+    return data.StructLayout({
+        "base": unsigned(config.synapse_address_bits),
+        "count": unsigned(config.synapse_address_bits + 1),
+    })
+
+
+def spike_layout(config: CoreConfig) -> data.StructLayout:
+    """A neuron spike on an internal stream (neuron update unit to router and STDP engine)."""
+    return data.StructLayout({"neuron": unsigned(config.neuron_index_bits)})
+
+
+def fired_layout(config: CoreConfig) -> data.StructLayout:
+    """A spike leaving the neuron update unit: the neuron and where its spike goes (phase 3)."""
+    return data.StructLayout({
+        "neuron": unsigned(config.neuron_index_bits),
+        "route_valid": unsigned(1),
+        "route": unsigned(config.axon_index_bits),
+        "output": unsigned(1),
+    })
