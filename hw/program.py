@@ -24,8 +24,8 @@ REFRACTORY_MAX = 255
 
 def _int_array(values, name: str) -> np.ndarray:
     array = np.asarray(values)
-    if array.dtype == bool:
-        array = array.astype(np.int64)
+    if array.dtype == bool or (array.ndim == 1 and array.size == 0):
+        array = array.astype(np.int64)   # bools; and empty lists, which numpy makes float64
     if array.ndim != 1 or not np.issubdtype(array.dtype, np.integer):
         raise ValueError(f"{name} must be a 1-D integer array, got shape {array.shape} dtype {array.dtype}")
     return array.astype(np.int64)

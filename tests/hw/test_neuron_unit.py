@@ -1,0 +1,520 @@
+"""Tests of ``neurocore.hw.neuron_unit.NeuronUnit`` (spec phase 2 + theta / y part of phase 4).
+
+* ``spec_step`` is a small Python model written line by line from docs/core-spec.md,
+  section 5 (phase 2, WTA, reset; theta and post-trace updates of phase 4). It is checked
+  against the golden model (``neurocore.sim.golden``) on random single-step programs.
+* The unit is simulated (async Amaranth testbenches) in a harness that owns the memories,
+  on many random cases per configuration, including consecutive steps on the same state
+  (which also exercises the self-cleaning WTA group table), random backpressure on
+  ``fired`` and extreme values. Every memory word, the ``fired`` stream and the cycle count
+  of every pass are compared.
+"""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+from amaranth.back import verilog
+from amaranth.hdl import Elaboratable, Module
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.sim import Simulator
+
+from neurocore.hw.config import CoreConfig
+from neurocore.hw.layouts import neuron_param_layout, neuron_state_layout
+from neurocore.hw.neuron_unit import NeuronUnit
+
+# Units built only to inspect their signature (or to provoke a ValueError) are never elaborated.
+pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+
+
+# ==== Python model of the spec ==================================================================
+def _decay(value: int, shift: int) -> int:
+    return value - (value >> shift) if shift > 0 else value
+
+
+def spec_step(cfg: CoreConfig, params: list[dict], state: dict, n: int, learn: bool,
+              post_decay_shift: int, post_jump: int):
+    """One step of phase 2 (+ WTA, reset) and the theta / y part of phase 4 over neurons
+    ``0 .. n-1``. ``state`` holds lists ``v, refrac, theta, y, acc``; returns the new state
+    (a copy, ``acc`` of the active neurons zeroed) and the fired neurons in index order."""
+    v_min, v_max = cfg.membrane_range
+    v = list(state["v"])
+    refrac = list(state["refrac"])
+    theta = list(state["theta"])
+    y = list(state["y"])
+    acc = list(state["acc"])
+    cand, margin = [], {}
+    for i in range(n):
+        p = params[i]
+        if refrac[i] > 0:
+            refrac[i] -= 1
+            continue
+        v1 = _decay(v[i], p["leak_shift"])
+        v2 = min(max(v1 + acc[i] + p["bias"], v_min), v_max)
+        thr = p["threshold"] + theta[i]
+        if v2 >= thr:
+            cand.append(i)
+            margin[i] = v2 - thr
+        v[i] = v2
+    best: dict[int, int] = {}
+    for i in cand:
+        g = params[i]["wta_group"]
+        if g > 0 and (g not in best or margin[i] > margin[best[g]]):
+            best[g] = i
+    fired = []
+    for i in cand:
+        g = params[i]["wta_group"]
+        if g > 0 and best[g] != i:
+            v[i] = 0
+            continue
+        fired.append(i)
+        v[i] = 0 if params[i]["reset_mode"] == 0 else margin[i]
+        refrac[i] = params[i]["refractory"]
+    if learn:
+        for i in range(n):
+            th = _decay(theta[i], params[i]["theta_decay_shift"])
+            yd = _decay(y[i], post_decay_shift)
+            if i in fired:
+                th = min(th + params[i]["theta_inc"], cfg.theta_max)
+                yd = min(yd + post_jump, cfg.trace_max)
+            theta[i] = th
+            y[i] = yd
+    for i in range(n):
+        acc[i] = 0
+    return dict(v=v, refrac=refrac, theta=theta, y=y, acc=acc), fired
+
+
+# ==== random cases ==============================================================================
+def _pick(rng: random.Random, lo: int, hi: int, *extremes: int, p_extreme: float = 0.3) -> int:
+    if extremes and rng.random() < p_extreme:
+        return rng.choice(extremes)
+    return rng.randint(lo, hi)
+
+
+def random_neuron(rng: random.Random, cfg: CoreConfig, mode: str, groups: list[int]) -> tuple[dict, dict]:
+    """Random (params, state-with-acc) of one neuron; valid per spec section 7."""
+    vb = cfg.membrane_bits
+    v_min, v_max = cfg.membrane_range
+    a_min, a_max = cfg.accumulator_range
+    tmax = cfg.theta_max
+    small = min(tmax, 1 << (vb // 2))
+    th_ok = cfg.adaptive_threshold
+    p = dict(
+        leak_shift=_pick(rng, 0, vb - 1, 0, 1, vb - 1),
+        reset_mode=rng.randint(0, 1),
+        refractory=_pick(rng, 0, 255, 0, 1, 255, p_extreme=0.6),
+        theta_inc=_pick(rng, 0, tmax, 0, 1, tmax) if th_ok else 0,
+        theta_decay_shift=_pick(rng, 0, vb - 1, 0, 1, vb - 1),
+        wta_group=rng.choice(groups),
+        route_valid=rng.randint(0, 1),
+        route=rng.randint(0, (1 << cfg.axon_index_bits) - 1),
+        output=rng.randint(0, 1),
+    )
+    s = dict(
+        refrac=0 if rng.random() < 0.65 else _pick(rng, 1, 255, 1, 2, 255),
+        y=_pick(rng, 0, cfg.trace_max, 0, 1, cfg.trace_max) if cfg.learning else 0,
+    )
+    if mode == "tie":
+        # equal margins in a few groups: v = 0, no leak, bias = threshold + small k
+        t = rng.randint(1, small)
+        p.update(threshold=t, leak_shift=0, bias=t + rng.choice([-1, 0, 0, 1, 1, 2]))
+        s.update(v=0, theta=0, acc=0)
+    elif mode == "fire":
+        p.update(threshold=_pick(rng, 1, small, 1), bias=_pick(rng, 0, v_max, v_max))
+        s.update(v=_pick(rng, v_min, v_max, v_min, 0, v_max),
+                 theta=_pick(rng, 0, small, 0) if th_ok else 0,
+                 acc=_pick(rng, 0, a_max, a_max, 0))
+    else:   # "random": full ranges with extremes
+        p.update(threshold=_pick(rng, 1, tmax, 1, tmax, small, p_extreme=0.5),
+                 bias=_pick(rng, v_min, v_max, v_min, v_max, 0, -1, 1))
+        s.update(v=_pick(rng, v_min, v_max, v_min, v_max, 0, -1),
+                 theta=_pick(rng, 0, tmax, 0, tmax, 1) if th_ok else 0,
+                 acc=_pick(rng, a_min, a_max, a_min, a_max, 0))
+    return p, s
+
+
+def random_episode(rng: random.Random, cfg: CoreConfig, n: int):
+    """Params and state of all ``cfg.neurons`` words (only ``0..n-1`` active)."""
+    mode = rng.choice(["random", "random", "fire", "tie"])
+    if cfg.wta:
+        choices = [0, 1, 2, cfg.wta_groups] if mode != "tie" else [0, 1, 1, 2]
+        groups = [min(g, cfg.wta_groups) for g in choices]
+    else:
+        groups = [0]
+    params, state = [], dict(v=[], refrac=[], theta=[], y=[], acc=[])
+    for _ in range(cfg.neurons):
+        p, s = random_neuron(rng, cfg, mode, groups)
+        params.append(p)
+        for key in state:
+            state[key].append(s[key])
+    return params, state, mode
+
+
+def random_acc(rng: random.Random, cfg: CoreConfig, mode: str) -> list[int]:
+    a_min, a_max = cfg.accumulator_range
+    if mode == "tie":
+        return [0] * cfg.neurons
+    if mode == "fire":
+        return [_pick(rng, 0, a_max, a_max) for _ in range(cfg.neurons)]
+    return [_pick(rng, a_min, a_max, a_min, a_max, 0) for _ in range(cfg.neurons)]
+
+
+# ==== the model against the golden model =========================================================
+@pytest.mark.parametrize("cfg", [
+    CoreConfig(neurons=12, axons=12, synapses=12, weight_bits=8, accumulator_bits=8, membrane_bits=8,
+               trace_bits=4, wta_groups=3),
+    CoreConfig(neurons=12, axons=12, synapses=12, weight_bits=12, accumulator_bits=12, membrane_bits=10,
+               trace_bits=8, wta_groups=2),
+    CoreConfig(neurons=12, axons=12, synapses=12, weight_bits=16, accumulator_bits=16, membrane_bits=24,
+               trace_bits=8, wta_groups=16),
+], ids=["v8", "v10", "v24"])
+def test_spec_model_matches_golden(cfg):
+    """``spec_step`` agrees with the golden model on one-step runs (acc built from synapses)."""
+    from neurocore.hw.program import CoreProgram, CoreState, LearningParams, NeuronParams
+    from neurocore.sim import golden
+
+    rng = random.Random(1234 + cfg.membrane_bits)
+    for case in range(150):
+        n = rng.randint(1, cfg.neurons)
+        params, state, mode = random_episode(rng, cfg, n)
+        state["acc"] = random_acc(rng, cfg, mode)
+        params, state = params[:n], {k: v[:n] for k, v in state.items()}
+        learn = rng.random() < 0.7
+        pds, pj = rng.randint(0, 15), _pick(rng, 0, cfg.trace_max, 0, cfg.trace_max)
+        neurons = NeuronParams(**{f: [p[f] for p in params] for f in
+                                  ("threshold", "leak_shift", "reset_mode", "refractory", "bias",
+                                   "theta_inc", "theta_decay_shift", "wta_group")})
+        # one host input per neuron, one synapse of weight acc[i] (weight_bits == accumulator_bits)
+        program = CoreProgram.from_synapses(
+            cfg, n_inputs=n, n_axons=n, axon=range(n), target=range(n), weight=state["acc"],
+            neurons=neurons, outputs=np.zeros(0, np.int64),
+            learning=LearningParams(post_decay_shift=pds, post_jump=pj),
+            theta=state["theta"])
+        start = CoreState.initial(program)
+        for key in ("v", "refrac", "theta", "y"):
+            getattr(start, key)[:] = state[key]
+        result = golden.run(program, np.ones((1, n), bool), learn=learn, state=start,
+                            record_neurons=True)
+        expect, fired = spec_step(cfg, params, state, n, learn, pds, pj)
+        for key in ("v", "refrac", "theta", "y"):
+            assert getattr(result.state, key).tolist() == expect[key], (case, key)
+        assert np.flatnonzero(result.neuron_spikes[0]).tolist() == fired, case
+
+
+# ==== simulation harness ========================================================================
+class Harness(Elaboratable):
+    """The unit plus the memories the core's top level would own, connected port to port.
+
+    Read ports are non-transparent (the unit must not need transparency).
+    """
+
+    def __init__(self, cfg: CoreConfig, params: list[dict], state: dict):
+        self.cfg = cfg
+        self.unit = NeuronUnit(config=cfg)
+        # address width must be neuron_index_bits, which is 1 (not 0) for a single neuron
+        depth = max(cfg.neurons, 2)
+        params = params + params[:1] * (depth - cfg.neurons)
+        state = {k: v + v[:1] * (depth - cfg.neurons) for k, v in state.items()}
+        self.param = Memory(shape=neuron_param_layout(cfg), depth=depth, init=params)
+        self.state = Memory(shape=neuron_state_layout(cfg), depth=depth,
+                            init=[{"v": v, "refrac": r} for v, r in zip(state["v"], state["refrac"])])
+        self.acc = Memory(shape=NeuronUnit.acc_shape(cfg), depth=depth, init=state["acc"])
+        self.theta = (Memory(shape=NeuronUnit.theta_shape(cfg), depth=depth, init=state["theta"])
+                      if cfg.adaptive_threshold else None)
+        self.y = (Memory(shape=NeuronUnit.y_shape(cfg), depth=depth, init=state["y"])
+                  if cfg.learning else None)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.unit = unit = self.unit
+        m.submodules.param = self.param
+        m.submodules.state = self.state
+        m.submodules.acc = self.acc
+        wiring.connect(m, unit.param_rd, self.param.read_port())
+        wiring.connect(m, unit.state_rd, self.state.read_port())
+        wiring.connect(m, unit.state_wr, self.state.write_port())
+        wiring.connect(m, unit.acc_rd, self.acc.read_port())
+        wiring.connect(m, unit.acc_wr, self.acc.write_port())
+        if self.theta is not None:
+            m.submodules.theta = self.theta
+            wiring.connect(m, unit.theta_rd, self.theta.read_port())
+            if self.cfg.learning:
+                wiring.connect(m, unit.theta_wr, self.theta.write_port())
+        if self.y is not None:
+            m.submodules.y = self.y
+            wiring.connect(m, unit.y_rd, self.y.read_port())
+            wiring.connect(m, unit.y_wr, self.y.write_port())
+        return m
+
+
+def load(ctx, h: Harness, params: list[dict] | None, state: dict, keys=("v", "refrac", "theta", "y", "acc")):
+    for i in range(h.cfg.neurons):
+        if params is not None:
+            ctx.set(h.param.data[i], params[i])
+        if "v" in keys:
+            ctx.set(h.state.data[i], {"v": state["v"][i], "refrac": state["refrac"][i]})
+        if "acc" in keys:
+            ctx.set(h.acc.data[i], state["acc"][i])
+        if "theta" in keys and h.theta is not None:
+            ctx.set(h.theta.data[i], state["theta"][i])
+        if "y" in keys and h.y is not None:
+            ctx.set(h.y.data[i], state["y"][i])
+
+
+def dump(ctx, h: Harness) -> dict:
+    out = dict(v=[], refrac=[], theta=[], y=[], acc=[])
+    for i in range(h.cfg.neurons):
+        word = ctx.get(h.state.data[i])
+        out["v"].append(int(word.v))
+        out["refrac"].append(int(word.refrac))
+        out["acc"].append(ctx.get(h.acc.data[i]))
+        out["theta"].append(ctx.get(h.theta.data[i]) if h.theta is not None else 0)
+        out["y"].append(ctx.get(h.y.data[i]) if h.y is not None else 0)
+    return out
+
+
+async def run_pass(ctx, h: Harness, rng: random.Random, n: int, learn: bool, pds: int, pj: int,
+                   p_ready: float):
+    """One pass: returns (fired words, cycles from the start cycle to the done cycle, stalls)."""
+    u = h.unit
+    ctx.set(u.n_neurons, n)
+    ctx.set(u.learn, learn)
+    if h.cfg.learning:
+        ctx.set(u.post_decay_shift, pds)
+        ctx.set(u.post_jump, pj)
+    assert not ctx.get(u.busy)
+    ctx.set(u.start, 1)
+    fired, cycle, stalls = [], 0, 0
+    while True:
+        ready = rng.random() < p_ready
+        ctx.set(u.fired.ready, ready)
+        if ctx.get(u.fired.valid):
+            if ready:
+                word = ctx.get(u.fired.payload)
+                fired.append((int(word.neuron), int(word.route_valid), int(word.route), int(word.output)))
+            else:
+                stalls += 1
+        if ctx.get(u.done):
+            assert not ctx.get(u.busy)
+            assert not ctx.get(u.fired.valid)
+            break
+        assert ctx.get(u.busy) == (cycle > 0), cycle
+        await ctx.tick()
+        ctx.set(u.start, 0)
+        cycle += 1
+        assert cycle < 10 * (n + 10) + 50 * (stalls + 1), "pass does not finish"
+    await ctx.tick()
+    assert not ctx.get(u.done), "done is a one-cycle pulse"
+    return fired, cycle, stalls
+
+
+def expected_cycles(n: int, candidates: int) -> int:
+    """Documented cost of a pass with ``fired.ready`` high (start cycle -> done cycle)."""
+    if n == 0:
+        return 3
+    return n + candidates + 5 + (candidates > 0)
+
+
+SIM_CONFIGS = {
+    # tiny widths: saturation on both sides is common
+    "v8_g3": (CoreConfig(neurons=16, axons=16, synapses=16, membrane_bits=8, accumulator_bits=8,
+                         weight_bits=8, trace_bits=4, wta_groups=3), 40),
+    # accumulator wider than the membrane, non power-of-two neuron count, one group
+    "v12_c16_n13": (CoreConfig(neurons=13, axons=32, synapses=16, membrane_bits=12, accumulator_bits=16,
+                               trace_bits=8, wta_groups=1), 40),
+    # default widths
+    "v24_g16": (CoreConfig(neurons=8, axons=64, synapses=16), 40),
+    # widest membrane and accumulator, 16-bit traces
+    "v32_c32_x16": (CoreConfig(neurons=16, axons=16, synapses=16, membrane_bits=32, accumulator_bits=32,
+                               weight_bits=16, trace_bits=16, wta_groups=5), 40),
+    # accumulator narrower than the membrane, 256 groups
+    "v20_c8_g256": (CoreConfig(neurons=12, axons=16, synapses=16, membrane_bits=20, accumulator_bits=8,
+                               weight_bits=8, trace_bits=6, wta_groups=256), 40),
+    # no learning, no WTA, no adaptive threshold: the minimal unit
+    "bare": (CoreConfig(neurons=10, axons=16, synapses=16, membrane_bits=16, accumulator_bits=12,
+                        learning=False, wta=False, adaptive_threshold=False), 40),
+    # learning without adaptive threshold
+    "learn_no_theta": (CoreConfig(neurons=12, axons=16, synapses=16, membrane_bits=10, accumulator_bits=10,
+                                  wta_groups=4, adaptive_threshold=False), 40),
+    # adaptive threshold as a fixed offset (no learning)
+    "theta_no_learn": (CoreConfig(neurons=9, axons=16, synapses=16, membrane_bits=14, accumulator_bits=14,
+                                  wta_groups=2, learning=False), 40),
+    # a single neuron
+    "n1": (CoreConfig(neurons=1, axons=2, synapses=2, membrane_bits=8, accumulator_bits=8,
+                      wta_groups=1), 40),
+}
+
+
+@pytest.mark.parametrize("name", list(SIM_CONFIGS))
+def test_unit_matches_spec(name):
+    cfg, episodes = SIM_CONFIGS[name]
+    rng = random.Random(f"neuron-unit-{name}")
+    params0, state0, _ = random_episode(rng, cfg, cfg.neurons)
+    state0["acc"] = random_acc(rng, cfg, "random")
+    h = Harness(cfg, params0, state0)
+    stats = {"passes": 0, "candidates": 0, "fired": 0, "stalls": 0}
+
+    async def testbench(ctx):
+        first = True
+        for ep in range(episodes):
+            n = cfg.neurons if first or rng.random() < 0.4 else rng.randint(0, cfg.neurons)
+            if first:   # memories already hold params0 / state0 from `init=`
+                params, state, mode = params0, state0, "random"
+            else:
+                params, state, mode = random_episode(rng, cfg, n)
+                load(ctx, h, params, state)
+            first = False
+            # a few consecutive steps on the same state, fresh accumulators each step
+            for step in range(rng.choice([1, 1, 2, 3])):
+                if step > 0:
+                    state["acc"] = random_acc(rng, cfg, mode)
+                    load(ctx, h, None, state, keys=("acc",))
+                assert dump(ctx, h) == state
+                learn = cfg.learning and rng.random() < 0.6
+                pds, pj = _pick(rng, 0, 15, 0, 15), _pick(rng, 0, cfg.trace_max, 0, cfg.trace_max)
+                p_ready = rng.choice([1.0, 1.0, 0.7, 0.3])
+                expect, fired = spec_step(cfg, params, state, n, learn, pds, pj)
+                got_fired, cycles, stalls = await run_pass(ctx, h, rng, n, learn, pds, pj, p_ready)
+                got = dump(ctx, h)
+                for key in expect:
+                    assert got[key] == expect[key], (name, ep, step, key, n, mode)
+                assert got_fired == [(i, params[i]["route_valid"], params[i]["route"], params[i]["output"])
+                                     for i in fired], (name, ep, step)
+                n_cand = _candidates(cfg, params, state, n)
+                assert cycles == expected_cycles(n, n_cand) + stalls, (cycles, n, n_cand, stalls)
+                assert cycles <= n + n_cand + 6 + stalls
+                stats["passes"] += 1
+                stats["candidates"] += n_cand
+                stats["fired"] += len(fired)
+                stats["stalls"] += stalls
+                state = expect
+
+    sim = Simulator(h)
+    sim.add_clock(1e-6)
+    sim.add_testbench(testbench)
+    sim.run()
+    assert stats["passes"] >= episodes
+    assert stats["fired"] > 0
+    if cfg.wta:
+        assert stats["candidates"] > stats["fired"] or name == "n1", "no WTA loser exercised"
+    print(name, stats)
+
+
+def _candidates(cfg, params, state, n):
+    """Number of phase-2 candidates of a step (the commit pass visits exactly these)."""
+    v_min, v_max = cfg.membrane_range
+    count = 0
+    for i in range(n):
+        if state["refrac"][i] > 0:
+            continue
+        v1 = _decay(state["v"][i], params[i]["leak_shift"])
+        v2 = min(max(v1 + state["acc"][i] + params[i]["bias"], v_min), v_max)
+        count += v2 >= params[i]["threshold"] + state["theta"][i]
+    return count
+
+
+def test_wta_ties_and_groups_directed():
+    """Directed WTA case: ties go to the lowest index, group 0 always fires, losers get v = 0,
+    non-candidate members are untouched; run twice to check the group table cleaned itself."""
+    cfg = CoreConfig(neurons=8, axons=8, synapses=8, membrane_bits=12, accumulator_bits=12, wta_groups=3)
+    base = dict(leak_shift=0, reset_mode=1, refractory=3, theta_inc=5, theta_decay_shift=0,
+                route_valid=1, route=0, output=1)
+    #            group  bias(=v2)  threshold  -> margin
+    table = [(1, 10, 8),    # n0: margin 2  winner of group 1 (ties with n2, lower index)
+             (1, 9, 8),     # n1: margin 1  loser
+             (1, 10, 8),    # n2: margin 2  tie with n0 -> loser
+             (0, 5, 5),     # n3: margin 0, group 0 fires
+             (2, 3, 8),     # n4: not a candidate (untouched, v = 3)
+             (2, 20, 8),    # n5: margin 12 winner of group 2
+             (3, 7, 7),     # n6: margin 0, single candidate of group 3 -> fires
+             (2, 19, 8)]    # n7: margin 11 loser
+    params = [dict(base, wta_group=g, bias=b, threshold=t, route=i) for i, (g, b, t) in enumerate(table)]
+    zeros = [0] * cfg.neurons
+    state = dict(v=list(zeros), refrac=list(zeros), theta=list(zeros), y=list(zeros), acc=list(zeros))
+    h = Harness(cfg, params, state)
+
+    async def testbench(ctx):
+        st = state
+        for step in range(2):
+            expect, fired = spec_step(cfg, params, st, cfg.neurons, True, 1, 7)
+            got_fired, cycles, stalls = await run_pass(ctx, h, random.Random(step), cfg.neurons, True, 1, 7,
+                                                       0.5)
+            assert [f[0] for f in got_fired] == fired
+            assert dump(ctx, h) == expect
+            st = expect
+            if step == 0:
+                assert fired == [0, 3, 5, 6]
+                assert expect["v"] == [2, 0, 0, 0, 3, 12, 0, 0]
+                assert expect["refrac"] == [3, 0, 0, 3, 0, 3, 3, 0]
+                assert expect["theta"] == [5, 0, 0, 5, 0, 5, 5, 0]
+                assert expect["y"] == [7, 0, 0, 7, 0, 7, 7, 0]
+
+    sim = Simulator(h)
+    sim.add_clock(1e-6)
+    sim.add_testbench(testbench)
+    sim.run()
+
+
+def test_long_backpressure():
+    """``fired.ready`` held low for many cycles: the unit waits, loses nothing, writes once."""
+    cfg = CoreConfig(neurons=6, axons=8, synapses=8, membrane_bits=10, accumulator_bits=10, wta_groups=2)
+    params = [dict(threshold=1, leak_shift=0, reset_mode=0, refractory=0, bias=5, theta_inc=1,
+                   theta_decay_shift=0, wta_group=0, route_valid=1, route=i + 1, output=i % 2)
+              for i in range(cfg.neurons)]
+    zeros = [0] * cfg.neurons
+    state = dict(v=list(zeros), refrac=list(zeros), theta=list(zeros), y=list(zeros), acc=list(zeros))
+    h = Harness(cfg, params, state)
+    u = h.unit
+
+    async def testbench(ctx):
+        ctx.set(u.n_neurons, cfg.neurons)
+        ctx.set(u.learn, 1)
+        ctx.set(u.post_jump, 3)
+        ctx.set(u.fired.ready, 0)
+        ctx.set(u.start, 1)
+        await ctx.tick()
+        ctx.set(u.start, 0)
+        got = []
+        await ctx.tick().until(u.fired.valid)
+        for k in range(cfg.neurons):
+            for _ in range(25):         # stalled: the same word stays on the stream
+                await ctx.tick()
+                assert ctx.get(u.fired.valid)
+                assert ctx.get(u.fired.payload.neuron) == k
+                assert ctx.get(h.theta.data[k]) == 0    # not written before it is accepted
+            ctx.set(u.fired.ready, 1)
+            got.append(ctx.get(u.fired.payload.neuron))
+            await ctx.tick()
+            ctx.set(u.fired.ready, 0)
+        await ctx.tick().until(u.done)
+        assert got == list(range(cfg.neurons))
+        assert [ctx.get(h.theta.data[i]) for i in range(cfg.neurons)] == [1] * cfg.neurons
+        assert [ctx.get(h.y.data[i]) for i in range(cfg.neurons)] == [3] * cfg.neurons
+
+    sim = Simulator(h)
+    sim.add_clock(1e-6)
+    sim.add_testbench(testbench)
+    sim.run()
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="CoreConfig"):
+        NeuronUnit(config={"neurons": 4})
+    with pytest.raises(TypeError):
+        NeuronUnit(CoreConfig())    # keyword-only
+
+
+def test_ports_follow_config():
+    full = NeuronUnit(config=CoreConfig()).signature.members
+    bare = NeuronUnit(config=CoreConfig(learning=False, wta=False, adaptive_threshold=False)).signature.members
+    for name in ("theta_rd", "theta_wr", "y_rd", "y_wr", "post_decay_shift", "post_jump"):
+        assert name in full and name not in bare
+    fixed_theta = NeuronUnit(config=CoreConfig(learning=False)).signature.members
+    assert "theta_rd" in fixed_theta and "theta_wr" not in fixed_theta
+
+
+def test_verilog_conversion():
+    text = verilog.convert(NeuronUnit(config=CoreConfig()), name="neuron_unit")
+    assert "module neuron_unit" in text
