@@ -239,9 +239,16 @@ def _run_sample(inputs, n_inputs, ptr, target, weight, plastic, syn_axon, rptr, 
 
 @numba.njit(cache=True, parallel=True)
 def _run_batch_parallel(inputs, n_inputs, ptr, target, weight, plastic, syn_axon, rptr, rsyn,
-                        params, route, out_col, lp, widths, theta, n_axons, out_spikes, sops):
-    """Learning-off batch: every sample from a cleared state, in parallel threads."""
+                        params, route, out_col, lp, widths, state_v, state_refrac, theta, state_y,
+                        state_x, state_pending, out_spikes, sops):
+    """Learning-off batch: every sample from a cleared state, in parallel threads.
+
+    The ``state_*`` arrays receive the state after the last sample (theta is unchanged
+    without learning).
+    """
     n_neurons = theta.shape[0]
+    n_axons = state_x.shape[0]
+    last = inputs.shape[0] - 1
     for b in numba.prange(inputs.shape[0]):
         v = np.zeros(n_neurons, np.int64)
         refrac = np.zeros(n_neurons, np.int64)
@@ -253,6 +260,12 @@ def _run_batch_parallel(inputs, n_inputs, ptr, target, weight, plastic, syn_axon
         sops[b] = _run_sample(inputs[b], n_inputs, ptr, target, weight, plastic, syn_axon, rptr,
                               rsyn, params, route, out_col, lp, False, widths,
                               v, refrac, th, y, x, pending, out_spikes[b], dummy, False)
+        if b == last:                                   # only one iteration writes the state
+            state_v[:] = v
+            state_refrac[:] = refrac
+            state_y[:] = y
+            state_x[:] = x
+            state_pending[:] = pending
 
 
 class _Packed:
@@ -358,7 +371,8 @@ def run_batch(program: CoreProgram, inputs, *, learn: bool = False, state: CoreS
         _run_batch_parallel(inputs, program.n_inputs, packed.ptr, packed.target,
                             state.weight.astype(np.int32), packed.plastic, packed.syn_axon,
                             packed.rptr, packed.rsyn, packed.params, packed.route, packed.out_col,
-                            packed.learn, packed.widths, state.theta, program.n_axons, spikes, sops)
+                            packed.learn, packed.widths, state.v, state.refrac, state.theta,
+                            state.y, state.x, state.pending, spikes, sops)
         return BatchResult(spikes=spikes, sops=sops, state=state)
     samples = range(batch)
     if progress:

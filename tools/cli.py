@@ -1,2 +1,103 @@
-def main(argv=None):
-    print("neurocore")
+"""The ``neurocore`` command line.
+
+Each subcommand is one module, ``neurocore.tools.cmd_<name>``, with a ``register(subparsers)``
+function (see :mod:`neurocore.tools.cli_common`). To add a command, write that module and
+add its name to :data:`COMMANDS`.
+
+Exit status: 0 on success, 2 for a usage error (bad arguments, or a ``UsageError``,
+``ValueError`` or ``FileNotFoundError`` raised by a command; reported as one line
+``neurocore: error: <message>`` on stderr, without a traceback), 130 on Ctrl-C.
+Set ``NEUROCORE_DEBUG=1`` to get the traceback of such an error instead.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from .cli_common import PROG, ArgumentParser, UsageError, one_line
+
+__all__ = ["COMMANDS", "build_parser", "main"]
+
+# Subcommands in the order ``--help`` lists them; ``name`` lives in ``neurocore.tools.cmd_<name>``.
+# Planned: verilog, cosim, convert, train-stdp (cmd_train_stdp), compile, run, inspect, synth.
+COMMANDS: tuple[str, ...] = ("demo", "bench")
+
+EXAMPLES = """\
+examples:
+  neurocore demo                    # build a small SNN, run it on the golden model, report
+  neurocore demo --json             # the same report as JSON
+  neurocore bench golden            # golden-model throughput (SOP/s, neuron updates/s)
+  neurocore COMMAND --help          # options and examples of one command
+"""
+
+
+def _version() -> str:
+    from importlib import metadata
+    try:
+        return metadata.version("neurocore")
+    except metadata.PackageNotFoundError:  # running from a source tree that is not installed
+        return "unknown (not installed)"
+
+
+def command_module(name: str):
+    """The module implementing subcommand ``name``."""
+    return importlib.import_module(f"{__package__}.cmd_{name.replace('-', '_')}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = ArgumentParser(
+        prog=PROG,
+        description="neurocore: hardware/software co-design toolkit for spiking neural networks "
+                    "(Amaranth core, numba golden model, compiler and tools).",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                                       title="commands")
+    for name in COMMANDS:
+        command_module(name).register(subparsers)
+    return parser
+
+
+def _error(message: str) -> int:
+    print(f"{PROG}: error: {one_line(message)}", file=sys.stderr)
+    return 2
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, FileNotFoundError) and exc.filename is not None:
+        return f"{exc.strerror or 'no such file or directory'}: {exc.filename}"
+    return str(exc) or type(exc).__name__
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI on ``argv`` (default: ``sys.argv[1:]``) and return the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help / --version (0) and argument errors (2)
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    try:
+        status = args.func(args)
+        sys.stdout.flush()
+        return 0 if status is None else int(status)
+    except (UsageError, ValueError, FileNotFoundError) as exc:
+        if os.environ.get("NEUROCORE_DEBUG"):
+            raise
+        return _error(_describe(exc))
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # the reader went away (e.g. `neurocore demo | head`): stop quietly
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 141
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
