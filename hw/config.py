@@ -43,7 +43,7 @@ class CoreConfig:
         ("synapses", 1, 1 << 24),
         ("weight_bits", 2, 16),
         ("membrane_bits", 8, 32),
-        ("accumulator_bits", 2, 32),
+        ("accumulator_bits", 2, 32),   # further bounded below by weight_bits
         ("trace_bits", 2, 16),
         ("wta_groups", 1, 256),
     )
@@ -51,14 +51,12 @@ class CoreConfig:
     def __post_init__(self):
         for name, low, high in self._RANGES:
             value = getattr(self, name)
+            if name == "accumulator_bits" and isinstance(self.weight_bits, int):
+                low = max(low, self.weight_bits)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ValueError(f"CoreConfig.{name} must be an integer in {low}..{high}, got {value!r}")
             if not low <= value <= high:
                 raise ValueError(f"CoreConfig.{name} must be in {low}..{high}, got {value}")
-        if self.accumulator_bits < self.weight_bits:
-            raise ValueError(
-                f"CoreConfig.accumulator_bits must be in {self.weight_bits}..32 "
-                f"(at least weight_bits), got {self.accumulator_bits}")
         for name in ("learning", "wta", "adaptive_threshold"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"CoreConfig.{name} must be True or False, got {getattr(self, name)!r}")

@@ -142,7 +142,11 @@ class CoreProgram:
         self.ptr = _int_array(self.ptr, "ptr")
         self.target = _int_array(self.target, "target")
         self.weight = _int_array(self.weight, "weight")
-        self.plastic = np.asarray(self.plastic, dtype=bool).reshape(-1)
+        plastic = np.asarray(self.plastic).reshape(-1)
+        if plastic.dtype != bool and plastic.size and not np.isin(plastic, (0, 1)).all():
+            i = int(np.flatnonzero(~np.isin(plastic, (0, 1)))[0])
+            raise ValueError(f"plastic[{i}] = {plastic[i]} is not a flag (0/1 or bool)")
+        self.plastic = plastic.astype(bool)
         self.route = _int_array(self.route, "route")
         self.outputs = _int_array(self.outputs, "outputs")
 

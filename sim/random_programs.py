@@ -1,0 +1,309 @@
+"""Random valid programs, input spike trains and core states, for differential testing.
+
+Used by the hypothesis strategies in ``tests/strategies.py`` and by co-simulation
+(``neurocore cosim --random N``). Every draw comes from one ``numpy.random.Generator``, so a seed
+reproduces a case exactly.
+
+Parameters are drawn with a bias towards extremes (range ends, 0, 1, -1, values next to the ends)
+so that every corner of docs/core-spec.md is reached often: membrane saturation in both directions,
+refractory periods of 0/1/255, WTA ties (neurons are sometimes cloned), reset by subtraction, theta
+saturation, soft bound at the ends of the plastic range, trace saturation, weight clamping and an
+accumulator bound that is exactly tight.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from ..hw.config import CoreConfig
+from ..hw.program import (NO_ROUTE, REFRACTORY_MAX, CoreProgram, CoreState, LearningParams,
+                          NeuronParams)
+
+__all__ = ["random_program", "random_inputs", "random_state", "accumulator_bits_needed"]
+
+_CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(CoreConfig))
+_SIZE_KEYS = ("n_neurons", "n_inputs", "n_axons", "n_synapses", "steps", "batch", "density",
+              "max_neurons", "max_inputs", "max_synapses", "max_steps", "config")
+
+
+def _as_rng(rng) -> np.random.Generator:
+    if isinstance(rng, np.random.Generator):
+        return rng
+    return np.random.default_rng(rng)
+
+
+def _biased(rng: np.random.Generator, lo: int, hi: int, *, extra=(), p_special: float = 0.5) -> int:
+    """An integer in ``lo..hi``: with probability ``p_special`` one of the extremes
+    (``lo``, ``lo+1``, ``hi-1``, ``hi``, ``0``, ``1``, ``-1`` and ``extra``, where in range), else uniform."""
+    if lo > hi:
+        raise ValueError(f"empty range {lo}..{hi}")
+    if rng.random() < p_special:
+        specials = sorted({v for v in (lo, lo + 1, hi - 1, hi, 0, 1, -1, *extra) if lo <= v <= hi})
+        return int(specials[rng.integers(len(specials))])
+    return int(rng.integers(lo, hi + 1))
+
+
+def _small_or_biased(rng: np.random.Generator, lo: int, hi: int, scale: int, p_small: float = 0.6) -> int:
+    """Mostly a value of magnitude ``<= scale`` (so it matters next to the weights), else ``_biased``."""
+    if rng.random() < p_small:
+        return int(rng.integers(max(lo, -scale), min(hi, scale) + 1))
+    return _biased(rng, lo, hi)
+
+
+def accumulator_bits_needed(upper: int, lower: int) -> int:
+    """Smallest ``C`` with ``upper <= 2^(C-1)-1`` and ``lower >= -2^(C-1)`` (spec section 3)."""
+    return max(int(upper).bit_length(), max(0, -int(lower) - 1).bit_length()) + 1
+
+
+def _bounds(n_neurons, target, weight, plastic, w_min, w_max):
+    hi = np.where(plastic, w_max, weight)
+    lo = np.where(plastic, w_min, weight)
+    upper = np.zeros(n_neurons, np.int64)
+    lower = np.zeros(n_neurons, np.int64)
+    np.add.at(upper, target, np.maximum(hi, 0))
+    np.add.at(lower, target, np.minimum(lo, 0))
+    return upper, lower
+
+
+def random_inputs(rng, n_inputs: int, steps: int | None = None, *, batch: int | None = None,
+                  density: float | None = None, max_steps: int = 30) -> np.ndarray:
+    """Bool spike trains ``[T, n_inputs]`` (or ``[batch, T, n_inputs]``) of varying density."""
+    rng = _as_rng(rng)
+    if steps is None:
+        steps = 0 if rng.random() < 0.02 else _biased(rng, 1, max_steps, extra=(2, 3))
+    shape = (steps, n_inputs) if batch is None else (batch, steps, n_inputs)
+    if density is None:
+        if rng.random() < 0.5:
+            density = float(rng.choice([0.0, 0.05, 0.2, 0.5, 0.8, 1.0]))
+        else:       # one density per input column
+            density = rng.choice([0.0, 0.1, 0.3, 0.6, 0.9, 1.0], size=n_inputs)
+    return rng.random(shape) < density
+
+
+def random_program(rng, **overrides) -> tuple[CoreProgram, np.ndarray]:
+    """A random valid ``CoreProgram`` and a random input spike train for it.
+
+    ``rng`` is a ``numpy.random.Generator`` or a seed. ``overrides`` fix parts of the draw:
+
+    * any ``CoreConfig`` field (``learning=True``, ``membrane_bits=8``, ...), or ``config`` (a whole
+      ``CoreConfig``; sizes then stay within its capacities);
+    * ``n_neurons``, ``n_inputs``, ``n_axons``, ``n_synapses``;
+    * ``steps`` (T), ``batch`` (inputs become ``[batch, T, n_inputs]``), ``density``;
+    * ``max_neurons`` (12), ``max_inputs`` (6), ``max_synapses`` (48), ``max_steps`` (30).
+
+    If ``accumulator_bits`` is fixed and the drawn synapses break the accumulator bound, synapses
+    are dropped until it holds; otherwise ``accumulator_bits`` is chosen (often exactly tight).
+    Returns ``(program, inputs)``; ``program.validate()`` has passed.
+    """
+    rng = _as_rng(rng)
+    unknown = sorted(set(overrides) - set(_CONFIG_FIELDS) - set(_SIZE_KEYS))
+    if unknown:
+        raise ValueError(f"random_program: unknown override(s) {', '.join(unknown)}; "
+                         f"known: {', '.join(_CONFIG_FIELDS + _SIZE_KEYS)}")
+    fixed_config: CoreConfig | None = overrides.get("config")
+    if fixed_config is not None:
+        clash = sorted(set(overrides) & set(_CONFIG_FIELDS))
+        if clash:
+            raise ValueError(f"random_program: give either config or config fields, not both ({clash})")
+        fixed = fixed_config.to_dict()
+    else:
+        fixed = {k: overrides[k] for k in _CONFIG_FIELDS if k in overrides}
+
+    def cfg(name, draw):
+        return fixed[name] if name in fixed else draw()
+
+    # -- widths and features (section 1) --------------------------------------------------------
+    W = cfg("weight_bits", lambda: _biased(rng, 2, 16, extra=(3, 4, 8)))
+    V = cfg("membrane_bits", lambda: _biased(rng, 8, 32, extra=(9, 12, 16)))
+    X = cfg("trace_bits", lambda: _biased(rng, 2, 16, extra=(3, 4, 8)))
+    G = cfg("wta_groups", lambda: _biased(rng, 1, 256, extra=(2, 3, 4)))
+    learning = cfg("learning", lambda: bool(rng.random() < 0.6))
+    wta = cfg("wta", lambda: bool(rng.random() < 0.6))
+    adaptive = cfg("adaptive_threshold", lambda: bool(rng.random() < 0.6))
+    wlo, whi = -(1 << (W - 1)), (1 << (W - 1)) - 1
+    vlo, vhi = -(1 << (V - 1)), (1 << (V - 1)) - 1
+    theta_max = (1 << (V - 1)) - 1
+    trace_max = (1 << X) - 1
+    wscale = 1 << (W - 1)
+
+    # -- sizes (section 3) ----------------------------------------------------------------------
+    cap_n = fixed.get("neurons", 1 << 16)
+    cap_a = fixed.get("axons", 1 << 16)
+    cap_s = fixed.get("synapses", 1 << 24)
+    n_neurons = overrides.get("n_neurons")
+    if n_neurons is None:
+        n_neurons = _biased(rng, 1, min(overrides.get("max_neurons", 12), cap_n), extra=(2, 3))
+    n_axons = overrides.get("n_axons")
+    n_inputs = overrides.get("n_inputs")
+    if n_inputs is None:
+        hi_inputs = min(overrides.get("max_inputs", 6), cap_a if n_axons is None else n_axons)
+        n_inputs = _biased(rng, 0, hi_inputs, extra=(2,), p_special=0.3)
+    if n_axons is None:
+        # internal axons: usually one per routed neuron; sometimes one spare nobody drives
+        n_internal = int(rng.integers(0, n_neurons + 2))
+        n_axons = min(max(1, n_inputs + n_internal), cap_a)
+    n_synapses = overrides.get("n_synapses")
+    if n_synapses is None:
+        n_synapses = _biased(rng, 0, min(overrides.get("max_synapses", 48), cap_s), extra=(2, 3, 8))
+
+    # -- learning parameters (section 4) ----------------------------------------------------------
+    mode = rng.choice([0, 0, 0, 1, 1, 2, 3, 3])
+    if mode == 0:
+        w_min, w_max = wlo, whi
+    elif mode == 1:
+        w_min, w_max = 0, whi
+    elif mode == 2:
+        w_min = w_max = _biased(rng, wlo, whi)
+    else:
+        w_min, w_max = sorted((_biased(rng, wlo, whi), _biased(rng, wlo, whi)))
+    soft_bound = bool(rng.random() < 0.4)
+    product_bits = 8 + X + (2 * (W + 1) if soft_bound else 0)
+    lp = LearningParams(
+        a_plus=_biased(rng, 0, 255, extra=(2, 128)),
+        a_minus=_biased(rng, 0, 255, extra=(2, 128)),
+        shift=(_biased(rng, 0, 47) if rng.random() < 0.15
+               else int(rng.integers(max(0, product_bits - 2 * W - 8), min(47, max(1, product_bits - 4))))),
+        pre_decay_shift=_biased(rng, 0, 15, extra=(2, 3)),
+        post_decay_shift=_biased(rng, 0, 15, extra=(2, 3)),
+        pre_jump=_biased(rng, 0, trace_max),
+        post_jump=_biased(rng, 0, trace_max),
+        w_min=int(w_min), w_max=int(w_max), soft_bound=soft_bound)
+
+    # -- synapses (section 3) ---------------------------------------------------------------------
+    used_axons = rng.choice(n_axons, size=int(rng.integers(1, n_axons + 1)), replace=False)
+    used_targets = rng.choice(n_neurons, size=int(rng.integers(1, n_neurons + 1)), replace=False)
+    p_plastic = float(rng.choice([0.0, 0.5, 1.0])) if learning else 0.0
+    p_positive = float(rng.choice([0.0, 0.5, 0.8, 1.0]))
+    axon, target, weight, plastic = [], [], [], []
+    for i in range(n_synapses):
+        if i > 0 and rng.random() < 0.2:             # a duplicate (axon, target) pair
+            j = int(rng.integers(i))
+            a, n = axon[j], target[j]
+        else:
+            a = int(rng.choice(used_axons))
+            n = int(rng.choice(used_targets))
+        is_plastic = bool(rng.random() < p_plastic)
+        if is_plastic:
+            w = _biased(rng, w_min, w_max, extra=(w_min + (w_max - w_min) // 2,))
+        elif rng.random() < p_positive:
+            w = _biased(rng, 0, whi)
+        else:
+            w = _biased(rng, wlo, whi)
+        axon.append(a)
+        target.append(n)
+        weight.append(w)
+        plastic.append(is_plastic)
+    axon = np.array(axon, np.int64)
+    target = np.array(target, np.int64)
+    weight = np.array(weight, np.int64)
+    plastic = np.array(plastic, bool)
+
+    # -- accumulator width: the bound of section 3 must hold ---------------------------------------
+    def needed():
+        if len(target) == 0:
+            return 1
+        upper, lower = _bounds(n_neurons, target, weight, plastic, w_min, w_max)
+        return max(accumulator_bits_needed(u, l) for u, l in zip(upper.tolist(), lower.tolist()))
+
+    if "accumulator_bits" in fixed:
+        C = fixed["accumulator_bits"]
+    else:
+        C = max(W, needed())
+        if rng.random() < 0.4:
+            C += int(rng.choice([1, 2, 8, 32]))
+        C = min(C, 32)
+    while needed() > C:                               # drop the last synapse of an offending neuron
+        upper, lower = _bounds(n_neurons, target, weight, plastic, w_min, w_max)
+        chi, clo = (1 << (C - 1)) - 1, -(1 << (C - 1))
+        bad = int(np.flatnonzero((upper > chi) | (lower < clo))[0])
+        drop = int(np.flatnonzero(target == bad)[-1])
+        keep = np.arange(len(target)) != drop
+        axon, target, weight, plastic = axon[keep], target[keep], weight[keep], plastic[keep]
+    n_synapses = len(target)
+
+    # -- neuron parameters (section 2) -------------------------------------------------------------
+    def neuron():
+        threshold = (int(rng.integers(1, min(theta_max, 2 * wscale) + 1)) if rng.random() < 0.7
+                     else _biased(rng, 1, theta_max, extra=(2,)))
+        return dict(
+            threshold=threshold,
+            leak_shift=_biased(rng, 0, V - 1, extra=(2, 3)),
+            reset_mode=int(rng.integers(2)),
+            refractory=_biased(rng, 0, REFRACTORY_MAX, extra=(0, 2, 3)) if rng.random() < 0.7 else 0,
+            bias=(int(rng.integers(max(vlo, -(wscale // 4)), min(vhi, wscale // 2) + 1)) if rng.random() < 0.8
+                  else _biased(rng, vlo, vhi)),
+            theta_inc=_small_or_biased(rng, 0, theta_max, wscale) if adaptive else 0,
+            theta_decay_shift=_biased(rng, 0, V - 1, extra=(2, 3)),
+            theta=_small_or_biased(rng, 0, theta_max, wscale) if adaptive and rng.random() < 0.5 else 0,
+        )
+
+    groups_used = sorted({_biased(rng, 1, G) for _ in range(int(rng.integers(1, 4)))})
+    p_group = float(rng.choice([0.0, 0.5, 0.9, 1.0])) if wta else 0.0
+    rows = []
+    for n in range(n_neurons):
+        if n > 0 and rng.random() < 0.25:             # a clone of an earlier neuron (WTA ties)
+            row = dict(rows[int(rng.integers(n))])
+        else:
+            row = neuron()
+        row["wta_group"] = int(rng.choice(groups_used)) if rng.random() < p_group else 0
+        rows.append(row)
+    neurons = NeuronParams(**{k: [r[k] for r in rows] for k in
+                              ("threshold", "leak_shift", "reset_mode", "refractory", "bias",
+                               "theta_inc", "theta_decay_shift", "wta_group")})
+    theta = [r["theta"] for r in rows]
+
+    # -- routes and outputs --------------------------------------------------------------------------
+    internal = np.arange(n_inputs, n_axons)
+    k = int(rng.integers(0, min(n_neurons, len(internal)) + 1))
+    if len(internal) and rng.random() < 0.5:
+        k = min(n_neurons, len(internal))             # often: every internal axon that can be driven is
+    route = np.full(n_neurons, NO_ROUTE, np.int64)
+    route[rng.choice(n_neurons, size=k, replace=False)] = rng.choice(internal, size=k, replace=False)
+    n_out = n_neurons if rng.random() < 0.4 else int(rng.integers(0, n_neurons + 1))
+    outputs = rng.permutation(n_neurons)[:n_out]
+
+    # -- capacities ----------------------------------------------------------------------------------
+    def capacity(name, used, low):
+        if name in fixed:
+            return fixed[name]
+        return max(low, used + (0 if rng.random() < 0.5 else int(rng.integers(1, 5))))
+
+    config = fixed_config if fixed_config is not None else CoreConfig(
+        neurons=capacity("neurons", n_neurons, 1), axons=capacity("axons", n_axons, 1),
+        synapses=capacity("synapses", n_synapses, 1), weight_bits=W, membrane_bits=V,
+        accumulator_bits=C, trace_bits=X, wta_groups=G, learning=learning, wta=wta,
+        adaptive_threshold=adaptive)
+
+    program = CoreProgram.from_synapses(
+        config, n_inputs=n_inputs, n_axons=n_axons, axon=axon, target=target, weight=weight,
+        plastic=plastic, neurons=neurons, route=route, outputs=outputs, learning=lp, theta=theta)
+
+    inputs = random_inputs(rng, n_inputs, overrides.get("steps"), batch=overrides.get("batch"),
+                           density=overrides.get("density"), max_steps=overrides.get("max_steps", 30))
+    return program, inputs
+
+
+def random_state(rng, program: CoreProgram) -> CoreState:
+    """A random state ``program`` could be in: every field within its width (section 2), plastic
+    weights within ``[w_min, w_max]``, fixed weights as loaded, ``pending`` on internal axons only,
+    theta 0 without ``adaptive_threshold``."""
+    rng = _as_rng(rng)
+    cfg = program.config
+    n, a = program.n_neurons, program.n_axons
+    vlo, vhi = cfg.membrane_range
+
+    def draw(count, lo, hi):
+        return np.array([_biased(rng, lo, hi) for _ in range(count)], np.int64)
+
+    theta = draw(n, 0, cfg.theta_max) if cfg.adaptive_threshold else np.zeros(n, np.int64)
+    pending = rng.random(a) < float(rng.choice([0.0, 0.5, 1.0]))
+    pending[:program.n_inputs] = False
+    weight = program.weight.copy()
+    lp = program.learning
+    for s in np.flatnonzero(program.plastic):
+        weight[s] = _biased(rng, lp.w_min, lp.w_max)
+    refrac = draw(n, 0, REFRACTORY_MAX) * (rng.random(n) < 0.5)
+    return CoreState(v=draw(n, vlo, vhi), refrac=refrac, theta=theta,
+                     y=draw(n, 0, cfg.trace_max), x=draw(a, 0, cfg.trace_max), pending=pending,
+                     weight=weight)

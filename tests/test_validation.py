@@ -1,0 +1,313 @@
+"""Bad configurations and bad programs are rejected with a ValueError naming the field and limit.
+
+docs/core-spec.md, section 1 (``CoreConfig``) and section 7 (``CoreProgram.validate()``); also the
+argument checks of the models' ``run`` / ``run_batch``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import numpy as np
+import pytest
+
+from neurocore.hw.config import CoreConfig
+from neurocore.hw.program import CoreProgram, CoreState, LearningParams, NeuronParams
+from neurocore.sim import golden, reference
+
+MODELS = pytest.mark.parametrize("model", [golden, reference], ids=["golden", "reference"])
+
+
+def exact(text: str) -> str:
+    return re.escape(text)
+
+
+# -- section 1: CoreConfig -------------------------------------------------------------------------
+CONFIG_RANGES = [
+    ("neurons", 1, 65536), ("axons", 1, 65536), ("synapses", 1, 1 << 24), ("weight_bits", 2, 16),
+    ("membrane_bits", 8, 32), ("trace_bits", 2, 16), ("wta_groups", 1, 256),
+]
+
+
+@pytest.mark.parametrize("field,low,high", CONFIG_RANGES, ids=[r[0] for r in CONFIG_RANGES])
+def test_config_field_out_of_range(field, low, high):
+    for bad in (low - 1, high + 1):
+        with pytest.raises(ValueError, match=exact(f"CoreConfig.{field} must be in {low}..{high}, got {bad}")):
+            CoreConfig(**{field: bad})
+    CoreConfig(**{field: low})     # the ends are allowed
+    CoreConfig(**{field: high})
+
+
+@pytest.mark.parametrize("field", [r[0] for r in CONFIG_RANGES] + ["accumulator_bits"])
+@pytest.mark.parametrize("bad", [8.0, "8", True, None], ids=["float", "str", "bool", "none"])
+def test_config_field_wrong_type(field, bad):
+    with pytest.raises(ValueError, match=rf"CoreConfig\.{field} must be an integer in \d+\.\.\d+, got {re.escape(repr(bad))}"):
+        CoreConfig(**{field: bad})
+
+
+@pytest.mark.parametrize("field", ["learning", "wta", "adaptive_threshold"])
+@pytest.mark.parametrize("bad", [1, 0, "yes", None, np.bool_(True)], ids=["one", "zero", "str", "none", "npbool"])
+def test_config_feature_not_bool(field, bad):
+    with pytest.raises(ValueError, match=rf"CoreConfig\.{field} must be True or False"):
+        CoreConfig(**{field: bad})
+
+
+def test_config_accumulator_bits():
+    # W .. 32: at least weight_bits
+    with pytest.raises(ValueError, match=exact("CoreConfig.accumulator_bits must be in 12..32, got 11")):
+        CoreConfig(weight_bits=12, accumulator_bits=11)
+    with pytest.raises(ValueError, match=r"CoreConfig\.accumulator_bits must be in \d+\.\.32, got 33"):
+        CoreConfig(accumulator_bits=33)
+    with pytest.raises(ValueError, match=r"CoreConfig\.accumulator_bits must be in \d+\.\.32"):
+        CoreConfig(weight_bits=2, accumulator_bits=1)
+    assert CoreConfig(weight_bits=12, accumulator_bits=12).accumulator_bits == 12
+    assert CoreConfig(weight_bits=16, accumulator_bits=32).accumulator_bits == 32
+
+
+def test_config_from_dict_unknown_field():
+    with pytest.raises(ValueError, match="unknown field.*neuronz"):
+        CoreConfig.from_dict({"neuronz": 3})
+
+
+# -- section 7: CoreProgram.validate() ---------------------------------------------------------------
+# V = 8: theta/threshold 1..127, bias -128..127; W = 8: weights -128..127; X = 4: traces 0..15;
+# C = 12: accumulator -2048..2047; G = 2.
+CONFIG = CoreConfig(neurons=4, axons=6, synapses=8, weight_bits=8, membrane_bits=8, accumulator_bits=12,
+                    trace_bits=4, wta_groups=2)
+LEARNING = LearningParams(a_plus=1, a_minus=1, shift=0, pre_jump=1, post_jump=1, w_min=-10, w_max=10)
+
+
+def base(config: CoreConfig = CONFIG, **changes) -> CoreProgram:
+    """A valid program: 3 neurons, 2 host inputs, 2 internal axons (routes of n0, n1), 5 synapses."""
+    args = dict(n_inputs=2, n_axons=4, axon=[0, 0, 1, 2, 3], target=[0, 1, 2, 0, 1],
+                weight=[5, -5, 3, 1, 2], plastic=[False, False, True, False, False],
+                neurons=NeuronParams(threshold=[10, 10, 10], leak_shift=[0, 1, 2], reset_mode=[0, 1, 0],
+                                     refractory=[0, 1, 2], bias=[0, 0, 0], theta_inc=[1, 0, 0],
+                                     theta_decay_shift=[0, 0, 0], wta_group=[1, 1, 0]),
+                route=[2, 3, -1], outputs=[0, 2], learning=LEARNING, theta=[0, 5, 0])
+    args.update(changes)
+    return CoreProgram.from_synapses(config, **args)
+
+
+def test_base_is_valid():
+    program = base()
+    assert program.validate() is program
+    assert program.ptr.tolist() == [0, 2, 3, 4, 5]
+
+
+def bad_program(mutate) -> CoreProgram:
+    program = base()
+    mutate(program)
+    return program
+
+
+def raises(program: CoreProgram, message: str, *, regex: bool = False):
+    with pytest.raises(ValueError, match=message if regex else exact(message)):
+        program.validate()
+
+
+def test_capacities():
+    small = dataclasses.replace(CONFIG, neurons=2)
+    with pytest.raises(ValueError, match=exact("n_neurons = 3 is outside 1..2")):
+        base(small)
+    with pytest.raises(ValueError, match=exact("n_axons = 4 is outside 1..3")):
+        base(dataclasses.replace(CONFIG, axons=3))
+    with pytest.raises(ValueError, match=exact("n_synapses = 5 is outside 0..4")):
+        base(dataclasses.replace(CONFIG, synapses=4))
+    with pytest.raises(ValueError, match=exact("n_inputs = 5 is outside 0..4")):
+        base(n_inputs=5, route=None)
+
+
+def test_ptr_rules():
+    def set_ptr(values):
+        return lambda p: setattr(p, "ptr", np.array(values, np.int64))
+    raises(bad_program(set_ptr([1, 2, 3, 4, 5])), "ptr[0] = 1, must be 0")
+    raises(bad_program(set_ptr([0, 2, 3, 4, 4])), "ptr[4] = 4, must equal the synapse count 5")
+    raises(bad_program(set_ptr([0, 3, 2, 4, 5])), "ptr must be non-decreasing: ptr[2] = 2 < ptr[1] = 3")
+
+
+def test_array_lengths():
+    raises(bad_program(lambda p: setattr(p, "weight", p.weight[:4])), "weight has length 4, expected 5")
+    raises(bad_program(lambda p: setattr(p, "plastic", p.plastic[:4])), "plastic has length 4, expected 5")
+    raises(bad_program(lambda p: setattr(p, "theta", p.theta[:2])), "theta has length 2, expected 3")
+    raises(bad_program(lambda p: setattr(p, "route", p.route[:2])), "route has length 2, expected 3")
+    with pytest.raises(ValueError, match=exact("neurons.bias has length 2, expected 3")):
+        NeuronParams(threshold=[1, 1, 1], leak_shift=[0, 0, 0], reset_mode=[0, 0, 0], refractory=[0, 0, 0],
+                     bias=[0, 0], theta_inc=[0, 0, 0], theta_decay_shift=[0, 0, 0], wta_group=[0, 0, 0])
+    with pytest.raises(ValueError, match="synapse arrays differ in length"):
+        base(weight=[1, 2, 3])
+    with pytest.raises(ValueError, match="must be a 1-D integer array"):
+        base(weight=[1.5, 2, 3, 4, 5])
+
+
+# (parameter, bad value, low, high) with V = 8, G = 2
+NEURON_LIMITS = [
+    ("threshold", 0, 1, 127), ("threshold", 128, 1, 127),
+    ("leak_shift", -1, 0, 7), ("leak_shift", 8, 0, 7),
+    ("reset_mode", -1, 0, 1), ("reset_mode", 2, 0, 1),
+    ("refractory", -1, 0, 255), ("refractory", 256, 0, 255),
+    ("bias", -129, -128, 127), ("bias", 128, -128, 127),
+    ("theta_inc", -1, 0, 127), ("theta_inc", 128, 0, 127),
+    ("theta_decay_shift", -1, 0, 7), ("theta_decay_shift", 8, 0, 7),
+    ("wta_group", -1, 0, 2), ("wta_group", 3, 0, 2),
+]
+
+
+@pytest.mark.parametrize("name,value,low,high", NEURON_LIMITS,
+                         ids=[f"{n}={v}" for n, v, _, _ in NEURON_LIMITS])
+def test_neuron_parameter_ranges(name, value, low, high):
+    def mutate(p):
+        getattr(p.neurons, name)[2] = value
+    raises(bad_program(mutate), f"neurons.{name}[2] = {value} is outside {low}..{high}")
+
+
+def test_weight_and_target_ranges():
+    def weight(p):
+        p.weight[1] = -129
+    raises(bad_program(weight), "weight[1] = -129 is outside -128..127")
+
+    def weight_hi(p):
+        p.weight[0] = 128
+    raises(bad_program(weight_hi), "weight[0] = 128 is outside -128..127")
+
+    def target(p):
+        p.target[4] = 3
+    raises(bad_program(target), "target[4] = 3 is outside 0..2")
+
+    def negative(p):
+        p.target[0] = -1
+    raises(bad_program(negative), "target[0] = -1 is outside 0..2")
+
+
+# (field, bad value, message) with X = 4 (traces 0..15), W = 8, w_min = -10
+LEARNING_LIMITS = [
+    ("a_plus", 256, "learning.a_plus = 256 is outside 0..255"),
+    ("a_plus", -1, "learning.a_plus = -1 is outside 0..255"),
+    ("a_minus", 256, "learning.a_minus = 256 is outside 0..255"),
+    ("a_minus", -1, "learning.a_minus = -1 is outside 0..255"),
+    ("shift", 48, "learning.shift = 48 is outside 0..47"),
+    ("shift", -1, "learning.shift = -1 is outside 0..47"),
+    ("pre_decay_shift", 16, "learning.pre_decay_shift = 16 is outside 0..15"),
+    ("post_decay_shift", 16, "learning.post_decay_shift = 16 is outside 0..15"),
+    ("post_decay_shift", -1, "learning.post_decay_shift = -1 is outside 0..15"),
+    ("pre_jump", 16, "learning.pre_jump = 16 is outside 0..15"),
+    ("post_jump", 16, "learning.post_jump = 16 is outside 0..15"),
+    ("post_jump", -1, "learning.post_jump = -1 is outside 0..15"),
+    ("w_min", -129, "learning.w_min = -129 is outside -128..127"),
+    ("w_max", 128, "learning.w_max = 128 is outside -10..127"),
+    ("w_max", -11, "learning.w_max = -11 is outside -10..127"),     # w_max < w_min
+    ("a_plus", 1.0, "learning.a_plus must be an integer in 0..255, got 1.0"),
+    ("shift", True, "learning.shift must be an integer in 0..47, got True"),
+    ("soft_bound", 1, "learning.soft_bound must be True or False, got 1"),
+]
+
+
+@pytest.mark.parametrize("name,value,message", LEARNING_LIMITS, ids=[f"{n}={v!r}" for n, v, _ in LEARNING_LIMITS])
+def test_learning_parameter_ranges(name, value, message):
+    program = base()
+    program.learning = dataclasses.replace(LEARNING, **{name: value})
+    raises(program, message)
+
+
+def test_features_left_out():
+    # plastic synapses without learning
+    with pytest.raises(ValueError, match=exact("plastic[2] is set but the core is configured without learning")):
+        base(dataclasses.replace(CONFIG, learning=False))
+    # a WTA group without wta (groups must be 0)
+    with pytest.raises(ValueError, match=exact("neurons.wta_group[0] = 1 is outside 0..0")):
+        base(dataclasses.replace(CONFIG, wta=False))
+    # theta_inc > 0 without adaptive_threshold
+    no_theta = dataclasses.replace(CONFIG, adaptive_threshold=False)
+    with pytest.raises(ValueError, match=exact("neurons.theta_inc[0] = 1 is outside 0..0")):
+        base(no_theta)
+    # initial theta without adaptive_threshold
+    program = base()
+    program.neurons.theta_inc[0] = 0
+    program.config = no_theta
+    raises(program, "theta[1] = 5 is outside 0..0")
+
+
+def test_wta_group_above_g():
+    # a wta_group > G
+    program = base(dataclasses.replace(CONFIG, wta_groups=1), neurons=NeuronParams.uniform(3, threshold=5),
+                   theta=None)
+    program.neurons.wta_group[1] = 2
+    raises(program, "neurons.wta_group[1] = 2 is outside 0..1")
+
+
+def test_routes():
+    raises(bad_program(lambda p: p.route.__setitem__(2, 1)),
+           "route[2] = 1 is outside the internal axons 2..3 (or -1 for none)")       # a host axon
+    raises(bad_program(lambda p: p.route.__setitem__(2, 4)),
+           "route[2] = 4 is outside the internal axons 2..3 (or -1 for none)")       # beyond n_axons
+    raises(bad_program(lambda p: p.route.__setitem__(2, -2)),
+           "route[2] = -2 is outside the internal axons 2..3 (or -1 for none)")
+    raises(bad_program(lambda p: p.route.__setitem__(2, 3)),
+           "axon 3 is the route of more than one neuron (neurons [1, 2])")
+
+
+def test_outputs():
+    raises(bad_program(lambda p: setattr(p, "outputs", np.array([0, 3]))), "outputs[1] = 3 is outside 0..2")
+    raises(bad_program(lambda p: setattr(p, "outputs", np.array([-1]))), "outputs[0] = -1 is outside 0..2")
+    raises(bad_program(lambda p: setattr(p, "outputs", np.array([2, 0, 2]))), "outputs lists neuron 2 more than once")
+
+
+def test_plastic_weight_outside_plastic_range():
+    raises(bad_program(lambda p: p.weight.__setitem__(2, 11)), "plastic weight[0] = 11 is outside -10..10")
+    raises(bad_program(lambda p: p.weight.__setitem__(2, -11)), "plastic weight[0] = -11 is outside -10..10")
+
+
+def test_initial_theta_range():
+    raises(bad_program(lambda p: p.theta.__setitem__(0, 128)), "theta[0] = 128 is outside 0..127")
+    raises(bad_program(lambda p: p.theta.__setitem__(2, -1)), "theta[2] = -1 is outside 0..127")
+
+
+def test_accumulator_bound():
+    # C = 8: -128..127. Three synapses of 100 from different axons to n0: 300 > 127.
+    config = dataclasses.replace(CONFIG, accumulator_bits=8)
+    with pytest.raises(ValueError, match=exact("neuron 0 can receive 300 in one step, beyond the 8-bit "
+                                               "accumulator range -128..127")):
+        base(config, axon=[0, 1, 2], target=[0, 0, 0], weight=[100, 100, 100], plastic=None)
+    with pytest.raises(ValueError, match=exact("neuron 1 can receive -200 in one step, beyond the 8-bit "
+                                               "accumulator range -128..127")):
+        base(config, axon=[0, 1, 2], target=[0, 1, 1], weight=[100, -100, -100], plastic=None)
+    # exactly at the bound is fine: 127 = 100 + 27 and -128 = -100 - 28
+    base(config, axon=[0, 1, 2, 3], target=[0, 0, 1, 1], weight=[100, 27, -100, -28], plastic=None)
+    # plastic synapses count with w_max (upper) and w_min (lower), whatever their current weight
+    wide = dataclasses.replace(LEARNING, w_min=-100, w_max=100)
+    with pytest.raises(ValueError, match=exact("neuron 0 can receive 200 in one step")):
+        base(config, axon=[0, 1], target=[0, 0], weight=[0, 0], plastic=[True, True], learning=wide)
+    with pytest.raises(ValueError, match=exact("neuron 0 can receive -200 in one step")):
+        base(config, axon=[0, 1], target=[0, 0], weight=[0, 0], plastic=[True, True],
+             learning=dataclasses.replace(wide, w_max=0))
+
+
+# -- arguments of run / run_batch ------------------------------------------------------------------
+@MODELS
+def test_run_rejects_bad_inputs(model):
+    program = base()
+    with pytest.raises(ValueError, match="inputs.*shape"):
+        model.run(program, np.zeros((3, 3), bool))            # 3 columns, n_inputs = 2
+    with pytest.raises(ValueError, match="inputs.*shape"):
+        model.run(program, np.zeros(2, bool))                 # 1-D
+    with pytest.raises(ValueError, match="inputs.*shape"):
+        model.run(program, np.zeros((1, 3, 2), bool))         # a batch given to run
+    with pytest.raises(ValueError, match="inputs"):
+        model.run(program, np.full((3, 2), 2))                # not spikes
+    with pytest.raises(ValueError, match="inputs"):
+        model.run(program, np.full((3, 2), 0.5))
+    with pytest.raises(ValueError, match="inputs.*shape"):
+        model.run_batch(program, np.zeros((3, 2), bool))      # not a batch
+    with pytest.raises(ValueError, match="inputs.*shape"):
+        model.run_batch(program, np.zeros((2, 3, 1), bool))
+    # 0/1 integers are spikes too
+    assert model.run(program, np.ones((2, 2), np.int64)).spikes.shape == (2, 2)
+
+
+@MODELS
+def test_run_rejects_state_of_another_program(model):
+    program = base()
+    state = CoreState.initial(program)
+    state.v = state.v[:2]
+    with pytest.raises(ValueError, match=r"state\.v"):
+        model.run(program, np.zeros((1, 2), bool), state=state)
