@@ -1,0 +1,301 @@
+"""Phase 1 of a time step, "integrate" (docs/core-spec.md, section 5), with phase-4 LTD folded in.
+
+For every active axon the :class:`Integrator` walks the axon's CSR synapse list and adds
+each synapse's weight into the accumulator of its target neuron, at one synaptic operation
+(SOP) per clock. When learning is enabled it also applies LTD (spec phase 4 (a)) to every
+plastic synapse it visits and writes the new weight back.
+"""
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .config import CoreConfig
+from .layouts import pointer_layout, synapse_layout
+from .plasticity import AMPLITUDE_BITS, LEARN_SHIFT_BITS, WeightUpdate
+
+__all__ = ["Integrator", "TRACE_DECAY_BITS", "COUNTER_BITS"]
+
+TRACE_DECAY_BITS = 4     # pre/post_decay_shift: 0..15 (spec section 4)
+COUNTER_BITS = 32        # sops / busy_cycles counters (wrap around)
+
+
+class Integrator(wiring.Component):
+    """Phase 1 (integrate) plus LTD, one synaptic operation per clock.
+
+    Operation
+    ---------
+    The controller clears the accumulator memory (spec: ``acc = 0`` at the start of every
+    step; not done here, the integrator only adds), then sends the active axon ids of the
+    step on ``axons`` (any order, each at most once, gaps allowed) and waits until ``busy``
+    is low: from then on every accumulator and every LTD write-back is in memory.
+
+    For each axon ``a``: the pointer word ``(base, count)`` is read from ``ptr_rd``, the
+    synapse addresses ``base .. base+count-1`` are generated, each synapse word
+    ``(target, weight, plastic)`` is read from ``syn_rd``, and ``acc[target] += weight``
+    is done as a read-modify-write on ``acc_rd`` / ``acc_wr``. The weight added is the one
+    in the synapse memory at the start of the step (each synapse belongs to one axon and
+    each axon is active at most once per step, so every synapse is read exactly once per
+    step, before its own LTD write-back).
+
+    LTD (when the core is configured with ``learning`` and ``learn`` is high): every plastic
+    synapse visited gets ``w = max(w - dw(a_minus, yd[target], w), w_min)`` (spec phase 4
+    (a)) through a :class:`~neurocore.hw.plasticity.WeightUpdate`, and the word is written
+    back on ``syn_wr`` (same target, new weight, plastic set). ``yd`` is the post trace of
+    the target after this step's decay and before its jump:
+    ``yd = y - (y >> post_decay_shift)`` (``y`` if the shift is 0), where ``y`` is read from
+    ``y_rd``. The controller must run this phase before the neuron pass of the step updates
+    ``y``, so that ``y_rd`` returns the value at the start of the step. Since integration
+    reads every synapse's weight exactly once per step, before the write-back, doing LTD
+    here is equivalent to the spec's phase 4 (a); LTP (phase 4 (b)) must run afterwards.
+    Without ``learning`` in the config the LTD hardware is not built: ``learn`` and the
+    learning parameters are ignored, ``syn_wr.en`` is 0 and ``y_rd`` is unused.
+
+    Throughput
+    ----------
+    One SOP per clock sustained, whatever the targets: the accumulator read-after-write
+    hazard (the same target at a distance of 1 or 2 cycles, while its previous sum has not
+    reached the memory) is resolved by forwarding, never by stalling. The pointer of the
+    next axon is fetched while the current axon's synapses are issued, so consecutive
+    non-empty axons follow each other without a bubble; an axon with no synapses costs one
+    cycle. The only overhead is the pipeline fill and drain of a step: the first address is
+    issued 2 cycles after the first axon is accepted, and ``busy`` falls 5 cycles after the
+    last address is issued (at most 11 with LTD on: S4 + ``WeightUpdate.LATENCY`` + 1 after
+    the last plastic synapse). A step of ``n`` SOPs whose axons arrive back to back
+    therefore keeps ``busy`` high for exactly ``n + 6`` cycles (at most ``n + 12`` with LTD
+    on), plus one cycle per empty axon.
+
+    Pipeline (cycle relative to the issue of one synapse address)
+    ---------------------------------------------------------------
+    ====  ===============================================================================
+    -2    ``axons`` handshake; ``ptr_rd.addr`` = axon id
+    -1    stage P: pointer word on ``ptr_rd.data``; loaded into the address generator
+    0     S0, address generator: ``syn_rd.addr`` = synapse address
+    1     S1: ``syn_rd.data``, registered
+    2     S2: ``acc_rd.addr`` = ``y_rd.addr`` = target; forwarding matches computed
+    3     S3: ``acc_rd.data``; sum = (forwarded or read) acc + weight; ``y_rd.data`` registered
+    4     S4: ``acc_wr`` (addr = target, data = sum); ``yd`` computed and sent to the
+          WeightUpdate (LTD); S5 keeps the last sum for forwarding
+    10    (LTD) WeightUpdate output: ``syn_wr`` (addr = synapse address)
+    ====  ===============================================================================
+
+    Memory port requirements
+    ------------------------
+    All read ports are synchronous with a latency of one cycle (address in cycle ``t``,
+    data in cycle ``t+1``); none has to be transparent and none has to hold its data
+    while ``en`` is low (the integrator re-presents the address when it stalls).
+    ``acc_rd`` may be transparent for ``acc_wr`` or not: forwarding covers the two cycles
+    in which memory and pipeline differ, and returns the same value a transparent port
+    would. ``syn_rd`` needs no transparency for ``syn_wr`` (a synapse is never read after
+    its write-back in the same step). The ports may be shared with the host by the
+    top level while the integrator is idle (all enables are low then, except
+    ``ptr_rd.en``, which is always high).
+
+    Parameters
+    ----------
+    config : CoreConfig
+        Keyword-only.
+
+    Members
+    -------
+    axons : ``In(stream.Signature(unsigned(axon_index_bits)))``
+        Active axon ids of the step.
+    ptr_rd : ``In(memory.ReadPort.Signature(addr_width=axon_index_bits, shape=pointer_layout))``
+    syn_rd : ``In(memory.ReadPort.Signature(addr_width=synapse_address_bits, shape=synapse_layout))``
+    syn_wr : ``In(memory.WritePort.Signature(addr_width=synapse_address_bits, shape=synapse_layout))``
+    acc_rd, acc_wr : read / write port of the accumulator memory, ``signed(C)``, neuron addresses.
+    y_rd : read port of the post-trace memory, ``unsigned(X)``, neuron addresses.
+    learn : ``In(1)``
+        Apply LTD to the plastic synapses visited.
+    a_minus, shift, post_decay_shift, w_min, w_max, soft_bound : ``In(...)``
+        Learning parameters (spec section 4); stable while ``busy``.
+    busy : ``Out(1)``
+        High while ``axons.valid`` is high or anything is buffered or in flight.
+    clear_count : ``In(1)``
+        Restart the counters (the operations of the same cycle are counted).
+    sops : ``Out(32)``
+        Synaptic operations (synapse addresses issued) since ``clear_count``.
+    busy_cycles : ``Out(32)``
+        Cycles with ``busy`` high since ``clear_count`` (``sops / busy_cycles`` is the
+        achieved SOP rate).
+    """
+
+    def __init__(self, *, config: CoreConfig):
+        if not isinstance(config, CoreConfig):
+            raise ValueError(f"config must be a CoreConfig, got {type(config).__name__}")
+        self._config = config
+        a_bits = config.axon_index_bits
+        s_bits = config.synapse_address_bits
+        n_bits = config.neuron_index_bits
+        super().__init__({
+            "axons": In(stream.Signature(unsigned(a_bits))),
+            "ptr_rd": In(memory.ReadPort.Signature(addr_width=a_bits, shape=pointer_layout(config))),
+            "syn_rd": In(memory.ReadPort.Signature(addr_width=s_bits, shape=synapse_layout(config))),
+            "syn_wr": In(memory.WritePort.Signature(addr_width=s_bits, shape=synapse_layout(config))),
+            "acc_rd": In(memory.ReadPort.Signature(addr_width=n_bits, shape=signed(config.accumulator_bits))),
+            "acc_wr": In(memory.WritePort.Signature(addr_width=n_bits, shape=signed(config.accumulator_bits))),
+            "y_rd": In(memory.ReadPort.Signature(addr_width=n_bits, shape=unsigned(config.trace_bits))),
+            "learn": In(1),
+            "a_minus": In(AMPLITUDE_BITS),
+            "shift": In(LEARN_SHIFT_BITS),
+            "post_decay_shift": In(TRACE_DECAY_BITS),
+            "w_min": In(signed(config.weight_bits)),
+            "w_max": In(signed(config.weight_bits)),
+            "soft_bound": In(1),
+            "busy": Out(1),
+            "clear_count": In(1),
+            "sops": Out(COUNTER_BITS),
+            "busy_cycles": Out(COUNTER_BITS),
+        })
+
+    @property
+    def config(self) -> CoreConfig:
+        return self._config
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._config
+        s_bits = cfg.synapse_address_bits
+        n_bits = cfg.neuron_index_bits
+        syn_shape = synapse_layout(cfg)
+
+        # -- stage P: pointer lookup, one axon buffered ---------------------------------------
+        # The pointer word of the axon in P is ptr_rd.data. While P cannot advance, the
+        # axon id in P is presented again, so the port needs no data hold on en = 0.
+        p_valid = Signal()
+        p_axon = Signal.like(self.axons.payload)
+        p_take = Signal()                      # the address generator loads P this cycle
+        accept = Signal()
+        ptr = self.ptr_rd.data
+        m.d.comb += [
+            accept.eq(~p_valid | p_take),
+            self.axons.ready.eq(accept),
+            self.ptr_rd.en.eq(1),
+            self.ptr_rd.addr.eq(Mux(accept, self.axons.payload, p_axon)),
+        ]
+        with m.If(accept):
+            m.d.sync += [
+                p_valid.eq(self.axons.valid),
+                p_axon.eq(self.axons.payload),
+            ]
+
+        # -- stage S0: synapse address generator -----------------------------------------------
+        # Loads the next pointer word in the cycle it issues the last address of the current
+        # list, so that consecutive lists are issued back to back.
+        cur_addr = Signal(s_bits)
+        cur_left = Signal(s_bits + 1)
+        issue = Signal()
+        m.d.comb += [
+            issue.eq(cur_left != 0),
+            p_take.eq(p_valid & (~issue | (cur_left == 1))),
+            self.syn_rd.addr.eq(cur_addr),
+            self.syn_rd.en.eq(issue),
+        ]
+        with m.If(p_take):
+            m.d.sync += [cur_addr.eq(ptr.base), cur_left.eq(ptr.count)]
+        with m.Elif(issue):
+            m.d.sync += [cur_addr.eq(cur_addr + 1), cur_left.eq(cur_left - 1)]
+
+        # -- stage S1: synapse word arrives ------------------------------------------------------
+        s1_valid = Signal()
+        s1_addr = Signal(s_bits)
+        m.d.sync += [s1_valid.eq(issue), s1_addr.eq(cur_addr)]
+
+        # -- stage S2: registered synapse word; accumulator and trace reads ---------------------
+        s2_valid = Signal()
+        s2_addr = Signal(s_bits)
+        s2_syn = Signal(syn_shape)
+        m.d.sync += [s2_valid.eq(s1_valid), s2_addr.eq(s1_addr), s2_syn.eq(self.syn_rd.data)]
+
+        s3_valid = Signal()
+        s3_addr = Signal(s_bits)
+        s3_syn = Signal(syn_shape)
+        s3_fwd1 = Signal()     # the sum of the synapse one cycle ahead (now in S4) is newer
+        s3_fwd2 = Signal()     # the sum of the synapse two cycles ahead (now in S5) is newer
+        s4_valid = Signal()
+        s4_target = Signal(n_bits)
+        s4_sum = Signal(signed(cfg.accumulator_bits))
+        s5_sum = Signal(signed(cfg.accumulator_bits))
+
+        m.d.comb += [
+            self.acc_rd.addr.eq(s2_syn.target),
+            self.acc_rd.en.eq(s2_valid),
+        ]
+        # Read-after-write: a synapse reading acc[t] in cycle c sees every write made up to
+        # cycle c-1. The writes of the synapses 1 and 2 cycles ahead (in S3 and S4 now) are
+        # missing, so their sums are forwarded; the newest one wins.
+        m.d.sync += [
+            s3_valid.eq(s2_valid), s3_addr.eq(s2_addr), s3_syn.eq(s2_syn),
+            s3_fwd1.eq(s3_valid & (s3_syn.target == s2_syn.target)),
+            s3_fwd2.eq(s4_valid & (s4_target == s2_syn.target)),
+        ]
+
+        # -- stage S3: add ---------------------------------------------------------------------
+        # No overflow: every partial sum of a step lies within the accumulator bound that
+        # CoreProgram.validate proves (spec section 3), so truncating to C bits is exact.
+        acc_in = Mux(s3_fwd1, s4_sum, Mux(s3_fwd2, s5_sum, self.acc_rd.data))
+        m.d.sync += [
+            s4_valid.eq(s3_valid),
+            s4_target.eq(s3_syn.target),
+            s4_sum.eq(acc_in + s3_syn.weight),
+        ]
+
+        # -- stage S4: write back; S5 keeps the last sum for forwarding --------------------------
+        m.d.comb += [
+            self.acc_wr.addr.eq(s4_target),
+            self.acc_wr.data.eq(s4_sum),
+            self.acc_wr.en.eq(s4_valid),
+        ]
+        m.d.sync += s5_sum.eq(s4_sum)
+
+        # -- LTD --------------------------------------------------------------------------------
+        # S3 registers the post trace; S4 decays it and feeds the WeightUpdate, whose output
+        # LATENCY cycles later is written back to the synapse memory.
+        in_flight = Cat(p_valid, issue, s1_valid, s2_valid, s3_valid, s4_valid).any()
+        if cfg.learning:
+            tag_shape = data.StructLayout({"addr": unsigned(s_bits), "target": unsigned(n_bits)})
+            m.submodules.ltd = ltd = WeightUpdate(config=cfg, tag_shape=tag_shape)
+            s4_ltd = Signal()
+            s4_addr = Signal(s_bits)
+            s4_weight = Signal(signed(cfg.weight_bits))
+            s4_y = Signal(unsigned(cfg.trace_bits))
+            m.d.sync += [
+                s4_ltd.eq(s3_valid & s3_syn.plastic & self.learn),
+                s4_addr.eq(s3_addr),
+                s4_weight.eq(s3_syn.weight),
+                s4_y.eq(self.y_rd.data),
+            ]
+            yd = Mux(self.post_decay_shift == 0, s4_y, s4_y - (s4_y >> self.post_decay_shift))
+            m.d.comb += [
+                self.y_rd.addr.eq(s2_syn.target),
+                self.y_rd.en.eq(s2_valid & self.learn),
+                ltd.in_valid.eq(s4_ltd),
+                ltd.in_ltp.eq(0),
+                ltd.in_w.eq(s4_weight),
+                ltd.in_trace.eq(yd),
+                ltd.in_tag.addr.eq(s4_addr),
+                ltd.in_tag.target.eq(s4_target),
+                ltd.a_plus.eq(0),
+                ltd.a_minus.eq(self.a_minus),
+                ltd.shift.eq(self.shift),
+                ltd.w_min.eq(self.w_min),
+                ltd.w_max.eq(self.w_max),
+                ltd.soft_bound.eq(self.soft_bound),
+                self.syn_wr.addr.eq(ltd.out_tag.addr),
+                self.syn_wr.data.target.eq(ltd.out_tag.target),
+                self.syn_wr.data.weight.eq(ltd.out_w),
+                self.syn_wr.data.plastic.eq(1),
+                self.syn_wr.en.eq(ltd.out_valid),
+            ]
+            in_flight = in_flight | ltd.busy
+        else:
+            m.d.comb += [self.syn_wr.en.eq(0), self.y_rd.en.eq(0)]
+
+        # -- status and counters -----------------------------------------------------------------
+        m.d.comb += self.busy.eq(self.axons.valid | in_flight)
+        with m.If(self.clear_count):
+            m.d.sync += [self.sops.eq(issue), self.busy_cycles.eq(self.busy)]
+        with m.Else():
+            m.d.sync += [self.sops.eq(self.sops + issue), self.busy_cycles.eq(self.busy_cycles + self.busy)]
+        return m

@@ -1,0 +1,452 @@
+"""Integrator (hw/integrator.py): phase 1 of docs/core-spec.md plus phase-4 LTD.
+
+A harness holds the pointer, synapse, accumulator and post-trace memories and wires their
+ports to the integrator. Random programs (built and validated by ``CoreProgram``) are run
+through it and the final accumulators and weights are compared with the spec (a direct
+Python transcription) and with the golden model. A throughput test measures SOPs per clock.
+"""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+from amaranth.back import verilog
+from amaranth.hdl import Elaboratable, Module, signed, unsigned
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import connect
+from amaranth.sim import Simulator
+
+from neurocore.hw.config import CoreConfig
+from neurocore.hw.integrator import Integrator
+from neurocore.hw.layouts import pointer_layout, synapse_layout
+from neurocore.hw.plasticity import WeightUpdate
+from neurocore.hw.program import CoreProgram, CoreState, LearningParams, NeuronParams
+from neurocore.sim import golden
+
+
+class Harness(Elaboratable):
+    """The integrator and the four memories it works on, with 1-cycle synchronous read ports."""
+
+    def __init__(self, config: CoreConfig, *, transparent: bool = False):
+        self.config = config
+        self.transparent = transparent
+        self.dut = Integrator(config=config)
+        self.ptr_mem = Memory(shape=pointer_layout(config), depth=config.axons, init=[])
+        self.syn_mem = Memory(shape=synapse_layout(config), depth=config.synapses, init=[])
+        self.acc_mem = Memory(shape=signed(config.accumulator_bits), depth=config.neurons, init=[])
+        self.y_mem = Memory(shape=unsigned(config.trace_bits), depth=config.neurons, init=[])
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.dut = self.dut
+        m.submodules.ptr_mem = self.ptr_mem
+        m.submodules.syn_mem = self.syn_mem
+        m.submodules.acc_mem = self.acc_mem
+        m.submodules.y_mem = self.y_mem
+        syn_wr = self.syn_mem.write_port()
+        acc_wr = self.acc_mem.write_port()
+        connect(m, self.dut.ptr_rd, self.ptr_mem.read_port())
+        connect(m, self.dut.syn_rd, self.syn_mem.read_port())
+        connect(m, self.dut.syn_wr, syn_wr)
+        connect(m, self.dut.acc_rd,
+                self.acc_mem.read_port(transparent_for=(acc_wr,) if self.transparent else ()))
+        connect(m, self.dut.acc_wr, acc_wr)
+        connect(m, self.dut.y_rd, self.y_mem.read_port())
+        return m
+
+
+# -- the spec, transcribed --------------------------------------------------------------------
+
+def spec_dw(amplitude, trace, w, lp: LearningParams) -> int:
+    """dw(A, trace, w) of docs/core-spec.md, section 5, phase 4 (Python integers)."""
+    product = amplitude * trace
+    if lp.soft_bound:
+        u = w - lp.w_min
+        product *= u * (lp.w_max - lp.w_min - u)
+    return product >> lp.shift
+
+
+def spec_step(program: CoreProgram, active, y, learn: bool):
+    """Phase 1 (acc from zero) and, when ``learn``, phase 4 (a) LTD: (acc, new weights, sops)."""
+    lp = program.learning
+    acc = np.zeros(program.n_neurons, np.int64)
+    weight = program.weight.copy()
+    yd = [int(v) - (int(v) >> lp.post_decay_shift) if lp.post_decay_shift > 0 else int(v) for v in y]
+    sops = 0
+    for a in active:
+        for s in range(program.ptr[a], program.ptr[a + 1]):
+            acc[program.target[s]] += program.weight[s]       # weight at the start of the step
+            sops += 1
+    if learn:
+        for a in active:
+            for s in range(program.ptr[a], program.ptr[a + 1]):
+                if program.plastic[s]:
+                    w = int(weight[s])
+                    weight[s] = max(w - spec_dw(lp.a_minus, yd[program.target[s]], w, lp), lp.w_min)
+    return acc, weight, sops
+
+
+def golden_step(program: CoreProgram, active, y, learn: bool):
+    """The golden model on the same step: with a threshold no input reaches, ``v`` after the
+    step is ``acc`` and only LTD changes weights (no neuron fires, so no LTP)."""
+    state = CoreState.initial(program)
+    state.y[:] = y
+    inputs = np.zeros((1, program.n_inputs), bool)
+    inputs[0, list(active)] = True
+    result = golden.run(program, inputs, learn=learn, state=state)
+    return result.state.v, result.state.weight, result.sops
+
+
+# -- random cases ------------------------------------------------------------------------------
+
+def _corner(rng: random.Random, low: int, high: int) -> int:
+    pick = rng.random()
+    if pick < 0.3:
+        return rng.choice([low, high, min(max(0, low), high), min(max(-1, low), high), min(max(1, low), high)])
+    return rng.randint(low, high)
+
+
+def random_targets(rng: random.Random, count: int, n_neurons: int) -> list[int]:
+    """A synapse list's targets: uniform, all equal, or repeating at distances 1..4."""
+    mode = rng.choice(["uniform", "same", "distance", "distance", "few"])
+    if mode == "same":
+        return [rng.randrange(n_neurons)] * count
+    if mode == "few":
+        pool = [rng.randrange(n_neurons) for _ in range(2)]
+        return [rng.choice(pool) for _ in range(count)]
+    out = []
+    d = rng.randint(1, 4)
+    for i in range(count):
+        if mode == "distance" and i >= d and rng.random() < 0.7:
+            out.append(out[i - d])
+        else:
+            out.append(rng.randrange(n_neurons))
+    return out
+
+
+def random_case(rng: random.Random, config: CoreConfig, *, max_synapses: int):
+    """A random valid program, an active axon list (random order) and post traces."""
+    wlo, whi = config.weight_range
+    n_neurons = rng.choice([1, 2, rng.randint(1, config.neurons), config.neurons])
+    n_axons = rng.randint(1, config.axons)
+    lengths = [rng.choice([0, 1, 2, rng.randint(3, 8), rng.randint(8, 24)]) for _ in range(n_axons)]
+    while sum(lengths) > max_synapses:
+        lengths[rng.randrange(n_axons)] //= 2
+
+    w_min, w_max = sorted(_corner(rng, wlo, whi) for _ in range(2))
+    soft = rng.random() < 0.5
+    a_minus = rng.choice([0, 255, rng.randint(1, 255), rng.randint(128, 255)])
+    r = w_max - w_min
+    big = max(a_minus, 1) * config.trace_max * (max(r * r // 4, 1) if soft else 1)
+    # mostly a shift that leaves dw around the size of the plastic range for large traces
+    shift = rng.choice([0, 47] + [min(max(big.bit_length() - rng.randint(0, max(r, 1).bit_length() + 4), 0), 47)
+                                  for _ in range(4)])
+    lp = LearningParams(a_minus=a_minus, shift=shift, post_decay_shift=rng.choice([0, 0, 1, 3, 15]),
+                        w_min=w_min, w_max=w_max, soft_bound=soft)
+
+    axon, target, weight, plastic = [], [], [], []
+    for a, count in enumerate(lengths):
+        targets = random_targets(rng, count, n_neurons)
+        for t in targets:
+            is_plastic = config.learning and rng.random() < 0.6
+            axon.append(a)
+            target.append(t)
+            plastic.append(is_plastic)
+            weight.append(_corner(rng, w_min, w_max) if is_plastic else _corner(rng, wlo, whi))
+    program = CoreProgram.from_synapses(
+        config, n_inputs=n_axons, n_axons=n_axons, axon=axon, target=target, weight=weight,
+        plastic=plastic, neurons=NeuronParams.uniform(n_neurons, threshold=config.theta_max),
+        learning=lp)
+
+    pick = rng.random()
+    if pick < 0.05:
+        active = []
+    elif pick < 0.3:
+        active = list(range(n_axons))
+    else:
+        active = [a for a in range(n_axons) if rng.random() < 0.6]
+    rng.shuffle(active)
+    y = [_corner(rng, 0, config.trace_max) for _ in range(n_neurons)]
+    learn = config.learning and rng.random() < 0.7
+    return program, active, y, learn
+
+
+# -- the testbench ------------------------------------------------------------------------------
+
+async def load(ctx, h: Harness, program: CoreProgram, y, learn: bool):
+    """Write the program into the memories, zero the accumulators, set the parameters."""
+    dut = h.dut
+    for a in range(program.n_axons):
+        ctx.set(h.ptr_mem.data[a], {"base": int(program.ptr[a]), "count": int(program.ptr[a + 1] - program.ptr[a])})
+    for s in range(program.n_synapses):
+        ctx.set(h.syn_mem.data[s], {"target": int(program.target[s]), "weight": int(program.weight[s]),
+                                    "plastic": int(program.plastic[s])})
+    for n in range(h.config.neurons):
+        ctx.set(h.acc_mem.data[n], 0)
+    for n, value in enumerate(y):
+        ctx.set(h.y_mem.data[n], int(value))
+    lp = program.learning
+    ctx.set(dut.learn, int(learn))
+    for name in ("a_minus", "shift", "post_decay_shift", "w_min", "w_max", "soft_bound"):
+        ctx.set(getattr(dut, name), int(getattr(lp, name)))
+    ctx.set(dut.clear_count, 1)
+    await ctx.tick()
+    ctx.set(dut.clear_count, 0)
+
+
+async def integrate(ctx, h: Harness, active, rng: random.Random | None = None) -> int:
+    """Send the active axons (with random gaps when ``rng``), wait for ``busy`` low.
+
+    Returns the cycles from the first accepted axon to the first cycle with ``busy`` low.
+    """
+    dut = h.dut
+    cycle, first = 0, None
+    for a in active:
+        while rng is not None and rng.random() < 0.3:
+            ctx.set(dut.axons.valid, 0)
+            await ctx.tick()
+            cycle += 1
+        ctx.set(dut.axons.valid, 1)
+        ctx.set(dut.axons.payload, a)
+        while True:
+            ready = ctx.get(dut.axons.ready)
+            if ready and first is None:
+                first = cycle
+            await ctx.tick()
+            cycle += 1
+            if ready:
+                break
+    ctx.set(dut.axons.valid, 0)
+    while ctx.get(dut.busy):
+        await ctx.tick()
+        cycle += 1
+        assert cycle < 100_000
+    return cycle - (first or 0)
+
+
+def read_back(ctx, h: Harness, program: CoreProgram):
+    acc = np.array([ctx.get(h.acc_mem.data[n]) for n in range(h.config.neurons)], np.int64)
+    rows = [ctx.get(h.syn_mem.data[s]) for s in range(program.n_synapses)]
+    return acc, rows
+
+
+def check_case(ctx, h: Harness, program: CoreProgram, active, y, learn: bool, label: str):
+    acc, rows = read_back(ctx, h, program)
+    want_acc, want_w, want_sops = spec_step(program, active, y, learn)
+    # the spec transcription agrees with the golden model
+    g_v, g_w, g_sops = golden_step(program, active, y, learn)
+    assert np.array_equal(g_v, want_acc) and np.array_equal(g_w, want_w) and g_sops == want_sops, label
+    bad = np.flatnonzero(acc[:program.n_neurons] != want_acc)
+    assert bad.size == 0, (f"{label}: acc[{bad[0]}] = {acc[bad[0]]}, want {want_acc[bad[0]]} "
+                           f"(active {active}, ptr {program.ptr.tolist()}, target {program.target.tolist()})")
+    assert not acc[program.n_neurons:].any(), f"{label}: accumulator beyond n_neurons written"
+    for s, row in enumerate(rows):
+        got = (row.target, row.weight, row.plastic)
+        want = (int(program.target[s]), int(want_w[s]), int(program.plastic[s]))
+        assert got == want, f"{label}: synapse {s} = {got}, want {want} (learning {program.learning})"
+    assert ctx.get(h.dut.sops) == want_sops, label
+
+
+def run_random(config: CoreConfig, *, cases: int, seed: int, transparent: bool, max_synapses: int):
+    h = Harness(config, transparent=transparent)
+    rng = random.Random(seed)
+    stats = {"cases": 0, "sops": 0, "ltd_changed": 0}
+
+    async def testbench(ctx):
+        for i in range(cases):
+            program, active, y, learn = random_case(rng, config, max_synapses=max_synapses)
+            await load(ctx, h, program, y, learn)
+            await integrate(ctx, h, active, rng if i % 3 else None)
+            check_case(ctx, h, program, active, y, learn, f"case {i}")
+            _, want_w, sops = spec_step(program, active, y, learn)
+            stats["cases"] += 1
+            stats["sops"] += sops
+            stats["ltd_changed"] += int((want_w != program.weight).sum())
+
+    sim = Simulator(h)
+    sim.add_clock(1e-8)
+    sim.add_testbench(testbench)
+    sim.run()
+    return stats
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _compile_golden():
+    golden.warmup()
+
+
+RANDOM_CONFIGS = [
+    # (config, transparent accumulator read port)
+    (CoreConfig(neurons=16, axons=16, synapses=256, weight_bits=8, accumulator_bits=16, trace_bits=8,
+                membrane_bits=32), False),
+    (CoreConfig(neurons=16, axons=16, synapses=256, weight_bits=8, accumulator_bits=16, trace_bits=8,
+                membrane_bits=32), True),
+    (CoreConfig(neurons=8, axons=8, synapses=256, weight_bits=16, accumulator_bits=24, trace_bits=16,
+                membrane_bits=32), False),
+    (CoreConfig(neurons=4, axons=8, synapses=128, weight_bits=2, accumulator_bits=10, trace_bits=2,
+                membrane_bits=32), False),
+    (CoreConfig(neurons=16, axons=16, synapses=256, weight_bits=8, accumulator_bits=16, trace_bits=8,
+                membrane_bits=32, learning=False), False),
+]
+
+
+@pytest.mark.parametrize("config,transparent", RANDOM_CONFIGS,
+                         ids=["W8", "W8-transparent", "W16X16", "W2X2", "W8-nolearning"])
+def test_random_differential(config, transparent):
+    stats = run_random(config, cases=100, seed=config.weight_bits + 100 * transparent + 7 * config.learning,
+                       transparent=transparent, max_synapses=min(config.synapses, 160))
+    print(config.weight_bits, transparent, stats)
+    assert stats["cases"] == 100 and stats["sops"] > 1000
+    if config.learning:
+        assert stats["ltd_changed"] > 10      # LTD really moved weights
+
+
+def test_hazards_directed():
+    """Every target pattern that stresses the read-modify-write: one target repeated,
+    alternating pairs, repeats at distances 1..5, across axon boundaries, extreme sums."""
+    config = CoreConfig(neurons=8, axons=16, synapses=256, weight_bits=8, accumulator_bits=16,
+                        trace_bits=8, membrane_bits=32)
+    wlo, whi = config.weight_range
+    patterns = [
+        [0] * 24,
+        [0, 1] * 12,
+        [0, 1, 2] * 8,
+        [0, 1, 2, 3] * 6,
+        [0, 1, 2, 3, 4] * 5,
+        [0, 0, 1, 1, 0, 0, 2, 0, 3, 3, 3, 0],
+        [5],
+        [5, 5],
+        [7, 6, 7, 6, 6, 7],
+    ]
+    h = Harness(config)
+
+    async def testbench(ctx):
+        for weights in ([whi], [wlo], [1, -1, whi, wlo, 3]):
+            axon, target, weight = [], [], []
+            for a, pattern in enumerate(patterns):
+                for i, t in enumerate(pattern):
+                    axon.append(a)
+                    target.append(t)
+                    weight.append(weights[i % len(weights)])
+            program = CoreProgram.from_synapses(
+                config, n_inputs=len(patterns), n_axons=len(patterns), axon=axon, target=target,
+                weight=weight, neurons=NeuronParams.uniform(8, threshold=config.theta_max))
+            for order in (list(range(len(patterns))), list(reversed(range(len(patterns)))), [0, 1, 6, 7, 8]):
+                y = [0] * 8
+                await load(ctx, h, program, y, False)
+                await integrate(ctx, h, order)
+                check_case(ctx, h, program, order, y, False, f"weights {weights} order {order}")
+
+    sim = Simulator(h)
+    sim.add_clock(1e-8)
+    sim.add_testbench(testbench)
+    sim.run()
+
+
+# -- throughput ---------------------------------------------------------------------------------
+
+def _throughput_program(config: CoreConfig, lengths, rng: random.Random):
+    """Lists of the given lengths, random targets with repeats (back-to-back and near)."""
+    axon, target, weight, plastic = [], [], [], []
+    for a, count in enumerate(lengths):
+        for t in random_targets(rng, count, config.neurons):
+            axon.append(a)
+            target.append(t)
+            weight.append(rng.randint(-100, 100))
+            plastic.append(rng.random() < 0.5)
+    return CoreProgram.from_synapses(
+        config, n_inputs=len(lengths), n_axons=len(lengths), axon=axon, target=target, weight=weight,
+        plastic=plastic, neurons=NeuronParams.uniform(config.neurons, threshold=config.theta_max),
+        learning=LearningParams(a_minus=200, shift=4, post_decay_shift=2, w_min=-100, w_max=100))
+
+
+def test_throughput():
+    """SOPs per clock, from the first axon accepted to ``busy`` low (fill and drain included).
+
+    Sustained (several lists of >= 64 synapses, axons sent back to back): >= 0.95.
+    """
+    config = CoreConfig(neurons=64, axons=64, synapses=2048, weight_bits=8, accumulator_bits=24,
+                        trace_bits=8, membrane_bits=32)
+    rng = random.Random(5)
+    scenarios = [
+        ("16 lists x 64", [64] * 16, False),
+        ("16 lists x 64, LTD on", [64] * 16, True),
+        ("4 lists x 256", [256] * 4, False),
+        ("4 lists x 256, LTD on", [256] * 4, True),
+        ("1 list x 64", [64], False),
+        ("1 list x 256", [256], False),
+        ("64 lists x 1", [1] * 64, False),
+        ("32 lists x 1..8", [rng.randint(1, 8) for _ in range(32)], False),
+    ]
+    h = Harness(config)
+    results = {}
+
+    async def testbench(ctx):
+        for name, lengths, learn in scenarios:
+            program = _throughput_program(config, lengths, rng)
+            y = [rng.randint(0, config.trace_max) for _ in range(config.neurons)]
+            active = list(range(len(lengths)))
+            rng.shuffle(active)
+            await load(ctx, h, program, y, learn)
+            cycles = await integrate(ctx, h, active)
+            check_case(ctx, h, program, active, y, learn, name)
+            sops = ctx.get(h.dut.sops)
+            assert ctx.get(h.dut.busy_cycles) == cycles
+            results[name] = (sops, cycles)
+
+    sim = Simulator(h)
+    sim.add_clock(1e-8)
+    sim.add_testbench(testbench)
+    sim.run()
+
+    for name, (sops, cycles) in results.items():
+        print(f"{name:24s} {sops:5d} SOPs in {cycles:5d} cycles: {sops / cycles:.4f} SOP/clock")
+    for name in ("16 lists x 64", "16 lists x 64, LTD on", "4 lists x 256", "4 lists x 256, LTD on"):
+        sops, cycles = results[name]
+        assert sops / cycles >= 0.95, (name, sops, cycles)
+    # fixed fill + drain: 6 cycles per step (at most 12 with LTD: it depends on the last
+    # plastic synapse), no per-list overhead
+    for name, (sops, cycles) in results.items():
+        if "LTD on" in name:
+            assert 6 <= cycles - sops <= 12, (name, sops, cycles)
+        else:
+            assert cycles - sops == 6, (name, sops, cycles)
+
+
+def test_empty_axons_and_idle():
+    """Axons without synapses cost one cycle each and leave everything untouched."""
+    config = CoreConfig(neurons=4, axons=8, synapses=16, weight_bits=8, accumulator_bits=16, trace_bits=8,
+                        membrane_bits=32)
+    h = Harness(config)
+
+    async def testbench(ctx):
+        assert not ctx.get(h.dut.busy)
+        program = CoreProgram.from_synapses(
+            config, n_inputs=8, n_axons=8, axon=[3, 3, 5], target=[1, 1, 2], weight=[5, -7, 9],
+            neurons=NeuronParams.uniform(4, threshold=config.theta_max))
+        await load(ctx, h, program, [0] * 4, False)
+        cycles = await integrate(ctx, h, [0, 1, 2])          # all empty
+        assert cycles == 4 and ctx.get(h.dut.sops) == 0
+        check_case(ctx, h, program, [0, 1, 2], [0] * 4, False, "empty")
+        await load(ctx, h, program, [0] * 4, False)
+        await integrate(ctx, h, [0, 3, 1, 2, 5, 4, 6, 7])
+        check_case(ctx, h, program, [0, 3, 1, 2, 5, 4, 6, 7], [0] * 4, False, "mixed")
+
+    sim = Simulator(h)
+    sim.add_clock(1e-8)
+    sim.add_testbench(testbench)
+    sim.run()
+
+
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+def test_constructor_and_verilog():
+    with pytest.raises(ValueError):
+        Integrator(config={"neurons": 4})
+    with pytest.raises(TypeError):
+        Integrator(CoreConfig())               # keyword-only
+    text = verilog.convert(Integrator(config=CoreConfig()), name="integrator")
+    assert "module integrator" in text
+    text = verilog.convert(Integrator(config=CoreConfig(learning=False)), name="integrator")
+    assert "module integrator" in text
+    assert WeightUpdate.LATENCY == 6
