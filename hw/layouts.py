@@ -74,3 +74,19 @@ def fired_layout(config: CoreConfig) -> data.StructLayout:
         "route": unsigned(config.axon_index_bits),
         "output": unsigned(1),
     })
+
+
+def reverse_layout(config: CoreConfig) -> data.StructLayout:
+    """One word of the reverse index (region 9, docs/hw.md): a plastic synapse of a neuron.
+
+    Neuron ``n``'s entries are ``rptr[n].base .. rptr[n].base + rptr[n].count - 1`` (region 8,
+    ``pointer_layout``), built from ``CoreProgram.plastic_by_target()``; ``axon`` is the
+    synapse's axon (``CoreProgram.synapse_axon()[synapse]``), whose pre trace LTP uses.
+    """
+    return data.StructLayout({
+        "synapse": unsigned(config.synapse_address_bits),
+        "axon": unsigned(config.axon_index_bits),
+    })
+
+
+__all__ += ["reverse_layout"]

@@ -1,0 +1,461 @@
+"""The STDP engine: the pre-trace sweep and LTP of phase 4 "learn" (docs/core-spec.md, section 5).
+
+Two blocks, both driven by the core's controller after the integrator (phase 1, which also
+does LTD, spec phase 4 (a)) has finished:
+
+* :class:`TraceSweep` - for every axon ``a``: ``x[a] := xn[a]``, the pre trace after this
+  step's decay and jump, and the axon's bit in the *active bitmap* cleared for the next
+  step. One axon per clock.
+* :class:`LtpEngine` - spec phase 4 (b): for every fired neuron, every plastic synapse
+  targeting it (from the reverse index, regions 8 and 9 of docs/hw.md) gets
+  ``w := min(w + dw(a_plus, xn[axon], w), w_max)`` through the shared
+  :class:`~neurocore.hw.plasticity.WeightUpdate` datapath. One synapse per clock.
+
+Order within a step (docs/hw.md, "One step in hardware"): integrate (sets the active bits,
+applies LTD) -> trace sweep (may overlap the neuron pass: they share no memory) -> LTP
+(needs ``x = xn``, i.e. the sweep's ``done``, and the integrator's LTD write-backs).
+"""
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .config import CoreConfig
+from .layouts import pointer_layout, reverse_layout, synapse_layout
+from .plasticity import AMPLITUDE_BITS, LEARN_SHIFT_BITS, WeightUpdate
+
+__all__ = ["TraceSweep", "LtpEngine", "TRACE_DECAY_BITS", "COUNTER_BITS"]
+
+TRACE_DECAY_BITS = 4     # pre_decay_shift: 0..15 (spec section 4)
+COUNTER_BITS = 32        # updates / busy_cycles counters (wrap around)
+
+
+def _check_config(who: str, config) -> None:
+    if not isinstance(config, CoreConfig):
+        raise ValueError(f"{who}: config must be a CoreConfig, got {type(config).__name__}")
+
+
+class TraceSweep(wiring.Component):
+    """Pre-trace update of spec phase 4 for all axons, and the clearing of the active bitmap.
+
+    One *pass* (started by ``start``) visits ``a = 0 .. n_axons-1`` at one axon per clock and,
+    depending on the mode sampled at ``start``:
+
+    ============ ===================================================================== ==========
+    mode         ``x[a]`` becomes                                                      ``active[a]``
+    ============ ===================================================================== ==========
+    learn        ``usat_X(decay(x[a]) + (pre_jump if active[a] else 0))`` = ``xn[a]``  0
+    ``learn=0``  unchanged (spec: no phase 4 when learning is off for the run)         0
+    ``zero``     0 (the core's *clear state*, spec section 6)                          0
+    ============ ===================================================================== ==========
+
+    with ``decay(x) = x - (x >> pre_decay_shift)`` if ``pre_decay_shift > 0`` else ``x``.
+    ``zero`` takes precedence over ``learn``. Every mode leaves the active bitmap all-zero for
+    the next step, so the core sets the bit of every axon it integrates and never clears it.
+
+    Memories (owned by the top level)
+    ---------------------------------
+    ========== ============================== =========================================
+    ports      word shape                     use
+    ========== ============================== =========================================
+    x_rd       ``unsigned(trace_bits)``       read (learn mode), region 5, axon address
+    x_wr                                      write (learn and zero modes)
+    active_rd  ``unsigned(1)``                read (learn mode), the active bitmap:
+                                              one bit per axon, 1 = integrated this step
+    active_wr                                 write 0 (every mode)
+    ========== ============================== =========================================
+
+    Both memories hold ``config.axons`` words addressed with ``axon_index_bits`` bits (for
+    ``axons == 1`` that is 1 bit: such a memory needs ``depth=2``). :meth:`x_shape` and
+    :meth:`active_shape` give the word shapes. Read ports are synchronous with one cycle of
+    latency; they need not be transparent (every word is read once, before its own write,
+    and never after it within a pass) and need not hold their data while ``en`` is low. Write
+    ports are synchronous, whole word. The sweep must have exclusive use of the ports while
+    ``busy`` (the top multiplexes the host and the core's active-bit setter onto them
+    otherwise); all enables are low while idle.
+
+    The pass needs the complete active bitmap of the step: start it after the last active
+    axon of the step has been marked (after phase 1), and finish it before the next step
+    marks any axon. It may run beside the neuron pass (no shared memory); LTP must wait for
+    its ``done`` (LTP reads ``xn``).
+
+    Control and data ports
+    ----------------------
+    start : In(1)
+        One-cycle pulse, accepted when not ``busy``; begins a pass.
+    n_axons : In(axon_index_bits + 1)
+        Number of axons to visit (``0 .. config.axons``); sampled at ``start``.
+    learn : In(1, init=1)
+        Update ``x`` (phase 4 enabled for this step); sampled at ``start``. When low only the
+        active bitmap is cleared.
+    zero : In(1)
+        Write 0 to ``x`` and ``active`` of every visited axon; sampled at ``start``.
+    pre_decay_shift : In(4), pre_jump : In(trace_bits)
+        Learning parameters (spec section 4); sampled at ``start``.
+    busy : Out(1)
+        High from the cycle after ``start`` until the last cycle of the pass.
+    done : Out(1)
+        One-cycle pulse in the cycle after the pass (``busy`` is low again). All memory writes
+        of the pass have been performed by then.
+
+    Cycle cost: a pass whose ``start`` is seen in cycle 0 raises ``done`` in cycle
+    ``n_axons + 3`` (2 when ``n_axons == 0``): one cycle per axon plus the start cycle and two
+    pipeline stages.
+
+    Pipeline (cycle relative to the read of axon ``a``)
+    ---------------------------------------------------
+    ====  ==================================================================================
+    0     A: ``x_rd.addr`` = ``active_rd.addr`` = ``a``
+    1     B: ``x[a]``, ``active[a]`` on the read ports; ``xd = decay(x[a])`` registered
+    2     C: ``xn = usat_X(xd + jump)``; ``x_wr`` (``xn``, 0 or nothing), ``active_wr`` (0)
+    ====  ==================================================================================
+
+    Parameters
+    ----------
+    config : CoreConfig
+        Keyword-only. Gives ``axon_index_bits`` and the trace width ``X``.
+    """
+
+    def __init__(self, *, config: CoreConfig):
+        _check_config("TraceSweep", config)
+        self._config = config
+        a_bits = config.axon_index_bits
+        super().__init__({
+            "start": In(1),
+            "n_axons": In(a_bits + 1),
+            "learn": In(1, init=1),
+            "zero": In(1),
+            "pre_decay_shift": In(TRACE_DECAY_BITS),
+            "pre_jump": In(config.trace_bits),
+            "busy": Out(1),
+            "done": Out(1),
+            "x_rd": In(memory.ReadPort.Signature(addr_width=a_bits, shape=self.x_shape(config))),
+            "x_wr": In(memory.WritePort.Signature(addr_width=a_bits, shape=self.x_shape(config))),
+            "active_rd": In(memory.ReadPort.Signature(addr_width=a_bits, shape=self.active_shape(config))),
+            "active_wr": In(memory.WritePort.Signature(addr_width=a_bits, shape=self.active_shape(config))),
+        })
+
+    # -- word shapes of the memories the sweep uses (for the top level) ----------------------
+    @staticmethod
+    def x_shape(config: CoreConfig):
+        """Pre-trace word (region 5): ``unsigned(trace_bits)``."""
+        return unsigned(config.trace_bits)
+
+    @staticmethod
+    def active_shape(config: CoreConfig):
+        """Active-bitmap word: one bit per axon (a whole word, so the core sets it with a
+        plain write, no read-modify-write)."""
+        return unsigned(1)
+
+    @property
+    def config(self) -> CoreConfig:
+        return self._config
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._config
+        a_bits = cfg.axon_index_bits
+        X = cfg.trace_bits
+        trace_max = cfg.trace_max
+
+        # -- parameters sampled at start --------------------------------------------------------
+        n_q = Signal(a_bits + 1)
+        learn_q = Signal()
+        zero_q = Signal()
+        shift_q = Signal(TRACE_DECAY_BITS)
+        jump_q = Signal(X)
+
+        running = Signal()
+        idx = Signal(a_bits + 1)
+        done = Signal()
+        m.d.sync += done.eq(0)
+        m.d.comb += self.done.eq(done)
+
+        # -- stage A: issue the reads of axon idx -----------------------------------------------
+        issue = Signal()
+        m.d.comb += [
+            issue.eq(running & (idx != n_q)),
+            self.x_rd.addr.eq(idx),
+            self.x_rd.en.eq(issue & learn_q & ~zero_q),
+            self.active_rd.addr.eq(idx),
+            self.active_rd.en.eq(issue & learn_q & ~zero_q),
+        ]
+        b_valid = Signal()
+        b_axon = Signal(a_bits)
+        m.d.sync += b_valid.eq(issue)
+        with m.If(issue):
+            m.d.sync += [idx.eq(idx + 1), b_axon.eq(idx)]
+
+        # -- stage B: decay ---------------------------------------------------------------------
+        x = self.x_rd.data
+        c_valid = Signal()
+        c_axon = Signal(a_bits)
+        c_xd = Signal(X)
+        c_active = Signal()
+        m.d.sync += [
+            c_valid.eq(b_valid),
+            c_axon.eq(b_axon),
+            c_xd.eq(Mux(shift_q != 0, x - (x >> shift_q), x)),   # stays in 0..x
+            c_active.eq(self.active_rd.data),
+        ]
+
+        # -- stage C: jump, saturate, write back ------------------------------------------------
+        jumped = Signal(X + 1)
+        m.d.comb += jumped.eq(c_xd + Mux(c_active, jump_q, 0))
+        xn = Mux(jumped > trace_max, trace_max, jumped)
+        m.d.comb += [
+            self.x_wr.addr.eq(c_axon),
+            self.x_wr.data.eq(Mux(zero_q, 0, xn)),
+            self.x_wr.en.eq(c_valid & (learn_q | zero_q)),
+            self.active_wr.addr.eq(c_axon),
+            self.active_wr.data.eq(0),
+            self.active_wr.en.eq(c_valid),
+        ]
+
+        # -- sequencing -------------------------------------------------------------------------
+        with m.FSM(name="sweep"):
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += [
+                        idx.eq(0),
+                        n_q.eq(self.n_axons),
+                        learn_q.eq(self.learn),
+                        zero_q.eq(self.zero),
+                        shift_q.eq(self.pre_decay_shift),
+                        jump_q.eq(self.pre_jump),
+                    ]
+                    m.next = "SWEEP"
+            with m.State("SWEEP"):
+                m.d.comb += [running.eq(1), self.busy.eq(1)]
+                # Leave when the last axon is in stage C (its writes land at the end of this
+                # cycle, before done is seen).
+                with m.If(~issue & ~b_valid):
+                    m.d.sync += done.eq(1)
+                    m.next = "IDLE"
+        return m
+
+
+class LtpEngine(wiring.Component):
+    """Spec phase 4 (b), LTP: potentiates the plastic synapses of every fired neuron.
+
+    For each neuron ``n`` received on ``fired`` the engine reads its reverse pointer word
+    ``(base, count)`` (region 8, ``pointer_layout``), then for each reverse entry
+    ``j = base .. base+count-1`` the entry ``(synapse, axon)`` (region 9,
+    ``reverse_layout``), the synapse word ``(target, weight, plastic)`` and ``x[axon]``, and
+    writes back ``(target, min(w + dw(a_plus, x[axon], w), w_max), 1)`` through a
+    :class:`~neurocore.hw.plasticity.WeightUpdate` in LTP mode. ``x`` must hold ``xn`` (the
+    pre traces after this step's decay and jump): run the engine after the
+    :class:`TraceSweep` pass of the step. Reverse entries whose synapse word is not plastic
+    are skipped (the compiler never emits them; spec: plastic synapses only).
+
+    No read-after-write hazard on weights: a synapse has one target, and every neuron fires at
+    most once per step, so each synapse is read and written at most once per pass (the
+    fired neurons of one step). The engine therefore reads synapse words without forwarding,
+    and ``syn_rd`` needs no transparency for ``syn_wr``. **Precondition**: within one pass a
+    neuron appears at most once on ``fired``, and the reverse index lists each synapse under
+    its own target only (as ``CoreProgram.plastic_by_target`` does). The LTD write-backs of
+    the integrator must have landed before the pass (integrator ``busy`` low), and the next
+    step's integration must wait for this engine's ``busy`` to fall.
+
+    Throughput
+    ----------
+    One synapse update per clock on reverse lists, including across neurons: the pointer word
+    of the next neuron is looked up while the current list is issued, and the next list is
+    loaded in the cycle that issues the current list's last entry. A fired neuron without
+    plastic synapses (``count == 0``) is dropped at the pointer stage and costs nothing while
+    a list is being issued (one cycle otherwise). The only overhead is the pipeline fill and
+    drain: a pass of ``k`` updates whose ``fired`` words arrive without gaps keeps ``busy``
+    high for ``k + 11`` cycles when the first neuron has plastic synapses and no list runs
+    dry before the next pointer word is ready (measured: 1024 updates in 1035 cycles, 0.989
+    per clock, for 16 lists of 64 with or without 16 silent neurons interleaved; 64 lists
+    of 1 in 75 cycles). Gaps on ``fired`` and silent neurons that reach the pointer stage
+    while the address generator is idle cost one cycle each.
+
+    Pipeline (cycle relative to the ``fired`` handshake of a neuron that finds the address
+    generator idle)
+    ------------------------------------------------------------------------------------------
+    ====  ===================================================================================
+    0     ``fired`` handshake; ``rptr_rd.addr`` = neuron
+    1     P: pointer word on ``rptr_rd.data``; loaded into the address generator
+    2     G: ``rsyn_rd.addr`` = reverse address (one per cycle: ``base``, ``base + 1``, ...)
+    3     R1: reverse entry on ``rsyn_rd.data``, registered
+    4     R2: ``syn_rd.addr`` = synapse, ``x_rd.addr`` = axon
+    5     R3: synapse word and ``x`` on the read ports: WeightUpdate input
+    11    WeightUpdate output: ``syn_wr`` (addr = synapse, word with the new weight)
+    ====  ===================================================================================
+
+    ``busy`` falls in the cycle after the last write-back: 10 cycles after the last reverse
+    entry address is issued (cycle 12 for a single update).
+
+    Memory port requirements
+    ------------------------
+    All read ports synchronous, one cycle of latency; none has to be transparent, none has to
+    hold its data while ``en`` is low (the pointer stage re-presents its address while it
+    waits). ``rptr_rd.en`` is always high; the other enables are low while the engine is idle,
+    so the top level may share those ports with the host then. The engine must have exclusive
+    use of ``syn_wr`` while ``busy``; ``syn_rd`` and ``x_rd`` must read the memories the
+    engine writes / the sweep wrote.
+
+    Parameters
+    ----------
+    config : CoreConfig
+        Keyword-only. Must be configured with ``learning`` (``ValueError`` otherwise).
+
+    Members
+    -------
+    fired : ``In(stream.Signature(unsigned(neuron_index_bits)))``
+        Neurons that fired this step (any order, each at most once per pass, gaps allowed).
+    rptr_rd : ``In(memory.ReadPort.Signature(addr_width=neuron_index_bits, shape=pointer_layout))``
+        Region 8, reverse pointers.
+    rsyn_rd : ``In(memory.ReadPort.Signature(addr_width=synapse_address_bits, shape=reverse_layout))``
+        Region 9, reverse index.
+    syn_rd, syn_wr : read / write port of the synapse memory (region 7), ``synapse_layout``.
+    x_rd : read port of the pre-trace memory (region 5), ``unsigned(trace_bits)``, axon
+        addresses.
+    a_plus, shift, w_min, w_max, soft_bound : ``In(...)``
+        Learning parameters (spec section 4), as in ``WeightUpdate``; stable while ``busy``.
+    busy : ``Out(1)``
+        High while ``fired.valid`` is high or anything is buffered or in flight. When it is
+        low every write-back of the pass is in memory.
+    clear_count : ``In(1)``
+        Restart the counters (the events of the same cycle are counted).
+    updates : ``Out(32)``
+        Synapse write-backs (LTP updates performed) since ``clear_count``.
+    busy_cycles : ``Out(32)``
+        Cycles with ``busy`` high since ``clear_count`` (``updates / busy_cycles`` is the
+        achieved update rate).
+    """
+
+    def __init__(self, *, config: CoreConfig):
+        _check_config("LtpEngine", config)
+        if not config.learning:
+            raise ValueError("LtpEngine: the config has learning=False; the LTP engine is only built "
+                             "for a core configured with learning")
+        self._config = config
+        n_bits = config.neuron_index_bits
+        s_bits = config.synapse_address_bits
+        a_bits = config.axon_index_bits
+        super().__init__({
+            "fired": In(stream.Signature(unsigned(n_bits))),
+            "rptr_rd": In(memory.ReadPort.Signature(addr_width=n_bits, shape=pointer_layout(config))),
+            "rsyn_rd": In(memory.ReadPort.Signature(addr_width=s_bits, shape=reverse_layout(config))),
+            "syn_rd": In(memory.ReadPort.Signature(addr_width=s_bits, shape=synapse_layout(config))),
+            "syn_wr": In(memory.WritePort.Signature(addr_width=s_bits, shape=synapse_layout(config))),
+            "x_rd": In(memory.ReadPort.Signature(addr_width=a_bits, shape=TraceSweep.x_shape(config))),
+            "a_plus": In(AMPLITUDE_BITS),
+            "shift": In(LEARN_SHIFT_BITS),
+            "w_min": In(signed(config.weight_bits)),
+            "w_max": In(signed(config.weight_bits)),
+            "soft_bound": In(1),
+            "busy": Out(1),
+            "clear_count": In(1),
+            "updates": Out(COUNTER_BITS),
+            "busy_cycles": Out(COUNTER_BITS),
+        })
+
+    @property
+    def config(self) -> CoreConfig:
+        return self._config
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._config
+        n_bits = cfg.neuron_index_bits
+        s_bits = cfg.synapse_address_bits
+        rev_shape = reverse_layout(cfg)
+
+        # -- stage P: reverse pointer lookup, one neuron buffered -------------------------------
+        # The pointer word of the neuron in P is rptr_rd.data. While P cannot advance, its
+        # neuron is presented again, so the port needs no data hold on en = 0.
+        p_valid = Signal()
+        p_neuron = Signal(n_bits)
+        p_take = Signal()                      # P is consumed (loaded into G, or dropped)
+        accept = Signal()
+        ptr = self.rptr_rd.data
+        m.d.comb += [
+            accept.eq(~p_valid | p_take),
+            self.fired.ready.eq(accept),
+            self.rptr_rd.en.eq(1),
+            self.rptr_rd.addr.eq(Mux(accept, self.fired.payload, p_neuron)),
+        ]
+        with m.If(accept):
+            m.d.sync += [p_valid.eq(self.fired.valid), p_neuron.eq(self.fired.payload)]
+
+        # -- stage G: reverse-index address generator -------------------------------------------
+        # Loads the next pointer word in the cycle it issues the last address of the current
+        # list, so consecutive lists follow each other without a bubble. An empty list is
+        # dropped in P without being loaded.
+        cur_addr = Signal(s_bits)
+        cur_left = Signal(s_bits + 1)
+        issue = Signal()
+        p_empty = Signal()
+        m.d.comb += [
+            issue.eq(cur_left != 0),
+            p_empty.eq(ptr.count == 0),
+            p_take.eq(p_valid & (p_empty | ~issue | (cur_left == 1))),
+            self.rsyn_rd.addr.eq(cur_addr),
+            self.rsyn_rd.en.eq(issue),
+        ]
+        with m.If(p_take & ~p_empty):
+            m.d.sync += [cur_addr.eq(ptr.base), cur_left.eq(ptr.count)]
+        with m.Elif(issue):
+            m.d.sync += [cur_addr.eq(cur_addr + 1), cur_left.eq(cur_left - 1)]
+
+        # -- stage R1: reverse entry arrives; R2: registered, synapse and trace reads ------------
+        r1_valid = Signal()
+        r2_valid = Signal()
+        r2_entry = Signal(rev_shape)
+        m.d.sync += [
+            r1_valid.eq(issue),
+            r2_valid.eq(r1_valid),
+            r2_entry.eq(self.rsyn_rd.data),
+        ]
+        m.d.comb += [
+            self.syn_rd.addr.eq(r2_entry.synapse),
+            self.syn_rd.en.eq(r2_valid),
+            self.x_rd.addr.eq(r2_entry.axon),
+            self.x_rd.en.eq(r2_valid),
+        ]
+
+        # -- stage R3: synapse word and xn arrive: WeightUpdate input ---------------------------
+        r3_valid = Signal()
+        r3_synapse = Signal(s_bits)
+        m.d.sync += [r3_valid.eq(r2_valid), r3_synapse.eq(r2_entry.synapse)]
+        syn = self.syn_rd.data
+        tag_shape = data.StructLayout({"addr": unsigned(s_bits), "target": unsigned(n_bits)})
+        m.submodules.update = update = WeightUpdate(config=cfg, tag_shape=tag_shape)
+        m.d.comb += [
+            update.en.eq(1),
+            update.in_valid.eq(r3_valid & syn.plastic),
+            update.in_ltp.eq(1),
+            update.in_w.eq(syn.weight),
+            update.in_trace.eq(self.x_rd.data),
+            update.in_tag.addr.eq(r3_synapse),
+            update.in_tag.target.eq(syn.target),
+            update.a_plus.eq(self.a_plus),
+            update.a_minus.eq(0),
+            update.shift.eq(self.shift),
+            update.w_min.eq(self.w_min),
+            update.w_max.eq(self.w_max),
+            update.soft_bound.eq(self.soft_bound),
+        ]
+
+        # -- write back ---------------------------------------------------------------------------
+        m.d.comb += [
+            self.syn_wr.addr.eq(update.out_tag.addr),
+            self.syn_wr.data.target.eq(update.out_tag.target),
+            self.syn_wr.data.weight.eq(update.out_w),
+            self.syn_wr.data.plastic.eq(1),
+            self.syn_wr.en.eq(update.out_valid),
+        ]
+
+        # -- status and counters ------------------------------------------------------------------
+        in_flight = Cat(p_valid, issue, r1_valid, r2_valid, r3_valid, update.busy).any()
+        m.d.comb += self.busy.eq(self.fired.valid | in_flight)
+        with m.If(self.clear_count):
+            m.d.sync += [self.updates.eq(self.syn_wr.en), self.busy_cycles.eq(self.busy)]
+        with m.Else():
+            m.d.sync += [self.updates.eq(self.updates + self.syn_wr.en),
+                         self.busy_cycles.eq(self.busy_cycles + self.busy)]
+        return m

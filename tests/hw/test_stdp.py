@@ -1,0 +1,671 @@
+"""TraceSweep and LtpEngine (hw/stdp.py): phase 4 "learn" of docs/core-spec.md, section 5.
+
+* ``spec_sweep`` / ``spec_ltp`` transcribe the spec (pre-trace decay then jump; LTP with
+  ``xn`` over the plastic synapses of each fired neuron). They are checked against the
+  golden model on random one-step programs (with ``a_minus = 0`` LTD changes nothing).
+* Each block is simulated (async Amaranth testbenches) in a harness that owns the memories
+  (non-transparent, 1-cycle synchronous read ports), on many random cases: random widths,
+  shifts 0..15, jumps up to the maximum, saturation, random active sets, partial ``n_axons``;
+  random programs with random plastic synapses, reverse index from
+  ``CoreProgram.plastic_by_target()``, random traces and fired sets (with neurons that have
+  no plastic synapse), soft bound on/off, extreme parameters, random gaps on ``fired``.
+* The LTP throughput on long lists is measured (>= 0.9 updates per clock, exact cycle counts).
+"""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+from amaranth.back import verilog
+from amaranth.hdl import Elaboratable, Module
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import connect
+from amaranth.sim import Simulator
+
+from neurocore.hw.config import CoreConfig
+from neurocore.hw.layouts import pointer_layout, reverse_layout, synapse_layout
+from neurocore.hw.plasticity import WeightUpdate
+from neurocore.hw.program import CoreProgram, CoreState, LearningParams, NeuronParams
+from neurocore.hw.stdp import LtpEngine, TraceSweep
+from neurocore.sim import golden
+
+# Components built only to inspect their signature (or to provoke a ValueError) are never elaborated.
+pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+
+THROUGHPUT: dict[str, tuple[int, int]] = {}
+
+
+# ==== the spec, transcribed =====================================================================
+def _decay(value: int, shift: int) -> int:
+    return value - (value >> shift) if shift > 0 else value
+
+
+def spec_sweep(x, active, n, shift, jump, trace_max, *, learn=True, zero=False):
+    """Pre traces of axons ``0..n-1`` after phase 4 (xn), and the active bitmap after the sweep."""
+    x, active = list(x), list(active)
+    for a in range(n):
+        if zero:
+            x[a] = 0
+        elif learn:
+            xd = _decay(x[a], shift)
+            x[a] = min(xd + jump, trace_max) if active[a] else xd     # usat_X
+        active[a] = 0
+    return x, active
+
+
+def spec_dw(amplitude: int, trace: int, w: int, lp: LearningParams) -> int:
+    """dw(A, trace, w), spec section 5 phase 4 (Python integers: nothing wraps)."""
+    product = amplitude * trace
+    if lp.soft_bound:
+        u = w - lp.w_min
+        product *= u * (lp.w_max - lp.w_min - u)
+    return product >> lp.shift
+
+
+def spec_ltp(program: CoreProgram, weight, xn, fired, lp: LearningParams) -> list[int]:
+    """Phase 4 (b): for every fired neuron n, every plastic s with target[s] == n."""
+    weight = [int(w) for w in weight]
+    axon = program.synapse_axon()
+    for n in fired:
+        for s in range(program.n_synapses):
+            if program.plastic[s] and program.target[s] == n:
+                w = weight[s]
+                weight[s] = min(w + spec_dw(lp.a_plus, xn[axon[s]], w, lp), lp.w_max)
+    return weight
+
+
+# ==== random programs ===========================================================================
+def _corner(rng: random.Random, top: int) -> int:
+    """A value in 0..top: sometimes 0, 1 or top, else uniform in the upper half or everywhere."""
+    pick = rng.random()
+    if pick < 0.25:
+        return rng.choice([0, 1, top])
+    return rng.randint(top // 2, top) if pick < 0.6 else rng.randint(0, top)
+
+
+def random_learning(rng: random.Random, cfg: CoreConfig) -> LearningParams:
+    wlo, whi = cfg.weight_range
+    pick = rng.random()
+    if pick < 0.08:
+        w_min = w_max = rng.randint(wlo, whi)                 # empty plastic range
+    elif pick < 0.3:
+        w_min, w_max = wlo, whi                               # the full range
+    else:
+        w_min, w_max = sorted(rng.randint(wlo, whi) for _ in range(2))
+    soft = rng.random() < 0.5
+    a_plus = _corner(rng, 255)
+    if rng.random() < 0.25:
+        shift = rng.choice([0, 47, rng.randint(0, 47)])
+    else:
+        # dw around the size of the plastic range for large traces: most updates neither stay
+        # put nor hit w_max
+        r = w_max - w_min
+        big = max(a_plus, 1) * cfg.trace_max * (max(r * r // 4, 1) if soft else 1)
+        shift = min(max(big.bit_length() - rng.randint(0, max(r, 1).bit_length() + 3), 0), 47)
+    return LearningParams(a_plus=a_plus, a_minus=_corner(rng, 255), shift=shift,
+                          pre_decay_shift=rng.randint(0, 15), post_decay_shift=rng.randint(0, 15),
+                          pre_jump=_corner(rng, cfg.trace_max), post_jump=_corner(rng, cfg.trace_max),
+                          w_min=w_min, w_max=w_max, soft_bound=soft)
+
+
+def random_program(rng: random.Random, cfg: CoreConfig, *, n_neurons=None, n_axons=None,
+                   n_synapses=None, lp: LearningParams | None = None) -> CoreProgram:
+    """A validated program with random synapses, about half of them plastic."""
+    n_neurons = n_neurons or rng.randint(1, cfg.neurons)
+    n_axons = n_axons or rng.randint(1, cfg.axons)
+    n_syn = rng.randint(0, cfg.synapses) if n_synapses is None else n_synapses
+    lp = lp or random_learning(rng, cfg)
+    wlo, whi = cfg.weight_range
+    p_plastic = rng.choice([0.0, 0.5, 0.9, 1.0])
+    axon = [rng.randrange(n_axons) for _ in range(n_syn)]
+    # a few "hub" neurons collect many synapses, others none
+    hubs = [rng.randrange(n_neurons) for _ in range(3)]
+    target = [rng.choice(hubs) if rng.random() < 0.4 else rng.randrange(n_neurons) for _ in range(n_syn)]
+    plastic = [rng.random() < p_plastic for _ in range(n_syn)]
+    mid = (lp.w_min + lp.w_max) // 2
+    weight = [rng.choice([lp.w_min, lp.w_max, mid, rng.randint(lp.w_min, lp.w_max)]) if p
+              else rng.randint(wlo, whi) for p in plastic]
+    return CoreProgram.from_synapses(
+        cfg, n_inputs=n_axons, n_axons=n_axons, axon=axon, target=target, weight=weight,
+        plastic=plastic, neurons=NeuronParams.uniform(n_neurons, threshold=1), learning=lp)
+
+
+def random_traces(rng: random.Random, cfg: CoreConfig, n: int) -> list[int]:
+    tmax = cfg.trace_max
+    style = rng.random()
+    if style < 0.15:
+        return [tmax] * n
+    if style < 0.25:
+        return [0] * n
+    return [rng.choice([0, 1, tmax, tmax - 1, rng.randint(0, tmax), rng.randint(0, tmax)]) for _ in range(n)]
+
+
+def random_fired(rng: random.Random, n_neurons: int) -> list[int]:
+    pick = rng.random()
+    if pick < 0.1:
+        return []
+    neurons = list(range(n_neurons))
+    rng.shuffle(neurons)
+    return neurons if pick < 0.3 else neurons[:rng.randint(1, n_neurons)]
+
+
+# ==== the transcription against the golden model ================================================
+def test_spec_model_matches_golden():
+    """``spec_sweep`` + ``spec_ltp`` agree with ``golden.run`` on one learning step.
+
+    Neurons fire by their bias alone (v_max: fires, v_min: stays silent), every axon is a host
+    input, ``a_minus = 0`` so that LTD leaves every plastic weight where it is.
+    """
+    cfg = CoreConfig(neurons=12, axons=12, synapses=48, weight_bits=12, accumulator_bits=24,
+                     membrane_bits=24, trace_bits=8, wta=False)
+    rng = random.Random(99)
+    v_min, v_max = cfg.membrane_range
+    moved = 0
+    for case in range(60):
+        base = random_program(rng, cfg)
+        lp = LearningParams(**{**base.learning.__dict__, "a_minus": 0})
+        fired = sorted(random_fired(rng, base.n_neurons))
+        bias = [v_max if n in fired else v_min for n in range(base.n_neurons)]
+        neurons = NeuronParams(**{**NeuronParams.uniform(base.n_neurons, threshold=1).__dict__,
+                                  "bias": np.array(bias)})
+        program = CoreProgram(config=cfg, n_inputs=base.n_inputs, ptr=base.ptr, target=base.target,
+                              weight=base.weight, plastic=base.plastic, neurons=neurons,
+                              route=base.route, outputs=np.zeros(0, np.int64), learning=lp).validate()
+        active = [rng.random() < 0.5 for _ in range(program.n_axons)]
+        start = CoreState.initial(program)
+        start.x[:] = random_traces(rng, cfg, program.n_axons)
+        result = golden.run(program, np.array([active]), learn=True, state=start, record_neurons=True)
+        assert np.flatnonzero(result.neuron_spikes[0]).tolist() == fired
+        xn, _ = spec_sweep(start.x.tolist(), active, program.n_axons, lp.pre_decay_shift, lp.pre_jump,
+                           cfg.trace_max)
+        assert result.state.x.tolist() == xn, case
+        want = spec_ltp(program, program.weight, xn, fired, lp)
+        assert result.state.weight.tolist() == want, case
+        moved += sum(a != b for a, b in zip(want, program.weight))
+        # spec_dw is the golden model's _dw
+        glp = np.array([lp.a_plus, 0, lp.shift, 0, 0, 0, 0, lp.w_min, lp.w_max, int(lp.soft_bound)],
+                       np.int64)
+        for s in np.flatnonzero(program.plastic)[:8]:
+            w, t = int(program.weight[s]), xn[program.synapse_axon()[s]]
+            assert spec_dw(lp.a_plus, t, w, lp) == int(golden._dw.py_func(np.int64(lp.a_plus), np.int64(t),
+                                                                          np.int64(w), glp))
+    assert moved > 50
+
+
+# ==== TraceSweep ================================================================================
+class SweepHarness(Elaboratable):
+    """The sweep with its two memories (pre trace, active bitmap)."""
+
+    def __init__(self, cfg: CoreConfig):
+        self.cfg = cfg
+        self.dut = TraceSweep(config=cfg)
+        depth = max(cfg.axons, 2)           # axon_index_bits is 1 for a single axon
+        self.x = Memory(shape=TraceSweep.x_shape(cfg), depth=depth, init=[])
+        self.active = Memory(shape=TraceSweep.active_shape(cfg), depth=depth, init=[])
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.dut = self.dut
+        m.submodules.x = self.x
+        m.submodules.active = self.active
+        connect(m, self.dut.x_rd, self.x.read_port())
+        connect(m, self.dut.x_wr, self.x.write_port())
+        connect(m, self.dut.active_rd, self.active.read_port())
+        connect(m, self.dut.active_wr, self.active.write_port())
+        return m
+
+
+async def sweep_pass(ctx, h: SweepHarness, n, shift, jump, *, learn=True, zero=False, restart_at=None):
+    """One pass; returns the cycles from the start cycle to the done cycle. ``restart_at``: a
+    cycle in which ``start`` is pulsed again (with other parameters) while busy - ignored."""
+    dut = h.dut
+    for port in (dut.x_rd.en, dut.x_wr.en, dut.active_rd.en, dut.active_wr.en):
+        assert not ctx.get(port), "enables are low while idle"
+    ctx.set(dut.n_axons, n)
+    ctx.set(dut.pre_decay_shift, shift)
+    ctx.set(dut.pre_jump, jump)
+    ctx.set(dut.learn, learn)
+    ctx.set(dut.zero, zero)
+    ctx.set(dut.start, 1)
+    cycle = 0
+    while not ctx.get(dut.done):
+        assert ctx.get(dut.busy) == (cycle > 0), cycle
+        await ctx.tick()
+        cycle += 1
+        ctx.set(dut.start, int(cycle == restart_at))
+        if cycle == 1:   # parameters are sampled at start: change them
+            ctx.set(dut.n_axons, h.cfg.axons - n)
+            ctx.set(dut.pre_decay_shift, 15 - shift)
+            ctx.set(dut.pre_jump, h.cfg.trace_max - jump)
+            ctx.set(dut.learn, not learn)
+            ctx.set(dut.zero, not zero)
+        assert cycle < n + 10
+    assert not ctx.get(dut.busy)
+    ctx.set(dut.start, 0)
+    await ctx.tick()
+    assert not ctx.get(dut.done), "done is a one-cycle pulse"
+    return cycle
+
+
+SWEEP_CONFIGS = {
+    "A1_X2": CoreConfig(neurons=4, axons=1, synapses=4, trace_bits=2),
+    "A2_X16": CoreConfig(neurons=4, axons=2, synapses=4, trace_bits=16),
+    "A5_X3": CoreConfig(neurons=4, axons=5, synapses=4, trace_bits=3),
+    "A16_X8": CoreConfig(neurons=4, axons=16, synapses=4, trace_bits=8),
+    "A33_X16": CoreConfig(neurons=4, axons=33, synapses=4, trace_bits=16, weight_bits=16),
+    "A64_X5": CoreConfig(neurons=4, axons=64, synapses=4, trace_bits=5),
+}
+
+
+@pytest.mark.parametrize("name", list(SWEEP_CONFIGS))
+def test_sweep_matches_spec(name):
+    cfg = SWEEP_CONFIGS[name]
+    rng = random.Random(f"sweep-{name}")
+    h = SweepHarness(cfg)
+    A, tmax = cfg.axons, cfg.trace_max
+    depth = max(A, 2)
+    stats = {"passes": 0, "saturated": 0, "decayed": 0}
+
+    async def testbench(ctx):
+        x = [0] * depth
+        active = [0] * depth
+        for case in range(60):
+            if case == 0 or rng.random() < 0.5:
+                x = random_traces(rng, cfg, depth)
+            density = rng.choice([0.0, 0.3, 0.5, 1.0])
+            active = [int(rng.random() < density) for _ in range(depth)]
+            for a in range(depth):
+                ctx.set(h.x.data[a], x[a])
+                ctx.set(h.active.data[a], active[a])
+            n = rng.choice([A, A, rng.randint(0, A), 0 if rng.random() < 0.2 else A])
+            shift = rng.choice([0, 1, 15, rng.randint(0, 15)])
+            jump = rng.choice([0, 1, tmax, rng.randint(0, tmax)])
+            mode = rng.choice(["learn"] * 6 + ["off", "zero", "zero_learn"])
+            learn, zero = mode in ("learn", "zero_learn"), mode.startswith("zero")
+            restart = rng.randint(1, n + 2) if rng.random() < 0.25 else None
+            cycles = await sweep_pass(ctx, h, n, shift, jump, learn=learn, zero=zero, restart_at=restart)
+            want_x, want_active = spec_sweep(x, active, n, shift, jump, tmax, learn=learn, zero=zero)
+            got_x = [ctx.get(h.x.data[a]) for a in range(depth)]
+            got_active = [ctx.get(h.active.data[a]) for a in range(depth)]
+            assert got_x == want_x, (name, case, mode, n, shift, jump)
+            assert got_active == want_active, (name, case, mode, n)
+            assert cycles == (n + 3 if n else 2), (cycles, n)
+            stats["passes"] += 1
+            stats["saturated"] += sum(1 for a in range(n) if mode == "learn" and active[a]
+                                      and _decay(x[a], shift) + jump > tmax)
+            stats["decayed"] += sum(1 for a in range(n) if mode == "learn" and _decay(x[a], shift) != x[a])
+            x = want_x
+
+    sim = Simulator(h)
+    sim.add_clock(1e-8)
+    sim.add_testbench(testbench)
+    sim.run()
+    assert stats["saturated"] > 0 and stats["decayed"] > 0, stats
+    print(name, stats)
+
+
+# ==== LtpEngine =================================================================================
+def reverse_words(program: CoreProgram, cfg: CoreConfig):
+    """Region 8 and 9 words of a program (``config.neurons`` and ``config.synapses`` of them)."""
+    rptr, rsyn = program.plastic_by_target()
+    axon = program.synapse_axon()
+    ptr_words = [{"base": int(rptr[n]), "count": int(rptr[n + 1] - rptr[n])} if n < program.n_neurons
+                 else {"base": 0, "count": 0} for n in range(cfg.neurons)]
+    rev_words = [{"synapse": int(s), "axon": int(axon[s])} for s in rsyn]
+    return ptr_words, rev_words
+
+
+def synapse_words(program: CoreProgram, weight=None):
+    weight = program.weight if weight is None else weight
+    return [{"target": int(t), "weight": int(w), "plastic": int(p)}
+            for t, w, p in zip(program.target, weight, program.plastic)]
+
+
+class LtpHarness(Elaboratable):
+    """The LTP engine and the four memories it works on."""
+
+    def __init__(self, cfg: CoreConfig, program: CoreProgram | None = None, x=()):
+        self.cfg = cfg
+        self.dut = LtpEngine(config=cfg)
+        ptr_init, rev_init, syn_init = [], [], []
+        if program is not None:
+            ptr_init, rev_init = reverse_words(program, cfg)
+            syn_init = synapse_words(program)
+        self.rptr = Memory(shape=pointer_layout(cfg), depth=max(cfg.neurons, 2), init=ptr_init)
+        self.rsyn = Memory(shape=reverse_layout(cfg), depth=max(cfg.synapses, 2), init=rev_init)
+        self.syn = Memory(shape=synapse_layout(cfg), depth=max(cfg.synapses, 2), init=syn_init)
+        self.x = Memory(shape=TraceSweep.x_shape(cfg), depth=max(cfg.axons, 2), init=list(x))
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.dut = self.dut
+        for name in ("rptr", "rsyn", "syn", "x"):
+            m.submodules[name] = getattr(self, name)
+        connect(m, self.dut.rptr_rd, self.rptr.read_port())
+        connect(m, self.dut.rsyn_rd, self.rsyn.read_port())
+        connect(m, self.dut.syn_rd, self.syn.read_port())
+        connect(m, self.dut.syn_wr, self.syn.write_port())
+        connect(m, self.dut.x_rd, self.x.read_port())
+        return m
+
+
+def load_program(ctx, h: LtpHarness, program: CoreProgram):
+    ptr_words, rev_words = reverse_words(program, h.cfg)
+    for n, word in enumerate(ptr_words):
+        ctx.set(h.rptr.data[n], word)
+    for j, word in enumerate(rev_words):
+        ctx.set(h.rsyn.data[j], word)
+    for s, word in enumerate(synapse_words(program)):
+        ctx.set(h.syn.data[s], word)
+
+
+def set_params(ctx, h: LtpHarness, lp: LearningParams):
+    dut = h.dut
+    for name in ("a_plus", "shift", "w_min", "w_max"):
+        ctx.set(getattr(dut, name), getattr(lp, name))
+    ctx.set(dut.soft_bound, int(lp.soft_bound))
+
+
+async def ltp_pass(ctx, h: LtpHarness, fired, rng: random.Random, p_gap: float):
+    """Send ``fired`` (random idle cycles with probability ``p_gap``), wait for ``busy`` low.
+
+    Returns the cycles with ``busy`` high (checked against the engine's counter).
+    """
+    dut = h.dut
+    ctx.set(dut.clear_count, 1)
+    assert not ctx.get(dut.busy)
+    await ctx.tick()
+    ctx.set(dut.clear_count, 0)
+    busy_cycles = 0
+    for n in fired:
+        while rng.random() < p_gap:
+            ctx.set(dut.fired.valid, 0)
+            busy_cycles += ctx.get(dut.busy)
+            await ctx.tick()
+        ctx.set(dut.fired.valid, 1)
+        ctx.set(dut.fired.payload, n)
+        while True:
+            ready = ctx.get(dut.fired.ready)
+            busy_cycles += ctx.get(dut.busy)
+            assert busy_cycles < 100000
+            await ctx.tick()
+            if ready:
+                break
+    ctx.set(dut.fired.valid, 0)
+    while ctx.get(dut.busy):
+        busy_cycles += 1
+        await ctx.tick()
+        assert busy_cycles < 100000, "the engine does not finish"
+    assert not ctx.get(dut.syn_wr.en)
+    assert ctx.get(dut.busy_cycles) == busy_cycles
+    return busy_cycles
+
+
+def read_weights(ctx, h: LtpHarness, program: CoreProgram):
+    words = [ctx.get(h.syn.data[s]) for s in range(program.n_synapses)]
+    return words, [int(w.weight) for w in words]
+
+
+LTP_CONFIGS = {
+    "W8_X8": (CoreConfig(neurons=16, axons=16, synapses=64, weight_bits=8, trace_bits=8), 50),
+    "W2_X16": (CoreConfig(neurons=8, axons=5, synapses=40, weight_bits=2, trace_bits=16), 40),
+    "W16_X16": (CoreConfig(neurons=13, axons=24, synapses=64, weight_bits=16, trace_bits=16,
+                           accumulator_bits=32, membrane_bits=32), 50),
+    "W16_X2": (CoreConfig(neurons=5, axons=9, synapses=33, weight_bits=16, trace_bits=2,
+                          accumulator_bits=32), 40),
+    "W5_X11": (CoreConfig(neurons=24, axons=7, synapses=50, weight_bits=5, trace_bits=11), 40),
+    "N1_A1": (CoreConfig(neurons=1, axons=1, synapses=8, weight_bits=6, trace_bits=4), 30),
+}
+
+
+@pytest.mark.parametrize("name", list(LTP_CONFIGS))
+def test_ltp_matches_spec(name):
+    cfg, programs = LTP_CONFIGS[name]
+    rng = random.Random(f"ltp-{name}")
+    h = LtpHarness(cfg)
+    stats = {"passes": 0, "updates": 0, "moved": 0, "at_w_max": 0, "soft": 0, "no_plastic_fired": 0}
+
+    async def testbench(ctx):
+        for case in range(programs):
+            program = random_program(rng, cfg)
+            lp = program.learning
+            load_program(ctx, h, program)
+            set_params(ctx, h, lp)
+            weight = [int(w) for w in program.weight]
+            rptr, _ = program.plastic_by_target()
+            for step in range(rng.choice([1, 2, 3])):
+                x = random_traces(rng, cfg, max(cfg.axons, 2))
+                for a, value in enumerate(x):
+                    ctx.set(h.x.data[a], value)
+                fired = random_fired(rng, program.n_neurons)
+                cycles = await ltp_pass(ctx, h, fired, rng, rng.choice([0.0, 0.0, 0.3, 0.7]))
+                want = spec_ltp(program, weight, x, fired, lp)
+                words, got = read_weights(ctx, h, program)
+                assert got == want, (name, case, step, lp, fired)
+                assert [int(w.target) for w in words] == program.target.tolist()
+                assert [int(w.plastic) for w in words] == program.plastic.astype(int).tolist()
+                n_updates = sum(int(rptr[n + 1] - rptr[n]) for n in fired)
+                assert ctx.get(h.dut.updates) == n_updates
+                assert cycles >= n_updates
+                stats["passes"] += 1
+                stats["updates"] += n_updates
+                stats["moved"] += sum(a != b for a, b in zip(want, weight))
+                stats["at_w_max"] += sum(1 for s, (a, b) in enumerate(zip(want, weight))
+                                         if a != b and a == lp.w_max)
+                stats["soft"] += n_updates if lp.soft_bound else 0
+                stats["no_plastic_fired"] += sum(1 for n in fired if rptr[n + 1] == rptr[n])
+                weight = want
+
+    sim = Simulator(h)
+    sim.add_clock(1e-8)
+    sim.add_testbench(testbench)
+    sim.run()
+    print(name, stats)
+    assert stats["moved"] > 0 and stats["at_w_max"] > 0 and stats["soft"] > 0, stats
+    assert stats["no_plastic_fired"] > 0, stats
+    assert stats["moved"] < stats["updates"], stats
+
+
+def test_ltp_extremes():
+    """Widest datapath: a_plus 0 / 255, shift 0 / 47, traces 0 / max, full and empty ranges,
+    weights at the bounds, soft bound on and off."""
+    cfg = CoreConfig(neurons=4, axons=4, synapses=32, weight_bits=16, trace_bits=16,
+                     accumulator_bits=32, membrane_bits=32)
+    wlo, whi = cfg.weight_range
+    tmax = cfg.trace_max
+    rng = random.Random(3)
+    h = LtpHarness(cfg)
+
+    async def testbench(ctx):
+        for soft in (False, True):
+            for a_plus in (0, 1, 255):
+                for shift in (0, 1, 40, 47):
+                    for w_min, w_max in ((wlo, whi), (0, 0), (wlo, wlo), (whi, whi), (-3, 4), (0, whi)):
+                        lp = LearningParams(a_plus=a_plus, shift=shift, w_min=w_min, w_max=w_max,
+                                            soft_bound=soft)
+                        mid = (w_min + w_max) // 2
+                        ws = [w_min, w_max, mid, min(mid + 1, w_max)] * 4
+                        program = CoreProgram.from_synapses(
+                            cfg, n_inputs=4, n_axons=4, axon=[s % 4 for s in range(16)],
+                            target=[s // 4 for s in range(16)], weight=ws, plastic=[True] * 16,
+                            neurons=NeuronParams.uniform(4, threshold=1), learning=lp)
+                        load_program(ctx, h, program)
+                        set_params(ctx, h, lp)
+                        x = [0, 1, tmax, tmax - 1]
+                        for a, value in enumerate(x):
+                            ctx.set(h.x.data[a], value)
+                        fired = [3, 0, 2, 1]
+                        await ltp_pass(ctx, h, fired, rng, 0.0)
+                        _, got = read_weights(ctx, h, program)
+                        want = spec_ltp(program, program.weight, x, fired, lp)
+                        assert got == want, lp
+                        if soft:   # weights exactly at w_min or w_max do not move
+                            assert all(g == w for g, w in zip(got, program.weight) if w in (w_min, w_max))
+
+    sim = Simulator(h)
+    sim.add_clock(1e-8)
+    sim.add_testbench(testbench)
+    sim.run()
+
+
+def test_ltp_skips_non_plastic_entry():
+    """A reverse entry naming a non-plastic synapse (never emitted by the compiler) is skipped."""
+    cfg = CoreConfig(neurons=2, axons=2, synapses=4, weight_bits=8, trace_bits=8)
+    lp = LearningParams(a_plus=255, shift=0, w_min=-10, w_max=50)
+    program = CoreProgram.from_synapses(
+        cfg, n_inputs=2, n_axons=2, axon=[0, 0, 1, 1], target=[0, 1, 0, 1], weight=[1, 2, 3, 4],
+        plastic=[True, False, True, False], neurons=NeuronParams.uniform(2, threshold=1), learning=lp)
+    h = LtpHarness(cfg, program, x=[9, 9])
+
+    async def testbench(ctx):
+        set_params(ctx, h, lp)
+        # neuron 1: a forged list of its two non-plastic synapses
+        ctx.set(h.rptr.data[1], {"base": 2, "count": 2})
+        ctx.set(h.rsyn.data[2], {"synapse": 1, "axon": 0})
+        ctx.set(h.rsyn.data[3], {"synapse": 3, "axon": 1})
+        await ltp_pass(ctx, h, [1, 0], random.Random(0), 0.0)
+        _, got = read_weights(ctx, h, program)
+        assert got == [50, 2, 50, 4]
+        assert ctx.get(h.dut.updates) == 2
+
+    sim = Simulator(h)
+    sim.add_clock(1e-8)
+    sim.add_testbench(testbench)
+    sim.run()
+
+
+def _long_program(cfg: CoreConfig, lengths: list[int], rng: random.Random) -> CoreProgram:
+    """Neuron i owns lengths[i] plastic synapses (from random axons), neurons past the list
+    own only non-plastic ones."""
+    lp = LearningParams(a_plus=200, shift=6, w_min=-100, w_max=100, soft_bound=True)
+    axon, target, weight, plastic = [], [], [], []
+    for n, length in enumerate(lengths):
+        for _ in range(length):
+            axon.append(rng.randrange(cfg.axons))
+            target.append(n)
+            weight.append(rng.randint(-100, 100))
+            plastic.append(True)
+    for n in range(len(lengths), cfg.neurons):
+        axon.append(rng.randrange(cfg.axons))
+        target.append(n)
+        weight.append(rng.randint(-100, 100))
+        plastic.append(False)
+    return CoreProgram.from_synapses(
+        cfg, n_inputs=cfg.axons, n_axons=cfg.axons, axon=axon, target=target, weight=weight,
+        plastic=plastic, neurons=NeuronParams.uniform(cfg.neurons, threshold=1), learning=lp)
+
+
+def test_ltp_throughput():
+    """LTP updates per clock, from the first ``fired`` word to ``busy`` low (fill, drain included).
+
+    Long lists (16 x 64, 4 x 256, with silent neurons interleaved): >= 0.9. Every neuron with a
+    list costs no cycle beyond its updates: busy cycles = updates + 11 (fill + drain) whenever the
+    fired stream starts with a neuron that has plastic synapses.
+    """
+    cfg = CoreConfig(neurons=64, axons=64, synapses=2048, weight_bits=8, trace_bits=8)
+    rng = random.Random(11)
+    scenarios = [
+        ("16 lists x 64", [64] * 16, False),
+        ("16 lists x 64 + 16 silent", [64] * 16, True),
+        ("4 lists x 256", [256] * 4, False),
+        ("1 list x 64", [64], False),
+        ("64 lists x 1", [1] * 64, False),
+        ("32 lists x 1..8 + silent", [rng.randint(1, 8) for _ in range(32)], True),
+    ]
+    h = LtpHarness(cfg)
+    results = {}
+
+    async def testbench(ctx):
+        for name, lengths, silent in scenarios:
+            program = _long_program(cfg, lengths, rng)
+            load_program(ctx, h, program)
+            set_params(ctx, h, program.learning)
+            x = [rng.randint(0, cfg.trace_max) for _ in range(cfg.axons)]
+            for a, value in enumerate(x):
+                ctx.set(h.x.data[a], value)
+            fired = list(range(len(lengths)))
+            rng.shuffle(fired)
+            if silent:   # neurons without plastic synapses, interleaved after the first one
+                quiet = list(range(len(lengths), cfg.neurons))[:16]
+                for q in quiet:
+                    fired.insert(rng.randint(1, len(fired)), q)
+            cycles = await ltp_pass(ctx, h, fired, rng, 0.0)
+            _, got = read_weights(ctx, h, program)
+            assert got == spec_ltp(program, program.weight, x, fired, program.learning), name
+            updates = ctx.get(h.dut.updates)
+            assert updates == sum(lengths)
+            results[name] = (updates, cycles)
+
+    sim = Simulator(h)
+    sim.add_clock(1e-8)
+    sim.add_testbench(testbench)
+    sim.run()
+
+    THROUGHPUT.update(results)
+    for name, (updates, cycles) in results.items():
+        print(f"{name:28s} {updates:5d} updates in {cycles:5d} cycles: {updates / cycles:.4f} updates/clock")
+    for name in ("16 lists x 64", "16 lists x 64 + 16 silent", "4 lists x 256"):
+        updates, cycles = results[name]
+        assert updates / cycles >= 0.9, (name, updates, cycles)
+    for name, (updates, cycles) in results.items():
+        if "silent" not in name or name.startswith("16"):
+            assert cycles - updates == 11, (name, updates, cycles)
+
+
+def test_ltp_latency():
+    """One neuron with one plastic synapse: handshake in cycle 0, write-back in cycle 11,
+    ``busy`` low in cycle 12."""
+    cfg = CoreConfig(neurons=2, axons=2, synapses=2, weight_bits=8, trace_bits=8)
+    lp = LearningParams(a_plus=1, shift=0, w_min=0, w_max=100)
+    program = CoreProgram.from_synapses(
+        cfg, n_inputs=2, n_axons=2, axon=[1], target=[1], weight=[5], plastic=[True],
+        neurons=NeuronParams.uniform(2, threshold=1), learning=lp)
+    h = LtpHarness(cfg, program, x=[0, 7])
+
+    async def testbench(ctx):
+        dut = h.dut
+        set_params(ctx, h, lp)
+        assert not ctx.get(dut.busy)
+        for en in (dut.rsyn_rd.en, dut.syn_rd.en, dut.x_rd.en, dut.syn_wr.en):
+            assert not ctx.get(en)
+        ctx.set(dut.fired.valid, 1)
+        ctx.set(dut.fired.payload, 1)
+        assert ctx.get(dut.fired.ready)
+        writes = []
+        for cycle in range(14):
+            if ctx.get(dut.syn_wr.en):
+                writes.append((cycle, ctx.get(dut.syn_wr.addr), int(ctx.get(dut.syn_wr.data).weight)))
+            assert ctx.get(dut.busy) == (cycle <= 11), cycle
+            await ctx.tick()
+            ctx.set(dut.fired.valid, 0)
+        assert writes == [(11, 0, 12)]
+
+    sim = Simulator(h)
+    sim.add_clock(1e-8)
+    sim.add_testbench(testbench)
+    sim.run()
+
+
+# ==== construction and Verilog ==================================================================
+def test_constructors():
+    for cls in (TraceSweep, LtpEngine):
+        with pytest.raises(ValueError, match="CoreConfig"):
+            cls(config={"axons": 4})
+        with pytest.raises(TypeError):
+            cls(CoreConfig())             # keyword-only
+    with pytest.raises(ValueError, match="learning"):
+        LtpEngine(config=CoreConfig(learning=False))
+    TraceSweep(config=CoreConfig(learning=False))   # the zero mode is still of use
+    members = LtpEngine(config=CoreConfig()).signature.members
+    for name in ("fired", "rptr_rd", "rsyn_rd", "syn_rd", "syn_wr", "x_rd", "a_plus", "shift", "w_min",
+                 "w_max", "soft_bound", "busy", "clear_count", "updates", "busy_cycles"):
+        assert name in members
+    assert WeightUpdate.LATENCY == 6      # the latencies documented in hw/stdp.py assume it
+
+
+def test_verilog_conversion():
+    text = verilog.convert(TraceSweep(config=CoreConfig()), name="trace_sweep")
+    assert "module trace_sweep" in text
+    text = verilog.convert(LtpEngine(config=CoreConfig()), name="ltp_engine")
+    assert "module ltp_engine" in text
