@@ -1,0 +1,118 @@
+"""The host interface of the core: opcodes, the address map and the stream payloads.
+
+The host talks to the core over three streams (docs/hw.md, "Host interface"):
+
+* ``cmd``: a :func:`command_layout` word: an :class:`Opcode`, a :class:`Region`, an index
+  and a data word (``data_bits(config)`` wide, enough for the widest memory word);
+* ``rsp``: one data word per ``READ``;
+* ``spike_in`` (axon ids of host inputs for the next step) and ``spike_out``
+  (:func:`output_spike_layout`: neuron and step of every output spike).
+
+Memory words are packed with the layouts of :mod:`neurocore.hw.layouts`: the data word of
+a ``WRITE`` to region ``PARAM`` is ``neuron_param_layout(config)`` in its low bits, and so
+on. The same packing is used by the host loader and by the compiler's memory images.
+"""
+from __future__ import annotations
+
+from amaranth.hdl import unsigned
+from amaranth.lib import data, enum
+
+from .config import CoreConfig
+from .layouts import neuron_param_layout, neuron_state_layout, pointer_layout, reverse_layout, \
+    synapse_layout
+
+__all__ = ["Opcode", "Region", "Register", "command_layout", "output_spike_layout", "data_bits",
+           "INDEX_BITS", "COUNTER_BITS", "word_shape"]
+
+INDEX_BITS = 24       # word index inside a region: covers the largest memory (2^24 synapses)
+COUNTER_BITS = 32     # width of every statistics counter (they saturate, never wrap)
+
+
+class Opcode(enum.Enum, shape=3):
+    """What a ``cmd`` word asks for."""
+    NOP = 0
+    WRITE = 1   # write ``data`` to (region, index)
+    READ = 2    # read (region, index); the word comes back on ``rsp``
+    STEP = 3    # run one time step (learning as set by the LEARN register)
+    CLEAR = 4   # clear state (docs/core-spec.md, section 6)
+
+
+class Region(enum.Enum, shape=4):
+    """The address map: one region per memory, plus the registers."""
+    REG = 0        # registers, see :class:`Register`
+    PARAM = 1      # neuron parameters, N words
+    STATE = 2      # neuron state (v, refrac), N words
+    THETA = 3      # theta, N words
+    POST = 4       # post trace y, N words
+    PRE = 5        # pre trace x, A words
+    POINTER = 6    # axon -> synapse list pointers, A words
+    SYNAPSE = 7    # synapses, S words
+    RPOINTER = 8   # neuron -> reverse index pointers (plastic synapses by target), N words
+    REVERSE = 9    # reverse index entries (synapse address, axon), S words
+    ACC = 10       # accumulators (read for debugging; zero between steps), N words
+
+
+class Register(enum.Enum, shape=INDEX_BITS):
+    """Registers in region ``REG`` (read/write unless noted)."""
+    STATUS = 0            # read: bit 0 error (sticky), bit 1 busy; write bit 0 = 1 to clear
+    N_NEURONS = 1         # active neuron count
+    N_AXONS = 2           # active axon count
+    N_INPUTS = 3          # host input axons 0 .. N_INPUTS-1
+    LEARN = 4             # bit 0: learning enabled for STEP
+    A_PLUS = 5
+    A_MINUS = 6
+    SHIFT = 7
+    PRE_DECAY_SHIFT = 8
+    POST_DECAY_SHIFT = 9
+    PRE_JUMP = 10
+    POST_JUMP = 11
+    W_MIN = 12            # two's complement in W bits
+    W_MAX = 13
+    SOFT_BOUND = 14
+    STEP_COUNT = 16       # read only: steps run since reset
+    CYCLES = 17           # read only: clock cycles since reset
+    SOPS = 18             # read only: synaptic operations since reset
+    LAST_STEP_CYCLES = 19 # read only: cycles of the last STEP (command accepted to done)
+    LAST_STEP_SOPS = 20   # read only: synaptic operations of the last STEP
+    ERRORS = 21           # read only: number of rejected commands and spikes
+    LTP_UPDATES = 22      # read only: LTP weight updates since reset
+
+
+def word_shape(config: CoreConfig, region: Region):
+    """The shape of one word of ``region`` (registers: ``COUNTER_BITS`` unsigned)."""
+    return {
+        Region.REG: unsigned(COUNTER_BITS),
+        Region.PARAM: neuron_param_layout(config),
+        Region.STATE: neuron_state_layout(config),
+        Region.THETA: unsigned(config.membrane_bits - 1),
+        Region.POST: unsigned(config.trace_bits),
+        Region.PRE: unsigned(config.trace_bits),
+        Region.POINTER: pointer_layout(config),
+        Region.SYNAPSE: synapse_layout(config),
+        Region.RPOINTER: pointer_layout(config),
+        Region.REVERSE: reverse_layout(config),
+        Region.ACC: unsigned(config.accumulator_bits),
+    }[region]
+
+
+def data_bits(config: CoreConfig) -> int:
+    """Width of the ``cmd``/``rsp`` data word: the widest memory word, rounded up to 32."""
+    from amaranth.hdl import Shape
+    widest = max(Shape.cast(word_shape(config, r)).width for r in Region)
+    return -(-widest // 32) * 32
+
+
+def command_layout(config: CoreConfig) -> data.StructLayout:
+    return data.StructLayout({
+        "op": Opcode,
+        "region": Region,
+        "index": unsigned(INDEX_BITS),
+        "data": unsigned(data_bits(config)),
+    })
+
+
+def output_spike_layout(config: CoreConfig) -> data.StructLayout:
+    return data.StructLayout({
+        "neuron": unsigned(config.neuron_index_bits),
+        "step": unsigned(COUNTER_BITS),
+    })

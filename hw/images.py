@@ -1,0 +1,148 @@
+"""Memory images: a :class:`CoreProgram` as the words of the core's memories, and back.
+
+The same packing serves the host loader (cocotb driver), initial memory contents baked
+into the Verilog, and the compiler's image files. Field order and widths come from
+:mod:`neurocore.hw.layouts` through :func:`neurocore.hw.host.word_shape`.
+"""
+from __future__ import annotations
+
+import numpy as np
+from amaranth.hdl import Shape
+from amaranth.lib import data
+
+from .config import CoreConfig
+from .host import Region, Register, word_shape
+from .program import NO_ROUTE, CoreProgram, CoreState
+
+__all__ = ["pack", "unpack", "program_images", "program_registers", "state_images",
+           "state_from_images"]
+
+
+def _fields(shape):
+    """(name, offset, width, signed) of every field; a plain shape is one field named ''."""
+    if isinstance(shape, data.StructLayout):
+        for name, field in shape:
+            s = Shape.cast(field.shape)
+            yield name, field.offset, s.width, s.signed
+    else:
+        s = Shape.cast(shape)
+        yield "", 0, s.width, s.signed
+
+
+def pack(shape, value=None, **fields) -> int:
+    """Pack field values (or one plain ``value``) into an unsigned word of ``shape``.
+
+    Raises ``ValueError`` when a value does not fit its field (nothing is truncated).
+    """
+    if value is not None:
+        fields = {"": value}
+    word = 0
+    for name, offset, width, signed in _fields(shape):
+        v = int(fields.get(name, 0))
+        low, high = (-(1 << (width - 1)), (1 << (width - 1)) - 1) if signed else (0, (1 << width) - 1)
+        if not low <= v <= high:
+            raise ValueError(f"field {name or 'value'} = {v} does not fit {width} "
+                             f"{'signed' if signed else 'unsigned'} bits ({low}..{high})")
+        word |= (v & ((1 << width) - 1)) << offset
+    return word
+
+
+def unpack(shape, word: int) -> dict | int:
+    """Inverse of :func:`pack`: a dict of fields (a plain int for a plain shape)."""
+    out = {}
+    for name, offset, width, signed in _fields(shape):
+        v = (int(word) >> offset) & ((1 << width) - 1)
+        if signed and v >> (width - 1):
+            v -= 1 << width
+        out[name] = v
+    return out[""] if "" in out else out
+
+
+def _list_pointers(shape, ptr) -> list[int]:
+    """(base, count) words of a CSR pointer array; an empty list has base 0 (its CSR base may
+    equal the memory depth, which does not fit the field)."""
+    counts = np.diff(ptr)
+    return [pack(shape, base=ptr[i] if counts[i] else 0, count=counts[i]) for i in range(len(counts))]
+
+
+def program_images(program: CoreProgram) -> dict[Region, list[int]]:
+    """Every memory word the program defines, by region (state regions not included)."""
+    cfg = program.config
+    p = program.neurons
+    images = {}
+    outputs = set(program.outputs.tolist())
+    shape = word_shape(cfg, Region.PARAM)
+    images[Region.PARAM] = [
+        pack(shape, threshold=p.threshold[n], leak_shift=p.leak_shift[n], reset_mode=p.reset_mode[n],
+             refractory=p.refractory[n], bias=p.bias[n], theta_inc=p.theta_inc[n],
+             theta_decay_shift=p.theta_decay_shift[n], wta_group=p.wta_group[n],
+             route_valid=int(program.route[n] != NO_ROUTE),
+             route=max(int(program.route[n]), 0), output=int(n in outputs))
+        for n in range(program.n_neurons)]
+    images[Region.POINTER] = _list_pointers(word_shape(cfg, Region.POINTER), program.ptr)
+    shape = word_shape(cfg, Region.SYNAPSE)
+    images[Region.SYNAPSE] = [pack(shape, target=program.target[s], weight=program.weight[s],
+                                   plastic=int(program.plastic[s])) for s in range(program.n_synapses)]
+    if cfg.adaptive_threshold:
+        images[Region.THETA] = [pack(word_shape(cfg, Region.THETA), t) for t in program.theta]
+    if cfg.learning:
+        rptr, rsyn = program.plastic_by_target()
+        axon_of = program.synapse_axon()
+        images[Region.RPOINTER] = _list_pointers(word_shape(cfg, Region.RPOINTER), rptr)
+        shape = word_shape(cfg, Region.REVERSE)
+        images[Region.REVERSE] = [pack(shape, synapse=s, axon=axon_of[s]) for s in rsyn]
+    return images
+
+
+def program_registers(program: CoreProgram, *, learn: bool = False) -> dict[Register, int]:
+    """Register values that run ``program`` (``learn``: STDP on for every STEP)."""
+    lp = program.learning
+    mask = (1 << program.config.weight_bits) - 1
+    return {
+        Register.N_NEURONS: program.n_neurons,
+        Register.N_AXONS: program.n_axons,
+        Register.N_INPUTS: program.n_inputs,
+        Register.LEARN: int(learn),
+        Register.A_PLUS: lp.a_plus,
+        Register.A_MINUS: lp.a_minus,
+        Register.SHIFT: lp.shift,
+        Register.PRE_DECAY_SHIFT: lp.pre_decay_shift,
+        Register.POST_DECAY_SHIFT: lp.post_decay_shift,
+        Register.PRE_JUMP: lp.pre_jump,
+        Register.POST_JUMP: lp.post_jump,
+        Register.W_MIN: lp.w_min & mask,
+        Register.W_MAX: lp.w_max & mask,
+        Register.SOFT_BOUND: int(lp.soft_bound),
+    }
+
+
+def state_images(config: CoreConfig, state: CoreState) -> dict[Region, list[int]]:
+    """The state regions holding ``state`` (pending spikes are not host visible)."""
+    images = {Region.STATE: [pack(word_shape(config, Region.STATE), v=v, refrac=r)
+                             for v, r in zip(state.v, state.refrac)]}
+    if config.adaptive_threshold:
+        images[Region.THETA] = [int(t) for t in state.theta]
+    if config.learning:
+        images[Region.POST] = [int(y) for y in state.y]
+        images[Region.PRE] = [int(x) for x in state.x]
+    return images
+
+
+def state_from_images(program: CoreProgram, images: dict[Region, list[int]]) -> CoreState:
+    """Rebuild a :class:`CoreState` from words read back from the core.
+
+    ``images`` must hold STATE and SYNAPSE words (and THETA, POST, PRE where configured);
+    ``pending`` is not host visible and comes back as all-false.
+    """
+    cfg = program.config
+    state = CoreState.initial(program)
+    words = [unpack(word_shape(cfg, Region.STATE), w) for w in images[Region.STATE]]
+    state.v[:] = [w["v"] for w in words]
+    state.refrac[:] = [w["refrac"] for w in words]
+    state.weight[:] = [unpack(word_shape(cfg, Region.SYNAPSE), w)["weight"] for w in images[Region.SYNAPSE]]
+    if cfg.adaptive_threshold:
+        state.theta[:] = images[Region.THETA]
+    if cfg.learning:
+        state.y[:] = images[Region.POST]
+        state.x[:] = images[Region.PRE]
+    return state
