@@ -152,6 +152,8 @@ class CaseReport:
     cycles: int               # sum of the step cycle counts
     steps: int
     wall_seconds: float
+    output_spikes: int        # golden output spikes (how much the case exercised)
+    weight_changes: int       # synapses whose weight learning changed (golden)
 
 
 def compare(program: CoreProgram, inputs: np.ndarray, learn: bool, raw: dict) -> CaseReport:
@@ -187,22 +189,32 @@ def compare(program: CoreProgram, inputs: np.ndarray, learn: bool, raw: dict) ->
         problems.append(f"core error flag set ({regs['ERRORS']} errors)")
     return CaseReport(ok=not problems, mismatches=problems, sops=rtl_sops,
                       cycles=sum(raw["step_cycles"]), steps=samples * steps,
-                      wall_seconds=raw["wall_seconds"])
+                      wall_seconds=raw["wall_seconds"], output_spikes=int(want.spikes.sum()),
+                      weight_changes=int((want.state.weight != program.weight).sum()))
 
 
-def random_cases(n: int, seed: int, configs=COSIM_CONFIGS):
-    """``n`` random cases (learning alternately off and on) spread over ``configs``."""
+def random_cases(n: int, seed: int, configs=COSIM_CONFIGS, *, attempts: int = 30):
+    """``n`` random cases (learning alternately off and on) spread over ``configs``.
+
+    A drawn program that does nothing visible (no output spike, or with learning no weight
+    change, in the golden model) is redrawn, up to ``attempts`` times, so that the comparison
+    exercises the datapath rather than idle memories.
+    """
     from .random_programs import random_program
 
     rng = np.random.default_rng(seed)
     cases = []
     for i in range(n):
-        config = configs[i % len(configs)]
+        config = dataclasses.replace(configs[i % len(configs)], learning=True)
         learn = bool(i % 2)
-        program, inputs = random_program(rng, config=dataclasses.replace(config, learning=True),
-                                         batch=2, steps=int(rng.integers(4, 13)),
-                                         density=float(rng.uniform(0.2, 0.7)),
-                                         max_neurons=config.neurons, max_synapses=config.synapses)
+        for _ in range(attempts):
+            program, inputs = random_program(rng, config=config, batch=2,
+                                             steps=int(rng.integers(6, 16)),
+                                             density=float(rng.uniform(0.3, 0.8)),
+                                             max_neurons=config.neurons, max_synapses=config.synapses)
+            want = golden.run_batch(program, inputs, learn=learn)
+            if want.spikes.any() and (not learn or (want.state.weight != program.weight).any()):
+                break
         cases.append((program, inputs, learn))
     return cases
 
@@ -247,6 +259,9 @@ def random_cosim(n: int, seed: int, *, simulator: str = "verilator", work_dir=No
         "sops": sops,
         "cycles": cycles,
         "sop_per_cycle": round(sops / cycles, 4) if cycles else 0.0,
+        "output_spikes": sum(r.output_spikes for r in reports),
+        "weight_changes": sum(r.weight_changes for r in reports),
+        "sim_cycles_per_s": round(cycles / wall) if wall else 0,
         "build_seconds": round(build_seconds, 1),
         "sim_seconds": round(wall, 2),
         "failures": failures[:10],

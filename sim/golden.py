@@ -12,8 +12,9 @@ Engine notes (they do not change the semantics):
 * Arithmetic is done in ``int64``, wider than every quantity of the spec (at most 32-bit
   state, 58-bit learning products), so nothing in this file can wrap; every narrowing to a
   spec width is an explicit ``_sat`` / ``min`` / ``max`` with a comment.
-* The synapse arrays are copied to ``int32`` for the hot loop (targets < 2^16, weights at
-  most 16 bits, accumulators at most 32 bits by the bound ``CoreProgram.validate`` proves).
+* The hot loop uses the narrowest exact types, which halves its memory traffic: targets as
+  ``uint16`` (< 2^16 neurons), weights as ``int16`` (at most 16 bits) and accumulators as
+  ``int32`` (at most 32 bits, by the bound ``CoreProgram.validate`` proves).
 * ``run_batch`` with learning off runs samples in parallel threads (``numba.prange``):
   after *clear state* nothing a step can change survives (theta changes only when
   learning), so samples are independent.
@@ -97,7 +98,7 @@ def _run_sample(inputs, n_inputs, ptr, target, weight, plastic, syn_axon, rptr, 
                 v, refrac, theta, y, x, pending, out_spikes, neuron_spikes, record_neurons):
     """Run ``inputs.shape[0]`` steps from the given state, in place. Returns the SOP count.
 
-    ``weight`` (int32) is modified in place when ``learn_on``. ``pending`` (bool per axon)
+    ``weight`` (int16) is modified in place when ``learn_on``. ``pending`` (bool per axon)
     carries internal spikes into the first step and out of the last one.
     """
     n_neurons = v.shape[0]
@@ -106,7 +107,7 @@ def _run_sample(inputs, n_inputs, ptr, target, weight, plastic, syn_axon, rptr, 
     v_min, v_max = widths[_V_MIN], widths[_V_MAX]
     theta_max, trace_max = widths[_THETA_MAX], widths[_TRACE_MAX]
 
-    acc = np.zeros(n_neurons, np.int64)                 # C-bit accumulators (bound proven)
+    acc = np.zeros(n_neurons, np.int32)                 # C <= 32-bit accumulators (bound proven)
     active = np.empty(n_axons, np.int64)                # active axon ids of the step
     pend_list = np.empty(n_axons, np.int64)             # internal axons pending for next step
     n_pend = 0
@@ -150,7 +151,7 @@ def _run_sample(inputs, n_inputs, ptr, target, weight, plastic, syn_axon, rptr, 
                 continue
             v1 = _decay(v[n], params[_LEAK, n])         # leak: v - (v >> k), stays in V bits
             # v1 + acc + bias needs max(V, C) + 2 bits (int64 here), then sat_V.
-            v2 = _sat(v1 + acc[n] + params[_BIAS, n], v_min, v_max)
+            v2 = _sat(v1 + np.int64(acc[n]) + params[_BIAS, n], v_min, v_max)
             thr = params[_THRESHOLD, n] + theta[n]      # <= 2^V - 2, full precision
             v[n] = v2
             if v2 >= thr:
@@ -276,7 +277,7 @@ class _Packed:
         p = program.neurons
         self.program = program
         self.ptr = program.ptr
-        self.target = program.target.astype(np.int32)
+        self.target = program.target.astype(np.uint16)
         self.plastic = program.plastic.astype(np.bool_)
         self.syn_axon = program.synapse_axon()
         self.rptr, self.rsyn = program.plastic_by_target()
@@ -327,7 +328,7 @@ def _run_packed(packed: _Packed, inputs: np.ndarray, learn: bool, state: CoreSta
     steps = inputs.shape[0]
     spikes = np.zeros((steps, program.n_outputs), np.bool_)
     neuron_spikes = np.zeros((steps if record_neurons else 0, program.n_neurons), np.bool_)
-    weight = state.weight.astype(np.int32)
+    weight = state.weight.astype(np.int16)
     sops = _run_sample(inputs, program.n_inputs, packed.ptr, packed.target, weight, packed.plastic,
                        packed.syn_axon, packed.rptr, packed.rsyn, packed.params, packed.route,
                        packed.out_col, packed.learn, learn, packed.widths, state.v, state.refrac,
@@ -369,7 +370,7 @@ def run_batch(program: CoreProgram, inputs, *, learn: bool = False, state: CoreS
     if not learn:
         state.clear()
         _run_batch_parallel(inputs, program.n_inputs, packed.ptr, packed.target,
-                            state.weight.astype(np.int32), packed.plastic, packed.syn_axon,
+                            state.weight.astype(np.int16), packed.plastic, packed.syn_axon,
                             packed.rptr, packed.rsyn, packed.params, packed.route, packed.out_col,
                             packed.learn, packed.widths, state.v, state.refrac, state.theta,
                             state.y, state.x, state.pending, spikes, sops)

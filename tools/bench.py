@@ -29,9 +29,8 @@ import numpy as np
 from neurocore.hw.config import CoreConfig
 from neurocore.hw.program import RESET_BY_SUBTRACTION, CoreProgram, NeuronParams
 
-__all__ = ["STANDARD", "standard_config", "standard_network", "golden_benchmark", "time_golden",
-           "format_golden", "describe_network",
-           "cpu_model"]
+__all__ = ["STANDARD", "standard_config", "standard_network", "describe_network", "golden_benchmark",
+           "time_golden", "format_golden", "cpu_model", "load_average"]
 
 # The documented standard network (docs/benchmarks.md). Change it only together with the doc.
 STANDARD = dict(
@@ -46,6 +45,7 @@ STANDARD = dict(
     input_rate=0.05,     # Bernoulli probability per axon per step
     steps=10000,         # steps of the standard input (about 1.6 s of golden model)
 )
+
 
 def standard_config(**config_overrides) -> CoreConfig:
     """The core configuration of the standard network; keyword arguments override fields."""
@@ -118,6 +118,14 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def load_average() -> float | None:
+    """The 1-minute load average (other work on the machine skews timings), if known."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
+
+
 def time_golden(program, inputs, repeats: int = 3):
     """Time ``golden.run(program, inputs)`` single-threaded with learning off.
 
@@ -174,6 +182,7 @@ def golden_benchmark(steps: int | None = None, seed: int = 0, repeats: int = 3) 
     import numba
 
     steps = STANDARD["steps"] if steps is None else int(steps)
+    load_before = load_average()
     t0 = time.perf_counter()
     program, inputs = standard_network(steps, seed)
     build_seconds = time.perf_counter() - t0
@@ -211,6 +220,7 @@ def golden_benchmark(steps: int | None = None, seed: int = 0, repeats: int = 3) 
         "build_seconds": build_seconds,
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
+        "load_average": [load_before, load_average()],
         "python": platform.python_version(),
         "numpy": np.__version__,
         "numba": numba.__version__,
@@ -245,6 +255,8 @@ def format_golden(result: dict) -> str:
         ("warmup (untimed)", f"{r.get('warmup_seconds', float('nan')):.2f} s"),
         ("machine", f"{r.get('cpu', '?')}, {r.get('cpu_count', '?')} CPUs; Python {r.get('python', '?')}, "
                     f"numpy {r.get('numpy', '?')}, numba {r.get('numba', '?')}"),
+        ("load average", " -> ".join(str(x) for x in r.get("load_average") or ["?"])
+                         + " (before -> after; above ~1 other work competed for the CPUs)"),
     ]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)

@@ -21,14 +21,16 @@ from .cli_common import PROG, ArgumentParser, UsageError, one_line
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 # Subcommands in the order ``--help`` lists them; ``name`` lives in ``neurocore.tools.cmd_<name>``.
-# Planned: verilog, cosim, convert, train-stdp (cmd_train_stdp), compile, run, inspect, synth.
-COMMANDS: tuple[str, ...] = ("demo", "bench")
+# Planned: convert, train-stdp (cmd_train_stdp), compile, run, inspect, synth.
+COMMANDS: tuple[str, ...] = ("demo", "bench", "verilog", "cosim")
 
 EXAMPLES = """\
 examples:
   neurocore demo                    # build a small SNN, run it on the golden model, report
   neurocore demo --json             # the same report as JSON
   neurocore bench golden            # golden-model throughput (SOP/s, neuron updates/s)
+  neurocore verilog -o core.v       # the core as Verilog (default CoreConfig)
+  neurocore cosim --random 50 --seed 1 --json   # RTL (cocotb) vs golden model
   neurocore COMMAND --help          # options and examples of one command
 """
 
