@@ -1,6 +1,8 @@
 """The whole Core in amaranth.sim against the golden model, through the host interface."""
 from __future__ import annotations
 
+import random
+
 import numpy as np
 import pytest
 from amaranth.back import verilog
@@ -113,3 +115,112 @@ def test_core_converts_to_verilog():
     for port in ("cmd__payload", "cmd__valid", "cmd__ready", "rsp__payload", "spike_in__payload",
                  "spike_out__payload", "busy", "error"):
         assert port in text
+
+
+class _Host:
+    """Minimal host-side helpers for directed amaranth.sim tests of the Core."""
+
+    def __init__(self, dut, config):
+        self.dut, self.config = dut, config
+
+    async def put(self, ctx, stream, value):
+        payload = stream.payload
+        ctx.set(payload.as_value() if hasattr(payload, "as_value") else payload, value)
+        ctx.set(stream.valid, 1)
+        await ctx.tick().until(stream.ready)
+        ctx.set(stream.valid, 0)
+
+    async def command(self, ctx, op, region=Region.REG, index=0, data=0):
+        await self.put(ctx, self.dut.cmd, Command(op, region, index, data).packed(self.config))
+
+    async def read(self, ctx, region, index):
+        await self.command(ctx, Opcode.READ, region, index)
+        ctx.set(self.dut.rsp.ready, 1)
+        word, = await ctx.tick().sample(self.dut.rsp.payload).until(self.dut.rsp.valid)
+        ctx.set(self.dut.rsp.ready, 0)
+        return int(word)
+
+
+def _simulate(config, body):
+    dut = Core(config=config)
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    host = _Host(dut, config)
+
+    async def tb(ctx):
+        await body(ctx, host, dut)
+
+    sim.add_testbench(tb)
+    sim.run()
+
+
+def test_every_memory_word_writes_and_reads_back():
+    from amaranth.hdl import Shape
+    from neurocore.hw.host import word_shape
+
+    config = CoreConfig(neurons=4, axons=4, synapses=8, wta_groups=2)
+    depth = {Region.PARAM: 4, Region.STATE: 4, Region.THETA: 4, Region.POST: 4, Region.PRE: 4,
+             Region.POINTER: 4, Region.SYNAPSE: 8, Region.RPOINTER: 4, Region.REVERSE: 8, Region.ACC: 4}
+    rng = random.Random(5)
+    words = {(r, i): rng.getrandbits(Shape.cast(word_shape(config, r)).width)
+             for r, n in depth.items() for i in range(n)}
+    registers = {r: rng.getrandbits(1) for r in (Register.LEARN, Register.SOFT_BOUND)}
+    registers[Register.A_PLUS] = 200
+    registers[Register.N_NEURONS] = 3
+
+    async def body(ctx, host, dut):
+        for (region, index), word in words.items():
+            await host.command(ctx, Opcode.WRITE, region, index, word)
+        for register, value in registers.items():
+            await host.command(ctx, Opcode.WRITE, Region.REG, register.value, value)
+        for (region, index), word in words.items():
+            assert await host.read(ctx, region, index) == word, (region, index)
+        for register, value in registers.items():
+            assert await host.read(ctx, Region.REG, register.value) == value, register
+        assert await host.read(ctx, Region.REG, Register.ERRORS.value) == 0
+
+    _simulate(config, body)
+
+
+def test_bad_commands_and_spikes_set_the_sticky_error_flag():
+    config = CoreConfig(neurons=4, axons=4, synapses=8, wta_groups=2)
+
+    async def body(ctx, host, dut):
+        await host.command(ctx, Opcode.WRITE, Region.REG, Register.N_INPUTS.value, 2)
+        await host.put(ctx, dut.spike_in, 3)                         # axon >= N_INPUTS
+        await host.command(ctx, Opcode.WRITE, Region.SYNAPSE, 8, 1)  # index beyond depth
+        await host.command(ctx, Opcode.WRITE, Region.REG, Register.CYCLES.value, 1)  # read-only
+        assert ctx.get(dut.error) == 1
+        assert await host.read(ctx, Region.REG, Register.ERRORS.value) == 3
+        assert await host.read(ctx, Region.REG, Register.STATUS.value) & 1 == 1
+        await host.command(ctx, Opcode.WRITE, Region.REG, Register.STATUS.value, 1)  # clear
+        assert await host.read(ctx, Region.REG, Register.STATUS.value) & 1 == 0
+        assert ctx.get(dut.error) == 0
+        # The rejected spike never reached the input queue: a step integrates nothing.
+        await host.command(ctx, Opcode.STEP)
+        assert await host.read(ctx, Region.REG, Register.LAST_STEP_SOPS.value) == 0
+
+    _simulate(config, body)
+
+
+def test_duplicate_host_spikes_count_once():
+    from neurocore.hw.program import CoreProgram, NeuronParams
+
+    config = CoreConfig(neurons=2, axons=2, synapses=4, learning=False, wta=False,
+                        adaptive_threshold=False)
+    program = CoreProgram.from_synapses(config, n_inputs=2, n_axons=2, axon=[0, 0, 1], target=[0, 1, 1],
+                                        weight=[5, 3, 4], neurons=NeuronParams.uniform(2, threshold=100),
+                                        outputs=[0, 1])
+
+    async def body(ctx, host, dut):
+        for c in load_commands(program):
+            await host.command(ctx, c.op, c.region, c.index, c.data)
+        for axon in (0, 0, 1, 0, 1):           # axon 0 three times, axon 1 twice
+            await host.put(ctx, dut.spike_in, axon)
+        await host.command(ctx, Opcode.STEP)
+        assert await host.read(ctx, Region.REG, Register.LAST_STEP_SOPS.value) == 3
+        state = [await host.read(ctx, Region.STATE, n) for n in range(2)]
+        assert [unpack(neuron_state_layout(config), w)["v"] for w in state] == [5, 7]
+
+    from neurocore.hw.layouts import neuron_state_layout
+    _simulate(config, body)
