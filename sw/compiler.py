@@ -1,0 +1,553 @@
+"""The compiler: place an :class:`~neurocore.sw.network.SnnNetwork` on one core.
+
+Placement rule (deterministic, documented in :func:`compile_network`):
+
+* **Neurons.** Populations get consecutive neuron index ranges in list order: the first
+  population is neurons ``0 .. size-1``, the next starts where it ends, and so on.
+* **Axons.** Host inputs are axons ``0 .. n_inputs-1``. Every population that is the source
+  of at least one projection gets one internal axon per neuron, a consecutive range after
+  the inputs, in population order; each of its neurons routes its spikes to its own axon
+  (spec section 5, phase 3: a delay of exactly one step).
+* **Synapses.** Projection ``i`` contributes one synapse per entry:
+  ``axon = axon of (source, pre)``, ``target = neuron of (target, post)``, its weight and
+  the projection's plastic flag. Synapse memory is axon-major (CSR); within one axon the
+  synapses keep projection order, then entry order (stable sort).
+* **Outputs.** The neurons of the output populations, in population order then neuron
+  order, are output columns ``0 .. n_out-1``.
+* **WTA.** Populations with ``wta=True`` get the distinct group ids ``1, 2, ...`` in
+  population order.
+* **Theta and learning.** A population's ``theta`` becomes the program's initial theta;
+  ``net.learning`` becomes the program's learning parameters.
+
+Choice of the core (``config=None``): the default :class:`CoreConfig` if the network fits
+it; otherwise the default with every capacity that overflows (neurons, axons, synapses,
+WTA groups) raised to the next power of two that holds the network (WTA groups: exactly
+the number needed, at most 256). Widths and feature switches stay the defaults. A network
+that does not fit even the largest capacity, or a given ``config`` that is too small,
+raises ``ValueError`` naming every capacity that overflows and by how much.
+
+Decoding (:meth:`CompiledNetwork.decode`) turns the output spike trains of a batch into
+one predicted class per sample:
+
+* ``{"kind": "count"}`` (the default): output column ``j`` is class ``j``; the class is the
+  column with the most spikes; ties go to the column that spiked first, then to the lowest
+  column (a silent sample therefore predicts column 0; :mod:`neurocore.sw.evaluate`
+  reports the fraction of silent samples).
+* ``{"kind": "vote", "labels": [...], "n_classes": k}``: output column ``j`` is labelled
+  with class ``labels[j]`` (``-1``: unlabelled, ignored), as after STDP training; the class
+  is the one whose labelled neurons have the highest *mean* spike count; ties go to the
+  lowest class. Classes without a labelled neuron are never predicted.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import numpy as np
+
+from ..hw.config import CoreConfig
+from ..hw.program import NEURON_FIELDS, NO_ROUTE, CoreProgram, LearningParams, NeuronParams
+from .network import INPUT, Population, Projection, SnnNetwork
+
+__all__ = ["CompiledNetwork", "compile_network", "choose_config", "network_needs", "freeze_network",
+           "CAPACITIES"]
+
+# Capacities the compiler checks, with the largest value a CoreConfig allows.
+CAPACITIES = {"neurons": 65536, "axons": 65536, "synapses": 1 << 24, "wta_groups": 256}
+_CAPACITY_NAMES = {"neurons": "neurons", "axons": "axons", "synapses": "synapses",
+                   "wta_groups": "WTA groups"}
+
+
+@dataclasses.dataclass
+class CompiledNetwork:
+    """A network placed on a core: the program plus the map from network to core indices.
+
+    ``layers[name] = (first neuron, size)``; ``layer_axons[name] = (first axon, size)`` for
+    populations whose spikes feed other populations; ``wta_groups[name]`` is the core's
+    group id of a WTA population; ``output_layers`` are the output populations in output
+    column order; ``projections`` describes each projection (source, target, plastic,
+    synapses) and ``synapse_projection[s]`` is the projection of synapse address ``s``.
+    """
+
+    program: CoreProgram
+    layers: dict[str, tuple[int, int]]
+    input_axons: int
+    encoding: dict
+    decoding: dict
+    output_layers: list[str]
+    layer_axons: dict[str, tuple[int, int]] = dataclasses.field(default_factory=dict)
+    wta_groups: dict[str, int] = dataclasses.field(default_factory=dict)
+    projections: list[dict] = dataclasses.field(default_factory=list)
+    synapse_projection: np.ndarray | None = None
+
+    # -- convenience -----------------------------------------------------------------------
+    @property
+    def config(self) -> CoreConfig:
+        return self.program.config
+
+    @property
+    def n_outputs(self) -> int:
+        return self.program.n_outputs
+
+    @property
+    def output_layer(self) -> str | None:
+        """The output population (the first one if there are several; None if none)."""
+        return self.output_layers[0] if self.output_layers else None
+
+    @property
+    def n_classes(self) -> int:
+        """Number of classes :meth:`decode` can predict."""
+        if self.decoding.get("kind") == "vote":
+            return int(self.decoding["n_classes"])
+        return int(self.decoding.get("n_classes", self.n_outputs))
+
+    def layer_of(self, neuron: int) -> tuple[str, int]:
+        """``(layer name, index inside the layer)`` of core neuron ``neuron``."""
+        for name, (first, size) in self.layers.items():
+            if first <= neuron < first + size:
+                return name, neuron - first
+        raise IndexError(f"neuron {neuron} belongs to no layer (the program has "
+                         f"{self.program.n_neurons} neurons)")
+
+    # -- decoding --------------------------------------------------------------------------
+    def decode(self, spikes) -> np.ndarray:
+        """Predicted class per sample from output spikes ``bool[B, T, n_out]`` (see module doc).
+
+        A single sample ``[T, n_out]`` is treated as a batch of one. Returns ``int64[B]``.
+        """
+        spikes = np.asarray(spikes)
+        if spikes.ndim == 2:
+            spikes = spikes[None]
+        if spikes.ndim != 3 or spikes.shape[2] != self.n_outputs:
+            raise ValueError(f"decode: spikes must have shape [B, T, {self.n_outputs}], got {spikes.shape}")
+        counts = spikes.sum(axis=1).astype(np.int64)                    # [B, n_out]
+        if self.decoding.get("kind") == "vote":
+            labels = np.asarray(self.decoding["labels"], np.int64)
+            k = int(self.decoding["n_classes"])
+            members = (labels[None, :] == np.arange(k)[:, None]).astype(np.float64)   # [k, n_out]
+            per_class = members.sum(axis=1)
+            mean = (counts @ members.T) / np.maximum(per_class, 1)     # [B, k]
+            mean[:, per_class == 0] = -np.inf
+            return np.argmax(mean, axis=1).astype(np.int64)             # argmax: first (lowest) max
+        steps = spikes.shape[1]
+        fired = spikes.any(axis=1)
+        first = np.where(fired, np.argmax(spikes, axis=1), steps)      # first spike step (T: never)
+        best = counts.max(axis=1, keepdims=True)
+        # among the columns with the most spikes, the earliest first spike, then the lowest column
+        key = np.where(counts == best, first, steps + 1)
+        return np.argmin(key, axis=1).astype(np.int64)
+
+    # -- reports ---------------------------------------------------------------------------
+    def utilisation(self) -> dict:
+        """Used vs capacity (and percent) of neurons, axons, synapses and WTA groups."""
+        p, cfg = self.program, self.config
+        used = {"neurons": p.n_neurons, "axons": p.n_axons, "synapses": p.n_synapses,
+                "wta_groups": len(self.wta_groups)}
+        capacity = {"neurons": cfg.neurons, "axons": cfg.axons, "synapses": cfg.synapses,
+                    "wta_groups": cfg.wta_groups if cfg.wta else 0}
+        return {name: {"used": int(used[name]), "capacity": int(capacity[name]),
+                       "percent": round(100.0 * used[name] / capacity[name], 2) if capacity[name] else 0.0}
+                for name in used}
+
+    def summary(self) -> dict:
+        """Network summary: totals, and neurons / axons / incoming synapses per layer."""
+        p = self.program
+        incoming = np.bincount(p.target, minlength=p.n_neurons) if p.n_synapses else np.zeros(p.n_neurons, int)
+        plastic_in = (np.bincount(p.target[p.plastic], minlength=p.n_neurons) if p.n_synapses
+                      else np.zeros(p.n_neurons, int))
+        layers = []
+        for name, (first, size) in self.layers.items():
+            axons = self.layer_axons.get(name)
+            layers.append({
+                "name": name, "first_neuron": first, "size": size,
+                "neurons": [first, first + size - 1],
+                "axons": None if axons is None else [axons[0], axons[0] + axons[1] - 1],
+                "wta_group": self.wta_groups.get(name, 0),
+                "output": name in self.output_layers,
+                "synapses_in": int(incoming[first:first + size].sum()),
+                "plastic_synapses_in": int(plastic_in[first:first + size].sum()),
+            })
+        return {
+            "inputs": self.input_axons,
+            "neurons": p.n_neurons,
+            "axons": p.n_axons,
+            "synapses": p.n_synapses,
+            "plastic_synapses": int(p.plastic.sum()),
+            "outputs": p.n_outputs,
+            "wta_groups": len(self.wta_groups),
+            "learning": bool(p.plastic.any()),
+            "layers": layers,
+            "projections": [dict(pr) for pr in self.projections],
+        }
+
+    # -- (de)serialisation and re-placement --------------------------------------------------
+    def meta(self) -> dict:
+        """Everything but the program, as plain JSON data (stored in image directories)."""
+        return {
+            "layers": {k: list(v) for k, v in self.layers.items()},
+            "layer_axons": {k: list(v) for k, v in self.layer_axons.items()},
+            "wta_groups": dict(self.wta_groups),
+            "input_axons": self.input_axons,
+            "output_layers": list(self.output_layers),
+            "encoding": self.encoding,
+            "decoding": self.decoding,
+            "projections": [dict(pr) for pr in self.projections],
+        }
+
+    @classmethod
+    def from_meta(cls, program: CoreProgram, meta: dict,
+                  synapse_projection: np.ndarray | None = None) -> "CompiledNetwork":
+        """Inverse of :meth:`meta` (no consistency checks beyond the types)."""
+        try:
+            return cls(program=program,
+                       layers={str(k): (int(v[0]), int(v[1])) for k, v in meta["layers"].items()},
+                       input_axons=int(meta["input_axons"]),
+                       encoding=dict(meta["encoding"]), decoding=dict(meta["decoding"]),
+                       output_layers=[str(x) for x in meta["output_layers"]],
+                       layer_axons={str(k): (int(v[0]), int(v[1])) for k, v in meta["layer_axons"].items()},
+                       wta_groups={str(k): int(v) for k, v in meta["wta_groups"].items()},
+                       projections=[dict(p) for p in meta["projections"]],
+                       synapse_projection=(None if synapse_projection is None
+                                           else np.asarray(synapse_projection, np.int64)))
+        except (KeyError, TypeError, IndexError, AttributeError, ValueError) as exc:
+            raise ValueError(f"network metadata is incomplete or malformed "
+                             f"({type(exc).__name__}: {exc})") from None
+
+    def to_network(self) -> SnnNetwork:
+        """The :class:`SnnNetwork` this was compiled from (up to projection splitting).
+
+        Compiling the result onto the same config gives identical program arrays; onto
+        another config it re-places the network (``neurocore compile``).
+        """
+        p = self.program
+        populations = []
+        for name, (first, size) in self.layers.items():
+            sl = slice(first, first + size)
+            params = {f: getattr(p.neurons, f)[sl].copy() for f in NEURON_FIELDS}
+            params["wta_group"] = np.zeros(size, np.int64)
+            populations.append(Population(name, NeuronParams(**params), output=name in self.output_layers,
+                                          wta=name in self.wta_groups, theta=p.theta[sl].copy()))
+        # axon -> (source, pre)
+        source_of = np.full(p.n_axons, -1, np.int64)
+        pre_of = np.full(p.n_axons, -1, np.int64)
+        names = [INPUT] + list(self.layers)
+        source_of[:self.input_axons] = 0
+        pre_of[:self.input_axons] = np.arange(self.input_axons)
+        for name, (first, size) in self.layer_axons.items():
+            source_of[first:first + size] = names.index(name)
+            pre_of[first:first + size] = np.arange(size)
+        target_layer = np.full(p.n_neurons, -1, np.int64)
+        post_of = np.zeros(p.n_neurons, np.int64)
+        for i, (name, (first, size)) in enumerate(self.layers.items()):
+            target_layer[first:first + size] = i + 1
+            post_of[first:first + size] = np.arange(size)
+        axon = p.synapse_axon()
+        if (source_of[axon] < 0).any():
+            s = int(np.flatnonzero(source_of[axon] < 0)[0])
+            raise ValueError(f"synapse {s} leaves axon {int(axon[s])}, which is neither a host input "
+                             "nor a layer's axon")
+        if (target_layer[p.target] < 0).any():
+            s = int(np.flatnonzero(target_layer[p.target] < 0)[0])
+            raise ValueError(f"synapse {s} targets neuron {int(p.target[s])}, which belongs to no layer")
+        if self.synapse_projection is not None and len(self.synapse_projection) == p.n_synapses:
+            groups = [(np.flatnonzero(self.synapse_projection == i), pr)
+                      for i, pr in enumerate(self.projections)]
+        else:
+            # no per-synapse projection ids: one projection per (source, target, plastic)
+            key = (source_of[axon] * (len(names) + 1) + target_layer[p.target]) * 2 + p.plastic
+            groups = [(np.flatnonzero(key == k), None) for k in np.unique(key)]
+        projections = []
+        for idx, pr in groups:
+            if pr is None:
+                if not len(idx):
+                    continue
+                src, tgt = names[source_of[axon[idx[0]]]], names[target_layer[p.target[idx[0]]]]
+                plastic = bool(p.plastic[idx[0]])
+            else:
+                src, tgt, plastic = pr["source"], pr["target"], bool(pr["plastic"])
+            if len(idx):
+                got_src = {names[i] for i in np.unique(source_of[axon[idx]])}
+                got_tgt = {names[i] for i in np.unique(target_layer[p.target[idx]])}
+                if got_src != {src} or got_tgt != {tgt} or (p.plastic[idx] != plastic).any():
+                    raise ValueError(f"synapses of projection {src}->{tgt} do not match the layer map")
+            projections.append(Projection(src, tgt, pre_of[axon[idx]], post_of[p.target[idx]],
+                                          p.weight[idx], plastic=plastic))
+        return SnnNetwork(n_inputs=self.input_axons, populations=populations, projections=projections,
+                          learning=p.learning, encoding=dict(self.encoding), decoding=dict(self.decoding))
+
+
+def freeze_network(net: SnnNetwork) -> SnnNetwork:
+    """A copy of ``net`` for inference-only cores, with the same behaviour when learning is off.
+
+    Every projection becomes non-plastic, each neuron's theta is folded into its threshold
+    (``threshold + theta``: the spec compares ``v2`` with exactly this sum and, with learning
+    off, theta never changes) and ``theta_inc`` / ``theta_decay_shift`` become 0. The result
+    needs neither ``learning`` nor ``adaptive_threshold``; the learning parameters are reset
+    to the defaults (nothing is plastic). A folded threshold beyond the ``V-1``-bit
+    threshold range is rejected by :func:`compile_network`, naming the layer and neuron.
+    """
+    populations = []
+    for pop in net.populations:
+        params = {f: getattr(pop.params, f).copy() for f in NEURON_FIELDS}
+        if pop.theta is not None:
+            params["threshold"] = params["threshold"] + pop.theta
+        params["theta_inc"][:] = 0
+        params["theta_decay_shift"][:] = 0
+        populations.append(Population(pop.name, NeuronParams(**params), output=pop.output, wta=pop.wta))
+    projections = [Projection(pr.source, pr.target, pr.pre.copy(), pr.post.copy(), pr.weight.copy(),
+                              plastic=False) for pr in net.projections]
+    return SnnNetwork(n_inputs=net.n_inputs, populations=populations, projections=projections,
+                      learning=LearningParams(), encoding=dict(net.encoding), decoding=dict(net.decoding))
+
+
+# -- compilation ---------------------------------------------------------------------------
+def network_needs(net: SnnNetwork) -> dict[str, int]:
+    """Capacities the network needs: neurons, axons, synapses, WTA groups."""
+    sources = {pr.source for pr in net.projections} - {INPUT}
+    routed = sum(p.size for p in net.populations if p.name in sources)
+    return {
+        "neurons": sum(p.size for p in net.populations),
+        "axons": max(1, net.n_inputs + routed),     # a program has at least one axon
+        "synapses": sum(len(pr.pre) for pr in net.projections),
+        "wta_groups": sum(1 for p in net.populations if p.wta),
+    }
+
+
+def _capacity(config: CoreConfig, name: str) -> int:
+    if name == "wta_groups" and not config.wta:
+        return 0
+    return getattr(config, name)
+
+
+def _overflows(needs: dict[str, int], config: CoreConfig) -> list[str]:
+    out = []
+    for name, need in needs.items():
+        cap = _capacity(config, name)
+        if need > cap:
+            if name == "wta_groups" and not config.wta:
+                out.append(f"{need} WTA groups but the core is configured without WTA (wta=False)")
+            else:
+                out.append(f"{need} {_CAPACITY_NAMES[name]} but the core has {cap} "
+                           f"(overflow by {need - cap})")
+    return out
+
+
+def choose_config(net: SnnNetwork) -> CoreConfig:
+    """The default config if ``net`` fits, else the default with overflowing capacities raised.
+
+    Neurons, axons and synapses are raised to the next power of two holding the network;
+    WTA groups to exactly the number needed. Raises ``ValueError`` if even the largest
+    allowed capacity is too small.
+    """
+    default = CoreConfig()
+    needs = network_needs(net)
+    too_big = [f"{needs[n]} {_CAPACITY_NAMES[n]} but the largest core has {CAPACITIES[n]} "
+               f"(overflow by {needs[n] - CAPACITIES[n]})" for n in needs if needs[n] > CAPACITIES[n]]
+    if too_big:
+        raise ValueError("network does not fit any core: it needs " + "; ".join(too_big))
+    raised = {}
+    for name in ("neurons", "axons", "synapses"):
+        if needs[name] > getattr(default, name):
+            raised[name] = min(1 << (needs[name] - 1).bit_length(), CAPACITIES[name])
+    if needs["wta_groups"] > default.wta_groups:
+        raised["wta_groups"] = needs["wta_groups"]
+    return dataclasses.replace(default, **raised) if raised else default
+
+
+def _layer_message(message: str, layers: dict[str, tuple[int, int]]) -> str:
+    """Add the layer name after every neuron index a validation message names."""
+    def repl(match: re.Match) -> str:
+        n = int(match.group(1) or match.group(2))
+        for name, (first, size) in layers.items():
+            if first <= n < first + size:
+                return f"{match.group(0)} (layer '{name}' neuron {n - first})"
+        return match.group(0)
+
+    return re.sub(r"(?:neurons\.\w+|theta|route)\[(\d+)\]|\bneuron (\d+)\b", repl, message)
+
+
+def _plain(data: dict, what: str) -> dict:
+    """``data`` as plain JSON values (numpy scalars and arrays become numbers and lists)."""
+    import json
+
+    def default(value):
+        if hasattr(value, "tolist"):
+            return value.tolist()
+        raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+    if not isinstance(data, dict):
+        raise ValueError(f"{what} must be a dict, got {type(data).__name__}")
+    try:
+        return json.loads(json.dumps(data, default=default))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{what} must hold JSON data (it goes into the image manifest): {exc}") from None
+
+
+def _normalise_decoding(decoding: dict, n_outputs: int) -> dict:
+    decoding = _plain(decoding or {}, "decoding")
+    kind = decoding.setdefault("kind", "count")
+    if kind == "count":
+        decoding.setdefault("n_classes", n_outputs)
+        if int(decoding["n_classes"]) != n_outputs:
+            raise ValueError(f"decoding 'count' needs one output neuron per class: n_classes = "
+                             f"{decoding['n_classes']} but the network has {n_outputs} output neurons")
+    elif kind == "vote":
+        if "labels" not in decoding or "n_classes" not in decoding:
+            raise ValueError("decoding 'vote' needs 'labels' (one class per output neuron, -1: none) "
+                             "and 'n_classes'")
+        labels = np.asarray(decoding["labels"])
+        k = int(decoding["n_classes"])
+        if labels.shape != (n_outputs,) or not np.issubdtype(labels.dtype, np.integer):
+            raise ValueError(f"decoding 'vote': labels must be {n_outputs} integers (one per output "
+                             f"neuron), got shape {labels.shape}")
+        if k < 1 or ((labels < -1) | (labels >= k)).any():
+            raise ValueError(f"decoding 'vote': labels must be in -1..{k - 1} (n_classes = {k})")
+        decoding["labels"] = [int(v) for v in labels]
+        decoding["n_classes"] = k
+    else:
+        raise ValueError(f"unknown decoding kind {kind!r} (known: 'count', 'vote')")
+    return decoding
+
+
+def compile_network(net: SnnNetwork, config: CoreConfig | None = None) -> CompiledNetwork:
+    """Place ``net`` on a core (see the module docstring for the rule) and validate it.
+
+    ``config=None`` picks the default core, or the default with raised capacities
+    (:func:`choose_config`). Raises ``ValueError`` when the network does not fit ``config``
+    (naming each overflowing capacity and by how much), uses a feature ``config`` leaves
+    out, has a weight outside the core's range, or breaks the accumulator bound (naming the
+    layer and neuron).
+    """
+    if not isinstance(net, SnnNetwork):
+        raise ValueError(f"compile_network needs an SnnNetwork, got {type(net).__name__}")
+    if config is None:
+        config = choose_config(net)
+    elif not isinstance(config, CoreConfig):
+        raise ValueError(f"config must be a CoreConfig, got {type(config).__name__}")
+    needs = network_needs(net)
+    over = _overflows(needs, config)
+    if over:
+        raise ValueError(f"network does not fit the core (config {config.hash()[:12]}): it needs "
+                         + "; ".join(over))
+
+    # neurons
+    layers, first = {}, 0
+    for pop in net.populations:
+        layers[pop.name] = (first, pop.size)
+        first += pop.size
+    n_neurons = first
+    # axons
+    sources = {pr.source for pr in net.projections}
+    layer_axons, axon = {}, net.n_inputs
+    for pop in net.populations:
+        if pop.name in sources:
+            layer_axons[pop.name] = (axon, pop.size)
+            axon += pop.size
+    n_axons = max(1, axon)
+    # WTA groups
+    wta_groups = {pop.name: g for g, pop in enumerate((p for p in net.populations if p.wta), start=1)}
+
+    # features the config leaves out, named by layer / projection
+    if not config.learning:
+        for pr in net.projections:
+            if pr.plastic and len(pr.pre):
+                raise ValueError(f"projection {pr.source}->{pr.target} is plastic but the core is "
+                                 "configured without learning (learning=False); freeze_network() "
+                                 "(neurocore compile --freeze) makes the network inference-only")
+    if not config.adaptive_threshold:
+        for pop in net.populations:
+            if (pop.params.theta_inc != 0).any() or (pop.theta is not None and (pop.theta != 0).any()):
+                raise ValueError(f"layer '{pop.name}' uses an adaptive threshold (theta_inc or theta "
+                                 "non-zero) but the core is configured without adaptive_threshold; "
+                                 "freeze_network() (neurocore compile --freeze) folds theta into the "
+                                 "thresholds")
+    wlo, whi = config.weight_range
+    lp = net.learning
+    for pr in net.projections:
+        if not len(pr.weight):
+            continue
+        bad = np.flatnonzero((pr.weight < wlo) | (pr.weight > whi))
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(f"projection {pr.source}->{pr.target}: weight[{i}] = {int(pr.weight[i])} is "
+                             f"outside the {config.weight_bits}-bit weight range {wlo}..{whi}"
+                             + (f" ({bad.size} weights out of range)" if bad.size > 1 else ""))
+        if pr.plastic:
+            bad = np.flatnonzero((pr.weight < lp.w_min) | (pr.weight > lp.w_max))
+            if bad.size:
+                i = int(bad[0])
+                raise ValueError(f"plastic projection {pr.source}->{pr.target}: weight[{i}] = "
+                                 f"{int(pr.weight[i])} is outside the plastic range "
+                                 f"w_min..w_max = {lp.w_min}..{lp.w_max}")
+
+    # parameters, theta, routes, outputs
+    params = {f: np.concatenate([getattr(p.params, f) for p in net.populations]) if net.populations
+              else np.zeros(0, np.int64) for f in NEURON_FIELDS}
+    theta = np.zeros(n_neurons, np.int64)
+    route = np.full(n_neurons, NO_ROUTE, np.int64)
+    outputs, output_layers = [], []
+    for pop in net.populations:
+        f0, size = layers[pop.name]
+        if pop.wta:
+            params["wta_group"][f0:f0 + size] = wta_groups[pop.name]
+        if pop.theta is not None:
+            theta[f0:f0 + size] = pop.theta
+        if pop.name in layer_axons:
+            route[f0:f0 + size] = layer_axons[pop.name][0] + np.arange(size)
+        if pop.output:
+            outputs.append(np.arange(f0, f0 + size))
+            output_layers.append(pop.name)
+    outputs = np.concatenate(outputs) if outputs else np.zeros(0, np.int64)
+    if n_neurons == 0:
+        raise ValueError("network has no neurons")
+
+    # synapses
+    axon_base = {INPUT: 0} | {name: a0 for name, (a0, _) in layer_axons.items()}
+    syn_axon, syn_target, syn_weight, syn_plastic, syn_proj, projections = [], [], [], [], [], []
+    for i, pr in enumerate(net.projections):
+        syn_axon.append(axon_base[pr.source] + pr.pre)
+        syn_target.append(layers[pr.target][0] + pr.post)
+        syn_weight.append(pr.weight)
+        syn_plastic.append(np.full(len(pr.pre), pr.plastic, bool))
+        syn_proj.append(np.full(len(pr.pre), i, np.int64))
+        projections.append({"source": pr.source, "target": pr.target, "plastic": bool(pr.plastic),
+                            "synapses": len(pr.pre)})
+
+    def cat(parts, dtype):
+        return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
+
+    syn_axon, syn_target = cat(syn_axon, np.int64), cat(syn_target, np.int64)
+    syn_weight, syn_plastic, syn_proj = cat(syn_weight, np.int64), cat(syn_plastic, bool), cat(syn_proj, np.int64)
+    order = np.argsort(syn_axon, kind="stable")       # the order CoreProgram.from_synapses uses
+    ptr = np.zeros(n_axons + 1, np.int64)
+    ptr[1:] = np.cumsum(np.bincount(syn_axon, minlength=n_axons))
+    program = CoreProgram(config=config, n_inputs=net.n_inputs, ptr=ptr, target=syn_target[order],
+                          weight=syn_weight[order], plastic=syn_plastic[order],
+                          neurons=NeuronParams(**params), route=route, outputs=outputs,
+                          learning=lp, theta=theta)
+
+    # accumulator bound, named by layer (spec section 3)
+    upper, lower = program.accumulator_bounds()
+    lo, hi = config.accumulator_range
+    for bound, ok, what in ((upper, upper <= hi, "sum of its positive weights"),
+                            (lower, lower >= lo, "sum of its negative weights")):
+        if not ok.all():
+            bad = np.flatnonzero(~ok)
+            n = int(bad[0])
+            name, index = next((nm, n - f0) for nm, (f0, sz) in layers.items() if f0 <= n < f0 + sz)
+            raise ValueError(
+                f"accumulator overflow: layer '{name}' neuron {index} (core neuron {n}) can receive "
+                f"{int(bound[n])} in one step ({what}, plastic synapses at their bound), beyond the "
+                f"{config.accumulator_bits}-bit accumulator range {lo}..{hi}"
+                + (f"; {bad.size} neurons affected" if bad.size > 1 else "")
+                + "; lower the weights or use a wider accumulator_bits")
+    try:
+        program.validate()
+    except ValueError as exc:
+        raise ValueError(_layer_message(str(exc), layers)) from None
+
+    return CompiledNetwork(program=program, layers=layers, input_axons=net.n_inputs,
+                           encoding=_plain(net.encoding, "encoding"),
+                           decoding=_normalise_decoding(net.decoding, len(outputs)),
+                           output_layers=output_layers, layer_axons=layer_axons, wta_groups=wta_groups,
+                           projections=projections, synapse_projection=syn_proj[order])

@@ -1,0 +1,454 @@
+"""Image directories: a compiled network on disk, for the RTL (``$readmemh``) and for Python.
+
+An image directory holds:
+
+* one ``<region>.hex`` file per program memory region: ``param.hex`` (N words),
+  ``pointer.hex`` (A), ``synapse.hex`` (S), ``theta.hex`` (N, only with
+  ``adaptive_threshold``), ``rpointer.hex`` (N) and ``reverse.hex`` (plastic synapses),
+  both only with ``learning``. ``$readmemh`` format: one word per line, lower-case hex,
+  zero-padded to ``ceil(bits / 4)`` digits, words packed exactly as
+  :func:`neurocore.hw.images.program_images` packs them. Only the used prefix of each
+  memory is written (word ``i`` of the file is address ``i``).
+* ``program.npz``: every :class:`CoreProgram` array plus the config, learning parameters and
+  network metadata as JSON strings (no pickles), for Python.
+* ``manifest.json``, with the fields
+
+  ``format`` ("neurocore-image"), ``format_version`` (1), ``created_by``;
+  ``config`` (``CoreConfig.to_dict()``) and ``config_hash`` (``CoreConfig.hash()``);
+  ``registers``: register name -> value from ``program_registers(program, learn=False)``;
+  ``learning``: ``plastic_synapses``, ``enabled`` and ``params`` (the LearningParams);
+  ``layers``: per population ``name``, ``first_neuron``, ``size``, ``neurons`` [first, last],
+  ``axons`` [first, last] or null, ``wta_group`` (0: none), ``output``, ``synapses_in``,
+  ``plastic_synapses_in``; ``input_axons``; ``outputs``: ``layers``, ``neurons``,
+  ``neuron_indices`` (output column order); ``encoding`` and ``decoding`` (as compiled);
+  ``network``: totals (inputs, neurons, axons, synapses, plastic_synapses, outputs,
+  wta_groups, learning) and ``projections`` (source, target, plastic, synapses);
+  ``utilisation``: used / capacity / percent of neurons, axons, synapses, wta_groups;
+  ``files``: per file ``sha256`` and ``bytes``, and for ``.hex`` files ``region``,
+  ``region_id`` (``hw.host.Region``), ``words``, ``word_bits``, ``hex_digits``.
+
+:func:`write_image_dir` is atomic: everything is written and fsynced in a temporary
+sibling directory that is renamed into place. :func:`load_image_dir` trusts nothing: it
+checks every checksum, the config hash, the program's validity, that the ``.hex`` files
+equal the memory images of the program in ``program.npz`` and that the manifest agrees
+with the program.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+from ..hw.config import CoreConfig
+from ..hw.program import NEURON_FIELDS, CoreProgram, LearningParams, NeuronParams
+from .compiler import CompiledNetwork
+
+__all__ = ["ImageDirError", "write_image_dir", "load_image_dir", "load_program_npz", "build_manifest",
+           "REGION_FILES", "FORMAT", "FORMAT_VERSION", "MANIFEST", "PROGRAM_NPZ", "hex_files"]
+
+FORMAT = "neurocore-image"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+PROGRAM_NPZ = "program.npz"
+# region name (hw.host.Region) -> file name, in the order they are written
+REGION_FILES = {"PARAM": "param.hex", "POINTER": "pointer.hex", "SYNAPSE": "synapse.hex",
+                "THETA": "theta.hex", "RPOINTER": "rpointer.hex", "REVERSE": "reverse.hex"}
+_LEARNING_FIELDS = ("a_plus", "a_minus", "shift", "pre_decay_shift", "post_decay_shift", "pre_jump",
+                    "post_jump", "w_min", "w_max", "soft_bound")
+
+
+def _json_default(value):
+    """numpy scalars and arrays as plain JSON values."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+class ImageDirError(ValueError):
+    """An image directory that cannot be written or loaded (one line, names the file)."""
+
+
+# -- memory images -------------------------------------------------------------------------------
+def _word_bits(config: CoreConfig, region) -> int:
+    from amaranth.hdl import Shape
+
+    from ..hw.host import word_shape
+    return Shape.cast(word_shape(config, region)).width
+
+
+def hex_files(program: CoreProgram) -> dict[str, dict]:
+    """``{file name: {"region", "region_id", "word_bits", "hex_digits", "words" (list of int)}}``."""
+    from ..hw.images import program_images
+
+    images = program_images(program)
+    files = {}
+    for region, words in images.items():
+        bits = _word_bits(program.config, region)
+        files[REGION_FILES[region.name]] = {"region": region.name, "region_id": region.value,
+                                            "word_bits": bits, "hex_digits": -(-bits // 4),
+                                            "words": [int(w) for w in words]}
+    return files
+
+
+def _hex_text(words: list[int], digits: int) -> bytes:
+    return "".join(f"{w:0{digits}x}\n" for w in words).encode("ascii")
+
+
+def _parse_hex(path: Path, digits: int, bits: int) -> list[int]:
+    words = []
+    try:
+        text = path.read_text("ascii")
+    except UnicodeDecodeError:
+        raise ImageDirError(f"{path.name}: not a hex file (non-ASCII bytes)") from None
+    for line_no, line in enumerate(text.splitlines(), start=1):
+        if len(line) != digits:
+            raise ImageDirError(f"{path.name} line {line_no}: expected {digits} hex digits, got {line!r:.40}")
+        try:
+            word = int(line, 16)
+        except ValueError:
+            raise ImageDirError(f"{path.name} line {line_no}: not a hex word: {line!r:.40}") from None
+        if word >> bits:
+            raise ImageDirError(f"{path.name} line {line_no}: word {line} is wider than {bits} bits")
+        words.append(word)
+    return words
+
+
+# -- program.npz ---------------------------------------------------------------------------------
+def _npz_arrays(compiled: CompiledNetwork) -> dict[str, np.ndarray]:
+    p = compiled.program
+    lp = p.learning
+    arrays = {
+        "format": np.array(FORMAT),
+        "format_version": np.array(FORMAT_VERSION),
+        "config_json": np.array(json.dumps(p.config.to_dict(), sort_keys=True)),
+        "learning_json": np.array(json.dumps({f: (bool(getattr(lp, f)) if f == "soft_bound"
+                                                  else int(getattr(lp, f))) for f in _LEARNING_FIELDS})),
+        "meta_json": np.array(json.dumps(compiled.meta(), sort_keys=True, default=_json_default)),
+        "n_inputs": np.array(p.n_inputs, np.int64),
+        "ptr": p.ptr, "target": p.target, "weight": p.weight, "plastic": p.plastic,
+        "route": p.route, "outputs": p.outputs, "theta": p.theta,
+    }
+    for f in NEURON_FIELDS:
+        arrays[f"neurons_{f}"] = getattr(p.neurons, f)
+    if compiled.synapse_projection is not None:
+        arrays["synapse_projection"] = compiled.synapse_projection
+    return arrays
+
+
+def _npz_bytes(compiled: CompiledNetwork) -> bytes:
+    import io
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **_npz_arrays(compiled))
+    return buffer.getvalue()
+
+
+def load_program_npz(path, *, config: CoreConfig | None = None) -> CompiledNetwork:
+    """A :class:`CompiledNetwork` from a ``program.npz`` (validated; ``config`` must match)."""
+    path = Path(path)
+    name = path.name
+    if not path.is_file():
+        raise ImageDirError(f"no such program file: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except Exception as exc:  # zipfile / numpy format errors of every kind
+        raise ImageDirError(f"{name}: not a readable .npz file ({type(exc).__name__}: {exc})") from None
+    required = ["format", "config_json", "learning_json", "meta_json", "n_inputs", "ptr", "target",
+                "weight", "plastic", "route", "outputs", "theta"] + [f"neurons_{f}" for f in NEURON_FIELDS]
+    missing = [k for k in required if k not in arrays]
+    if missing:
+        raise ImageDirError(f"{name}: not a neurocore program (missing {', '.join(missing)})")
+    if str(arrays["format"]) != FORMAT:
+        raise ImageDirError(f"{name}: format is {str(arrays['format'])!r}, expected {FORMAT!r}")
+    try:
+        stored = CoreConfig.from_dict(json.loads(str(arrays["config_json"])))
+        learning = json.loads(str(arrays["learning_json"]))
+        meta = json.loads(str(arrays["meta_json"]))
+    except (json.JSONDecodeError, TypeError, ValueError) as exc:
+        raise ImageDirError(f"{name}: bad config/learning/metadata ({exc})") from None
+    if config is not None and config != stored:
+        raise ImageDirError(f"{name}: {_config_mismatch(stored, config)}")
+    try:
+        lp = LearningParams(**{f: (bool(learning[f]) if f == "soft_bound" else int(learning[f]))
+                               for f in _LEARNING_FIELDS})
+        neurons = NeuronParams(**{f: arrays[f"neurons_{f}"] for f in NEURON_FIELDS})
+        program = CoreProgram(config=stored, n_inputs=int(arrays["n_inputs"]), ptr=arrays["ptr"],
+                              target=arrays["target"], weight=arrays["weight"], plastic=arrays["plastic"],
+                              neurons=neurons, route=arrays["route"], outputs=arrays["outputs"],
+                              learning=lp, theta=arrays["theta"])
+        program.validate()
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ImageDirError(f"{name}: invalid program: {exc}") from None
+    try:
+        compiled = CompiledNetwork.from_meta(program, meta, arrays.get("synapse_projection"))
+    except ValueError as exc:
+        raise ImageDirError(f"{name}: {exc}") from None
+    _check_meta(compiled, name)
+    return compiled
+
+
+def _check_meta(compiled: CompiledNetwork, name: str) -> None:
+    """The layer map must cover the program consistently."""
+    p = compiled.program
+    pos = 0
+    for layer, (first, size) in compiled.layers.items():
+        if first != pos or size < 1:
+            raise ImageDirError(f"{name}: layer '{layer}' at neurons {first}..{first + size - 1} does not "
+                                f"follow the previous layer (expected first neuron {pos})")
+        pos += size
+    if pos != p.n_neurons:
+        raise ImageDirError(f"{name}: layers cover {pos} neurons, the program has {p.n_neurons}")
+    if compiled.input_axons != p.n_inputs:
+        raise ImageDirError(f"{name}: input_axons = {compiled.input_axons} but the program has "
+                            f"{p.n_inputs} host inputs")
+    expected = [np.arange(compiled.layers[n][0], sum(compiled.layers[n])) for n in compiled.output_layers]
+    expected = np.concatenate(expected) if expected else np.zeros(0, np.int64)
+    if not np.array_equal(expected, p.outputs):
+        raise ImageDirError(f"{name}: output layers {compiled.output_layers} do not match the program's outputs")
+    if compiled.synapse_projection is not None and len(compiled.synapse_projection) != p.n_synapses:
+        raise ImageDirError(f"{name}: synapse_projection has {len(compiled.synapse_projection)} entries, "
+                            f"the program has {p.n_synapses} synapses")
+
+
+# -- manifest ------------------------------------------------------------------------------------
+def _version() -> str:
+    from importlib import metadata
+    try:
+        return metadata.version("neurocore")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _manifest_body(compiled: CompiledNetwork) -> dict:
+    """Every manifest field derived from the compiled network (not the files)."""
+    from ..hw.images import program_registers
+
+    p = compiled.program
+    lp = p.learning
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "config": p.config.to_dict(),
+        "config_hash": p.config.hash(),
+        "registers": {reg.name: int(value) for reg, value in program_registers(p, learn=False).items()},
+        "learning": {"plastic_synapses": int(p.plastic.sum()),
+                     "enabled": bool(p.config.learning and p.plastic.any()),
+                     "params": {f: (bool(getattr(lp, f)) if f == "soft_bound" else int(getattr(lp, f)))
+                                for f in _LEARNING_FIELDS}},
+        "layers": compiled.summary()["layers"],
+        "input_axons": compiled.input_axons,
+        "outputs": {"layers": list(compiled.output_layers), "neurons": int(p.n_outputs),
+                    "neuron_indices": [int(n) for n in p.outputs]},
+        "encoding": compiled.encoding,
+        "decoding": compiled.decoding,
+        "network": {k: v for k, v in compiled.summary().items() if k != "layers"},
+        "utilisation": compiled.utilisation(),
+    }
+
+
+def build_manifest(compiled: CompiledNetwork, files: dict[str, dict]) -> dict:
+    """The manifest of ``compiled``; ``files`` maps file name -> its entry (sha256, ...)."""
+    return {**_manifest_body(compiled), "created_by": f"neurocore {_version()}", "files": files}
+
+
+def _json_roundtrip(data):
+    return json.loads(json.dumps(data, sort_keys=True, default=_json_default))
+
+
+# -- writing -------------------------------------------------------------------------------------
+def _write_file(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` and fsync it (one file of the image)."""
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_image_dir(compiled: CompiledNetwork, path, *, overwrite: bool = False) -> Path:
+    """Write ``compiled`` as an image directory at ``path`` (atomically); returns the path.
+
+    Everything goes into a temporary sibling directory (``.<name>.tmp-<random>``), each file
+    fsynced, then the directory is renamed to ``path``. An existing ``path`` is refused
+    unless ``overwrite``: then the old directory is renamed aside, the new one renamed in,
+    and the old one deleted. On any error the temporary directory is removed and ``path``
+    is left as it was.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise ImageDirError(f"{path} already exists (use overwrite=True / --force to replace it)")
+    if path.exists() and not path.is_dir():
+        raise ImageDirError(f"{path} exists and is not a directory")
+    compiled.program.validate()
+    parent = path.parent
+    if parent.exists() and not parent.is_dir():
+        raise ImageDirError(f"{parent} is not a directory")
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = parent / f".{path.name}.tmp-{uuid.uuid4().hex[:12]}"
+    tmp.mkdir()
+    try:
+        entries = {}
+        for name, info in hex_files(compiled.program).items():
+            data = _hex_text(info["words"], info["hex_digits"])
+            _write_file(tmp / name, data)
+            entries[name] = {"region": info["region"], "region_id": info["region_id"],
+                             "words": len(info["words"]), "word_bits": info["word_bits"],
+                             "hex_digits": info["hex_digits"], "bytes": len(data),
+                             "sha256": hashlib.sha256(data).hexdigest()}
+        data = _npz_bytes(compiled)
+        _write_file(tmp / PROGRAM_NPZ, data)
+        entries[PROGRAM_NPZ] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        manifest = build_manifest(compiled, entries)
+        text = json.dumps(manifest, indent=2, default=_json_default) + "\n"
+        _write_file(tmp / MANIFEST, text.encode())
+        _fsync_dir(tmp)
+        if path.exists():
+            if not overwrite:   # appeared while we were writing
+                raise ImageDirError(f"{path} already exists (use overwrite=True / --force to replace it)")
+            old = parent / f".{path.name}.old-{uuid.uuid4().hex[:12]}"
+            os.rename(path, old)
+            try:
+                os.rename(tmp, path)
+            except BaseException:
+                os.rename(old, path)
+                raise
+            _fsync_dir(parent)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, path)
+        _fsync_dir(parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+# -- loading -------------------------------------------------------------------------------------
+def _config_mismatch(image: CoreConfig, wanted: CoreConfig, *, image_label: str = "image",
+                     wanted_label: str = "requested",
+                     what: str = "the image was compiled for another core") -> str:
+    a, b = image.to_dict(), wanted.to_dict()
+    diff = ", ".join(f"{k}: {image_label} {a[k]!r}, {wanted_label} {b[k]!r}" for k in a if a[k] != b[k])
+    return f"config mismatch: {what} ({diff})"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_manifest(path) -> dict:
+    """The parsed ``manifest.json`` of an image directory (format checked, nothing else)."""
+    path = Path(path)
+    if not path.exists():
+        raise ImageDirError(f"no such image directory: {path}")
+    if not path.is_dir():
+        raise ImageDirError(f"{path} is not an image directory (not a directory)")
+    mpath = path / MANIFEST
+    if not mpath.is_file():
+        raise ImageDirError(f"{path} is not an image directory (no {MANIFEST})")
+    try:
+        manifest = json.loads(mpath.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ImageDirError(f"{MANIFEST}: not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ImageDirError(f"{MANIFEST}: not a neurocore image manifest (format {FORMAT!r} expected)")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ImageDirError(f"{MANIFEST}: format_version {manifest.get('format_version')!r} is not "
+                            f"supported (this neurocore reads version {FORMAT_VERSION})")
+    for key in ("config", "config_hash", "files"):
+        if key not in manifest:
+            raise ImageDirError(f"{MANIFEST}: missing field {key!r}")
+    if not isinstance(manifest["files"], dict):
+        raise ImageDirError(f"{MANIFEST}: field 'files' must be an object")
+    return manifest
+
+
+def load_image_dir(path, *, config: CoreConfig | None = None) -> CompiledNetwork:
+    """Load and verify an image directory (see the module docstring); returns the network.
+
+    Raises :class:`ImageDirError` (a ``ValueError``) naming the file at fault: missing or
+    unparsable manifest, a checksum mismatch, a config hash that does not match the
+    manifest's config, a ``config`` that differs from the image's (listing the fields), an
+    invalid program, ``.hex`` files that differ from the program's memory images, or a
+    manifest that disagrees with the program.
+    """
+    path = Path(path)
+    manifest = read_manifest(path)
+    # checksums first: nothing below reads an unverified byte
+    for name, entry in manifest["files"].items():
+        if not isinstance(entry, dict) or "sha256" not in entry:
+            raise ImageDirError(f"{MANIFEST}: entry for {name} has no sha256")
+        fpath = path / name
+        if Path(name).name != name or not fpath.is_file():
+            raise ImageDirError(f"{name}: listed in {MANIFEST} but missing from {path}")
+        digest = _sha256(fpath)
+        if digest != entry["sha256"]:
+            raise ImageDirError(f"{name}: checksum mismatch (manifest {str(entry['sha256'])[:12]}..., "
+                                f"file {digest[:12]}...); the file is corrupt or was modified")
+    if PROGRAM_NPZ not in manifest["files"]:
+        raise ImageDirError(f"{MANIFEST}: does not list {PROGRAM_NPZ}")
+    try:
+        stored = CoreConfig.from_dict(manifest["config"])
+    except (TypeError, ValueError) as exc:
+        raise ImageDirError(f"{MANIFEST}: bad config ({exc})") from None
+    if stored.hash() != manifest["config_hash"]:
+        raise ImageDirError(f"{MANIFEST}: config_hash {str(manifest['config_hash'])[:12]}... does not match "
+                            f"its config (hash {stored.hash()[:12]}...); the manifest was modified")
+    if config is not None and config != stored:
+        raise ImageDirError(_config_mismatch(stored, config))
+    compiled = load_program_npz(path / PROGRAM_NPZ)
+    if compiled.config != stored:
+        raise ImageDirError(_config_mismatch(compiled.config, stored, image_label=PROGRAM_NPZ,
+                                             wanted_label=MANIFEST,
+                                             what=f"{PROGRAM_NPZ} and {MANIFEST} disagree"))
+
+    # the .hex files the RTL loads must be exactly the program's memory images
+    expected = hex_files(compiled.program)
+    listed = {n for n in manifest["files"] if n.endswith(".hex")}
+    if listed != set(expected):
+        raise ImageDirError(f"{MANIFEST}: lists hex files {sorted(listed)}, the config needs {sorted(expected)}")
+    for name, info in expected.items():
+        entry = manifest["files"][name]
+        for key in ("word_bits", "hex_digits", "region"):
+            if entry.get(key) != info[key]:
+                raise ImageDirError(f"{MANIFEST}: {name} {key} = {entry.get(key)!r}, "
+                                    f"the config gives {info[key]!r}")
+        words = _parse_hex(path / name, info["hex_digits"], info["word_bits"])
+        if entry.get("words") != len(words):
+            raise ImageDirError(f"{name}: {len(words)} words, {MANIFEST} says {entry.get('words')!r}")
+        if words != info["words"]:
+            if len(words) != len(info["words"]):
+                raise ImageDirError(f"{name}: {len(words)} words but {PROGRAM_NPZ} gives "
+                                    f"{len(info['words'])}; the hex files and the program disagree")
+            i = next(i for i, (a, b) in enumerate(zip(words, info["words"])) if a != b)
+            raise ImageDirError(f"{name}: word {i} is {words[i]:x}, {PROGRAM_NPZ} gives {info['words'][i]:x}; "
+                                "the hex files and the program disagree")
+
+    # the rest of the manifest must describe this program
+    body = _json_roundtrip(_manifest_body(compiled))
+    differing = [k for k in body if manifest.get(k) != body[k]]
+    if differing:
+        raise ImageDirError(f"{MANIFEST}: field(s) {', '.join(differing)} do not match {PROGRAM_NPZ}; "
+                            "the manifest was modified")
+    return compiled

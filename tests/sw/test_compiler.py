@@ -1,0 +1,296 @@
+"""The compiler: placement, validity, golden-model behaviour, capacity and bound errors, decoding."""
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import numpy as np
+import pytest
+
+from neurocore.hw.config import CoreConfig
+from neurocore.hw.program import NO_ROUTE, CoreProgram, LearningParams, NeuronParams
+from neurocore.sim import golden
+from neurocore.sw.compiler import (CompiledNetwork, choose_config, compile_network, freeze_network,
+                                   network_needs)
+from neurocore.sw.network import Population, Projection, SnnNetwork
+
+LEARNING = LearningParams(a_plus=4, a_minus=2, shift=2, pre_decay_shift=1, post_decay_shift=1,
+                          pre_jump=16, post_jump=16, w_min=0, w_max=20)
+
+
+def small_net(**kw) -> SnnNetwork:
+    """4 inputs -> hidden (3, routed) -> out (2, WTA, output, plastic, adaptive) ; + a side layer."""
+    rng = np.random.default_rng(1)
+    hidden = Population("hidden", NeuronParams.uniform(3, threshold=6, leak_shift=2))
+    out = Population("out", NeuronParams.uniform(2, threshold=5, theta_inc=1, theta_decay_shift=4),
+                     output=True, wta=True, theta=[3, 0])
+    side = Population("side", NeuronParams.uniform(2, threshold=4), wta=True)
+    projections = [
+        Projection.dense("input", "hidden", rng.integers(-3, 6, (3, 4))),
+        Projection.dense("hidden", "out", rng.integers(0, 10, (2, 3)), plastic=True),
+        Projection("input", "side", [0, 3], [1, 0], [4, 4]),
+        Projection("side", "out", [0, 1], [0, 1], [-2, -3]),
+    ]
+    return SnnNetwork(n_inputs=4, populations=[hidden, out, side], projections=projections,
+                      learning=LEARNING, encoding={"kind": "rate", "steps": 10}, **kw)
+
+
+def flat_synapses(net: SnnNetwork, compiled: CompiledNetwork):
+    """Expected (axon, target, weight, plastic) of every synapse, straight from the placement rule."""
+    axon_base = {"input": 0} | {k: v[0] for k, v in compiled.layer_axons.items()}
+    rows = []
+    for pr in net.projections:
+        for pre, post, w in zip(pr.pre, pr.post, pr.weight):
+            rows.append((axon_base[pr.source] + pre, compiled.layers[pr.target][0] + post, w, pr.plastic))
+    return rows
+
+
+def test_placement():
+    net = small_net()
+    c = compile_network(net)
+    p = c.program
+    assert c.config == CoreConfig()
+    assert c.layers == {"hidden": (0, 3), "out": (3, 2), "side": (5, 2)}
+    # hidden and side are sources -> internal axons after the 4 inputs, in population order
+    assert c.layer_axons == {"hidden": (4, 3), "side": (7, 2)}
+    assert c.input_axons == p.n_inputs == 4 and p.n_axons == 9 and p.n_neurons == 7
+    assert p.route.tolist() == [4, 5, 6, NO_ROUTE, NO_ROUTE, 7, 8]
+    assert p.outputs.tolist() == [3, 4] and c.output_layers == ["out"] and c.output_layer == "out"
+    assert c.wta_groups == {"out": 1, "side": 2}
+    assert p.neurons.wta_group.tolist() == [0, 0, 0, 1, 1, 2, 2]
+    assert p.theta.tolist() == [0, 0, 0, 3, 0, 0, 0]
+    assert p.neurons.theta_inc.tolist() == [0, 0, 0, 1, 1, 0, 0]
+    assert p.neurons.threshold.tolist() == [6, 6, 6, 5, 5, 4, 4]
+    assert p.learning == LEARNING
+    assert c.encoding == {"kind": "rate", "steps": 10}
+    assert c.decoding == {"kind": "count", "n_classes": 2}
+    # synapses: the multiset matches the rule, memory is axon-major with stable order
+    expected = flat_synapses(net, c)
+    axon = p.synapse_axon()
+    got = list(zip(axon.tolist(), p.target.tolist(), p.weight.tolist(), p.plastic.tolist()))
+    assert got == sorted(expected, key=lambda r: r[0])   # sorted() is stable
+    assert p.n_synapses == network_needs(net)["synapses"] == len(expected)
+    # the same as CoreProgram.from_synapses with the flat list
+    a, t, w, pl = map(np.array, zip(*expected))
+    ref = CoreProgram.from_synapses(c.config, n_inputs=4, n_axons=9, axon=a, target=t, weight=w,
+                                    plastic=pl, neurons=p.neurons, route=p.route, outputs=p.outputs,
+                                    learning=LEARNING, theta=p.theta)
+    for name in ("ptr", "target", "weight", "plastic"):
+        assert np.array_equal(getattr(ref, name), getattr(p, name)), name
+    # synapse_projection follows the synapses through the same stable sort
+    proj_ids = [i for i, pr in enumerate(net.projections) for _ in pr.pre]
+    order = sorted(range(len(expected)), key=lambda j: expected[j][0])
+    assert c.synapse_projection.tolist() == [proj_ids[j] for j in order]
+    p.validate()
+
+
+def test_utilisation_and_summary():
+    c = compile_network(small_net())
+    u = c.utilisation()
+    assert u["neurons"] == {"used": 7, "capacity": 256, "percent": round(700 / 256, 2)}
+    assert u["axons"]["used"] == 9 and u["synapses"]["used"] == c.program.n_synapses
+    assert u["wta_groups"] == {"used": 2, "capacity": 16, "percent": 12.5}
+    s = c.summary()
+    assert [layer["name"] for layer in s["layers"]] == ["hidden", "out", "side"]
+    assert sum(layer["synapses_in"] for layer in s["layers"]) == s["synapses"]
+    assert s["layers"][1]["plastic_synapses_in"] == 6 == s["plastic_synapses"]
+    assert s["layers"][0]["axons"] == [4, 6] and s["layers"][1]["axons"] is None
+
+
+def test_to_network_recompiles_identically():
+    c = compile_network(small_net())
+    again = compile_network(c.to_network(), c.config)
+    for name in ("ptr", "target", "weight", "plastic", "route", "outputs", "theta"):
+        assert np.array_equal(getattr(c.program, name), getattr(again.program, name)), name
+    for name in ("threshold", "leak_shift", "theta_inc", "wta_group"):
+        assert np.array_equal(getattr(c.program.neurons, name), getattr(again.program.neurons, name))
+    assert again.meta() == c.meta()
+    # re-placement onto another core keeps the behaviour
+    smaller = compile_network(c.to_network(), CoreConfig(neurons=8, axons=16, synapses=64))
+    inputs = np.random.default_rng(0).random((3, 12, 4)) < 0.5
+    a = golden.run_batch(c.program, inputs)
+    b = golden.run_batch(smaller.program, inputs)
+    assert np.array_equal(a.spikes, b.spikes) and np.array_equal(a.sops, b.sops)
+
+
+def chain_net() -> SnnNetwork:
+    """in0 -> a0 -> b0, in1 -> a1 -> b1; b is one WTA group. Thresholds 5 / 3."""
+    a = Population("a", NeuronParams.uniform(2, threshold=5))
+    b = Population("b", NeuronParams.uniform(2, threshold=3), output=True, wta=True)
+    return SnnNetwork(2, [a, b], [Projection("input", "a", [0, 1], [0, 1], [5, 5]),
+                                  Projection("a", "b", [0, 1], [0, 1], [5, 3])])
+
+
+def test_golden_spikes_on_compiled_program():
+    c = compile_network(chain_net())
+    inputs = np.zeros((5, 2), bool)
+    inputs[0, 0] = True                  # a0 fires at 0 -> b0 fires at 1
+    inputs[2] = True                     # a0, a1 fire at 2 -> b0 (margin 2) beats b1 (margin 0) at 3
+    result = golden.run(c.program, inputs, record_neurons=True)
+    assert result.spikes.astype(int).tolist() == [[0, 0], [1, 0], [0, 0], [1, 0], [0, 0]]
+    assert result.neuron_spikes[:, :2].astype(int).tolist() == [[1, 0], [0, 0], [1, 1], [0, 0], [0, 0]]
+    assert result.sops == 1 + 1 + 2 + 2
+    assert c.decode(result.spikes).tolist() == [0]
+
+
+def test_plastic_projection_learns_within_bounds():
+    c = compile_network(small_net())
+    inputs = np.random.default_rng(3).random((40, 4)) < 0.6
+    result = golden.run(c.program, inputs, learn=True)
+    w = result.state.weight
+    plastic = c.program.plastic
+    assert not np.array_equal(w[plastic], c.program.weight[plastic])
+    assert (w[plastic] >= LEARNING.w_min).all() and (w[plastic] <= LEARNING.w_max).all()
+    assert np.array_equal(w[~plastic], c.program.weight[~plastic])
+
+
+# -- choosing and checking the core --------------------------------------------------------------
+def big_net(neurons=10, inputs=4, synapses_per_neuron=1, wta_pops=0, plastic=False) -> SnnNetwork:
+    pops = [Population("big", NeuronParams.uniform(neurons, threshold=1000))]
+    pops += [Population(f"w{i}", NeuronParams.uniform(1, threshold=10), wta=True) for i in range(wta_pops)]
+    k = synapses_per_neuron
+    pre = np.tile(np.arange(k) % inputs, neurons)
+    post = np.repeat(np.arange(neurons), k)
+    return SnnNetwork(inputs, pops, [Projection("input", "big", pre, post, np.ones(len(pre), int), plastic)],
+                      learning=LearningParams(w_max=1) if plastic else LearningParams())
+
+
+def test_default_config_when_it_fits():
+    assert choose_config(small_net()) == CoreConfig()
+
+
+def test_capacities_raised_to_powers_of_two():
+    net = big_net(neurons=300, inputs=600, synapses_per_neuron=240, wta_pops=17)
+    cfg = compile_network(net).config
+    default = CoreConfig()
+    assert (cfg.neurons, cfg.axons, cfg.synapses, cfg.wta_groups) == (512, 1024, 131072, 17)
+    assert dataclasses.replace(cfg, neurons=256, axons=512, synapses=65536, wta_groups=16) == default
+
+
+@pytest.mark.parametrize("net, config, pattern", [
+    (big_net(neurons=300), CoreConfig(), r"300 neurons but the core has 256 \(overflow by 44\)"),
+    (big_net(inputs=600), CoreConfig(), r"600 axons but the core has 512 \(overflow by 88\)"),
+    (big_net(neurons=100, synapses_per_neuron=3), CoreConfig(synapses=250),
+     r"300 synapses but the core has 250 \(overflow by 50\)"),
+    (big_net(wta_pops=3), CoreConfig(wta_groups=2), r"3 WTA groups but the core has 2 \(overflow by 1\)"),
+    (big_net(wta_pops=1), CoreConfig(wta=False), r"WTA groups but the core is configured without WTA"),
+    (big_net(neurons=70000), None, r"does not fit any core.*70000 neurons but the largest core has 65536 "
+                                   r"\(overflow by 4464\)"),
+])
+def test_capacity_errors(net, config, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        compile_network(net, config)
+
+
+def test_all_overflows_reported_at_once():
+    with pytest.raises(ValueError) as info:
+        compile_network(big_net(neurons=20, inputs=20, synapses_per_neuron=2),
+                        CoreConfig(neurons=10, axons=10, synapses=30))
+    msg = str(info.value)
+    assert "20 neurons" in msg and "20 axons" in msg and "40 synapses" in msg and "\n" not in msg
+
+
+def test_feature_errors_name_the_layer():
+    with pytest.raises(ValueError, match=r"projection input->big is plastic .* without learning"):
+        compile_network(big_net(plastic=True), CoreConfig(learning=False))
+    with pytest.raises(ValueError, match=r"layer 'out' uses an adaptive threshold"):
+        compile_network(small_net(), CoreConfig(adaptive_threshold=False))
+    net = small_net()
+    net.projections[0].weight[5] = 300
+    with pytest.raises(ValueError, match=r"projection input->hidden: weight\[5\] = 300 is outside the "
+                                         r"8-bit weight range -128..127"):
+        compile_network(net)
+    net = small_net()
+    net.projections[1].weight[0] = 25
+    with pytest.raises(ValueError, match=r"plastic projection hidden->out: weight\[0\] = 25 .* 0..20"):
+        compile_network(net)
+    net = small_net()
+    net.population("side").params.threshold[1] = 0
+    with pytest.raises(ValueError, match=re.escape("neurons.threshold[6] (layer 'side' neuron 1) = 0")):
+        compile_network(net)
+
+
+def test_accumulator_bound_names_layer_and_neuron():
+    # 64 inputs x weight 100 into 'h' neuron 2 only: 6400 > 2^11 - 1 with a 12-bit accumulator
+    cfg = CoreConfig(accumulator_bits=12)
+    w = np.zeros((4, 64), int)
+    w[2] = 100
+    net = SnnNetwork(64, [Population("first", NeuronParams.uniform(3, threshold=9)),
+                          Population("h", NeuronParams.uniform(4, threshold=9))],
+                     [Projection.dense("input", "h", w)])
+    with pytest.raises(ValueError, match=r"accumulator overflow: layer 'h' neuron 2 \(core neuron 5\) can "
+                                         r"receive 6400 .* 12-bit accumulator range -2048..2047"):
+        compile_network(net, cfg)
+    net.projections[0].weight[:] = -100
+    with pytest.raises(ValueError, match=r"layer 'h' neuron 2 .* -6400 .*negative"):
+        compile_network(net, cfg)
+    # plastic synapses count at w_max, even when their weight is 0 now
+    net = SnnNetwork(64, [Population("p", NeuronParams.uniform(1, threshold=9))],
+                     [Projection.dense("input", "p", np.zeros((1, 64), int), plastic=True)],
+                     learning=LearningParams(w_max=100))
+    with pytest.raises(ValueError, match=r"layer 'p' neuron 0 .* 6400"):
+        compile_network(net, cfg)
+    compile_network(net, CoreConfig(accumulator_bits=14))   # 6400 <= 8191: fits
+
+
+# -- decoding ------------------------------------------------------------------------------------
+def _spikes(rows):
+    """[B][T] strings of output columns ('01' = column 1 spikes) -> bool [B, T, n]."""
+    return np.array([[[c == "1" for c in step] for step in sample] for sample in rows], bool)
+
+
+def test_count_decoding_ties():
+    c = compile_network(small_net())
+    spikes = _spikes([
+        ["10", "10", "01"],   # 2 vs 1 -> 0
+        ["00", "01", "11"],   # 1 vs 2 -> 1
+        ["00", "01", "10"],   # tie 1-1, column 1 spiked first -> 1
+        ["00", "11", "00"],   # tie, same first step -> lowest column 0
+        ["00", "00", "00"],   # silent -> 0
+    ])
+    assert c.decode(spikes).tolist() == [0, 1, 1, 0, 0]
+    assert c.decode(spikes[2]).tolist() == [1]
+    with pytest.raises(ValueError, match="shape"):
+        c.decode(np.zeros((1, 3, 5), bool))
+
+
+def test_vote_decoding():
+    net = small_net(decoding={"kind": "vote", "labels": np.array([1, 0]), "n_classes": np.int64(3)})
+    c = compile_network(net)
+    assert c.n_classes == 3 and c.decoding == {"kind": "vote", "labels": [1, 0], "n_classes": 3}
+    spikes = _spikes([["10", "10"], ["01", "11"], ["00", "00"]])
+    # column 0 is class 1, column 1 is class 0; class 2 has no neuron and is never chosen
+    assert c.decode(spikes).tolist() == [1, 0, 0]
+    # mean, not sum: class 0 has two neurons
+    net = SnnNetwork(1, [Population("o", NeuronParams.uniform(3, threshold=1), output=True)], [],
+                     decoding={"kind": "vote", "labels": [0, 0, 1], "n_classes": 2})
+    c = compile_network(net)
+    assert c.decode(_spikes([["110", "001", "001"]])).tolist() == [1]   # class 0 mean 1 < class 1 mean 2
+    assert c.decode(_spikes([["110", "110", "001", "001"]])).tolist() == [0]   # tie (mean 2) -> lowest
+    for bad, pattern in [({"kind": "vote", "labels": [0, 1]}, "needs 'labels'"),
+                         ({"kind": "vote", "labels": [0, 1], "n_classes": 2}, "labels must be 3 integers"),
+                         ({"kind": "vote", "labels": [0, 1, 5], "n_classes": 2}, r"-1..1"),
+                         ({"kind": "max"}, "unknown decoding kind"),
+                         ({"kind": "count", "n_classes": 4}, "one output neuron per class"),
+                         ({"kind": "count", "fn": print}, "JSON data")]:
+        net.decoding = bad
+        with pytest.raises(ValueError, match=pattern):
+            compile_network(net)
+
+
+def test_freeze_for_inference_only_cores():
+    net = small_net()
+    c = compile_network(net)
+    with pytest.raises(ValueError, match="without learning"):
+        compile_network(net, CoreConfig(learning=False, adaptive_threshold=False))
+    frozen = compile_network(freeze_network(net), CoreConfig(learning=False, adaptive_threshold=False))
+    assert not frozen.program.plastic.any() and not frozen.program.theta.any()
+    assert frozen.program.neurons.threshold.tolist() == [6, 6, 6, 8, 5, 4, 4]   # 'out' neuron 0: 5 + theta 3
+    inputs = np.random.default_rng(2).random((6, 30, 4)) < 0.5
+    a, b = golden.run_batch(c.program, inputs), golden.run_batch(frozen.program, inputs)
+    assert np.array_equal(a.spikes, b.spikes)
+    assert np.array_equal(a.sops, b.sops)
+    # a folded threshold beyond the V-1 bit range is named
+    net.population("out").theta = np.array([(1 << 23) - 2, 0])
+    with pytest.raises(ValueError, match=r"neurons.threshold\[3\] \(layer 'out' neuron 0\)"):
+        compile_network(freeze_network(net))

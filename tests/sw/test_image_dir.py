@@ -1,0 +1,280 @@
+"""Image directories: round trip, file formats, atomic writes, and refusal of anything corrupt."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from neurocore.hw.config import CoreConfig
+from neurocore.hw.host import Region
+from neurocore.hw.images import program_images, program_registers
+from neurocore.hw.program import NEURON_FIELDS
+from neurocore.sw import image_dir
+from neurocore.sw.compiler import compile_network
+from neurocore.sw.image_dir import ImageDirError, load_image_dir, load_program_npz, write_image_dir
+
+
+def _load_sibling(name: str):
+    """A sibling test module by path (works with every pytest import mode)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(f"_neurocore_tests_sw_{name}",
+                                                  Path(__file__).with_name(f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+small_net = _load_sibling("test_compiler").small_net
+
+ARRAYS = ("ptr", "target", "weight", "plastic", "route", "outputs", "theta")
+
+
+@pytest.fixture()
+def compiled():
+    return compile_network(small_net())
+
+
+@pytest.fixture()
+def image(tmp_path, compiled):
+    return write_image_dir(compiled, tmp_path / "img")
+
+
+def assert_same_program(a, b):
+    assert a.config == b.config and a.n_inputs == b.n_inputs and a.learning == b.learning
+    for name in ARRAYS:
+        x, y = getattr(a, name), getattr(b, name)
+        assert x.dtype == y.dtype and np.array_equal(x, y), name
+    for name in NEURON_FIELDS:
+        assert np.array_equal(getattr(a.neurons, name), getattr(b.neurons, name)), name
+
+
+def rewrite_manifest(path: Path, change) -> None:
+    manifest = json.loads((path / "manifest.json").read_text())
+    change(manifest)
+    (path / "manifest.json").write_text(json.dumps(manifest, indent=2))
+
+
+def replace_file(path: Path, name: str, data: bytes, *, fix_checksum: bool) -> None:
+    (path / name).write_bytes(data)
+    if fix_checksum:
+        def fix(m):
+            m["files"][name]["sha256"] = hashlib.sha256(data).hexdigest()
+        rewrite_manifest(path, fix)
+
+
+def test_round_trip(compiled, image):
+    assert sorted(os.listdir(image)) == sorted(["manifest.json", "program.npz", "param.hex", "pointer.hex",
+                                                "synapse.hex", "theta.hex", "rpointer.hex", "reverse.hex"])
+    loaded = load_image_dir(image)
+    assert_same_program(compiled.program, loaded.program)
+    assert loaded.meta() == compiled.meta()
+    assert np.array_equal(loaded.synapse_projection, compiled.synapse_projection)
+    assert load_image_dir(image, config=CoreConfig()).layers == compiled.layers
+    standalone = load_program_npz(image / "program.npz")
+    assert_same_program(compiled.program, standalone.program)
+
+
+def test_hex_files_are_readmemh_of_program_images(compiled, image):
+    images = program_images(compiled.program)
+    manifest = json.loads((image / "manifest.json").read_text())
+    for region, words in images.items():
+        name = image_dir.REGION_FILES[region.name]
+        entry = manifest["files"][name]
+        lines = (image / name).read_text().splitlines()
+        assert entry["region"] == region.name and entry["region_id"] == region.value
+        assert entry["words"] == len(words) == len(lines)
+        assert entry["hex_digits"] == -(-entry["word_bits"] // 4)
+        assert all(re.fullmatch(f"[0-9a-f]{{{entry['hex_digits']}}}", line) for line in lines)
+        assert [int(line, 16) for line in lines] == words
+        assert entry["sha256"] == hashlib.sha256((image / name).read_bytes()).hexdigest()
+    assert manifest["files"]["synapse.hex"]["words"] == compiled.program.n_synapses
+    assert manifest["files"]["reverse.hex"]["words"] == int(compiled.program.plastic.sum())
+
+
+def test_manifest_fields(compiled, image):
+    m = json.loads((image / "manifest.json").read_text())
+    assert m["format"] == "neurocore-image" and m["format_version"] == 1
+    assert m["config"] == CoreConfig().to_dict() and m["config_hash"] == CoreConfig().hash()
+    assert m["registers"] == {r.name: v for r, v in program_registers(compiled.program).items()}
+    assert [(layer["name"], layer["first_neuron"], layer["size"]) for layer in m["layers"]] == [
+        ("hidden", 0, 3), ("out", 3, 2), ("side", 5, 2)]
+    assert m["input_axons"] == 4
+    assert m["outputs"] == {"layers": ["out"], "neurons": 2, "neuron_indices": [3, 4]}
+    assert m["encoding"] == {"kind": "rate", "steps": 10}
+    assert m["decoding"] == {"kind": "count", "n_classes": 2}
+    assert m["network"]["synapses"] == compiled.program.n_synapses
+    assert m["learning"]["enabled"] is True and m["learning"]["params"]["w_max"] == 20
+    assert m["utilisation"]["neurons"]["used"] == 7
+    assert set(m["files"]) == set(os.listdir(image)) - {"manifest.json"}
+
+
+def test_optional_regions_follow_the_config(tmp_path):
+    net = small_net()
+    net.projections[1].plastic = False
+    for pop in net.populations:
+        pop.params.theta_inc[:] = 0
+        pop.theta = None
+    cfg = CoreConfig(learning=False, adaptive_threshold=False)
+    path = write_image_dir(compile_network(net, cfg), tmp_path / "new" / "lean")   # parents are created
+    assert sorted(p.name for p in path.glob("*.hex")) == ["param.hex", "pointer.hex", "synapse.hex"]
+    assert load_image_dir(path).config == cfg
+
+
+def test_existing_target_refused_or_swapped(tmp_path, compiled, image):
+    before = {p.name: p.read_bytes() for p in image.iterdir()}
+    with pytest.raises(ImageDirError, match="already exists"):
+        write_image_dir(compiled, image)
+    assert {p.name: p.read_bytes() for p in image.iterdir()} == before
+    other = compile_network(compiled.to_network(), CoreConfig(neurons=16, axons=16, synapses=64))
+    write_image_dir(other, image, overwrite=True)
+    assert load_image_dir(image).config == other.config
+    assert os.listdir(tmp_path) == ["img"]     # no temporary or old directories left
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_crash_midway_leaves_nothing(tmp_path, monkeypatch, compiled, existing):
+    target = tmp_path / "img"
+    if existing:
+        write_image_dir(compiled, target)
+    before = {p.name: p.read_bytes() for p in target.iterdir()} if existing else None
+    calls = []
+    real = image_dir._write_file
+
+    def crashing(path, data):
+        calls.append(path.name)
+        if len(calls) == 3:
+            raise OSError("disk full (simulated)")
+        real(path, data)
+
+    monkeypatch.setattr(image_dir, "_write_file", crashing)
+    with pytest.raises(OSError, match="simulated"):
+        write_image_dir(compiled, target, overwrite=True)
+    assert len(calls) == 3
+    assert os.listdir(tmp_path) == (["img"] if existing else [])
+    if existing:
+        assert {p.name: p.read_bytes() for p in target.iterdir()} == before
+
+
+def test_failed_swap_restores_the_old_directory(tmp_path, monkeypatch, compiled, image):
+    before = {p.name: p.read_bytes() for p in image.iterdir()}
+    real = os.rename
+
+    def rename(src, dst):
+        if ".tmp-" in str(src):
+            raise OSError("rename failed (simulated)")
+        real(src, dst)
+
+    monkeypatch.setattr(os, "rename", rename)
+    with pytest.raises(OSError, match="simulated"):
+        write_image_dir(compiled, image, overwrite=True)
+    monkeypatch.undo()
+    assert os.listdir(tmp_path) == ["img"]
+    assert {p.name: p.read_bytes() for p in image.iterdir()} == before
+
+
+# -- refusals --------------------------------------------------------------------------------------
+def test_missing_or_not_an_image(tmp_path):
+    with pytest.raises(ImageDirError, match="no such image directory"):
+        load_image_dir(tmp_path / "nope")
+    with pytest.raises(ImageDirError, match=r"no manifest.json"):
+        load_image_dir(tmp_path)
+    (tmp_path / "manifest.json").write_text("{not json")
+    with pytest.raises(ImageDirError, match=r"manifest.json: not valid JSON"):
+        load_image_dir(tmp_path)
+    (tmp_path / "manifest.json").write_text('{"format": "something-else"}')
+    with pytest.raises(ImageDirError, match="not a neurocore image manifest"):
+        load_image_dir(tmp_path)
+
+
+def test_bad_checksum_names_the_file(image):
+    data = bytearray((image / "synapse.hex").read_bytes())
+    data[0] = ord("f") if data[0] != ord("f") else ord("e")
+    (image / "synapse.hex").write_bytes(bytes(data))
+    with pytest.raises(ImageDirError, match=r"^synapse.hex: checksum mismatch"):
+        load_image_dir(image)
+
+
+def test_missing_file(image):
+    (image / "pointer.hex").unlink()
+    with pytest.raises(ImageDirError, match="pointer.hex: listed in manifest.json but missing"):
+        load_image_dir(image)
+
+
+def test_corrupt_hex_with_matching_checksum(image):
+    lines = (image / "synapse.hex").read_text().splitlines()
+    lines[3] = "z" * len(lines[3])
+    replace_file(image, "synapse.hex", ("\n".join(lines) + "\n").encode(), fix_checksum=True)
+    with pytest.raises(ImageDirError, match=r"synapse.hex line 4: not a hex word"):
+        load_image_dir(image)
+
+
+def test_hex_disagreeing_with_program(image):
+    lines = (image / "synapse.hex").read_text().splitlines()
+    word = int(lines[2], 16) ^ 1            # flip the lowest bit of synapse 2 (its target)
+    lines[2] = f"{word:0{len(lines[2])}x}"
+    replace_file(image, "synapse.hex", ("\n".join(lines) + "\n").encode(), fix_checksum=True)
+    with pytest.raises(ImageDirError, match=r"synapse.hex: word 2 is .* program.npz gives .* disagree"):
+        load_image_dir(image)
+
+
+def test_corrupt_npz(image):
+    replace_file(image, "program.npz", b"PK\x03\x04 garbage", fix_checksum=True)
+    with pytest.raises(ImageDirError, match=r"program.npz: not a readable .npz file"):
+        load_image_dir(image)
+
+
+def test_tampered_manifest_config(image):
+    rewrite_manifest(image, lambda m: m["config"].update(neurons=1024))
+    with pytest.raises(ImageDirError, match=r"config_hash .* does not match its config"):
+        load_image_dir(image)
+
+    def consistent(m):   # a careful forger also fixes the hash: program.npz still disagrees
+        m["config_hash"] = CoreConfig.from_dict(m["config"]).hash()
+    rewrite_manifest(image, consistent)
+    with pytest.raises(ImageDirError, match=r"config mismatch: program.npz and manifest.json disagree "
+                                                 r"\(neurons: program.npz 256, manifest.json 1024\)"):
+        load_image_dir(image)
+
+
+@pytest.mark.parametrize("change, field", [
+    (lambda m: m["layers"][0].update(size=4), "layers"),
+    (lambda m: m["decoding"].update(n_classes=3), "decoding"),
+    (lambda m: m["registers"].update(N_INPUTS=5), "registers"),
+])
+def test_tampered_manifest_fields(image, change, field):
+    rewrite_manifest(image, change)
+    with pytest.raises(ImageDirError, match=rf"manifest.json: field\(s\) {field} do not match program.npz"):
+        load_image_dir(image)
+
+
+def test_config_mismatch_lists_fields(image):
+    wanted = dataclasses.replace(CoreConfig(), neurons=128, learning=False)
+    with pytest.raises(ImageDirError) as info:
+        load_image_dir(image, config=wanted)
+    msg = str(info.value)
+    assert msg.startswith("config mismatch")
+    assert "neurons: image 256, requested 128" in msg and "learning: image True, requested False" in msg
+    assert "axons" not in msg
+
+
+def test_loaded_program_is_validated(tmp_path, compiled):
+    # a program.npz whose weights break the config: rejected even with consistent checksums
+    path = write_image_dir(compiled, tmp_path / "img")
+    with np.load(path / "program.npz") as data:
+        arrays = {k: data[k] for k in data.files}
+    arrays["weight"] = arrays["weight"].copy()
+    arrays["weight"][0] = 999
+    np.savez(path / "bad.npz", **arrays)
+    with pytest.raises(ImageDirError, match=r"bad.npz: invalid program: weight\[0\] = 999"):
+        load_program_npz(path / "bad.npz")
+
+
+def test_region_file_names_cover_program_regions(compiled):
+    assert {r.name for r in program_images(compiled.program)} <= set(image_dir.REGION_FILES)
+    assert set(image_dir.REGION_FILES) <= {r.name for r in Region}

@@ -1,0 +1,79 @@
+"""``neurocore compile``: re-place a compiled network onto a core config and write an image dir."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .cli_common import UsageError, add_command, print_json
+
+DESCRIPTION = """\
+Re-place a compiled network onto a core configuration and write a new image
+directory (memory images for $readmemh, program.npz, manifest.json). SOURCE is
+an image directory or its program.npz. The network (layers, projections,
+learning, encoding/decoding) is recovered from SOURCE and compiled again with
+the placement rule of neurocore.sw.compiler; without --config the source's
+config is kept (useful to re-emit or to turn a program.npz into a full image
+directory). --freeze prepares a trained (STDP) network for a core without
+learning or adaptive threshold: same spikes with learning off. Networks are
+first compiled from Python (conversion, STDP training) with compile_network
+and write_image_dir."""
+
+EXAMPLES = """\
+neurocore compile build/digits-img -o build/digits-small --config '{"neurons": 128, "learning": false}'
+neurocore compile build/digits-img/program.npz -o build/copy      # re-emit with the same config
+neurocore compile build/img -o build/img --force --config cfg.json  # replace OUT atomically
+neurocore compile build/stdp-img -o build/infer --freeze \\
+    --config '{"learning": false, "adaptive_threshold": false}'   # inference-only core"""
+
+
+def register(subparsers) -> None:
+    parser = add_command(subparsers, "compile", help="re-place a compiled network onto a core config",
+                         description=DESCRIPTION, examples=EXAMPLES)
+    parser.add_argument("source", metavar="SOURCE", help="image directory or program .npz")
+    parser.add_argument("-o", "--output", required=True, metavar="DIR", help="image directory to write")
+    parser.add_argument("--config", metavar="JSON_OR_FILE", default=None,
+                        help="target CoreConfig fields as a JSON object or JSON file "
+                             "(default: the source's config)")
+    parser.add_argument("--freeze", action="store_true",
+                        help="for inference-only cores: make every synapse non-plastic and fold theta "
+                             "into the thresholds (same behaviour with learning off)")
+    parser.add_argument("--force", action="store_true", help="replace DIR if it exists (atomically)")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.set_defaults(func=run)
+
+
+def load_source(source: str):
+    """A CompiledNetwork from an image directory or a program .npz."""
+    from ..sw.image_dir import load_image_dir, load_program_npz
+
+    path = Path(source)
+    if path.is_dir():
+        return load_image_dir(path)
+    if path.is_file():
+        return load_program_npz(path)
+    raise UsageError(f"no such image directory or program file: {source}")
+
+
+def run(args) -> int:
+    from ..sw.compiler import compile_network, freeze_network
+    from ..sw.image_dir import write_image_dir
+    from .cmd_verilog import parse_config
+
+    source = load_source(args.source)
+    config = parse_config(args.config) if args.config is not None else source.config
+    out = Path(args.output)
+    if out.exists() and not args.force:
+        raise UsageError(f"{out} already exists (use --force to replace it)")
+    net = source.to_network()
+    if args.freeze:
+        net = freeze_network(net)
+    compiled = compile_network(net, config)
+    write_image_dir(compiled, out, overwrite=args.force)
+    use = compiled.utilisation()
+    if args.json:
+        print_json({"source": str(args.source), "output": str(out), "config": config.to_dict(),
+                    "config_hash": config.hash(), "utilisation": use,
+                    "layers": {k: list(v) for k, v in compiled.layers.items()}})
+        return 0
+    print(f"wrote {out} for config {config.hash()[:12]}: "
+          + ", ".join(f"{u['used']}/{u['capacity']} {name.replace('_', ' ')}" for name, u in use.items()))
+    return 0

@@ -1,0 +1,121 @@
+"""``neurocore inspect``: summarise a compiled image directory without running it."""
+from __future__ import annotations
+
+from .cli_common import add_command, print_json
+
+DESCRIPTION = """\
+Verify an image directory (every checksum, the config hash, the program's
+validity, .hex files against program.npz) and summarise it: core config, layers
+(neuron and axon ranges, size, WTA group, output), projections, memory words
+per region, utilisation against capacity, learning, encoding and decoding.
+A corrupt or inconsistent image is an error (exit status 2)."""
+
+EXAMPLES = """\
+neurocore inspect build/digits-img
+neurocore inspect build/digits-img --json
+neurocore inspect build/digits-img --config core.json   # check it matches this core"""
+
+# region -> the config capacity that is its memory depth
+_DEPTH = {"PARAM": "neurons", "POINTER": "axons", "SYNAPSE": "synapses", "THETA": "neurons",
+          "RPOINTER": "neurons", "REVERSE": "synapses"}
+
+
+def register(subparsers) -> None:
+    parser = add_command(subparsers, "inspect", help="summarise a compiled image directory",
+                         description=DESCRIPTION, examples=EXAMPLES)
+    parser.add_argument("image", metavar="IMAGE_DIR", help="image directory (neurocore compile output)")
+    parser.add_argument("--config", metavar="JSON_OR_FILE", default=None,
+                        help="refuse the image unless it was compiled for this CoreConfig "
+                             "(JSON object or JSON file)")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.set_defaults(func=run)
+
+
+def inspect_image(path, config=None) -> dict:
+    """The summary ``neurocore inspect`` prints (the image is fully verified first; with
+    ``config``, it must have been compiled for that CoreConfig)."""
+    from ..sw.image_dir import load_image_dir, read_manifest
+
+    compiled = load_image_dir(path, config=config)
+    manifest = read_manifest(path)
+    cfg = compiled.config
+    summary = compiled.summary()
+    memories = {}
+    for name, entry in manifest["files"].items():
+        if "region" in entry:
+            depth = getattr(cfg, _DEPTH[entry["region"]])
+            memories[entry["region"]] = {"file": name, "words": entry["words"], "depth": depth,
+                                         "word_bits": entry["word_bits"],
+                                         "percent": round(100.0 * entry["words"] / depth, 2)}
+    return {
+        "image": str(path),
+        "checksums_ok": True,
+        "config": cfg.to_dict(),
+        "config_hash": cfg.hash(),
+        "created_by": manifest.get("created_by"),
+        "inputs": compiled.input_axons,
+        "layers": summary["layers"],
+        "projections": summary["projections"],
+        "outputs": {"layers": compiled.output_layers, "neurons": compiled.n_outputs},
+        "memories": memories,
+        "utilisation": compiled.utilisation(),
+        "learning": {"core": cfg.learning, "plastic_synapses": summary["plastic_synapses"],
+                     "on": bool(cfg.learning and summary["plastic_synapses"]),
+                     "params": manifest["learning"]["params"]},
+        "encoding": compiled.encoding,
+        "decoding": compiled.decoding,
+        "files": {name: entry["sha256"] for name, entry in manifest["files"].items()},
+    }
+
+
+def format_inspect(info: dict) -> str:
+    cfg = info["config"]
+    features = "+".join(f for f in ("learning", "wta", "adaptive_threshold") if cfg[f]) or "none"
+    lines = [
+        f"image       : {info['image']} (checksums OK, {len(info['files'])} files)",
+        f"core config : {cfg['neurons']} neurons, {cfg['axons']} axons, {cfg['synapses']} synapses; "
+        f"W={cfg['weight_bits']} V={cfg['membrane_bits']} C={cfg['accumulator_bits']} "
+        f"X={cfg['trace_bits']} bits; {cfg['wta_groups']} WTA groups; {features} "
+        f"(hash {info['config_hash'][:12]})",
+        f"inputs      : {info['inputs']} host axons (0..{info['inputs'] - 1})",
+        "layers      :",
+        f"  {'name':<16} {'neurons':>13} {'size':>6} {'axons':>13} {'WTA':>4} {'out':>4} "
+        f"{'syn in':>8} {'plastic':>8}",
+    ]
+    for layer in info["layers"]:
+        neurons = f"{layer['neurons'][0]}..{layer['neurons'][1]}"
+        axons = "-" if layer["axons"] is None else f"{layer['axons'][0]}..{layer['axons'][1]}"
+        lines.append(f"  {layer['name']:<16} {neurons:>13} {layer['size']:>6} {axons:>13} "
+                     f"{layer['wta_group'] or '-':>4} {'yes' if layer['output'] else '-':>4} "
+                     f"{layer['synapses_in']:>8} {layer['plastic_synapses_in']:>8}")
+    lines.append("projections :")
+    for pr in info["projections"]:
+        lines.append(f"  {pr['source']} -> {pr['target']}: {pr['synapses']} synapses"
+                     + (" (plastic)" if pr["plastic"] else ""))
+    lines.append("memories    :")
+    for region, m in info["memories"].items():
+        lines.append(f"  {region:<9} {m['file']:<13} {m['words']:>8} / {m['depth']:<8} words of "
+                     f"{m['word_bits']} bits ({m['percent']}%)")
+    lines.append("utilisation : " + ", ".join(
+        f"{name.replace('_', ' ')} {u['used']}/{u['capacity']} ({u['percent']}%)"
+        for name, u in info["utilisation"].items()))
+    ln = info["learning"]
+    lines.append(f"learning    : {'on' if ln['on'] else 'off'} ({ln['plastic_synapses']} plastic synapses; "
+                 f"core {'with' if ln['core'] else 'without'} STDP engine)")
+    lines.append(f"encoding    : {info['encoding'] or '-'}")
+    dec = dict(info["decoding"])
+    if "labels" in dec:
+        dec["labels"] = f"<{len(dec['labels'])} labels>"
+    lines.append(f"decoding    : {dec}")
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    from .cmd_verilog import parse_config
+
+    info = inspect_image(args.image, parse_config(args.config) if args.config is not None else None)
+    if args.json:
+        print_json(info)
+    else:
+        print(format_inspect(info))
+    return 0

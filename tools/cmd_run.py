@@ -1,0 +1,112 @@
+"""``neurocore run``: evaluate a compiled image on a dataset's test split (golden model)."""
+from __future__ import annotations
+
+import time
+
+from .cli_common import UsageError, add_command, non_negative_int, positive_int, print_json
+
+DESCRIPTION = """\
+Evaluate an image directory on the test split of a dataset with the bit-exact
+golden model (learning off): encode every test image as spike trains, run it,
+decode the output spikes (count or vote decoding from the manifest) and print
+the accuracy and spike statistics (output spikes, synaptic operations and
+silent samples per sample). --steps, --encoder and --dataset default to the
+image's encoding section (else 32 steps, rate, digits). Sample i is encoded
+with a seed derived from (--seed, i), so results do not depend on batching."""
+
+EXAMPLES = """\
+neurocore run build/digits-img --dataset digits
+neurocore run build/mnist-img --dataset mnist --data-dir ~/data/mnist --steps 64 --json
+neurocore run build/img --dataset digits --limit 100 --encoder latency --steps 16
+neurocore run build/img --config core.json     # refuse an image compiled for another core"""
+
+DEFAULT_STEPS = 32
+
+
+def register(subparsers) -> None:
+    parser = add_command(subparsers, "run", help="evaluate a compiled image on a dataset (golden model)",
+                         description=DESCRIPTION, examples=EXAMPLES)
+    parser.add_argument("image", metavar="IMAGE_DIR", help="image directory (neurocore compile output)")
+    parser.add_argument("--config", metavar="JSON_OR_FILE", default=None,
+                        help="refuse the image unless it was compiled for this CoreConfig "
+                             "(JSON object or JSON file)")
+    parser.add_argument("--dataset", default=None, metavar="NAME",
+                        help="digits, mnist or fashion-mnist (default: the image's, else digits)")
+    parser.add_argument("--data-dir", default=None, metavar="PATH", help="directory of the IDX files (mnist)")
+    parser.add_argument("--steps", type=positive_int, default=None, metavar="T",
+                        help=f"time steps per sample (default: the image's, else {DEFAULT_STEPS})")
+    parser.add_argument("--encoder", default=None, metavar="NAME",
+                        help="rate, current or latency (default: the image's, else rate)")
+    parser.add_argument("--limit", type=positive_int, default=None, metavar="N",
+                        help="evaluate only the first N test samples")
+    parser.add_argument("--seed", type=non_negative_int, default=0, metavar="S",
+                        help="seed of the rate encoder (default: %(default)s)")
+    parser.add_argument("--batch-size", type=positive_int, default=256, metavar="B",
+                        help="samples per golden-model call (default: %(default)s)")
+    parser.add_argument("--progress", action="store_true", help="show a progress bar")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..sw.datasets import load_dataset
+    from ..sw.encoders import ENCODERS
+    from ..sw.evaluate import evaluate
+    from ..sw.image_dir import load_image_dir
+
+    from .cmd_verilog import parse_config
+
+    config = parse_config(args.config) if args.config is not None else None
+    compiled = load_image_dir(args.image, config=config)
+    enc = compiled.encoding
+    dataset_name = args.dataset or enc.get("dataset") or "digits"
+    steps = args.steps or enc.get("steps") or DEFAULT_STEPS
+    encoder = args.encoder or (enc.get("kind") if enc.get("kind") in ENCODERS else None) or "rate"
+    if encoder not in ENCODERS:
+        raise UsageError(f"unknown encoder {encoder!r}; choose one of {', '.join(ENCODERS)}")
+    try:
+        data = load_dataset(dataset_name, args.data_dir)
+    except KeyError as exc:
+        raise UsageError(f"unknown dataset {dataset_name!r} ({exc})") from None
+    x, y = data.x_test, data.y_test
+    if args.limit is not None:
+        x, y = x[:args.limit], y[:args.limit]
+    if x.shape[1] != compiled.input_axons:
+        raise UsageError(f"dataset {dataset_name!r} has {x.shape[1]} features per sample but the image "
+                         f"has {compiled.input_axons} input axons")
+    t0 = time.perf_counter()
+    result = evaluate(compiled, x, y, steps=int(steps), encoder=encoder, seed=args.seed,
+                      batch_size=args.batch_size, progress=args.progress)
+    elapsed = time.perf_counter() - t0
+    report = {
+        "image": str(args.image),
+        "dataset": dataset_name,
+        "split": "test",
+        "samples": result["n_samples"],
+        "accuracy": result["accuracy"],
+        "correct": result["correct"],
+        "steps": result["steps"],
+        "encoder": encoder,
+        "seed": args.seed,
+        "n_classes": result["n_classes"],
+        "mean_output_spikes": result["mean_output_spikes"],
+        "mean_input_spikes": result["mean_input_spikes"],
+        "mean_sops": result["mean_sops"],
+        "silent_fraction": result["silent_fraction"],
+        "decoding": compiled.decoding.get("kind", "count"),
+        "confusion_matrix": result["confusion_matrix"],
+        "time_s": elapsed,
+    }
+    if args.json:
+        print_json(report)
+        return 0
+    print(f"image    : {args.image} ({compiled.program.n_neurons} neurons, "
+          f"{compiled.program.n_synapses} synapses, {report['decoding']} decoding)")
+    print(f"dataset  : {dataset_name} test split, {report['samples']} samples, {encoder} encoding, "
+          f"{report['steps']} steps, seed {args.seed}")
+    print(f"accuracy : {report['accuracy']:.4f} ({report['correct']}/{report['samples']})")
+    print(f"spikes   : {report['mean_output_spikes']:.2f} output / {report['mean_input_spikes']:.1f} input "
+          f"per sample; {report['silent_fraction']:.1%} silent samples")
+    print(f"SOPs     : {report['mean_sops']:.1f} per sample")
+    print(f"time     : {elapsed:.2f} s")
+    return 0
