@@ -14,7 +14,7 @@ from .config import CoreConfig
 from .host import Region, Register, word_shape
 from .program import NO_ROUTE, CoreProgram, CoreState
 
-__all__ = ["pack", "unpack", "program_images", "program_registers", "state_images",
+__all__ = ["pack", "pack_many", "unpack", "program_images", "program_registers", "state_images",
            "state_from_images"]
 
 
@@ -47,6 +47,27 @@ def pack(shape, value=None, **fields) -> int:
     return word
 
 
+def pack_many(shape, values=None, **fields) -> list[int]:
+    """:func:`pack` over arrays: one word per element (vectorised; same checks, same words)."""
+    if values is not None:
+        fields = {"": values}
+    arrays = {name: np.asarray(v, np.int64).reshape(-1) for name, v in fields.items()}
+    count = len(next(iter(arrays.values()))) if arrays else 0
+    words = np.zeros(count, dtype=object)
+    for name, offset, width, signed in _fields(shape):
+        v = arrays.get(name, np.zeros(count, np.int64))
+        low, high = (-(1 << (width - 1)), (1 << (width - 1)) - 1) if signed else (0, (1 << width) - 1)
+        bad = np.flatnonzero((v < low) | (v > high))
+        if bad.size:
+            raise ValueError(f"field {name or 'value'}[{int(bad[0])}] = {int(v[bad[0]])} does not fit "
+                             f"{width} {'signed' if signed else 'unsigned'} bits ({low}..{high})")
+        # Two's complement in ``width`` bits, then shifted into place as Python ints (words
+        # may be wider than 64 bits).
+        field = (v.astype(object) & ((1 << width) - 1)) << offset
+        words = words + field
+    return [int(w) for w in words]
+
+
 def unpack(shape, word: int) -> dict | int:
     """Inverse of :func:`pack`: a dict of fields (a plain int for a plain shape)."""
     out = {}
@@ -62,7 +83,7 @@ def _list_pointers(shape, ptr) -> list[int]:
     """(base, count) words of a CSR pointer array; an empty list has base 0 (its CSR base may
     equal the memory depth, which does not fit the field)."""
     counts = np.diff(ptr)
-    return [pack(shape, base=ptr[i] if counts[i] else 0, count=counts[i]) for i in range(len(counts))]
+    return pack_many(shape, base=np.where(counts > 0, ptr[:-1], 0), count=counts)
 
 
 def program_images(program: CoreProgram) -> dict[Region, list[int]]:
@@ -70,27 +91,25 @@ def program_images(program: CoreProgram) -> dict[Region, list[int]]:
     cfg = program.config
     p = program.neurons
     images = {}
-    outputs = set(program.outputs.tolist())
-    shape = word_shape(cfg, Region.PARAM)
-    images[Region.PARAM] = [
-        pack(shape, threshold=p.threshold[n], leak_shift=p.leak_shift[n], reset_mode=p.reset_mode[n],
-             refractory=p.refractory[n], bias=p.bias[n], theta_inc=p.theta_inc[n],
-             theta_decay_shift=p.theta_decay_shift[n], wta_group=p.wta_group[n],
-             route_valid=int(program.route[n] != NO_ROUTE),
-             route=max(int(program.route[n]), 0), output=int(n in outputs))
-        for n in range(program.n_neurons)]
+    is_output = np.zeros(program.n_neurons, np.int64)
+    is_output[program.outputs] = 1
+    images[Region.PARAM] = pack_many(
+        word_shape(cfg, Region.PARAM), threshold=p.threshold, leak_shift=p.leak_shift,
+        reset_mode=p.reset_mode, refractory=p.refractory, bias=p.bias, theta_inc=p.theta_inc,
+        theta_decay_shift=p.theta_decay_shift, wta_group=p.wta_group,
+        route_valid=program.route != NO_ROUTE, route=np.maximum(program.route, 0), output=is_output)
     images[Region.POINTER] = _list_pointers(word_shape(cfg, Region.POINTER), program.ptr)
     shape = word_shape(cfg, Region.SYNAPSE)
-    images[Region.SYNAPSE] = [pack(shape, target=program.target[s], weight=program.weight[s],
-                                   plastic=int(program.plastic[s])) for s in range(program.n_synapses)]
+    images[Region.SYNAPSE] = pack_many(shape, target=program.target, weight=program.weight,
+                                       plastic=program.plastic)
     if cfg.adaptive_threshold:
-        images[Region.THETA] = [pack(word_shape(cfg, Region.THETA), t) for t in program.theta]
+        images[Region.THETA] = pack_many(word_shape(cfg, Region.THETA), program.theta)
     if cfg.learning:
         rptr, rsyn = program.plastic_by_target()
         axon_of = program.synapse_axon()
         images[Region.RPOINTER] = _list_pointers(word_shape(cfg, Region.RPOINTER), rptr)
         shape = word_shape(cfg, Region.REVERSE)
-        images[Region.REVERSE] = [pack(shape, synapse=s, axon=axon_of[s]) for s in rsyn]
+        images[Region.REVERSE] = pack_many(shape, synapse=rsyn, axon=axon_of[rsyn])
     return images
 
 
@@ -118,8 +137,7 @@ def program_registers(program: CoreProgram, *, learn: bool = False) -> dict[Regi
 
 def state_images(config: CoreConfig, state: CoreState) -> dict[Region, list[int]]:
     """The state regions holding ``state`` (pending spikes are not host visible)."""
-    images = {Region.STATE: [pack(word_shape(config, Region.STATE), v=v, refrac=r)
-                             for v, r in zip(state.v, state.refrac)]}
+    images = {Region.STATE: pack_many(word_shape(config, Region.STATE), v=state.v, refrac=state.refrac)}
     if config.adaptive_threshold:
         images[Region.THETA] = [int(t) for t in state.theta]
     if config.learning:
