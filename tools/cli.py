@@ -21,8 +21,8 @@ from .cli_common import PROG, ArgumentParser, UsageError, one_line
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 # Subcommands in the order ``--help`` lists them; ``name`` lives in ``neurocore.tools.cmd_<name>``.
-# Planned: convert, train-stdp (cmd_train_stdp), compile, run, inspect, synth.
-COMMANDS: tuple[str, ...] = ("demo", "bench", "verilog", "cosim")
+# Planned: synth.
+COMMANDS: tuple[str, ...] = ("demo", "bench", "verilog", "cosim", "compile", "run", "inspect", "convert", "train-stdp")
 
 EXAMPLES = """\
 examples:
@@ -31,6 +31,11 @@ examples:
   neurocore bench golden            # golden-model throughput (SOP/s, neuron updates/s)
   neurocore verilog -o core.v       # the core as Verilog (default CoreConfig)
   neurocore cosim --random 50 --seed 1 --json   # RTL (cocotb) vs golden model
+  neurocore compile IMG -o OUT --config '{"neurons": 128}'   # re-place an image onto another core
+  neurocore run IMG --dataset digits --json     # accuracy and spike statistics (golden model)
+  neurocore inspect IMG             # verify and summarise a compiled image directory
+  neurocore convert --dataset digits --steps 16   # ANN -> int8 SNN, accuracy vs T (golden model)
+  neurocore train-stdp --neurons 256 --epochs 16  # unsupervised on-chip STDP (golden model)
   neurocore COMMAND --help          # options and examples of one command
 """
 

@@ -48,9 +48,9 @@ fi
 
 pip=("$venv/bin/python" -m pip install --quiet)
 if [[ "$mode" == test ]]; then
-    echo "setup-venv.sh: installing $TORCH_SPEC and neurocore[test] into .venv" >&2
+    echo "setup-venv.sh: installing $TORCH_SPEC and neurocore[test,torch] into .venv" >&2
     "${pip[@]}" "$TORCH_SPEC"
-    "${pip[@]}" -e ".[test]"
+    "${pip[@]}" -e ".[test,torch]"
 else
     echo "setup-venv.sh: installing neurocore into .venv" >&2
     "${pip[@]}" -e .

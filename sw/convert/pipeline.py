@@ -1,0 +1,327 @@
+"""Train (or load) an ANN on a dataset, convert it, compile it, evaluate it on the golden model.
+
+:func:`convert_dataset` is what ``neurocore convert`` runs:
+
+1. **ANN.** An ``sklearn.neural_network.MLPClassifier`` (ReLU hidden units, Adam, fixed
+   ``random_state=seed``) trained on the training split -- or, with ``ann_path``, a fitted
+   model loaded from a pickle/joblib file. Nothing is written unless asked: the trained
+   model is saved only with ``save_ann``, the compiled image only with ``out``.
+2. **Convert** (:func:`neurocore.sw.convert.quantize.convert`): percentile normalisation on
+   (up to ``calib_samples`` of) the training data, per-layer quantisation to the core's
+   ``weight_bits``, IF neurons with reset by subtraction.
+3. **Compile** with :func:`neurocore.sw.compiler.compile_network` onto the default core
+   (capacities raised if the network needs it) with the requested ``weight_bits``.
+4. **Evaluate** the float ANN on the test split and the SNN with
+   :func:`neurocore.sw.evaluate.evaluate` on the bit-exact golden model, at ``steps`` and
+   for every ``T`` of ``curve_steps`` (the accuracy-vs-T curve).
+
+**Time steps.** ``T`` is the number of core steps run per sample, counted from the first
+input step: the input spike train is presented for steps ``0 .. T-1`` and the output
+spikes of the same steps are counted. Every population adds one step of latency, so the
+output layer of a network of ``L`` populations integrates only ``T - (L - 1)`` steps of
+input (one hidden layer: ``T - 1``); nothing is hidden in extra, uncounted steps.
+"""
+from __future__ import annotations
+
+import dataclasses
+import pickle
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .frontends import from_sklearn
+from .quantize import DEFAULT_PERCENTILE, Converted, convert
+
+__all__ = ["convert_dataset", "train_mlp", "load_ann", "save_ann", "rate_limit_predict", "plot_curve",
+           "DEFAULT_HIDDEN", "DEFAULT_CURVE", "DEFAULT_STEPS"]
+
+DEFAULT_HIDDEN = (128,)
+DEFAULT_CURVE = (1, 2, 4, 8, 12, 16, 24, 32, 64)
+DEFAULT_STEPS = 16
+DEFAULT_MAX_ITER = 1000
+DEFAULT_CALIB = 10000
+
+
+def train_mlp(x, y, *, hidden=DEFAULT_HIDDEN, seed: int = 0, max_iter: int = DEFAULT_MAX_ITER):
+    """Fit ``MLPClassifier(hidden, activation="relu", random_state=seed)`` (Adam, sklearn defaults).
+
+    BLAS runs single-threaded during the fit: for these small matrices thread start-up
+    costs more than it saves (about 10x on a 2-core machine).
+    """
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+    from threadpoolctl import threadpool_limits
+
+    hidden = tuple(int(h) for h in hidden)
+    if not hidden or min(hidden) < 1:
+        raise ValueError(f"hidden must be one or more positive layer sizes, got {hidden}")
+    model = MLPClassifier(hidden_layer_sizes=hidden, activation="relu", random_state=int(seed),
+                          max_iter=int(max_iter))
+    with threadpool_limits(1), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)   # reported as "converged": False
+        model.fit(x, y)
+    return model
+
+
+def load_ann(path):
+    """A fitted sklearn MLP from a pickle or joblib file (only load files you trust)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(2, "no such file", str(path))
+    try:
+        import joblib
+        model = joblib.load(path)
+    except Exception:  # noqa: BLE001 - fall back to plain pickle, then report
+        try:
+            with path.open("rb") as f:
+                model = pickle.load(f)
+        except Exception as exc:  # noqa: BLE001
+            raise ValueError(f"cannot load an ANN from {path}: {type(exc).__name__}: {exc}") from None
+    if not hasattr(model, "coefs_"):
+        raise ValueError(f"{path} holds a {type(model).__name__}, not a fitted sklearn MLPClassifier")
+    return model
+
+
+def save_ann(model, path) -> Path:
+    """Write ``model`` with joblib (creating parent directories)."""
+    import joblib
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    joblib.dump(model, path)
+    return path
+
+
+def rate_limit_predict(converted: Converted, x) -> np.ndarray:
+    """Predictions of the integer network in the limit ``T -> infinity`` (no time, no spikes).
+
+    Every population computes the rate ``clip((M_int a + bias) / theta, 0, 1)`` of its
+    integer weights, bias and threshold (what its spike count tends to per step); the
+    class is the argmax of the output rates, ties to the lowest index. It separates the
+    error of quantisation and clipping from the error of finite ``T``.
+    """
+    from scipy.sparse import csr_matrix
+
+    net = converted.network
+    a = {"input": np.asarray(x, np.float64)}
+    sizes = {p.name: p.size for p in net.populations} | {"input": net.n_inputs}
+    for pop in net.populations:
+        z = np.zeros((len(x), pop.size))
+        for pr in net.projections:
+            if pr.target == pop.name:
+                m = csr_matrix((pr.weight.astype(np.float64), (pr.post, pr.pre)),
+                               shape=(pop.size, sizes[pr.source]))
+                z += np.asarray(m.dot(a[pr.source].T).T)
+        a[pop.name] = np.clip((z + pop.params.bias) / pop.params.threshold, 0.0, 1.0)
+    return a[net.outputs[0].name].argmax(axis=1)
+
+
+def _steps_list(values) -> list[int]:
+    steps = sorted({int(v) for v in values})
+    if not steps or steps[0] < 1:
+        raise ValueError(f"time steps must be positive integers, got {list(values)}")
+    return steps
+
+
+def convert_dataset(dataset: str = "digits", steps: int = DEFAULT_STEPS, weight_bits: int | None = None,
+                    hidden=DEFAULT_HIDDEN, seed: int = 0, data_dir=None, ann_path=None, *,
+                    encoder: str = "current", percentile: float = DEFAULT_PERCENTILE,
+                    output_percentile: float | None = None, curve_steps=DEFAULT_CURVE,
+                    calib_samples: int = DEFAULT_CALIB, max_iter: int = DEFAULT_MAX_ITER,
+                    out=None, overwrite: bool = False, save_ann_path=None,
+                    progress: bool = False) -> dict:
+    """Train-or-load, convert, compile and evaluate on ``dataset``; see the module docstring.
+
+    ``weight_bits=None`` uses the core's default (``CoreConfig().weight_bits``, 8).
+    ``encoder`` is ``"current"`` (deterministic constant-current spike trains, the default)
+    or ``"rate"`` (Bernoulli, seeded by ``seed``). ``curve_steps`` are the ``T`` of the
+    accuracy-vs-T curve (``steps`` is always included); ``()`` skips the curve. ``out``
+    writes the compiled image directory (``overwrite`` to replace one).
+
+    Returns a JSON-friendly dict with at least ``ann_accuracy``, ``snn_accuracy`` (test
+    split, golden model, at ``steps``), ``steps``, ``weight_bits``, ``curve`` (a list of
+    ``{"steps", "snn_accuracy", "mean_output_spikes", "mean_sops", "silent_fraction"}``),
+    ``layers``, ``neurons``, ``synapses``, plus ``gap_points`` (``100 * (snn - ann)``),
+    ``rate_limit_accuracy`` (:func:`rate_limit_predict`), the ANN's training details and
+    the core config.
+    """
+    from ...hw.config import CoreConfig
+    from ..compiler import choose_config, compile_network
+    from ..datasets import load_dataset
+    from ..encoders import ENCODERS
+    from ..evaluate import evaluate
+
+    if encoder not in ("current", "rate"):
+        known = ", ".join(ENCODERS)
+        raise ValueError(f"encoder must be 'current' or 'rate' for converted networks, got {encoder!r} "
+                         f"(encoders: {known})")
+    steps = int(steps)
+    if steps < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps}")
+    curve = _steps_list(list(curve_steps) + [steps]) if curve_steps else []
+    weight_bits = CoreConfig().weight_bits if weight_bits is None else int(weight_bits)
+    timings: dict[str, float] = {}
+
+    t0 = time.perf_counter()
+    data = load_dataset(dataset, data_dir)
+    timings["load_s"] = time.perf_counter() - t0
+
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=3 + max(1, len(curve)), desc="convert", unit="stage")
+
+    def tick(label: str):
+        if bar is not None:
+            bar.set_postfix_str(label)
+            bar.update(1)
+
+    try:
+        # 1. the ANN
+        t0 = time.perf_counter()
+        if ann_path is not None:
+            model = load_ann(ann_path)
+            trained = False
+        else:
+            model = train_mlp(data.x_train, data.y_train, hidden=hidden, seed=seed, max_iter=max_iter)
+            trained = True
+        timings["train_s"] = time.perf_counter() - t0
+        n_features = int(model.coefs_[0].shape[0])
+        if n_features != data.x_train.shape[1]:
+            raise ValueError(f"the ANN takes {n_features} inputs but dataset {dataset!r} has "
+                             f"{data.x_train.shape[1]} features")
+        n_out = int(model.coefs_[-1].shape[1])
+        if n_out != data.n_classes:
+            raise ValueError(f"the ANN has {n_out} outputs but dataset {dataset!r} has {data.n_classes} classes")
+        if save_ann_path is not None:
+            save_ann(model, save_ann_path)
+        graph = from_sklearn(model)
+        ann_pred = np.asarray(model.predict(data.x_test))
+        ann_accuracy = float((ann_pred == data.y_test).mean())
+        tick("ann")
+
+        # 2. convert
+        t0 = time.perf_counter()
+        rng = np.random.default_rng(seed)
+        calib = data.x_train
+        if calib_samples and len(calib) > calib_samples:
+            calib = calib[np.sort(rng.choice(len(calib), calib_samples, replace=False))]
+        config = CoreConfig(weight_bits=weight_bits)
+        converted = convert(graph, calib, weight_bits=weight_bits, config=config, percentile=percentile,
+                            output_percentile=output_percentile,
+                            encoding={"kind": encoder, "steps": steps, "dataset": dataset},
+                            n_classes=data.n_classes)
+        timings["convert_s"] = time.perf_counter() - t0
+        tick("convert")
+
+        # 3. compile: the default core (capacities raised if needed) with the chosen weight width
+        t0 = time.perf_counter()
+        config = dataclasses.replace(choose_config(converted.network), weight_bits=weight_bits)
+        compiled = compile_network(converted.network, config)
+        timings["compile_s"] = time.perf_counter() - t0
+        tick("compile")
+
+        # 4. evaluate
+        t0 = time.perf_counter()
+        rate_limit = float((rate_limit_predict(converted, data.x_test) == data.y_test).mean())
+        results = {}
+        for t in curve or [steps]:
+            results[t] = evaluate(compiled, data.x_test, data.y_test, steps=t, encoder=encoder, seed=seed)
+            tick(f"evaluate T={t}")
+        main = results[steps]
+        points = [{"steps": t, "snn_accuracy": r["accuracy"], "mean_output_spikes": r["mean_output_spikes"],
+                   "mean_sops": r["mean_sops"], "silent_fraction": r["silent_fraction"]}
+                  for t, r in results.items()] if curve else []
+        timings["evaluate_s"] = time.perf_counter() - t0
+    finally:
+        if bar is not None:
+            bar.close()
+
+    image = None
+    if out is not None:
+        from ..image_dir import write_image_dir
+        image = str(write_image_dir(compiled, out, overwrite=overwrite))
+
+    return {
+        "dataset": dataset,
+        "n_train": int(len(data.x_train)),
+        "n_test": int(len(data.x_test)),
+        "n_features": int(data.x_train.shape[1]),
+        "n_classes": int(data.n_classes),
+        "encoder": encoder,
+        "steps": steps,
+        "weight_bits": weight_bits,
+        "seed": int(seed),
+        "ann_accuracy": ann_accuracy,
+        "snn_accuracy": main["accuracy"],
+        "gap_points": 100.0 * (main["accuracy"] - ann_accuracy),
+        "rate_limit_accuracy": rate_limit,
+        "mean_output_spikes": main["mean_output_spikes"],
+        "mean_sops": main["mean_sops"],
+        "silent_fraction": main["silent_fraction"],
+        "curve": points,
+        "ann": {
+            "source": str(ann_path) if ann_path is not None else "trained",
+            "hidden": [int(w.shape[1]) for w in model.coefs_[:-1]],
+            "n_iter": int(getattr(model, "n_iter_", 0)),
+            "converged": bool(trained is False or model.n_iter_ < max_iter),
+            "saved_to": None if save_ann_path is None else str(save_ann_path),
+        },
+        "percentile": converted.percentile,
+        "output_percentile": float(percentile if output_percentile is None else output_percentile),
+        "depth": converted.depth,
+        "layers": [layer.as_dict() for layer in converted.layers],
+        "neurons": converted.n_neurons,
+        "synapses": int(compiled.program.n_synapses),
+        "config": config.to_dict(),
+        "config_hash": config.hash(),
+        "image": image,
+        "timings": {k: round(v, 3) for k, v in timings.items()},
+    }
+
+
+def plot_curve(results, path, *, title: str | None = None) -> Path:
+    """Save the accuracy-vs-T curve(s) of one or more :func:`convert_dataset` results as a PNG.
+
+    ``results`` is one result dict or a list of ``(label, result)`` pairs. Uses the Agg
+    backend (no display needed).
+    """
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if isinstance(results, dict):
+        results = [(f"SNN int{results['weight_bits']} ({results['encoder']})", results)]
+    ann = 100 * results[0][1]["ann_accuracy"]
+    steps = sorted({p["steps"] for _, r in results for p in r["curve"]})
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), dpi=120)
+    for ax, zoom in zip(axes, (False, True)):
+        for label, res in results:
+            ts = [p["steps"] for p in res["curve"]]
+            acc = [100 * p["snn_accuracy"] for p in res["curve"]]
+            ax.plot(ts, acc, marker="o", label=label)
+        ax.axhline(ann, color="k", linestyle="--", linewidth=1, label=f"float ANN ({ann:.2f} %)")
+        ax.axhspan(ann - 0.5, ann, color="0.85", zorder=0, label="within 0.5 points of the ANN")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(steps)
+        ax.set_xticklabels([str(t) for t in steps])
+        ax.minorticks_off()
+        ax.set_xlabel("time steps T per sample (core steps, latency included)")
+        ax.grid(True, alpha=0.3)
+        if zoom:
+            ax.set_ylim(ann - 4, min(100, ann + 1))
+            ax.set_xlim(left=min(t for t in steps if t >= 6) / 1.2 if any(t >= 6 for t in steps) else None)
+            ax.set_title("zoom")
+            ax.legend(loc="lower right", fontsize=7)
+        else:
+            ax.set_ylim(0, 100)
+            ax.set_ylabel("test accuracy (%)")
+            ax.set_title(title or f"ANN-to-SNN conversion on {results[0][1]['dataset']}")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -1,0 +1,148 @@
+"""``neurocore convert``: train (or load) an ANN, convert it to an integer SNN, evaluate it."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .cli_common import UsageError, add_command, non_negative_int, positive_int, print_json
+
+DESCRIPTION = """\
+ANN-to-SNN conversion on a dataset: train a ReLU MLP with scikit-learn (or load
+one with --ann), normalise it with the 99.9th percentile of each layer's
+activations on the training data (Rueckauer et al. 2017), quantise every layer
+to the core's signed weight width with the threshold as the layer's scale (IF
+neurons, reset by subtraction, biases added every step), compile it for the
+core and evaluate the float ANN and the SNN (bit-exact golden model) on the
+test split, plus the accuracy-vs-T curve. T counts core steps from the first
+input step; each layer adds one step of latency (see docs/results.md).
+Progress goes to stderr; --json prints only the JSON report on stdout.
+Nothing is written unless asked (--out, --save-ann, --plot)."""
+
+EXAMPLES = """\
+neurocore convert --dataset digits --steps 16                 # train, convert, evaluate
+neurocore convert --steps 16 --json                           # the report as JSON
+neurocore convert --hidden 64 --weight-bits 6 --encoder rate  # smaller net, 6-bit weights, Bernoulli input
+neurocore convert --steps 16 --out build/digits-snn           # also write the image directory
+neurocore convert --save-ann ann.joblib && neurocore convert --ann ann.joblib --steps 8
+neurocore convert --dataset mnist --data-dir ~/data/mnist --hidden 256 --steps 32
+neurocore convert --curve 1,2,4,8,16,32 --plot docs/img/convert_accuracy_vs_T.png"""
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.replace(" ", ",").split(",") if v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}")
+    return values
+
+
+def _percentile(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 100], got {text!r}") from None
+    if not 0 < value <= 100:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 100], got {value}")
+    return value
+
+
+def register(subparsers) -> None:
+    parser = add_command(subparsers, "convert", help="convert a trained ANN to an SNN and evaluate it",
+                         description=DESCRIPTION, examples=EXAMPLES)
+    parser.add_argument("--dataset", default="digits", metavar="NAME",
+                        help="digits, mnist or fashion-mnist (default: %(default)s)")
+    parser.add_argument("--data-dir", default=None, metavar="PATH", help="directory of the IDX files (mnist)")
+    parser.add_argument("--steps", type=positive_int, default=16, metavar="T",
+                        help="time steps per sample for the headline accuracy (default: %(default)s)")
+    parser.add_argument("--weight-bits", type=positive_int, default=None, metavar="W",
+                        help="signed weight width of the core, 2..16 (default: the core's, 8)")
+    parser.add_argument("--hidden", type=_int_list, default=None, metavar="N[,N...]",
+                        help="hidden layer sizes of the trained MLP (default: 128)")
+    parser.add_argument("--encoder", choices=("current", "rate"), default="current",
+                        help="input spike encoding (default: %(default)s)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, metavar="S",
+                        help="seed of the MLP training, the calibration subset and the rate encoder "
+                             "(default: %(default)s)")
+    parser.add_argument("--percentile", type=_percentile, default=None, metavar="P",
+                        help="normalisation percentile of the activations (default: 99.9)")
+    parser.add_argument("--curve", type=_int_list, default=None, metavar="T[,T...]",
+                        help="time steps of the accuracy-vs-T curve (default: 1,2,4,8,12,16,24,32,64)")
+    parser.add_argument("--no-curve", action="store_true", help="evaluate only at --steps")
+    parser.add_argument("--ann", default=None, metavar="FILE",
+                        help="load a fitted sklearn MLPClassifier (joblib/pickle) instead of training "
+                             "(only load files you trust)")
+    parser.add_argument("--save-ann", default=None, metavar="FILE", help="save the trained MLP (joblib)")
+    parser.add_argument("--out", default=None, metavar="DIR", help="write the compiled image directory")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out directory")
+    parser.add_argument("--plot", default=None, metavar="PNG", help="save the accuracy-vs-T curve as a PNG")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.set_defaults(func=run)
+
+
+def format_report(r: dict) -> str:
+    layers = r["layers"]
+    arch = "-".join(str(v) for v in [r["n_features"]] + r["ann"]["hidden"] + [r["n_classes"]])
+    lines = [
+        f"dataset  : {r['dataset']} ({r['n_train']} train / {r['n_test']} test), {r['encoder']} encoding, "
+        f"seed {r['seed']}",
+        f"ANN      : MLP {arch} (ReLU), {r['ann']['source']}"
+        + (f", {r['ann']['n_iter']} iterations" if r["ann"]["source"] == "trained" else "")
+        + ("" if r["ann"]["converged"] else " (not converged)"),
+        f"SNN      : {r['depth']} layers, {r['neurons']} neurons, {r['synapses']} synapses, "
+        f"int{r['weight_bits']} weights, percentile {r['percentile']:g}, core {r['config_hash'][:12]}",
+    ]
+    for layer in layers:
+        lines.append(f"  {layer['name']:<8} {layer['neurons']:>5} neurons {layer['synapses']:>7} synapses  "
+                     f"threshold {layer['threshold']:>5}  bias {layer['bias_min']}..{layer['bias_max']}  "
+                     f"lambda {layer['scale']:.3g}")
+    lines.append(f"accuracy : ANN {100 * r['ann_accuracy']:.2f} %   SNN {100 * r['snn_accuracy']:.2f} % at "
+                 f"T={r['steps']} (gap {r['gap_points']:+.2f} points; T->inf limit "
+                 f"{100 * r['rate_limit_accuracy']:.2f} %)")
+    lines.append(f"spikes   : {r['mean_output_spikes']:.2f} output spikes, {r['mean_sops']:.0f} SOPs per sample; "
+                 f"{100 * r['silent_fraction']:.1f} % silent samples")
+    if r["curve"]:
+        lines.append("curve    :      T   SNN acc   gap (pts)  out spikes       SOPs")
+        for p in r["curve"]:
+            lines.append(f"           {p['steps']:>6}  {100 * p['snn_accuracy']:6.2f} %  "
+                         f"{100 * (p['snn_accuracy'] - r['ann_accuracy']):+9.2f}  {p['mean_output_spikes']:10.2f} "
+                         f"{p['mean_sops']:10.0f}")
+    if r["image"]:
+        lines.append(f"image    : {r['image']}")
+    if r.get("plot"):
+        lines.append(f"plot     : {r['plot']}")
+    if r["ann"]["saved_to"]:
+        lines.append(f"ANN saved: {r['ann']['saved_to']}")
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    from ..sw.convert.pipeline import DEFAULT_CURVE, DEFAULT_HIDDEN, convert_dataset, plot_curve
+    from ..sw.convert.quantize import DEFAULT_PERCENTILE
+
+    if args.weight_bits is not None and not 2 <= args.weight_bits <= 16:
+        raise UsageError(f"--weight-bits must be in 2..16, got {args.weight_bits}")
+    if args.ann is not None and args.hidden is not None:
+        raise UsageError("--hidden applies to a trained MLP; it cannot be combined with --ann")
+    if args.no_curve and args.curve is not None:
+        raise UsageError("--curve and --no-curve exclude each other")
+    if args.no_curve and args.plot is not None:
+        raise UsageError("--plot needs the curve; drop --no-curve")
+    if args.out is not None and Path(args.out).exists() and not args.overwrite:
+        raise UsageError(f"--out {args.out} already exists (use --overwrite to replace it)")
+    curve = () if args.no_curve else (args.curve if args.curve is not None else DEFAULT_CURVE)
+    try:
+        result = convert_dataset(
+            args.dataset, steps=args.steps, weight_bits=args.weight_bits,
+            hidden=args.hidden or DEFAULT_HIDDEN, seed=args.seed, data_dir=args.data_dir, ann_path=args.ann,
+            encoder=args.encoder, percentile=args.percentile or DEFAULT_PERCENTILE, curve_steps=curve,
+            out=args.out, overwrite=args.overwrite, save_ann_path=args.save_ann, progress=True)
+    except KeyError as exc:
+        raise UsageError(f"unknown dataset {args.dataset!r} ({exc})") from None
+    result["plot"] = str(plot_curve(result, args.plot)) if args.plot else None
+    if args.json:
+        print_json(result)
+    else:
+        print(format_report(result))
+    return 0
