@@ -252,6 +252,7 @@ class Core(wiring.Component):
         ltp_updates = counter("ltp_updates")
         error = Signal()
         step_cycles = counter("step_cycles")
+        feed_cycles, update_cycles = counter("feed_cycles"), counter("update_cycles")
         bump(m, cycles)
         m.d.comb += self.error.eq(error)
         error_now = Signal()      # one more error this cycle
@@ -393,7 +394,9 @@ class Core(wiring.Component):
             for register, sig in ((Register.STEP_COUNT, step_count), (Register.CYCLES, cycles),
                                   (Register.SOPS, sops), (Register.LAST_STEP_CYCLES, last_cycles),
                                   (Register.LAST_STEP_SOPS, last_sops), (Register.ERRORS, errors),
-                                  (Register.LTP_UPDATES, ltp_updates)):
+                                  (Register.LTP_UPDATES, ltp_updates),
+                                  (Register.FEED_CYCLES, feed_cycles),
+                                  (Register.UPDATE_CYCLES, update_cycles)):
                 with m.Case(register.value):
                     m.d.comb += reg_value.eq(sig)
 
@@ -493,7 +496,8 @@ class Core(wiring.Component):
                                 m.next = "READ"
                         with m.Case(Opcode.STEP):
                             m.d.sync += [feed_idx.eq(0), feed_total.eq(in_count + cur_pend),
-                                         feed_valid.eq(0), step_cycles.eq(1), step_sops.eq(0)]
+                                         feed_valid.eq(0), step_cycles.eq(1), step_sops.eq(0),
+                                         feed_cycles.eq(0), update_cycles.eq(0)]
                             m.d.comb += integ.clear_count.eq(1)
                             if learning:
                                 m.d.sync += ltp_count.eq(0)
@@ -527,7 +531,7 @@ class Core(wiring.Component):
 
             with m.State("FEED"):
                 m.d.comb += phase.eq(_Phase.FEED)
-                m.d.sync += step_cycles.eq(step_cycles + 1)
+                m.d.sync += [step_cycles.eq(step_cycles + 1), feed_cycles.eq(feed_cycles + 1)]
                 # A one-entry read stage over the input queue, then the current pending bank.
                 advance = ~feed_valid | integ.axons.ready
                 more = feed_idx < feed_total
@@ -554,14 +558,14 @@ class Core(wiring.Component):
             with m.State("UPDATE_START"):
                 # The blocks start once they own the ports (phase UPDATE from this cycle on).
                 m.d.comb += [phase.eq(_Phase.UPDATE), nu.start.eq(1)]
-                m.d.sync += step_cycles.eq(step_cycles + 1)
+                m.d.sync += [step_cycles.eq(step_cycles + 1), update_cycles.eq(update_cycles + 1)]
                 if learning:
                     m.d.comb += sweep.start.eq(learn)
                 m.next = "UPDATE"
 
             with m.State("UPDATE"):
                 m.d.comb += phase.eq(_Phase.UPDATE)
-                m.d.sync += step_cycles.eq(step_cycles + 1)
+                m.d.sync += [step_cycles.eq(step_cycles + 1), update_cycles.eq(update_cycles + 1)]
                 with m.If(nu.done):
                     m.d.sync += nu_done.eq(1)
                 if learning:

@@ -76,6 +76,8 @@ class Register(enum.Enum, shape=INDEX_BITS):
     LAST_STEP_SOPS = 20   # read only: synaptic operations of the last STEP
     ERRORS = 21           # read only: number of rejected commands and spikes
     LTP_UPDATES = 22      # read only: LTP weight updates since reset
+    FEED_CYCLES = 23      # read only: cycles the last STEP spent in phase FEED (integration)
+    UPDATE_CYCLES = 24    # read only: cycles the last STEP spent in phase UPDATE (neuron pass)
 
 
 def word_shape(config: CoreConfig, region: Region):

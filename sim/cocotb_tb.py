@@ -5,7 +5,10 @@ pickle named by ``NEUROCORE_COSIM_CASES`` and the results go to the pickle named
 ``NEUROCORE_COSIM_RESULTS``. Each case is ``(program, inputs, learn)`` with ``inputs`` of
 shape ``[samples, T, n_inputs]``; the core is reset, loaded through the host interface,
 cleared before every sample and stepped ``T`` times; then every state word and weight is
-read back.
+read back. After every step the registers LAST_STEP_CYCLES, LAST_STEP_SOPS, FEED_CYCLES and
+UPDATE_CYCLES are read (``step_cycles``, ``step_sops``, ``step_feed_cycles``,
+``step_update_cycles`` of the result); CYCLES is read before and after the stepping loop
+(``cycles_start``, ``cycles_end``; with ``wall_seconds``, the co-simulation speed).
 
 The testbench wakes on events (handshakes, a rising ``ready`` or ``valid``), not on every
 idle clock, so the simulator runs free while the core computes a step.
@@ -20,8 +23,8 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, RisingEdge
 
-from ..hw.host import Opcode, Region, Register, output_spike_layout
-from ..hw.images import unpack
+from ..hw.host import Opcode, Region, Register, command_layout, output_spike_layout
+from ..hw.images import pack, unpack
 from .host_protocol import (Command, clear_command, input_axons, load_commands, readback_plan,
                             step_command)
 
@@ -33,6 +36,7 @@ class TB:
         self.dut = dut
         self.config = config
         self.spike_layout = output_spike_layout(config)
+        self.command_layout = command_layout(config)    # built once: it is slow to build
         self.spikes: list[dict] = []
         dut.cmd__valid.value = 0
         dut.spike_in__valid.value = 0
@@ -61,8 +65,10 @@ class TB:
         valid.value = 0
 
     async def command(self, command: Command):
-        await self._put(self.dut.cmd__valid, self.dut.cmd__payload, self.dut.cmd__ready,
-                        command.packed(self.config))
+        # Same word as ``command.packed(config)``, without rebuilding the layout per command.
+        word = pack(self.command_layout, op=command.op.value, region=command.region.value,
+                    index=command.index, data=command.data)
+        await self._put(self.dut.cmd__valid, self.dut.cmd__payload, self.dut.cmd__ready, word)
 
     async def spike(self, axon: int):
         await self._put(self.dut.spike_in__valid, self.dut.spike_in__payload,
@@ -91,10 +97,15 @@ class TB:
         """Load, run every sample, read everything back; returns the raw results."""
         await self.reset()
         self.spikes = []
+        load_start = time.perf_counter()
         for c in load_commands(program, learn=learn):
             await self.command(c)
+        load_seconds = time.perf_counter() - load_start
         step_cycles = []
         step_sops = []
+        step_feed_cycles = []
+        step_update_cycles = []
+        cycles_start = await self.read(Region.REG, Register.CYCLES.value)
         start = time.perf_counter()
         for sample in inputs:
             await self.command(clear_command())
@@ -105,14 +116,20 @@ class TB:
                 # The next command is accepted only when the step is done.
                 step_cycles.append(await self.read(Region.REG, Register.LAST_STEP_CYCLES.value))
                 step_sops.append(await self.read(Region.REG, Register.LAST_STEP_SOPS.value))
+                step_feed_cycles.append(await self.read(Region.REG, Register.FEED_CYCLES.value))
+                step_update_cycles.append(await self.read(Region.REG, Register.UPDATE_CYCLES.value))
         wall = time.perf_counter() - start
+        cycles_end = await self.read(Region.REG, Register.CYCLES.value)
         await ClockCycles(self.dut.clk, 8)   # let the output FIFO drain
         words = [await self.read(region, i) for region, i in readback_plan(program)]
         registers = {r.name: await self.read(Region.REG, r.value)
                      for r in (Register.STATUS, Register.ERRORS, Register.STEP_COUNT,
-                               Register.CYCLES, Register.SOPS)}
+                               Register.CYCLES, Register.SOPS, Register.LTP_UPDATES)}
         return {"spikes": list(self.spikes), "words": words, "registers": registers,
-                "step_cycles": step_cycles, "step_sops": step_sops, "wall_seconds": wall}
+                "step_cycles": step_cycles, "step_sops": step_sops,
+                "step_feed_cycles": step_feed_cycles, "step_update_cycles": step_update_cycles,
+                "cycles_start": cycles_start, "cycles_end": cycles_end, "wall_seconds": wall,
+                "load_seconds": load_seconds}
 
 
 @cocotb.test()

@@ -114,11 +114,24 @@ def build(config: CoreConfig, simulator: str, build_dir, *, waves: bool = False)
     build_dir = Path(build_dir)
     source = write_verilog(config, build_dir / f"{TOPLEVEL}.v")
     runner = get_runner(simulator)
-    build_args = list(VERILATOR_WAIVERS) if simulator == "verilator" else ["-g2005"]
-    if simulator == "verilator" and waves:
-        build_args += ["--trace-fst", "--trace-structs"]
-    runner.build(sources=[source], hdl_toplevel=TOPLEVEL, build_dir=build_dir, build_args=build_args,
-                 timescale=("1ns", "1ps"), waves=waves, always=False,
+    sources = [source]
+    if simulator == "verilator":
+        # Waveforms: the runner adds --trace (VCD, dump.vcd); FST would need liblz4 headers.
+        build_args = list(VERILATOR_WAIVERS)
+    else:
+        build_args = ["-g2005"]
+        if waves:
+            # cocotb's own Icarus dump module is SystemVerilog (it declares a ``string``);
+            # a Verilog-2005 one, as a second top level, keeps the build at -g2005. The test
+            # run (waves=True) makes vvp write it as FST.
+            dump = build_dir / "neurocore_dump.v"
+            dump.write_text("module neurocore_dump;\ninitial begin\n"
+                            f"  $dumpfile(\"{build_dir / TOPLEVEL}.fst\");\n"
+                            f"  $dumpvars(0, {TOPLEVEL});\nend\nendmodule\n")
+            sources.append(dump)
+            build_args += ["-s", "neurocore_dump"]
+    runner.build(sources=sources, hdl_toplevel=TOPLEVEL, build_dir=build_dir, build_args=build_args,
+                 timescale=("1ns", "1ps"), waves=waves and simulator == "verilator", always=False,
                  log_file=build_dir / "build.log")
     return runner
 
@@ -134,7 +147,8 @@ def run_cases(runner, config: CoreConfig, cases, build_dir, *, waves: bool = Fal
         env = {"NEUROCORE_COSIM_CASES": str(cases_path), "NEUROCORE_COSIM_RESULTS": str(results_path),
                "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         runner.test(test_module="neurocore.sim.cocotb_tb", hdl_toplevel=TOPLEVEL, build_dir=build_dir,
-                    test_dir=build_dir, extra_env=env, waves=waves, timescale=("1ns", "1ps"),
+                    test_dir=build_dir, extra_env=env, timescale=("1ns", "1ps"),
+                    waves=waves,
                     log_file=build_dir / "sim.log")
         if not results_path.exists():
             raise RuntimeError(f"the cocotb testbench did not finish; see {build_dir / 'sim.log'}")

@@ -1,4 +1,4 @@
-"""``neurocore bench``: performance benchmarks (``bench golden`` for now)."""
+"""``neurocore bench``: performance benchmarks (``bench golden``, ``bench core``)."""
 from __future__ import annotations
 
 from .cli_common import UsageError, add_command, non_negative_int, positive_int, print_json
@@ -7,11 +7,14 @@ DESCRIPTION = """\
 Performance benchmarks. Each target is a subcommand:
 
   golden   throughput of the numba golden model: synaptic operations per
-           second and neuron updates per second (see docs/benchmarks.md)"""
+           second and neuron updates per second (see docs/benchmarks.md)
+  core     clock cycles of the RTL core per step in co-simulation (cocotb):
+           SOP per clock, neuron pass, whole step, co-simulation speed"""
 
 EXAMPLES = """\
 neurocore bench golden
-neurocore bench golden --json --steps 200 --repeats 5"""
+neurocore bench golden --json --steps 200 --repeats 5
+neurocore bench core --json"""
 
 GOLDEN_DESCRIPTION = """\
 Measure the numba golden model's throughput on the standard benchmark network
@@ -25,8 +28,25 @@ neurocore bench golden --json                  # machine-readable result
 neurocore bench golden --steps 100 --repeats 1 # quick run"""
 
 
+CORE_DESCRIPTION = """\
+Measure the RTL core's clock cycles per time step in co-simulation: the generated
+Verilog (default CoreConfig: 256 neurons, 512 axons, 65536 synapses) runs deterministic
+test networks under cocotb (fan-out 64 and 256 lists, learning off; half the neurons;
+learning on) and is checked against the golden model. Reports integration SOP per
+clock (FEED phase), the neuron pass's cycles per neuron, whole-step cycles against
+(SOPs + neurons) x 1.1 + a constant, the LTP cost, and the co-simulation speed
+(simulated cycles per second). Takes several minutes with Verilator (build about
+1 minute, loading and reading back 64k synapses through cocotb most of the rest).
+Exit status 1 when the RTL and the golden model disagree (see docs/benchmarks.md)."""
+
+CORE_EXAMPLES = """\
+neurocore bench core                            # Verilator, text summary
+neurocore bench core --json                     # machine-readable result
+neurocore bench core --simulator icarus --fan-out 64 --steps 20   # quicker, smaller run"""
+
+
 def register(subparsers) -> None:
-    parser = add_command(subparsers, "bench", help="performance benchmarks (golden model)",
+    parser = add_command(subparsers, "bench", help="performance benchmarks (golden model, RTL core)",
                          description=DESCRIPTION, examples=EXAMPLES)
     targets = parser.add_subparsers(dest="target", metavar="TARGET", required=True, title="targets")
     golden = add_command(targets, "golden", help="golden-model throughput: SOP/s, neuron updates/s",
@@ -40,6 +60,23 @@ def register(subparsers) -> None:
                         help="seed of the benchmark network and inputs (default: %(default)s)")
     golden.set_defaults(func=run_golden)
 
+    core = add_command(targets, "core", help="RTL cycle counts in co-simulation: SOP/clock, cycles/step",
+                       description=CORE_DESCRIPTION, examples=CORE_EXAMPLES)
+    core.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator",
+                      help="HDL simulator (default: %(default)s)")
+    core.add_argument("--json", action="store_true", help="print the result as JSON")
+    core.add_argument("--fan-out", type=positive_int, action="append", default=None, metavar="F",
+                      dest="fan_outs", help="fan-out of the inference networks; repeat for several "
+                                            "(default: 64 and 256)")
+    core.add_argument("--steps", type=positive_int, default=None, metavar="N",
+                      help="time steps per case (default: the benchmark's own, 100)")
+    core.add_argument("--seed", type=non_negative_int, default=0, metavar="S",
+                      help="seed of the test networks and inputs (default: %(default)s)")
+    core.add_argument("--no-learning", action="store_true", help="skip the learning case")
+    core.add_argument("--work-dir", metavar="DIR", default=None,
+                      help="where the Verilog, the build and the logs go (default: a new temporary directory)")
+    core.set_defaults(func=run_core)
+
 
 def run_golden(args) -> int:
     try:
@@ -52,3 +89,20 @@ def run_golden(args) -> int:
     else:
         print(format_golden(result))
     return 0
+
+
+def run_core(args) -> int:
+    from ..sim.cosim import available_simulators
+    from .bench_core import core_benchmark, format_core
+
+    if args.simulator not in available_simulators():
+        raise UsageError(f"simulator {args.simulator} is not installed "
+                         f"(available: {', '.join(available_simulators()) or 'none'})")
+    result = core_benchmark(args.simulator, tuple(args.fan_outs or (64, 256)), steps=args.steps,
+                            seed=args.seed, learning=not args.no_learning, work_dir=args.work_dir,
+                            progress=not args.json)
+    if args.json:
+        print_json(result)
+    else:
+        print(format_core(result))
+    return 1 if result["mismatches"] else 0

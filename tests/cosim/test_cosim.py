@@ -28,3 +28,11 @@ def test_random_programs_match_golden(simulator, programs, tmp_path):
     assert summary["sops"] > 0 and summary["output_spikes"] > 0
     assert summary["learning_programs"] > 0 and summary["weight_changes"] > 0
     assert 0 < summary["sop_per_cycle"] <= 1.0
+
+
+def test_waves_are_written(tmp_path):
+    simulator = "icarus" if "icarus" in SIMULATORS else "verilator"
+    summary = random_cosim(1, seed=3, simulator=simulator, work_dir=tmp_path, waves=True)
+    assert summary["mismatches"] == 0
+    dumps = list(tmp_path.rglob("*.fst")) + list(tmp_path.rglob("*.vcd"))
+    assert dumps and dumps[0].stat().st_size > 1000, dumps
