@@ -29,6 +29,7 @@ examples:
   neurocore demo                    # build a small SNN, run it on the golden model, report
   neurocore demo --json             # the same report as JSON
   neurocore bench golden            # golden-model throughput (SOP/s, neuron updates/s)
+  neurocore bench core              # RTL cycle counts in co-simulation (SOP/clock, step cost)
   neurocore verilog -o core.v       # the core as Verilog (default CoreConfig)
   neurocore cosim --random 50 --seed 1 --json   # RTL (cocotb) vs golden model
   neurocore compile IMG -o OUT --config '{"neurons": 128}'   # re-place an image onto another core
