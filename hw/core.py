@@ -124,7 +124,8 @@ class Core(wiring.Component):
         Host input spikes for the next STEP (duplicates within a step count once; an axon
         ``>= N_INPUTS`` is rejected and counted as an error). Not ready during a step.
     spike_out : Out(stream.Signature(output_spike_layout(config)))
-        Output spikes (neuron, step), in increasing neuron index within a step; a stalled
+        Output spikes (neuron, step); within a step, neurons without WTA group in increasing
+        index, then WTA winners in increasing index. A stalled
         ``spike_out`` stalls the core, nothing is dropped.
     busy : Out(1)
         A command is executing.

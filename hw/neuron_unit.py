@@ -5,15 +5,17 @@ One *pass* (started by ``start``) runs the neuron-update part of one time step, 
 sub-passes:
 
 1. **scan** - a pipelined sweep over ``n = 0 .. n_neurons-1`` at one neuron per clock. Every
-   neuron is read once and written once; candidates are recorded in an internal candidate
-   buffer and every WTA group's best candidate in an internal group table.
-2. **commit** - a sweep over the recorded candidates only (cost proportional to the number
-   of candidates): winners fire (reset, refractory period, theta and ``y`` jump, one word on
-   ``fired``), WTA losers get ``v = 0``.
+   neuron is read once and written once. A candidate without WTA group (``wta_group == 0``)
+   fires right there (reset, refractory period, theta and ``y`` jump, one word on
+   ``fired``); a candidate of a WTA group is recorded in an internal candidate buffer and
+   its group's best candidate in an internal group table.
+2. **commit** - a sweep over the recorded WTA candidates only (skipped when there is none):
+   each group's winner fires, the losers get ``v = 0``.
 
-The cost of a pass is at most ``n_neurons + candidates + 6`` clock cycles from the ``start``
-cycle to the ``done`` cycle, plus one cycle for every cycle that ``fired`` holds a word that
-is not accepted (``fired.ready`` low).
+The cost of a pass is at most ``n_neurons + wta_candidates + 6`` clock cycles from the
+``start`` cycle to the ``done`` cycle (``n_neurons + 4`` without WTA candidates, however many
+neurons fire), plus one cycle for every cycle that ``fired`` holds a word that is not
+accepted (``fired.ready`` low).
 """
 from __future__ import annotations
 
@@ -45,20 +47,22 @@ class NeuronUnit(wiring.Component):
     param_rd   ``neuron_param_layout(config)``        read (scan and commit)
     state_rd   ``neuron_state_layout(config)``        read (scan)
     state_wr                                          write (scan: every neuron; commit:
-                                                      every candidate)
+                                                      every WTA candidate)
     acc_rd     ``signed(accumulator_bits)``           read (scan)
     acc_wr                                            write 0 (scan: every neuron, clearing
                                                       the accumulator for the next step)
     theta_rd   ``unsigned(membrane_bits - 1)``        read (scan; commit when learning).
                                                       Present iff ``config.adaptive_threshold``.
-    theta_wr                                          write (scan: decayed theta; commit: theta
-                                                      jump of firing neurons). Present iff
+    theta_wr                                          write (scan: decayed theta, plus the
+                                                      jump for a neuron firing there; commit:
+                                                      jump of WTA winners). Present iff
                                                       ``adaptive_threshold`` and ``learning``.
     y_rd       ``unsigned(trace_bits)``               read (scan and commit). Present iff
                                                       ``config.learning``.
-    y_wr                                              write (scan: decayed trace ``yd``; commit:
-                                                      jump of firing neurons). Present iff
-                                                      ``config.learning``.
+    y_wr                                              write (scan: decayed trace ``yd``, plus
+                                                      the jump for a neuron firing there;
+                                                      commit: jump of WTA winners). Present
+                                                      iff ``config.learning``.
     ========== ====================================== ========================================
 
     The ports are flipped memory port signatures: the unit drives ``addr``/``en`` (and
@@ -74,19 +78,21 @@ class NeuronUnit(wiring.Component):
       backpressure) - i.e. exactly :class:`amaranth.lib.memory.ReadPort` semantics;
     * write ports are synchronous (``domain="sync"``), one whole word (no granularity);
     * **no transparency is required** (read ports may be non-transparent): the unit never
-      reads a word in the cycle in which it writes it. Within a pass every neuron's word is
-      read once during the scan and written later; the commit re-reads theta and ``y`` of a
-      candidate at least two cycles after the scan wrote them;
+      reads a word in the cycle in which it writes it. Within a pass every neuron's words
+      are read once during the scan (stage A) and written later (stage B: ``acc``; stage D:
+      state, theta, ``y``), and a stalled scan issues no read, so the read data of the
+      neuron in stage B is held; the commit re-reads theta and ``y`` of a WTA candidate at
+      least two cycles after the scan wrote them;
     * the unit must have exclusive use of these ports while ``busy`` (the top multiplexes the
       host / integrator onto them otherwise). The memories must not change while ``busy``
       except through the unit.
 
-    Internal memories (created in ``elaborate``): a candidate buffer (``config.neurons`` words
-    of neuron index, margin and group) and, with ``config.wta``, a WTA group table
-    (``wta_groups + 1`` words of valid bit, best margin, best neuron). The group table is
-    self-cleaning: the commit invalidates every group's entry when it processes that group's
-    winner, so every entry is invalid again at the end of each pass and no per-step clear is
-    needed. (Its initial contents are all-invalid.)
+    Internal memories (created in ``elaborate``, only with ``config.wta``): a candidate buffer
+    (``config.neurons`` words of neuron index, margin and group of the WTA candidates) and a
+    WTA group table (``wta_groups + 1`` words of valid bit, best margin, best neuron). The
+    group table is self-cleaning: the commit invalidates every group's entry when it
+    processes that group's winner, so every entry is invalid again at the end of each pass
+    and no per-step clear is needed. (Its initial contents are all-invalid.)
 
     Control and data ports
     ----------------------
@@ -106,15 +112,32 @@ class NeuronUnit(wiring.Component):
         One-cycle pulse in the cycle after the pass (``busy`` is low again). All memory writes
         of the pass have been performed by then.
     fired : Out(stream.Signature(fired_layout(config)))
-        Every neuron that fires this step, in increasing neuron index, with its route and
-        output flag from its parameter word. Honors backpressure (``ready`` low stalls the
-        commit; nothing is lost). Nothing is emitted during the scan.
+        Every neuron that fires this step, once, with its route and output flag from its
+        parameter word: first the neurons without WTA group, in increasing neuron index,
+        during the scan; then the WTA winners, in increasing neuron index, during the commit.
+        (A step's spikes are a set, docs/core-spec.md, phase 3.) Honors backpressure:
+        ``ready`` low stalls the scan pipeline or the commit as a whole; nothing is lost,
+        duplicated or written twice.
 
-    Cycle cost: a pass whose ``start`` is seen in cycle 0 raises ``done`` in cycle
-    ``n + c + 6`` (``n = n_neurons >= 1``, ``c >= 1`` candidates; a WTA loser costs one cycle
-    like a winner), ``n + 5`` when there is no candidate and 3 when ``n_neurons == 0``, plus
-    one cycle per cycle in which ``fired`` is valid and not ready. Scan: 1 cycle per neuron +
-    4 (start, pipeline fill/drain); commit: 1 cycle per candidate + 2.
+    Pipeline
+    --------
+    Scan, one neuron per clock: A issues the reads (PARAM, STATE, ACC, theta, ``y``); B has
+    the read data: leak, ``threshold + theta``, decayed theta and ``yd``, ``acc := 0``
+    written; C: ``v2 = sat_V(v1 + acc + bias)`` (or ``v`` held when refractory), theta and
+    ``y`` jumps precomputed; D: compare, then one write of STATE, theta and ``y`` (learning
+    on): a neuron without group that fires gets its reset, refractory period and jumped
+    theta / ``y`` and goes out on ``fired``; a WTA candidate is recorded (candidate buffer,
+    group table) and its STATE word is rewritten by the commit. While D holds a spike that
+    ``fired`` does not accept, stages A-D all hold. Commit, one WTA candidate per clock: P
+    reads the candidate entry, Q its PARAM, theta, ``y`` and group entry, R decides and
+    writes back (a stalled winner holds P-R).
+
+    Cycle cost: a pass whose ``start`` is seen in cycle 0 raises ``done`` in cycle ``n + 4``
+    when no neuron is a WTA candidate (``n = n_neurons >= 1``, however many neurons fire),
+    ``n + c + 6`` with ``c >= 1`` WTA candidates (a WTA loser costs one cycle like a
+    winner) and 2 when ``n_neurons == 0``, plus one cycle per cycle in which ``fired`` is
+    valid and not ready. Scan: 1 cycle per neuron + 4 (start, fill/drain, done); commit:
+    1 cycle per WTA candidate + 2.
     """
 
     def __init__(self, *, config: CoreConfig):
@@ -181,16 +204,20 @@ class NeuronUnit(wiring.Component):
         has_theta_wr = has_theta and has_learn
         has_wta = cfg.wta
 
-        # -- internal memories ----------------------------------------------------------------
-        cand_fields = {"neuron": unsigned(nib), "margin": unsigned(vbits - 1)}
-        if has_wta:
-            cand_fields["group"] = unsigned(cfg.wta_group_bits)
-        cand_layout = data.StructLayout(cand_fields)
-        m.submodules.cand_mem = cand_mem = Memory(shape=cand_layout, depth=cfg.neurons, init=[])
-        cand_wr = cand_mem.write_port()
-        cand_rd = cand_mem.read_port(domain="sync")
+        def usat(value, maximum):
+            """``value`` clamped to ``maximum`` (both non-negative)."""
+            return Mux(value > maximum, maximum, value)
 
+        # -- internal memories (WTA only) -----------------------------------------------------
         if has_wta:
+            cand_layout = data.StructLayout({
+                "neuron": unsigned(nib),
+                "margin": unsigned(vbits - 1),
+                "group": unsigned(cfg.wta_group_bits),
+            })
+            m.submodules.cand_mem = cand_mem = Memory(shape=cand_layout, depth=cfg.neurons, init=[])
+            cand_wr = cand_mem.write_port()
+            cand_rd = cand_mem.read_port(domain="sync")
             group_layout = data.StructLayout({
                 "valid": unsigned(1),
                 "margin": unsigned(vbits - 1),
@@ -206,8 +233,7 @@ class NeuronUnit(wiring.Component):
         # -- control state --------------------------------------------------------------------
         learn_q = Signal()                 # learn, sampled at start
         idx = Signal(nib + 1)              # scan: next neuron to read
-        count = Signal(nib + 1)            # candidates recorded
-        cidx = Signal(nib + 1)             # commit: next candidate-buffer entry to read
+        count = Signal(nib + 1)            # WTA candidates recorded
         done = Signal()
         m.d.sync += done.eq(0)
         m.d.comb += self.done.eq(done)
@@ -220,9 +246,15 @@ class NeuronUnit(wiring.Component):
         theta_rd_data = self.theta_rd.data if has_theta else Const(0, unsigned(vbits - 1))
 
         # ==== scan pipeline ===================================================================
-        # A: issue reads of neuron idx.  B: read data present; leak, threshold, decays; theta,
-        # y and acc written back.  C: v2 = sat(v1 + acc + bias).  D: compare, state written,
-        # candidate recorded, group table updated.
+        # A: issue reads of neuron idx.  B: read data present; leak, threshold, decays; acc
+        # written back (0).  C: v2 = sat(v1 + acc + bias); theta and y jumps.  D: compare; a
+        # neuron without WTA group that crosses threshold fires (reset, refractory, jumps, one
+        # word on `fired`); state, theta and y written; a WTA candidate is recorded in the
+        # candidate buffer and the group table.
+        # Backpressure: while D holds a firing neuron that `fired` does not accept, the whole
+        # pipeline holds (no read issued, so the read ports hold their data; no write).
+        scan_advance = Signal()            # stage D is not stalled on `fired`
+        scan_more = Signal()               # neurons left to issue
         issue = Signal()
         b_valid = Signal()
         b_neuron = Signal(nib)
@@ -232,7 +264,7 @@ class NeuronUnit(wiring.Component):
         c_ab = Signal(signed(max(vbits, cfg.accumulator_bits) + 1))   # acc + bias
         c_thr = Signal(unsigned(vbits))    # threshold + theta (<= 2^V - 2)
         c_refractory = Signal()
-        c_refrac = Signal(8)
+        c_refrac = Signal(8)               # counter after this step when not firing
         c_group = Signal(cfg.wta_group_bits)
         d_valid = Signal()
         d_neuron = Signal(nib)
@@ -241,13 +273,27 @@ class NeuronUnit(wiring.Component):
         d_refractory = Signal()
         d_refrac = Signal(8)
         d_group = Signal(cfg.wta_group_bits)
+        # parameters a firing neuron needs in stage D: reset, refractory period, route, output
+        fire_layout = data.StructLayout({
+            "reset_mode": unsigned(1),
+            "refractory": unsigned(8),
+            "route_valid": unsigned(1),
+            "route": unsigned(cfg.axon_index_bits),
+            "output": unsigned(1),
+        })
+        c_fp = Signal(fire_layout)
+        d_fp = Signal(fire_layout)
 
-        m.d.comb += issue.eq(in_scan & (idx != self.n_neurons))
-        m.d.sync += [
-            b_valid.eq(issue),
-            c_valid.eq(b_valid),
-            d_valid.eq(c_valid),
+        m.d.comb += [
+            scan_more.eq(idx != self.n_neurons),
+            issue.eq(in_scan & scan_more & scan_advance),
         ]
+        with m.If(scan_advance):
+            m.d.sync += [
+                b_valid.eq(issue),
+                c_valid.eq(b_valid),
+                d_valid.eq(c_valid),
+            ]
         with m.If(issue):
             m.d.sync += [idx.eq(idx + 1), b_neuron.eq(idx)]
 
@@ -258,25 +304,41 @@ class NeuronUnit(wiring.Component):
             b_refractory.eq(state.refrac != 0),
             b_leaked.eq(Mux(param.leak_shift != 0, state.v - (state.v >> param.leak_shift), state.v)),
         ]
-        m.d.sync += [
-            c_neuron.eq(b_neuron),
-            c_v1.eq(Mux(b_refractory, state.v, b_leaked)),
-            c_ab.eq(self.acc_rd.data + param.bias),
-            c_thr.eq(param.threshold + theta_rd_data),
-            c_refractory.eq(b_refractory),
-            c_refrac.eq(Mux(b_refractory, state.refrac - 1, 0)),
-            c_group.eq(param.wta_group if has_wta else 0),
-        ]
+        with m.If(scan_advance):
+            m.d.sync += [
+                c_neuron.eq(b_neuron),
+                c_v1.eq(Mux(b_refractory, state.v, b_leaked)),
+                c_ab.eq(self.acc_rd.data + param.bias),
+                c_thr.eq(param.threshold + theta_rd_data),
+                c_refractory.eq(b_refractory),
+                c_refrac.eq(Mux(b_refractory, state.refrac - 1, 0)),
+                c_group.eq(param.wta_group if has_wta else 0),
+                c_fp.reset_mode.eq(param.reset_mode),
+                c_fp.refractory.eq(param.refractory),
+                c_fp.route_valid.eq(param.route_valid),
+                c_fp.route.eq(param.route),
+                c_fp.output.eq(param.output),
+            ]
         if has_learn:
             y_rd_data = self.y_rd.data
-            b_yd = Signal(unsigned(cfg.trace_bits))
-            m.d.comb += b_yd.eq(Mux(self.post_decay_shift != 0,
-                                    y_rd_data - (y_rd_data >> self.post_decay_shift), y_rd_data))
+            c_yd = Signal(unsigned(cfg.trace_bits))         # decayed post trace
+            d_yd = Signal(unsigned(cfg.trace_bits))
+            d_yj = Signal(unsigned(cfg.trace_bits))         # ... plus the jump, saturated
+            with m.If(scan_advance):
+                m.d.sync += c_yd.eq(Mux(self.post_decay_shift != 0,
+                                        y_rd_data - (y_rd_data >> self.post_decay_shift), y_rd_data))
         if has_theta_wr:
-            b_theta_d = Signal(unsigned(vbits - 1))
-            m.d.comb += b_theta_d.eq(Mux(param.theta_decay_shift != 0,
-                                         theta_rd_data - (theta_rd_data >> param.theta_decay_shift),
-                                         theta_rd_data))
+            c_theta_d = Signal(unsigned(vbits - 1))         # decayed theta
+            c_theta_inc = Signal(unsigned(vbits - 1))
+            d_theta_d = Signal(unsigned(vbits - 1))
+            d_theta_j = Signal(unsigned(vbits - 1))         # ... plus theta_inc, saturated
+            with m.If(scan_advance):
+                m.d.sync += [
+                    c_theta_d.eq(Mux(param.theta_decay_shift != 0,
+                                     theta_rd_data - (theta_rd_data >> param.theta_decay_shift),
+                                     theta_rd_data)),
+                    c_theta_inc.eq(param.theta_inc),
+                ]
 
         # stage C
         c_sum = Signal(signed(c_ab.shape().width + 1))
@@ -290,125 +352,138 @@ class NeuronUnit(wiring.Component):
             m.d.comb += c_v2.eq(v_min)
         with m.Else():
             m.d.comb += c_v2.eq(c_sum)
-        m.d.sync += [
-            d_neuron.eq(c_neuron),
-            d_v2.eq(c_v2),
-            d_thr.eq(c_thr),
-            d_refractory.eq(c_refractory),
-            d_refrac.eq(c_refrac),
-            d_group.eq(c_group),
-        ]
+        with m.If(scan_advance):
+            m.d.sync += [
+                d_neuron.eq(c_neuron),
+                d_v2.eq(c_v2),
+                d_thr.eq(c_thr),
+                d_refractory.eq(c_refractory),
+                d_refrac.eq(c_refrac),
+                d_group.eq(c_group),
+                d_fp.eq(c_fp),
+            ]
+            if has_learn:
+                m.d.sync += [d_yd.eq(c_yd), d_yj.eq(usat(c_yd + self.post_jump, trace_max))]
+            if has_theta_wr:
+                m.d.sync += [d_theta_d.eq(c_theta_d),
+                             d_theta_j.eq(usat(c_theta_d + c_theta_inc, theta_max))]
 
         # stage D
-        d_cand = Signal()
-        d_margin = Signal(unsigned(vbits - 1))      # v2 - thr, 0 .. 2^(V-1)-1 for a candidate
+        d_cand = Signal()                           # v2 >= thr (not refractory)
+        d_fire = Signal()                           # fires now: candidate without WTA group
+        d_margin = Signal(unsigned(vbits - 1))      # v2 - thr, 0 .. 2^(V-1)-2 for a candidate
         m.d.comb += [
             d_cand.eq(d_valid & ~d_refractory & (d_v2 >= d_thr)),
+            d_fire.eq(d_cand & (d_group == 0)),
             d_margin.eq(d_v2 - d_thr),
-        ]
-        with m.If(d_cand):
-            m.d.sync += count.eq(count + 1)
-        m.d.comb += [
-            cand_wr.en.eq(d_cand),
-            cand_wr.addr.eq(count),
-            cand_wr.data.neuron.eq(d_neuron),
-            cand_wr.data.margin.eq(d_margin),
+            scan_advance.eq(~d_fire | self.fired.ready),
         ]
         if has_wta:
-            m.d.comb += cand_wr.data.group.eq(d_group)
+            # A WTA candidate never stalls (it does not fire here), so its writes need no
+            # scan_advance.
+            d_wta = Signal()
+            m.d.comb += d_wta.eq(d_cand & (d_group != 0))
+            with m.If(d_wta):
+                m.d.sync += count.eq(count + 1)
+            m.d.comb += [
+                cand_wr.en.eq(d_wta),
+                cand_wr.addr.eq(count),
+                cand_wr.data.neuron.eq(d_neuron),
+                cand_wr.data.margin.eq(d_margin),
+                cand_wr.data.group.eq(d_group),
+            ]
             best = group_rd.data
             d_better = Signal()
-            m.d.comb += d_better.eq(d_cand & (d_group != 0) & (~best.valid | (d_margin > best.margin)))
+            m.d.comb += d_better.eq(d_wta & (~best.valid | (d_margin > best.margin)))
 
-        # ==== commit pipeline =================================================================
+        # ==== commit pipeline (WTA only) ======================================================
         # P: read candidate-buffer entry cidx.  Q: entry present; read its params, theta, y and
-        # group entry.  R: decide fire / lose, write back, emit on `fired` (may stall).
-        q_valid = Signal()
-        r_valid = Signal()
-        r_neuron = Signal(nib)
-        r_margin = Signal(unsigned(vbits - 1))
-        r_group = Signal(cfg.wta_group_bits)
-        r_fire = Signal()
-        advance = Signal()
-        entry = cand_rd.data
-
+        # group entry.  R: decide win / lose, write back, emit a winner on `fired` (may stall).
         if has_wta:
-            m.d.comb += r_fire.eq((r_group == 0) |
-                                  (group_rd.data.valid & (group_rd.data.neuron == r_neuron)))
-        else:
-            m.d.comb += r_fire.eq(1)
-        m.d.comb += [
-            advance.eq(~r_valid | ~r_fire | self.fired.ready),
-            self.fired.valid.eq(r_valid & r_fire),
-            self.fired.payload.neuron.eq(r_neuron),
-            self.fired.payload.route_valid.eq(param.route_valid),
-            self.fired.payload.route.eq(param.route),
-            self.fired.payload.output.eq(param.output),
-        ]
-        r_write = Signal()
-        m.d.comb += r_write.eq(r_valid & advance)
-        with m.If(in_commit & advance):
-            m.d.sync += [
-                r_valid.eq(q_valid),
-                r_neuron.eq(entry.neuron),
-                r_margin.eq(entry.margin),
-                r_group.eq(entry.group if has_wta else 0),
-                q_valid.eq(cidx != count),
-            ]
-            with m.If(cidx != count):
-                m.d.sync += cidx.eq(cidx + 1)
-
-        # ==== memory port multiplexing ========================================================
-        with m.If(in_commit):
+            cidx = Signal(nib + 1)             # next candidate-buffer entry to read
+            q_valid = Signal()
+            r_valid = Signal()
+            r_neuron = Signal(nib)
+            r_margin = Signal(unsigned(vbits - 1))
+            r_group = Signal(cfg.wta_group_bits)
+            r_fire = Signal()
+            advance = Signal()
+            entry = cand_rd.data
             m.d.comb += [
-                cand_rd.addr.eq(cidx),
-                cand_rd.en.eq(advance),
-                self.param_rd.addr.eq(entry.neuron),
-                self.param_rd.en.eq(advance),
-                self.state_rd.en.eq(0),
-                self.acc_rd.en.eq(0),
-                self.state_wr.addr.eq(r_neuron),
-                self.state_wr.en.eq(r_write),
-                # winner: reset to 0 or by subtraction (v2 - thr); loser: v = 0, no refractory
-                self.state_wr.data.v.eq(Mux(r_fire & param.reset_mode, r_margin, 0)),
-                self.state_wr.data.refrac.eq(Mux(r_fire, param.refractory, 0)),
-                self.acc_wr.en.eq(0),
+                r_fire.eq(group_rd.data.valid & (group_rd.data.neuron == r_neuron)),
+                advance.eq(~r_valid | ~r_fire | self.fired.ready),
             ]
-            if has_theta:
-                m.d.comb += [
-                    self.theta_rd.addr.eq(entry.neuron),
-                    self.theta_rd.en.eq(advance & learn_q),
+            r_write = Signal()
+            m.d.comb += r_write.eq(r_valid & advance)
+            with m.If(in_commit & advance):
+                m.d.sync += [
+                    r_valid.eq(q_valid),
+                    r_neuron.eq(entry.neuron),
+                    r_margin.eq(entry.margin),
+                    r_group.eq(entry.group),
+                    q_valid.eq(cidx != count),
                 ]
-            if has_theta_wr:
-                # theta_rd.data is the decayed theta written by the scan
-                theta_jump = theta_rd_data + param.theta_inc
-                m.d.comb += [
-                    self.theta_wr.addr.eq(r_neuron),
-                    self.theta_wr.en.eq(r_write & r_fire & learn_q),
-                    self.theta_wr.data.eq(Mux(theta_jump > theta_max, theta_max, theta_jump)),
-                ]
-            if has_learn:
-                # y_rd.data is yd, written by the scan
-                y_jump = self.y_rd.data + self.post_jump
-                m.d.comb += [
-                    self.y_rd.addr.eq(entry.neuron),
-                    self.y_rd.en.eq(advance & learn_q),
-                    self.y_wr.addr.eq(r_neuron),
-                    self.y_wr.en.eq(r_write & r_fire & learn_q),
-                    self.y_wr.data.eq(Mux(y_jump > trace_max, trace_max, y_jump)),
-                ]
+                with m.If(cidx != count):
+                    m.d.sync += cidx.eq(cidx + 1)
+
+        # ==== memory port and `fired` multiplexing ============================================
+        with m.If(in_commit):
             if has_wta:
                 m.d.comb += [
+                    self.fired.valid.eq(r_valid & r_fire),
+                    self.fired.payload.neuron.eq(r_neuron),
+                    self.fired.payload.route_valid.eq(param.route_valid),
+                    self.fired.payload.route.eq(param.route),
+                    self.fired.payload.output.eq(param.output),
+                    cand_rd.addr.eq(cidx),
+                    cand_rd.en.eq(advance),
+                    self.param_rd.addr.eq(entry.neuron),
+                    self.param_rd.en.eq(advance),
+                    self.state_rd.en.eq(0),
+                    self.acc_rd.en.eq(0),
+                    self.state_wr.addr.eq(r_neuron),
+                    self.state_wr.en.eq(r_write),
+                    # winner: reset to 0 or by subtraction (v2 - thr); loser: v = 0, no refractory
+                    self.state_wr.data.v.eq(Mux(r_fire & param.reset_mode, r_margin, 0)),
+                    self.state_wr.data.refrac.eq(Mux(r_fire, param.refractory, 0)),
+                    self.acc_wr.en.eq(0),
                     group_rd.addr.eq(entry.group),
                     group_rd.en.eq(advance),
                     # the winner invalidates its group's entry: the table cleans itself
                     group_wr.addr.eq(r_group),
-                    group_wr.en.eq(r_write & r_fire & (r_group != 0)),
+                    group_wr.en.eq(r_write & r_fire),
                     group_wr.data.valid.eq(0),
                 ]
+                if has_theta:
+                    m.d.comb += [
+                        self.theta_rd.addr.eq(entry.neuron),
+                        self.theta_rd.en.eq(advance & learn_q),
+                    ]
+                if has_theta_wr:
+                    # theta_rd.data is the decayed theta written by the scan
+                    m.d.comb += [
+                        self.theta_wr.addr.eq(r_neuron),
+                        self.theta_wr.en.eq(r_write & r_fire & learn_q),
+                        self.theta_wr.data.eq(usat(theta_rd_data + param.theta_inc, theta_max)),
+                    ]
+                if has_learn:
+                    # y_rd.data is yd, written by the scan
+                    m.d.comb += [
+                        self.y_rd.addr.eq(entry.neuron),
+                        self.y_rd.en.eq(advance & learn_q),
+                        self.y_wr.addr.eq(r_neuron),
+                        self.y_wr.en.eq(r_write & r_fire & learn_q),
+                        self.y_wr.data.eq(usat(self.y_rd.data + self.post_jump, trace_max)),
+                    ]
         with m.Else():
+            d_write = Signal()
             m.d.comb += [
-                cand_rd.en.eq(0),
+                d_write.eq(d_valid & scan_advance),
+                self.fired.valid.eq(d_fire),
+                self.fired.payload.neuron.eq(d_neuron),
+                self.fired.payload.route_valid.eq(d_fp.route_valid),
+                self.fired.payload.route.eq(d_fp.route),
+                self.fired.payload.output.eq(d_fp.output),
                 self.param_rd.addr.eq(idx),
                 self.param_rd.en.eq(issue),
                 self.state_rd.addr.eq(idx),
@@ -416,13 +491,26 @@ class NeuronUnit(wiring.Component):
                 self.acc_rd.addr.eq(idx),
                 self.acc_rd.en.eq(issue),
                 self.acc_wr.addr.eq(b_neuron),
-                self.acc_wr.en.eq(b_valid),            # acc := 0 for the next step
+                self.acc_wr.en.eq(b_valid & scan_advance),     # acc := 0 for the next step
                 self.acc_wr.data.eq(0),
                 self.state_wr.addr.eq(d_neuron),
-                self.state_wr.en.eq(d_valid),
-                self.state_wr.data.v.eq(d_v2),         # held v when refractory
-                self.state_wr.data.refrac.eq(d_refrac),
+                self.state_wr.en.eq(d_write),
+                # firing: reset to 0 or by subtraction, refractory period; otherwise v2 (held v
+                # when refractory) - a WTA candidate's word is rewritten by the commit
+                self.state_wr.data.v.eq(Mux(d_fire, Mux(d_fp.reset_mode, d_margin, 0), d_v2)),
+                self.state_wr.data.refrac.eq(Mux(d_fire, d_fp.refractory, d_refrac)),
             ]
+            if has_wta:
+                m.d.comb += [
+                    cand_rd.en.eq(0),
+                    group_rd.addr.eq(c_group),
+                    group_rd.en.eq(c_valid & scan_advance),
+                    group_wr.addr.eq(d_group),
+                    group_wr.en.eq(d_better),
+                    group_wr.data.valid.eq(1),
+                    group_wr.data.margin.eq(d_margin),
+                    group_wr.data.neuron.eq(d_neuron),
+                ]
             if has_theta:
                 m.d.comb += [
                     self.theta_rd.addr.eq(idx),
@@ -430,27 +518,17 @@ class NeuronUnit(wiring.Component):
                 ]
             if has_theta_wr:
                 m.d.comb += [
-                    self.theta_wr.addr.eq(b_neuron),
-                    self.theta_wr.en.eq(b_valid & learn_q),
-                    self.theta_wr.data.eq(b_theta_d),
+                    self.theta_wr.addr.eq(d_neuron),
+                    self.theta_wr.en.eq(d_write & learn_q),
+                    self.theta_wr.data.eq(Mux(d_fire, d_theta_j, d_theta_d)),
                 ]
             if has_learn:
                 m.d.comb += [
                     self.y_rd.addr.eq(idx),
                     self.y_rd.en.eq(issue & learn_q),
-                    self.y_wr.addr.eq(b_neuron),
-                    self.y_wr.en.eq(b_valid & learn_q),
-                    self.y_wr.data.eq(b_yd),
-                ]
-            if has_wta:
-                m.d.comb += [
-                    group_rd.addr.eq(c_group),
-                    group_rd.en.eq(c_valid),
-                    group_wr.addr.eq(d_group),
-                    group_wr.en.eq(d_better),
-                    group_wr.data.valid.eq(1),
-                    group_wr.data.margin.eq(d_margin),
-                    group_wr.data.neuron.eq(d_neuron),
+                    self.y_wr.addr.eq(d_neuron),
+                    self.y_wr.en.eq(d_write & learn_q),
+                    self.y_wr.data.eq(Mux(d_fire, d_yj, d_yd)),
                 ]
 
         # ==== sequencing ======================================================================
@@ -465,14 +543,24 @@ class NeuronUnit(wiring.Component):
                     m.next = "SCAN"
             with m.State("SCAN"):
                 m.d.comb += [in_scan.eq(1), self.busy.eq(1)]
-                # Leave when the last neuron is in stage D (its candidate-buffer write lands at
-                # the end of this cycle, before the commit's first read).
-                with m.If(~issue & ~b_valid & ~c_valid):
-                    m.d.sync += [cidx.eq(0), q_valid.eq(0), r_valid.eq(0)]
-                    m.next = "COMMIT"
-            with m.State("COMMIT"):
-                m.d.comb += [in_commit.eq(1), self.busy.eq(1)]
-                with m.If((cidx == count) & ~q_valid & (~r_valid | advance)):
-                    m.d.sync += done.eq(1)
-                    m.next = "IDLE"
+                # Leave when the last neuron is in stage D and not stalled (its writes land at
+                # the end of this cycle, before the commit's first read); straight to done when
+                # there is no WTA candidate to commit.
+                with m.If(~scan_more & ~b_valid & ~c_valid & scan_advance):
+                    if has_wta:
+                        with m.If((count == 0) & ~d_wta):
+                            m.d.sync += done.eq(1)
+                            m.next = "IDLE"
+                        with m.Else():
+                            m.d.sync += [cidx.eq(0), q_valid.eq(0), r_valid.eq(0)]
+                            m.next = "COMMIT"
+                    else:
+                        m.d.sync += done.eq(1)
+                        m.next = "IDLE"
+            if has_wta:
+                with m.State("COMMIT"):
+                    m.d.comb += [in_commit.eq(1), self.busy.eq(1)]
+                    with m.If((cidx == count) & ~q_valid & (~r_valid | advance)):
+                        m.d.sync += done.eq(1)
+                        m.next = "IDLE"
         return m

@@ -6,8 +6,9 @@
 * The unit is simulated (async Amaranth testbenches) in a harness that owns the memories,
   on many random cases per configuration, including consecutive steps on the same state
   (which also exercises the self-cleaning WTA group table), random backpressure on
-  ``fired`` and extreme values. Every memory word, the ``fired`` stream and the cycle count
-  of every pass are compared.
+  ``fired`` (in the scan and in the commit) and extreme values. Every memory word, the
+  ``fired`` stream (as an exact sequence: neurons without a WTA group in index order, then
+  the WTA winners in index order) and the cycle count of every pass are compared.
 """
 from __future__ import annotations
 
@@ -310,11 +311,19 @@ async def run_pass(ctx, h: Harness, rng: random.Random, n: int, learn: bool, pds
     return fired, cycle, stalls
 
 
-def expected_cycles(n: int, candidates: int) -> int:
+def expected_cycles(n: int, wta_candidates: int) -> int:
     """Documented cost of a pass with ``fired.ready`` high (start cycle -> done cycle)."""
     if n == 0:
-        return 3
-    return n + candidates + 5 + (candidates > 0)
+        return 2
+    return n + 4 + (wta_candidates + 2 if wta_candidates else 0)
+
+
+def emission_order(cfg: CoreConfig, params: list[dict], fired: list[int]) -> list[int]:
+    """The order in which the unit emits a step's spikes (``fired`` in index order): neurons
+    without a WTA group during the scan, then the WTA winners in the commit."""
+    def wta(i):
+        return cfg.wta and params[i]["wta_group"] != 0
+    return [i for i in fired if not wta(i)] + [i for i in fired if wta(i)]
 
 
 SIM_CONFIGS = {
@@ -381,10 +390,11 @@ def test_unit_matches_spec(name):
                 for key in expect:
                     assert got[key] == expect[key], (name, ep, step, key, n, mode)
                 assert got_fired == [(i, params[i]["route_valid"], params[i]["route"], params[i]["output"])
-                                     for i in fired], (name, ep, step)
+                                     for i in emission_order(cfg, params, fired)], (name, ep, step)
                 n_cand = _candidates(cfg, params, state, n)
-                assert cycles == expected_cycles(n, n_cand) + stalls, (cycles, n, n_cand, stalls)
-                assert cycles <= n + n_cand + 6 + stalls
+                n_wta = _candidates(cfg, params, state, n, wta_only=True)
+                assert cycles == expected_cycles(n, n_wta) + stalls, (cycles, n, n_wta, stalls)
+                assert cycles <= n + n_wta + 6 + stalls
                 stats["passes"] += 1
                 stats["candidates"] += n_cand
                 stats["fired"] += len(fired)
@@ -402,12 +412,13 @@ def test_unit_matches_spec(name):
     print(name, stats)
 
 
-def _candidates(cfg, params, state, n):
-    """Number of phase-2 candidates of a step (the commit pass visits exactly these)."""
+def _candidates(cfg, params, state, n, wta_only=False):
+    """Number of phase-2 candidates of a step; with ``wta_only`` only those of a WTA group
+    (the commit pass visits exactly these)."""
     v_min, v_max = cfg.membrane_range
     count = 0
     for i in range(n):
-        if state["refrac"][i] > 0:
+        if state["refrac"][i] > 0 or (wta_only and not (cfg.wta and params[i]["wta_group"] != 0)):
             continue
         v1 = _decay(state["v"][i], params[i]["leak_shift"])
         v2 = min(max(v1 + state["acc"][i] + params[i]["bias"], v_min), v_max)
@@ -441,11 +452,12 @@ def test_wta_ties_and_groups_directed():
             expect, fired = spec_step(cfg, params, st, cfg.neurons, True, 1, 7)
             got_fired, cycles, stalls = await run_pass(ctx, h, random.Random(step), cfg.neurons, True, 1, 7,
                                                        0.5)
-            assert [f[0] for f in got_fired] == fired
+            assert [f[0] for f in got_fired] == emission_order(cfg, params, fired)
             assert dump(ctx, h) == expect
             st = expect
             if step == 0:
                 assert fired == [0, 3, 5, 6]
+                assert emission_order(cfg, params, fired) == [3, 0, 5, 6]   # group 0 first
                 assert expect["v"] == [2, 0, 0, 0, 3, 12, 0, 0]
                 assert expect["refrac"] == [3, 0, 0, 3, 0, 3, 3, 0]
                 assert expect["theta"] == [5, 0, 0, 5, 0, 5, 5, 0]
@@ -458,9 +470,10 @@ def test_wta_ties_and_groups_directed():
 
 
 def test_long_backpressure():
-    """``fired.ready`` held low for many cycles: the unit waits, loses nothing, writes once."""
+    """``fired.ready`` held low for many cycles while the scan emits: the unit waits, loses
+    nothing, writes once (a neuron's theta only in the cycle its word is accepted)."""
     cfg = CoreConfig(neurons=6, axons=8, synapses=8, membrane_bits=10, accumulator_bits=10, wta_groups=2)
-    params = [dict(threshold=1, leak_shift=0, reset_mode=0, refractory=0, bias=5, theta_inc=1,
+    params = [dict(threshold=1, leak_shift=0, reset_mode=0, refractory=2, bias=5, theta_inc=1,
                    theta_decay_shift=0, wta_group=0, route_valid=1, route=i + 1, output=i % 2)
               for i in range(cfg.neurons)]
     zeros = [0] * cfg.neurons
@@ -483,7 +496,9 @@ def test_long_backpressure():
                 await ctx.tick()
                 assert ctx.get(u.fired.valid)
                 assert ctx.get(u.fired.payload.neuron) == k
-                assert ctx.get(h.theta.data[k]) == 0    # not written before it is accepted
+                for i in range(k, cfg.neurons):     # not written before it is accepted
+                    assert ctx.get(h.theta.data[i]) == 0
+                    assert ctx.get(h.state.data[i]).refrac == 0
             ctx.set(u.fired.ready, 1)
             got.append(ctx.get(u.fired.payload.neuron))
             await ctx.tick()
@@ -492,11 +507,113 @@ def test_long_backpressure():
         assert got == list(range(cfg.neurons))
         assert [ctx.get(h.theta.data[i]) for i in range(cfg.neurons)] == [1] * cfg.neurons
         assert [ctx.get(h.y.data[i]) for i in range(cfg.neurons)] == [3] * cfg.neurons
+        assert [ctx.get(h.state.data[i]).refrac for i in range(cfg.neurons)] == [2] * cfg.neurons
 
     sim = Simulator(h)
     sim.add_clock(1e-6)
     sim.add_testbench(testbench)
     sim.run()
+
+
+ALL_FIRE_CONFIGS = {
+    # WTA present, but no neuron in a group: nothing for the commit
+    "wta_unused": CoreConfig(neurons=64, axons=16, synapses=16, membrane_bits=12, accumulator_bits=12,
+                             wta_groups=3),
+    "bare": CoreConfig(neurons=40, axons=16, synapses=16, membrane_bits=16, accumulator_bits=12,
+                       learning=False, wta=False, adaptive_threshold=False),
+}
+
+
+@pytest.mark.parametrize("name", list(ALL_FIRE_CONFIGS))
+def test_every_neuron_fires_costs_one_cycle_per_neuron(name):
+    """A pass in which every neuron fires (no WTA group) costs ``n_neurons + 4`` cycles: the
+    spikes leave during the scan, there is no commit."""
+    cfg = ALL_FIRE_CONFIGS[name]
+    rng = random.Random(f"all-fire-{name}")
+    params, state, _ = random_episode(rng, cfg, cfg.neurons)
+    for i, p in enumerate(params):
+        p.update(threshold=1, bias=cfg.membrane_range[1], leak_shift=0, refractory=0, wta_group=0)
+        state["v"][i] = rng.randint(0, cfg.membrane_range[1])
+        state["refrac"][i] = 0
+        state["theta"][i] = 0
+    state["acc"] = [0] * cfg.neurons
+    h = Harness(cfg, params, state)
+
+    async def testbench(ctx):
+        st = state
+        for n in (cfg.neurons, cfg.neurons, cfg.neurons // 2 + 1, 1):
+            learn = cfg.learning
+            expect, fired = spec_step(cfg, params, st, n, learn, 3, cfg.trace_max // 2)
+            assert fired == list(range(n))
+            got_fired, cycles, stalls = await run_pass(ctx, h, rng, n, learn, 3, cfg.trace_max // 2, 1.0)
+            assert [f[0] for f in got_fired] == fired
+            assert stalls == 0
+            assert cycles == n + 4, (n, cycles)
+            assert dump(ctx, h) == expect
+            # theta back to 0, so that the next pass fires every neuron again
+            st = dict(expect, theta=[0] * cfg.neurons)
+            load(ctx, h, None, st, keys=("theta",))
+
+    sim = Simulator(h)
+    sim.add_clock(1e-6)
+    sim.add_testbench(testbench)
+    sim.run()
+
+
+@pytest.mark.parametrize("p_ready", [0.2, 0.5, 0.8])
+def test_scan_backpressure_random(p_ready):
+    """Most neurons fire during the scan while ``fired.ready`` is random: every memory word and
+    the spike sequence stay bit-exact, and every stalled cycle costs exactly one cycle; WTA
+    groups mixed in, so the commit follows a stalled scan."""
+    cfg = CoreConfig(neurons=24, axons=16, synapses=16, membrane_bits=10, accumulator_bits=10,
+                     trace_bits=6, wta_groups=2)
+    rng = random.Random(f"scan-backpressure-{p_ready}")
+    groups = [0, 0, 0, 0, 1, 2]
+
+    def episode():
+        params, state = [], dict(v=[], refrac=[], theta=[], y=[], acc=[])
+        for _ in range(cfg.neurons):
+            p, st = random_neuron(rng, cfg, "fire", groups)
+            p["refractory"] = rng.choice([0, 0, 1])
+            params.append(p)
+            for key in state:
+                state[key].append(st[key])
+        return params, state
+
+    params, state = episode()
+    h = Harness(cfg, params, state)
+    totals = {"fired": 0, "stalls": 0, "wta": 0}
+
+    async def testbench(ctx):
+        nonlocal params, state
+        for ep in range(12):
+            if ep:
+                params, state = episode()
+                load(ctx, h, params, state)
+            for step in range(3):
+                if step:
+                    state["acc"] = random_acc(rng, cfg, "fire")
+                    load(ctx, h, None, state, keys=("acc",))
+                n = cfg.neurons if rng.random() < 0.7 else rng.randint(1, cfg.neurons)
+                learn = rng.random() < 0.7
+                pds, pj = rng.randint(0, 4), rng.randint(0, cfg.trace_max)
+                expect, fired = spec_step(cfg, params, state, n, learn, pds, pj)
+                got_fired, cycles, stalls = await run_pass(ctx, h, rng, n, learn, pds, pj, p_ready)
+                assert dump(ctx, h) == expect, (ep, step)
+                assert got_fired == [(i, params[i]["route_valid"], params[i]["route"], params[i]["output"])
+                                     for i in emission_order(cfg, params, fired)], (ep, step)
+                n_wta = _candidates(cfg, params, state, n, wta_only=True)
+                assert cycles == expected_cycles(n, n_wta) + stalls, (cycles, n, n_wta, stalls)
+                totals["fired"] += len(fired)
+                totals["stalls"] += stalls
+                totals["wta"] += n_wta
+                state = expect
+
+    sim = Simulator(h)
+    sim.add_clock(1e-6)
+    sim.add_testbench(testbench)
+    sim.run()
+    assert totals["fired"] > 100 and totals["stalls"] > 50 and totals["wta"] > 0, totals
 
 
 def test_config_validation():
