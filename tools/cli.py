@@ -36,7 +36,7 @@ examples:
   neurocore run IMG --dataset digits --json     # accuracy and spike statistics (golden model)
   neurocore inspect IMG             # verify and summarise a compiled image directory
   neurocore convert --dataset digits --steps 16   # ANN -> int8 SNN, accuracy vs T (golden model)
-  neurocore train-stdp --neurons 256 --epochs 16  # unsupervised on-chip STDP (golden model)
+  neurocore train-stdp --neurons 256 --epochs 12  # unsupervised on-chip STDP (golden model)
   neurocore COMMAND --help          # options and examples of one command
 """
 

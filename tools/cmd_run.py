@@ -48,32 +48,45 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def run(args) -> int:
+def image_and_test_data(image, *, config=None, dataset=None, data_dir=None, steps=None,
+                        encoder=None, limit=None):
+    """Load an image directory and the test split it is evaluated on.
+
+    Dataset, steps and encoder default to the image's encoding section. Returns
+    ``(compiled, x, y, steps, encoder, dataset_name)``; shared by ``run`` and ``cosim --image``.
+    """
     from ..sw.datasets import load_dataset
     from ..sw.encoders import ENCODERS
-    from ..sw.evaluate import evaluate
     from ..sw.image_dir import load_image_dir
 
     from .cmd_verilog import parse_config
 
-    config = parse_config(args.config) if args.config is not None else None
-    compiled = load_image_dir(args.image, config=config)
+    compiled = load_image_dir(image, config=parse_config(config) if config is not None else None)
     enc = compiled.encoding
-    dataset_name = args.dataset or enc.get("dataset") or "digits"
-    steps = args.steps or enc.get("steps") or DEFAULT_STEPS
-    encoder = args.encoder or (enc.get("kind") if enc.get("kind") in ENCODERS else None) or "rate"
+    dataset_name = dataset or enc.get("dataset") or "digits"
+    steps = steps or enc.get("steps") or DEFAULT_STEPS
+    encoder = encoder or (enc.get("kind") if enc.get("kind") in ENCODERS else None) or "rate"
     if encoder not in ENCODERS:
         raise UsageError(f"unknown encoder {encoder!r}; choose one of {', '.join(ENCODERS)}")
     try:
-        data = load_dataset(dataset_name, args.data_dir)
+        data = load_dataset(dataset_name, data_dir)
     except KeyError as exc:
         raise UsageError(f"unknown dataset {dataset_name!r} ({exc})") from None
     x, y = data.x_test, data.y_test
-    if args.limit is not None:
-        x, y = x[:args.limit], y[:args.limit]
+    if limit is not None:
+        x, y = x[:limit], y[:limit]
     if x.shape[1] != compiled.input_axons:
         raise UsageError(f"dataset {dataset_name!r} has {x.shape[1]} features per sample but the image "
                          f"has {compiled.input_axons} input axons")
+    return compiled, x, y, int(steps), encoder, dataset_name
+
+
+def run(args) -> int:
+    from ..sw.evaluate import evaluate
+
+    compiled, x, y, steps, encoder, dataset_name = image_and_test_data(
+        args.image, config=args.config, dataset=args.dataset, data_dir=args.data_dir,
+        steps=args.steps, encoder=args.encoder, limit=args.limit)
     t0 = time.perf_counter()
     result = evaluate(compiled, x, y, steps=int(steps), encoder=encoder, seed=args.seed,
                       batch_size=args.batch_size, progress=args.progress)
