@@ -1,0 +1,27 @@
+"""A converted digits network runs identically on the RTL and on the golden model."""
+from __future__ import annotations
+
+import pytest
+
+from neurocore.sim.cosim import available_simulators, image_cosim
+from neurocore.sw.convert.pipeline import convert_dataset
+from neurocore.sw.datasets import load_dataset
+from neurocore.sw.image_dir import load_image_dir
+
+
+def test_converted_digits_network_matches_golden_on_rtl(tmp_path):
+    simulators = available_simulators()
+    simulator = "icarus" if "icarus" in simulators else "verilator"
+    if simulator not in simulators:
+        pytest.skip("no HDL simulator installed")
+    image = tmp_path / "img"
+    result = convert_dataset("digits", steps=8, hidden=(16,), curve_steps=(), out=image)
+    assert result["snn_accuracy"] > 0.7
+    compiled = load_image_dir(image)
+    data = load_dataset("digits")
+    summary = image_cosim(compiled, data.x_test[:6], data.y_test[:6], steps=8, encoder="current",
+                          simulator=simulator, work_dir=tmp_path / "cosim")
+    assert summary["mismatches"] == 0, summary["problems"]
+    assert summary["samples_with_equal_spike_counts"] == 6
+    assert summary["output_spikes"] > 0 and summary["sops"] > 0
+    assert summary["predictions_equal"]
