@@ -23,11 +23,12 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, unsigned
-from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib import enum, stream
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from .component import CoreComponent
 from .config import CoreConfig
 from .host import COUNTER_BITS, Opcode, Region, Register, command_layout, data_bits, \
     output_spike_layout, word_shape
@@ -102,7 +103,7 @@ class _SharedMemory:
             m.d.comb += client.data.eq(rd.data)
 
 
-class Core(wiring.Component):
+class Core(CoreComponent):
     """A complete core for a :class:`CoreConfig`; see docs/hw.md for ports and address map.
 
     Parameters (keyword-only)
@@ -134,9 +135,7 @@ class Core(wiring.Component):
     """
 
     def __init__(self, *, config: CoreConfig, images=None, registers=None):
-        if not isinstance(config, CoreConfig):
-            raise ValueError(f"Core: config must be a CoreConfig, got {type(config).__name__}")
-        self._config = config
+        self._use_config(config)
         self._images = dict(images or {})
         self._registers = dict(registers or {})
         for region in self._images:
@@ -150,10 +149,6 @@ class Core(wiring.Component):
             "busy": Out(1),
             "error": Out(1),
         })
-
-    @property
-    def config(self) -> CoreConfig:
-        return self._config
 
     def elaborate(self, platform):
         m = Module()
@@ -335,7 +330,7 @@ class Core(wiring.Component):
         pendq.writer(Const(1), pend_w)
         pendq.reader(Const(1), pend_r)
         if learning:
-            active_w, active_r = active.host_client(), active.host_client()
+            active_w = active.host_client()
             active.writer(in_feed | in_clear, active_w)
             active.writer(in_update, sweep.active_wr)
             active.reader(in_update, sweep.active_rd)

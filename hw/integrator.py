@@ -8,9 +8,10 @@ plastic synapse it visits and writes the new weight back.
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib import data, memory, stream
 from amaranth.lib.wiring import In, Out
 
+from .component import CoreComponent
 from .config import CoreConfig
 from .layouts import pointer_layout, synapse_layout
 from .plasticity import AMPLITUDE_BITS, LEARN_SHIFT_BITS, WeightUpdate
@@ -21,7 +22,7 @@ TRACE_DECAY_BITS = 4     # pre/post_decay_shift: 0..15 (spec section 4)
 COUNTER_BITS = 32        # sops / busy_cycles counters (wrap around)
 
 
-class Integrator(wiring.Component):
+class Integrator(CoreComponent):
     """Phase 1 (integrate) plus LTD, one synaptic operation per clock.
 
     Operation
@@ -122,9 +123,7 @@ class Integrator(wiring.Component):
     """
 
     def __init__(self, *, config: CoreConfig):
-        if not isinstance(config, CoreConfig):
-            raise ValueError(f"config must be a CoreConfig, got {type(config).__name__}")
-        self._config = config
+        self._use_config(config)
         a_bits = config.axon_index_bits
         s_bits = config.synapse_address_bits
         n_bits = config.neuron_index_bits
@@ -148,10 +147,6 @@ class Integrator(wiring.Component):
             "sops": Out(COUNTER_BITS),
             "busy_cycles": Out(COUNTER_BITS),
         })
-
-    @property
-    def config(self) -> CoreConfig:
-        return self._config
 
     def elaborate(self, platform):
         m = Module()

@@ -20,17 +20,18 @@ accepted (``fired.ready`` low).
 from __future__ import annotations
 
 from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib import data, memory, stream
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from .component import CoreComponent
 from .config import CoreConfig
 from .layouts import fired_layout, neuron_param_layout, neuron_state_layout
 
 __all__ = ["NeuronUnit"]
 
 
-class NeuronUnit(wiring.Component):
+class NeuronUnit(CoreComponent):
     """LIF datapath: runs spec phase 2 (update neurons, WTA, reset) and the theta / post-trace
     part of phase 4 for one time step.
 
@@ -141,9 +142,7 @@ class NeuronUnit(wiring.Component):
     """
 
     def __init__(self, *, config: CoreConfig):
-        if not isinstance(config, CoreConfig):
-            raise ValueError(f"NeuronUnit: config must be a CoreConfig, got {type(config).__name__}")
-        self._config = config
+        self._use_config(config)
         nib = config.neuron_index_bits
         param_shape = neuron_param_layout(config)
         state_shape = neuron_state_layout(config)
@@ -185,10 +184,6 @@ class NeuronUnit(wiring.Component):
     @staticmethod
     def y_shape(config: CoreConfig):
         return unsigned(config.trace_bits)
-
-    @property
-    def config(self) -> CoreConfig:
-        return self._config
 
     # ----------------------------------------------------------------------------------------
     def elaborate(self, platform):

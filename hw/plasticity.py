@@ -15,9 +15,9 @@ the integrator, :mod:`neurocore.hw.integrator`) and LTP (the LTP engine).
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux, Shape, ShapeCastable, Signal, signed, unsigned
-from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from .component import CoreComponent
 from .config import CoreConfig
 
 __all__ = ["WeightUpdate", "AMPLITUDE_BITS", "LEARN_SHIFT_BITS"]
@@ -32,7 +32,7 @@ def _chunks(value, width: int) -> list:
     return [value[i:min(i + _CHUNK, width)] for i in range(0, width, _CHUNK)]
 
 
-class WeightUpdate(wiring.Component):
+class WeightUpdate(CoreComponent):
     """Pipelined STDP weight update: one synapse per clock, fixed latency :attr:`LATENCY`.
 
     An update presented on the ``in_*`` ports in a cycle with ``in_valid`` (and ``en``) high
@@ -83,8 +83,7 @@ class WeightUpdate(wiring.Component):
     LATENCY = 6
 
     def __init__(self, *, config: CoreConfig, tag_shape=None):
-        if not isinstance(config, CoreConfig):
-            raise ValueError(f"config must be a CoreConfig, got {type(config).__name__}")
+        self._use_config(config)
         if tag_shape is None:
             tag_shape = unsigned(config.synapse_address_bits)
         if not isinstance(tag_shape, ShapeCastable):
@@ -92,7 +91,6 @@ class WeightUpdate(wiring.Component):
                 tag_shape = Shape.cast(tag_shape)
             except TypeError as error:
                 raise ValueError(f"tag_shape must be shape-castable, got {tag_shape!r}") from error
-        self._config = config
         self._tag_shape = tag_shape
         w, x = config.weight_bits, config.trace_bits
         super().__init__({
@@ -114,10 +112,6 @@ class WeightUpdate(wiring.Component):
             "w_max": In(signed(w)),
             "soft_bound": In(1),
         })
-
-    @property
-    def config(self) -> CoreConfig:
-        return self._config
 
     def elaborate(self, platform):
         m = Module()

@@ -18,9 +18,10 @@ applies LTD) -> trace sweep (may overlap the neuron pass: they share no memory) 
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib import data, memory, stream
 from amaranth.lib.wiring import In, Out
 
+from .component import CoreComponent
 from .config import CoreConfig
 from .layouts import pointer_layout, reverse_layout, synapse_layout
 from .plasticity import AMPLITUDE_BITS, LEARN_SHIFT_BITS, WeightUpdate
@@ -31,12 +32,7 @@ TRACE_DECAY_BITS = 4     # pre_decay_shift: 0..15 (spec section 4)
 COUNTER_BITS = 32        # updates / busy_cycles counters (wrap around)
 
 
-def _check_config(who: str, config) -> None:
-    if not isinstance(config, CoreConfig):
-        raise ValueError(f"{who}: config must be a CoreConfig, got {type(config).__name__}")
-
-
-class TraceSweep(wiring.Component):
+class TraceSweep(CoreComponent):
     """Pre-trace update of spec phase 4 for all axons, and the clearing of the active bitmap.
 
     One *pass* (started by ``start``) visits ``a = 0 .. n_axons-1`` at one axon per clock and,
@@ -118,8 +114,7 @@ class TraceSweep(wiring.Component):
     """
 
     def __init__(self, *, config: CoreConfig):
-        _check_config("TraceSweep", config)
-        self._config = config
+        self._use_config(config)
         a_bits = config.axon_index_bits
         super().__init__({
             "start": In(1),
@@ -147,10 +142,6 @@ class TraceSweep(wiring.Component):
         """Active-bitmap word: one bit per axon (a whole word, so the core sets it with a
         plain write, no read-modify-write)."""
         return unsigned(1)
-
-    @property
-    def config(self) -> CoreConfig:
-        return self._config
 
     def elaborate(self, platform):
         m = Module()
@@ -236,7 +227,7 @@ class TraceSweep(wiring.Component):
         return m
 
 
-class LtpEngine(wiring.Component):
+class LtpEngine(CoreComponent):
     """Spec phase 4 (b), LTP: potentiates the plastic synapses of every fired neuron.
 
     For each neuron ``n`` received on ``fired`` the engine reads its reverse pointer word
@@ -328,11 +319,10 @@ class LtpEngine(wiring.Component):
     """
 
     def __init__(self, *, config: CoreConfig):
-        _check_config("LtpEngine", config)
+        self._use_config(config)
         if not config.learning:
             raise ValueError("LtpEngine: the config has learning=False; the LTP engine is only built "
                              "for a core configured with learning")
-        self._config = config
         n_bits = config.neuron_index_bits
         s_bits = config.synapse_address_bits
         a_bits = config.axon_index_bits
@@ -353,10 +343,6 @@ class LtpEngine(wiring.Component):
             "updates": Out(COUNTER_BITS),
             "busy_cycles": Out(COUNTER_BITS),
         })
-
-    @property
-    def config(self) -> CoreConfig:
-        return self._config
 
     def elaborate(self, platform):
         m = Module()

@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 
 from ..hw.config import CoreConfig
-from ..hw.host import output_spike_layout
 from ..hw.program import CoreProgram
 from . import golden
 from .host_protocol import decode_readback

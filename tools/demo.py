@@ -273,7 +273,7 @@ def format_demo(result: dict) -> str:
         f"timing      : first call {_ms(tm['first_call_s'])} (includes numba compile or cache load); "
         f"then {_ms(tm['batch_s'])} per batch call (parallel samples), "
         f"{_ms(tm['sequential_s'])} for {len(result['samples'])} sequential runs",
-        f"check       : batch and single-sample runs "
+        "check       : batch and single-sample runs "
         + ("agree" if result["batch_matches_single_runs"] else "DISAGREE"),
     ]
     raster = result["raster"]["neurons"]

@@ -1,5 +1,4 @@
 """Memory-image packing: vectorised words equal the per-word reference packing."""
-import numpy as np
 import pytest
 
 from neurocore.hw.host import Region, word_shape
