@@ -23,7 +23,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, unsigned
-from amaranth.lib import enum, stream
+from amaranth.lib import data, enum, stream
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -60,13 +60,24 @@ class _SharedMemory:
     Clients are registered with :meth:`reader` / :meth:`writer` together with the condition
     under which they own the port; :meth:`connect` builds the multiplexers. Read data goes
     to every reader (a synchronous read port holds its data while ``en`` is low).
+
+    A memory whose only writer shares its address with the first reader, under the same
+    condition (the regions only the host writes: parameters, pointers, the reverse index,
+    and synapses and theta without learning), is built single-port: the write port takes
+    the read port's address and the read port is disabled while writing (nobody uses a word
+    read in the cycle the host writes). Synthesis can then map the memory to single-port
+    RAM (the iCE40 UP5K's SPRAM).
     """
 
     def __init__(self, name: str, shape, depth: int, init=()):
         self.name = name
         self.shape = shape
         self.depth = depth
-        self.memory = Memory(shape=shape, depth=_depth(depth), init=list(init))
+        init = list(init)
+        if isinstance(shape, data.Layout) and init:
+            # Struct-shaped words take layout constants as initial values, not plain ints.
+            init = [data.Const(shape, word) for word in init]
+        self.memory = Memory(shape=shape, depth=_depth(depth), init=init)
         self._readers = []
         self._writers = []
 
@@ -83,12 +94,26 @@ class _SharedMemory:
                                en=Signal(name=f"{self.name}_host_en"),
                                data=Signal(self.shape, name=f"{self.name}_host_data"))
 
+    @property
+    def single_port(self) -> bool:
+        return (len(self._writers) == 1 and bool(self._readers)
+                and self._writers[0][0] is self._readers[0][0]
+                and self._writers[0][1].addr is self._readers[0][1].addr)
+
     def connect(self, m: Module):
         m.submodules[self.name] = self.memory
         rd = self.memory.read_port(domain="sync")
         wr = self.memory.write_port()
-        for clients, port, fields in ((self._readers, rd, ("addr", "en")),
-                                      (self._writers, wr, ("addr", "en", "data"))):
+        if self.single_port:
+            (when, client), = self._writers
+            rd_en = Signal(name=f"{self.name}_rd_en")
+            m.d.comb += [wr.addr.eq(rd.addr), wr.data.eq(client.data), wr.en.eq(when & client.en),
+                         rd.en.eq(rd_en & ~(when & client.en))]
+            port = SimpleNamespace(addr=rd.addr, en=rd_en)
+            plan = ((self._readers, port, ("addr", "en")),)
+        else:
+            plan = ((self._readers, rd, ("addr", "en")), (self._writers, wr, ("addr", "en", "data")))
+        for clients, port, fields in plan:
             if not clients:
                 m.d.comb += port.en.eq(0)
                 continue
@@ -284,9 +309,14 @@ class Core(CoreComponent):
 
         # ---- memory port owners --------------------------------------------------------------
         host = {region: mem.host_client() for region, mem in mems.items()}
+        # The host client's ``en`` serves READ and WRITE; only a WRITE enables the write port
+        # (a READ must not store the client's idle data word).
+        host_write = Signal()
+        m.d.comb += host_write.eq(self.cmd.payload.op == Opcode.WRITE)
         for region, mem in mems.items():
             mem.reader(in_host, host[region])
-            mem.writer(in_host, host[region])
+            mem.writer(in_host, SimpleNamespace(addr=host[region].addr, data=host[region].data,
+                                                en=host[region].en & host_write))
         clear = {region: mems[region].host_client()
                  for region in (Region.STATE, Region.ACC, Region.POST, Region.PRE) if region in mems}
         for region, client in clear.items():
@@ -295,7 +325,8 @@ class Core(CoreComponent):
         P = mems
         P[Region.POINTER].reader(in_feed, integ.ptr_rd)
         P[Region.SYNAPSE].reader(in_feed, integ.syn_rd)
-        P[Region.SYNAPSE].writer(in_feed, integ.syn_wr)
+        if learning:    # without learning the integrator's syn_wr.en is constant 0
+            P[Region.SYNAPSE].writer(in_feed, integ.syn_wr)
         P[Region.ACC].reader(in_feed, integ.acc_rd)
         P[Region.ACC].writer(in_feed, integ.acc_wr)
         P[Region.PARAM].reader(in_update, nu.param_rd)

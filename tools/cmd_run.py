@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from .cli_common import UsageError, add_command, non_negative_int, positive_int, print_json
 
@@ -18,7 +19,8 @@ EXAMPLES = """\
 neurocore run build/digits-img --dataset digits
 neurocore run build/mnist-img --dataset mnist --data-dir ~/data/mnist --steps 64 --json
 neurocore run build/img --dataset digits --limit 100 --encoder latency --steps 16
-neurocore run build/img --config core.json     # refuse an image compiled for another core"""
+neurocore run build/img --config core.json     # refuse an image compiled for another core
+neurocore run build/digits-img --plot plots/    # raster, membrane traces, confusion matrix"""
 
 DEFAULT_STEPS = 32
 
@@ -44,6 +46,9 @@ def register(subparsers) -> None:
     parser.add_argument("--batch-size", type=positive_int, default=256, metavar="B",
                         help="samples per golden-model call (default: %(default)s)")
     parser.add_argument("--progress", action="store_true", help="show a progress bar")
+    parser.add_argument("--plot", default=None, metavar="DIR",
+                        help="write PNG plots to DIR: spike raster and membrane traces of the first "
+                             "evaluated sample, confusion matrix")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.set_defaults(func=run)
 
@@ -91,6 +96,8 @@ def run(args) -> int:
     result = evaluate(compiled, x, y, steps=int(steps), encoder=encoder, seed=args.seed,
                       batch_size=args.batch_size, progress=args.progress)
     elapsed = time.perf_counter() - t0
+    plots = write_plots(args.plot, compiled, x, y, result, steps=steps, encoder=encoder,
+                        seed=args.seed, dataset=dataset_name) if args.plot else None
     report = {
         "image": str(args.image),
         "dataset": dataset_name,
@@ -109,6 +116,7 @@ def run(args) -> int:
         "decoding": compiled.decoding.get("kind", "count"),
         "confusion_matrix": result["confusion_matrix"],
         "time_s": elapsed,
+        "plots": plots,
     }
     if args.json:
         print_json(report)
@@ -122,4 +130,21 @@ def run(args) -> int:
           f"per sample; {report['silent_fraction']:.1%} silent samples")
     print(f"SOPs     : {report['mean_sops']:.1f} per sample")
     print(f"time     : {elapsed:.2f} s")
+    if plots:
+        print(f"plots    : {', '.join(plots.values())}")
     return 0
+
+
+def write_plots(out_dir, compiled, x, y, result, *, steps, encoder, seed, dataset) -> dict[str, str]:
+    """The ``--plot`` PNGs: raster and membrane traces of the first sample (encoded as
+    :func:`~neurocore.sw.evaluate.evaluate` encoded it), confusion matrix of ``result``."""
+    from ..sw.evaluate import encode_samples
+    from . import plots
+
+    inputs = encode_samples(x[:1], steps, encoder, seed)[0]
+    files = plots.sample_plots(compiled, inputs, out_dir, label=int(y[0]), name=f"{dataset} test sample 0")
+    files["confusion"] = plots.confusion_matrix(
+        result["confusion_matrix"], Path(out_dir) / plots.PLOT_FILES["confusion"],
+        title=f"{dataset} test split ({result['n_samples']} samples), T = {steps}: "
+              f"{100 * result['accuracy']:.2f} % correct")
+    return {name: str(path) for name, path in files.items()}

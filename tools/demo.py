@@ -1,290 +1,410 @@
-"""The demo behind ``neurocore demo``: a small pattern classifier run on the golden model.
+"""The demo behind ``neurocore demo``: the whole flow on the digits dataset, and a report folder.
 
-The network is built by hand, in code (no training):
+With no arguments and no download (digits ships with scikit-learn):
 
-* 64 host inputs: the pixels of an 8x8 image, rate coded (an "on" pixel spikes with
-  probability ``P_ON`` per step, an "off" pixel with ``P_OFF``).
-* 16 hidden LIF neurons, 4 per class. Each is a template detector: excitatory synapses from
-  a random 75 % of its class's pixels, inhibitory ones from every pixel outside the pattern.
-  Each routes its spikes to an internal axon (delay one step).
-* 4 output neurons in one winner-take-all group: excited by the 4 hidden neurons of their
-  class, inhibited by the others. At most one output fires per step.
+1. **Train, convert, compile, evaluate** with
+   :func:`neurocore.sw.convert.pipeline.convert_dataset`: a 64-128-10 ReLU MLP trained on
+   the training split, converted to an integer (int8) SNN, compiled for the default core,
+   evaluated on the bit-exact golden model over the whole test split at ``steps`` and at
+   every ``T`` of the accuracy-vs-T curve; the compiled memory images are written to
+   ``image/`` of the report.
+2. **Check the image**: :func:`neurocore.sw.image_dir.load_image_dir` reads ``image/`` back
+   (checksums, program validity) and :func:`neurocore.sw.evaluate.evaluate` runs it on the
+   whole test split again: the accuracy must equal step 1's; this run's confusion matrix
+   is plotted.
+3. **Verilog**: :func:`neurocore.sim.cosim.write_verilog` writes the core with the program
+   baked in as initial memory contents (``core.v``).
+4. **Co-simulation** (skipped with ``cosim=False``): :func:`neurocore.sim.cosim.image_cosim`
+   builds the core with Verilator (or Icarus), loads the program over the host interface
+   and runs the first ``samples`` test samples on the RTL under cocotb, checking every
+   output spike, the final state and every weight against the golden model; the RTL's
+   cycle counters give the synaptic operations per clock.
+5. **Plots** (:mod:`neurocore.tools.plots`): accuracy vs T, the spike raster and membrane
+   traces of test sample 0, the confusion matrix.
 
-A few noisy samples of the four patterns are run with ``golden.run_batch`` (learning off,
-samples in parallel threads) and one by one with ``golden.run`` (timed both ways), then once
-more recording every neuron's spikes; batch and single runs must agree. The predicted class of a sample is the output that spiked most.
+The report folder (default ``neurocore-report``) holds ``report.json`` (the summary below
+plus the details), ``summary.txt`` (the table :func:`format_summary` prints), ``image/``,
+``core.v``, the four PNGs and, after co-simulation, ``cosim/`` (the build and simulation
+logs). It is written atomically: everything goes into a temporary sibling directory that
+is renamed into place at the end. An existing directory is replaced only if it is a
+report of this demo (or empty), or with ``force``; the current directory and its parents
+are never replaced.
 
-Later this becomes the full flow (ANN -> SNN conversion -> compile -> RTL co-simulation);
-:func:`run_demo` returns a plain dict so further stages can add their own sections.
+:func:`run_demo` returns a JSON-friendly dict with at least ``ann_accuracy``,
+``snn_accuracy``, ``cosim_samples``, ``cosim_mismatches`` and ``sop_per_cycle`` (the last
+two ``None`` without co-simulation).
 """
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import threading
 import time
+import uuid
+from pathlib import Path
 
-import numpy as np
+__all__ = ["run_demo", "format_summary", "check_out_dir", "is_report_dir", "DEFAULT_OUT",
+           "DEFAULT_SAMPLES", "DEFAULT_STEPS", "REPORT_KIND", "REPORT_JSON"]
 
-from ..hw.config import CoreConfig
-from ..hw.program import CoreProgram, NeuronParams
-
-__all__ = ["PATTERNS", "CLASSES", "build_network", "make_inputs", "run_demo", "format_demo"]
-
-# Four handcrafted 8x8 patterns ('#' = on).
-PATTERNS: dict[str, tuple[str, ...]] = {
-    "X": ("#......#",
-          ".#....#.",
-          "..#..#..",
-          "...##...",
-          "...##...",
-          "..#..#..",
-          ".#....#.",
-          "#......#"),
-    "O": ("..####..",
-          ".#....#.",
-          "#......#",
-          "#......#",
-          "#......#",
-          "#......#",
-          ".#....#.",
-          "..####.."),
-    "T": ("########",
-          "########",
-          "...##...",
-          "...##...",
-          "...##...",
-          "...##...",
-          "...##...",
-          "...##..."),
-    "L": ("##......",
-          "##......",
-          "##......",
-          "##......",
-          "##......",
-          "##......",
-          "########",
-          "########"),
-}
-CLASSES = tuple(PATTERNS)
-
-SIDE = 8
-N_INPUTS = SIDE * SIDE
-HIDDEN_PER_CLASS = 4
-P_ON, P_OFF = 0.30, 0.02        # spike probability per step of an on / off pixel
-FLIP = 0.05                     # fraction of pixels flipped in each sample
-KEEP = 0.75                     # fraction of its pattern's pixels a hidden neuron listens to
-EXCITATION = 96                 # sum of a hidden neuron's excitatory weights
-INHIBITION = -4                 # weight from a pixel outside the pattern
-HIDDEN = dict(threshold=64, leak_shift=2, refractory=2)
-OUT_EXCITE, OUT_INHIBIT = 16, -8
-OUTPUT = dict(threshold=24, leak_shift=1, refractory=1, wta_group=1)
-REPEATS = 3                     # timed repetitions; the best is reported
+DATASET = "digits"
+ENCODER = "current"
+DEFAULT_OUT = "neurocore-report"
+DEFAULT_SAMPLES = 20
+DEFAULT_STEPS = 16
+REPORT_KIND = "neurocore-demo-report"
+REPORT_JSON = "report.json"
+SUMMARY_TXT = "summary.txt"
+IMAGE_DIR = "image"
+VERILOG = "core.v"
+COSIM_DIR = "cosim"
+COSIM_LOGS = ("build.log", "sim.log")
 
 
-def pattern_bits(name: str) -> np.ndarray:
-    """The pattern as a bool vector of 64 pixels, row-major."""
-    return np.array([c == "#" for row in PATTERNS[name] for c in row], bool)
+class _Refused(ValueError):
+    """The output directory must not be replaced (reported as a one-line usage error)."""
 
 
-def build_network(config: CoreConfig | None = None, seed: int = 0) -> CoreProgram:
-    """The 64 -> 16 -> 4 (WTA) classifier as a validated ``CoreProgram``.
+# -- the report directory ------------------------------------------------------------------------
+def is_report_dir(path) -> bool:
+    """Whether ``path`` is a directory written by this demo (its ``report.json`` says so)."""
+    try:
+        data = json.loads((Path(path) / REPORT_JSON).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("kind") == REPORT_KIND
 
-    Neurons ``0..15`` are hidden (class ``i // 4``), ``16..19`` the outputs (class ``i - 16``).
-    Axons ``0..63`` are pixels, ``64..79`` carry the hidden neurons' spikes.
+
+def check_out_dir(out, force: bool = False) -> Path:
+    """The absolute report path, if it may be (re)written; else raise ``ValueError``.
+
+    Allowed: a path that does not exist, an empty directory, a report of this demo, and
+    with ``force`` any other file or directory -- never the current directory or one of
+    its parents.
     """
-    config = config or CoreConfig()
-    rng = np.random.default_rng(seed)
-    n_classes, n_hidden = len(CLASSES), len(CLASSES) * HIDDEN_PER_CLASS
-    axon, target, weight = [], [], []
-    for h in range(n_hidden):
-        on = pattern_bits(CLASSES[h // HIDDEN_PER_CLASS])
-        pixels = np.flatnonzero(on)
-        chosen = rng.choice(pixels, size=max(1, round(KEEP * len(pixels))), replace=False)
-        w_on = min(config.weight_range[1], max(1, round(EXCITATION / len(chosen))))
-        for p in sorted(chosen):
-            axon.append(p), target.append(h), weight.append(w_on)
-        for p in np.flatnonzero(~on):
-            axon.append(p), target.append(h), weight.append(INHIBITION)
-    for h in range(n_hidden):
-        for c in range(n_classes):
-            axon.append(N_INPUTS + h), target.append(n_hidden + c)
-            weight.append(OUT_EXCITE if h // HIDDEN_PER_CLASS == c else OUT_INHIBIT)
-    neurons = NeuronParams.uniform(n_hidden + n_classes, threshold=1)
-    for name in ("threshold", "leak_shift", "refractory", "wta_group"):
-        values = getattr(neurons, name)
-        values[:n_hidden] = HIDDEN.get(name, 0)
-        values[n_hidden:] = OUTPUT.get(name, 0)
-    route = np.full(n_hidden + n_classes, -1)
-    route[:n_hidden] = N_INPUTS + np.arange(n_hidden)
-    return CoreProgram.from_synapses(
-        config, n_inputs=N_INPUTS, n_axons=N_INPUTS + n_hidden, axon=axon, target=target,
-        weight=weight, neurons=neurons, route=route, outputs=n_hidden + np.arange(n_classes))
+    path = Path(out).expanduser().absolute()
+    cwd = Path.cwd().resolve()
+    if path.exists() or path.is_symlink():
+        real = path.resolve()
+        if real == cwd or real in cwd.parents:
+            raise _Refused(f"--out {out}: refusing to replace the current directory or one of its parents")
+        if path.is_symlink():
+            if not force:
+                raise _Refused(f"--out {out} is a symbolic link; pass --force to replace it")
+        elif path.is_dir():
+            if not (force or is_report_dir(path) or not any(path.iterdir())):
+                raise _Refused(f"--out {out} exists and is not a neurocore demo report (no {REPORT_JSON} "
+                               "of the demo); choose another --out or pass --force to replace it")
+        elif not force:
+            raise _Refused(f"--out {out} exists and is not a directory; pass --force to replace it")
+    return path
 
 
-def make_inputs(samples: int, steps: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Noisy rate-coded samples, classes in turn: ``(labels[B], images bool[B, 64], spikes bool[B, T, 64])``."""
-    rng = np.random.default_rng(seed + 1)
-    labels = np.arange(samples) % len(CLASSES)
-    images = np.stack([pattern_bits(CLASSES[c]) for c in labels])
-    images ^= rng.random(images.shape) < FLIP
-    rates = np.where(images, P_ON, P_OFF)
-    spikes = rng.random((samples, steps, N_INPUTS)) < rates[:, None, :]
-    return labels, images, spikes
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
 
 
-def run_demo(steps: int = 64, seed: int = 0, samples: int = 8) -> dict:
-    """Build the network, run ``samples`` samples of ``steps`` steps, return the report."""
-    from ..sim import golden
+def _install(tmp: Path, out: Path, force: bool) -> None:
+    """Rename the finished ``tmp`` to ``out``, replacing what is there (checked again)."""
+    check_out_dir(out, force)
+    old = None
+    if out.exists() or out.is_symlink():
+        old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
+        os.rename(out, old)
+    try:
+        os.rename(tmp, out)
+    except OSError:
+        if old is not None:
+            os.rename(old, out)
+        raise
+    if old is not None:
+        _remove(old)
 
-    if steps < 1 or samples < 1:
-        raise ValueError(f"steps and samples must be at least 1, got steps={steps}, samples={samples}")
+
+# -- progress ------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _ticker(desc: str, enabled: bool, status=None):
+    """A progress line on stderr for a step of unknown length: elapsed time, and ``status()``."""
+    if not enabled:
+        yield
+        return
+    from tqdm import tqdm
+
+    bar = tqdm(total=None, desc=desc, bar_format="{desc}: {elapsed}{postfix}", file=sys.stderr)
+    stop = threading.Event()
+
+    def tick():
+        while not stop.wait(0.5):
+            if status is not None:
+                bar.set_postfix_str(status(), refresh=False)
+            bar.refresh()
+
+    thread = threading.Thread(target=tick, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        if status is not None:
+            bar.set_postfix_str("done", refresh=False)
+        bar.close()
+
+
+def _cosim_status(build_dir: Path, simulator: str, samples: int, steps: int):
+    """What :func:`image_cosim` is doing, guessed from the files it has written so far."""
+    def status() -> str:
+        if (build_dir / "sim.log").exists():
+            return f"simulating {samples} samples x {steps} steps on the RTL"
+        if (build_dir / "core.v").exists():
+            return f"building the core with {simulator}"
+        return "generating the Verilog"
+    return status
+
+
+# -- the demo ------------------------------------------------------------------------------------
+def run_demo(out=DEFAULT_OUT, *, samples: int = DEFAULT_SAMPLES, steps: int = DEFAULT_STEPS,
+             simulator: str = "verilator", cosim: bool = True, seed: int = 0, force: bool = False,
+             progress: bool = True, curve_steps=None) -> dict:
+    """Run the demo (see the module docstring) and write the report folder ``out``.
+
+    ``curve_steps`` are the ``T`` of the accuracy-vs-T curve (default:
+    ``convert_dataset``'s; ``steps`` is always included). Raises ``ValueError`` for an
+    ``out`` it must not replace, an unknown or missing simulator, or more co-simulation
+    samples than the test split holds.
+    """
+    t_start = time.perf_counter()
+    from ..sim.cosim import SIMULATORS, available_simulators
+    from ..sw.convert.pipeline import DEFAULT_CURVE
+
+    steps, samples, seed = int(steps), int(samples), int(seed)
+    if steps < 1 or samples < 1 or seed < 0:
+        raise ValueError(f"steps and samples must be positive and seed non-negative, got steps={steps}, "
+                         f"samples={samples}, seed={seed}")
+    out = check_out_dir(out, force)
+    if cosim:
+        if simulator not in SIMULATORS:
+            raise ValueError(f"unknown simulator {simulator!r}; choose one of {', '.join(SIMULATORS)}")
+        found = available_simulators()
+        if simulator not in found:
+            raise ValueError(f"simulator {simulator} is not installed (found: {', '.join(found) or 'none'}); "
+                             "pass --no-cosim to skip the RTL co-simulation")
+    curve_steps = DEFAULT_CURVE if curve_steps is None else tuple(curve_steps)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp.mkdir()
+    try:
+        report = _build_report(tmp, samples=samples, steps=steps, simulator=simulator, cosim=cosim,
+                               seed=seed, progress=progress, curve_steps=curve_steps)
+        report["timings"]["total_s"] = round(time.perf_counter() - t_start, 2)
+        report["total_s"] = report["timings"]["total_s"]
+        report["report"] = str(out)
+        written = [str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file()]
+        report["files"] = sorted(written + [REPORT_JSON, SUMMARY_TXT])
+        (tmp / REPORT_JSON).write_text(json.dumps(report, indent=2) + "\n")
+        (tmp / SUMMARY_TXT).write_text(format_summary(report) + "\n")
+        _install(tmp, out, force)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return report
+
+
+def _build_report(tmp: Path, *, samples, steps, simulator, cosim, seed, progress, curve_steps) -> dict:
+    from ..sim.cosim import image_cosim, write_verilog
+    from ..sw.convert.pipeline import convert_dataset
+    from ..sw.datasets import load_dataset
+    from ..sw.evaluate import encode_samples, evaluate
+    from ..sw.image_dir import load_image_dir
+    from . import plots
+
+    timings: dict[str, float] = {}
+
+    # 1. train, convert, compile, evaluate on the golden model; write the memory images
     t0 = time.perf_counter()
-    program = build_network(seed=seed)
-    labels, images, inputs = make_inputs(samples, steps, seed)
-    build_s = time.perf_counter() - t0
-
-    # First calls: numba compiles the kernels (or loads them from its on-disk cache).
+    data = load_dataset(DATASET)
+    timings["load_s"] = round(time.perf_counter() - t0, 2)
+    if cosim and samples > len(data.x_test):
+        raise ValueError(f"--samples {samples}: the {DATASET} test split has only {len(data.x_test)} samples")
     t0 = time.perf_counter()
-    golden.run(program, inputs[0])
-    golden.run_batch(program, inputs[:1])
-    first_call_s = time.perf_counter() - t0
+    conv = convert_dataset(DATASET, steps=steps, seed=seed, encoder=ENCODER, curve_steps=curve_steps,
+                           out=tmp / IMAGE_DIR, progress=progress)
+    elapsed = time.perf_counter() - t0
+    t = conv["timings"]
+    timings["train_s"] = round(t["train_s"], 2)
+    timings["evaluate_s"] = round(t["evaluate_s"], 2)
+    # the rest of convert_dataset: converting, compiling, writing the image
+    timings["convert_compile_s"] = round(elapsed - t["load_s"] - t["train_s"] - t["evaluate_s"], 2)
 
-    # Steady state, best of REPEATS: the whole batch in one call (samples in parallel
-    # threads), and the samples one by one with ``run``.
-    batch_s, sequential_s = [], []
-    for _ in range(REPEATS):
+    # 2. read the image back and evaluate it again (and keep its confusion matrix)
+    t0 = time.perf_counter()
+    compiled = load_image_dir(tmp / IMAGE_DIR)
+    check = evaluate(compiled, data.x_test, data.y_test, steps=steps, encoder=ENCODER, seed=seed,
+                     progress=progress)
+    if check["accuracy"] != conv["snn_accuracy"]:
+        raise RuntimeError(f"the written image scores {check['accuracy']} on the golden model, the "
+                           f"converted network {conv['snn_accuracy']}")
+    timings["image_check_s"] = round(time.perf_counter() - t0, 2)
+
+    # 3. the Verilog with the program baked in
+    t0 = time.perf_counter()
+    with _ticker("verilog", progress, lambda: f"core with the program baked in -> {VERILOG}"):
+        write_verilog(compiled.config, tmp / VERILOG, program=compiled.program)
+    timings["verilog_s"] = round(time.perf_counter() - t0, 2)
+
+    # 4. the RTL in co-simulation on the first test samples
+    summary = None
+    if cosim:
         t0 = time.perf_counter()
-        batch = golden.run_batch(program, inputs)
-        batch_s.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        for b in range(samples):
-            golden.run(program, inputs[b])
-        sequential_s.append(time.perf_counter() - t0)
-    batch_s, sequential_s = min(batch_s), min(sequential_s)
+        with tempfile.TemporaryDirectory(prefix="neurocore-demo-cosim-") as work:
+            build_dir = Path(work) / f"{simulator}-image"
+            with _ticker(f"cosim ({simulator})", progress,
+                         _cosim_status(build_dir, simulator, samples, steps)):
+                summary = image_cosim(compiled, data.x_test[:samples], data.y_test[:samples], steps=steps,
+                                      encoder=ENCODER, seed=seed, simulator=simulator, work_dir=work)
+            logs = tmp / COSIM_DIR
+            logs.mkdir()
+            for name in COSIM_LOGS:
+                if (build_dir / name).is_file():
+                    shutil.copyfile(build_dir / name, logs / name)
+        summary.pop("work_dir", None)
+        timings["cosim_build_s"] = summary["build_seconds"]
+        timings["cosim_s"] = round(time.perf_counter() - t0, 2)
 
-    # The same samples once more, recording every neuron; they must match the batch.
-    singles = [golden.run(program, inputs[b], record_neurons=True) for b in range(samples)]
-    consistent = all(np.array_equal(r.spikes, batch.spikes[b]) and r.sops == batch.sops[b]
-                     for b, r in enumerate(singles))
+    # 5. plots
+    t0 = time.perf_counter()
+    names = plots.PLOT_FILES
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=len(names), desc="plots", unit="plot", file=sys.stderr)
+    try:
+        files = {"accuracy": plots.accuracy_curve(conv, tmp / names["accuracy"])}
+        if bar is not None:
+            bar.update(1)
+        inputs = encode_samples(data.x_test[:1], steps, ENCODER, seed)[0]
+        files.update(plots.sample_plots(compiled, inputs, tmp, label=int(data.y_test[0]),
+                                        name="test sample 0"))
+        if bar is not None:
+            bar.update(2)
+        files["confusion"] = plots.confusion_matrix(
+            check["confusion_matrix"], tmp / names["confusion"],
+            title=f"{DATASET} test split, golden model, T = {steps}: "
+                  f"{100 * check['accuracy']:.2f} % of {check['n_samples']} correct")
+        if bar is not None:
+            bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    timings["plots_s"] = round(time.perf_counter() - t0, 2)
 
-    n_hidden = len(CLASSES) * HIDDEN_PER_CLASS
-    out_counts = batch.spikes.sum(axis=1)                       # [B, n_classes]
-    hidden_counts = np.stack([r.neuron_spikes[:, :n_hidden].sum(axis=0) for r in singles])
-    rows = []
-    for b in range(samples):
-        counts = out_counts[b]
-        best = np.flatnonzero(counts == counts.max())
-        predicted = CLASSES[int(best[0])] if counts.max() > 0 and len(best) == 1 else None
-        rows.append({
-            "label": CLASSES[labels[b]],
-            "predicted": predicted,
-            "correct": predicted == CLASSES[labels[b]],
-            "output_spikes": counts.tolist(),
-            "hidden_spikes": int(hidden_counts[b].sum()),
-            "input_spikes": int(inputs[b].sum()),
-            "sops": int(batch.sops[b]),
-        })
-
-    total_sops = int(batch.sops.sum())
-    neuron_updates = samples * steps * program.n_neurons
-    mode, best_s = min((("batch", batch_s), ("sequential", sequential_s)), key=lambda m: m[1])
-    best_s = max(best_s, 1e-9)
-    cfg = program.config
+    sizes = [conv["n_features"]] + list(conv["ann"]["hidden"]) + [conv["n_classes"]]
     return {
-        "demo": "pattern classifier on the golden model",
-        "config": {**cfg.to_dict(), "hash": cfg.hash()},
+        "kind": REPORT_KIND,
+        "demo": f"{DATASET}: ANN -> int{conv['weight_bits']} SNN -> core, golden model and RTL",
+        "dataset": DATASET,
+        "n_train": conv["n_train"],
+        "n_test": conv["n_test"],
+        "steps": steps,
+        "seed": seed,
+        "encoder": ENCODER,
+        "weight_bits": conv["weight_bits"],
+        "ann_accuracy": conv["ann_accuracy"],
+        "snn_accuracy": conv["snn_accuracy"],
+        "rate_limit_accuracy": conv["rate_limit_accuracy"],
+        "cosim_samples": summary["samples"] if summary else 0,
+        "cosim_mismatches": summary["mismatches"] if summary else None,
+        "cosim_agreement": (summary["mismatches"] == 0 and summary["predictions_equal"]) if summary else None,
+        "sop_per_cycle": summary["sop_per_cycle"] if summary else None,
+        "simulator": simulator if summary else None,
         "network": {
-            "inputs": N_INPUTS,
-            "hidden": n_hidden,
-            "outputs": len(CLASSES),
-            "classes": list(CLASSES),
-            "neurons": program.n_neurons,
-            "axons": program.n_axons,
-            "synapses": program.n_synapses,
-            "wta_groups": 1,
-            "layers": f"{N_INPUTS} inputs -> {n_hidden} LIF -> {len(CLASSES)} WTA",
+            "sizes": sizes,
+            "neurons": conv["neurons"],
+            "synapses": conv["synapses"],
+            "mean_sops_per_sample": conv["mean_sops"],
+            "mean_output_spikes": conv["mean_output_spikes"],
+            "config": conv["config"],
+            "config_hash": conv["config_hash"],
+            "utilisation": compiled.utilisation(),
         },
-        "stimulus": {"samples": samples, "steps": steps, "seed": seed, "p_on": P_ON,
-                     "p_off": P_OFF, "pixel_flip": FLIP},
-        "samples": rows,
-        "output_spike_counts": dict(zip(CLASSES, out_counts.sum(axis=0).tolist())),
-        "hidden_spike_counts": hidden_counts.sum(axis=0).tolist(),
-        "accuracy": sum(r["correct"] for r in rows) / samples,
-        "sops": total_sops,
-        "batch_matches_single_runs": bool(consistent),
-        "timing": {
-            "build_s": build_s,
-            "first_call_s": first_call_s,
-            "batch_s": batch_s,
-            "sequential_s": sequential_s,
-            "repeats": REPEATS,
-            "mode": mode,
-            "sops_per_s": total_sops / best_s,
-            "neuron_updates_per_s": neuron_updates / best_s,
-        },
-        "raster": {
-            "sample": 0,
-            # one string per neuron, one character per step: "|" spike, "." none
-            "neurons": ["".join("|" if f else "." for f in row) for row in singles[0].neuron_spikes.T],
-        },
+        "ann": conv["ann"],
+        "curve": conv["curve"],
+        "confusion_matrix": check["confusion_matrix"],
+        "cosim": summary,
+        "plots": {k: str(Path(v).relative_to(tmp)) for k, v in files.items()},
+        "timings": timings,
     }
 
 
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1e3:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
+# -- the summary ---------------------------------------------------------------------------------
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    return f"{int(seconds // 60)} min {seconds % 60:04.1f} s"
 
 
-def format_demo(result: dict) -> str:
-    """The report of :func:`run_demo` as text for a terminal."""
-    cfg, net, stim, tm = result["config"], result["network"], result["stimulus"], result["timing"]
-    features = "+".join(f for f in ("learning", "wta", "adaptive_threshold") if cfg[f]) or "none"
-    lines = [
-        f"neurocore demo: {result['demo']}",
-        "",
-        f"core config : {cfg['neurons']} neurons, {cfg['axons']} axons, {cfg['synapses']} synapses; "
-        f"W={cfg['weight_bits']} V={cfg['membrane_bits']} C={cfg['accumulator_bits']} "
-        f"X={cfg['trace_bits']} bits; {cfg['wta_groups']} WTA groups; {features} "
-        f"(hash {cfg['hash'][:12]})",
-        f"network     : {net['layers']}: {net['neurons']} neurons, {net['axons']} axons, "
-        f"{net['synapses']} synapses",
-        f"stimulus    : {stim['samples']} samples x {stim['steps']} steps, rate coded "
-        f"(p_on={stim['p_on']}, p_off={stim['p_off']}, {stim['pixel_flip']:.0%} pixels flipped), "
-        f"seed {stim['seed']}",
-        "",
-        "patterns    :",
-        "  " + "   ".join(f"{c:^{SIDE}}" for c in net["classes"]),
+def _shown(path: str) -> str:
+    """``path`` relative to the current directory if it is inside it, else as it is."""
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def format_summary(report: dict) -> str:
+    """The summary table of a :func:`run_demo` report."""
+    net, tm, cs = report["network"], report["timings"], report["cosim"]
+    n_test, steps = report["n_test"], report["steps"]
+    rows = [
+        ("ANN accuracy", f"{100 * report['ann_accuracy']:.2f} %",
+         f"float MLP {'-'.join(map(str, net['sizes']))}, {n_test} test samples"),
+        ("SNN accuracy", f"{100 * report['snn_accuracy']:.2f} %",
+         f"int{report['weight_bits']} SNN on the golden model, T = {steps}, {n_test} test samples"),
     ]
-    for r in range(SIDE):
-        lines.append("  " + "   ".join(PATTERNS[c][r].replace(".", " ")
-                                       for c in net["classes"]))
-    lines += ["", f"  sample  label  output spikes {' '.join(f'{c:>3}' for c in net['classes'])}"
-                  "  hidden  SOPs  predicted"]
-    for i, row in enumerate(result["samples"]):
-        mark = "ok" if row["correct"] else ("no decision" if row["predicted"] is None else "WRONG")
-        lines.append(f"  {i:>6}  {row['label']:>5}  {'':13} "
-                     f"{' '.join(f'{n:>3}' for n in row['output_spikes'])}  {row['hidden_spikes']:>6}"
-                     f"  {row['sops']:>4}  {row['predicted'] or '-':>9} {mark}")
-    correct = sum(r["correct"] for r in result["samples"])
-    totals = ", ".join(f"{c}: {n}" for c, n in result["output_spike_counts"].items())
-    lines += [
-        "",
-        f"accuracy    : {correct}/{len(result['samples'])}",
-        f"out spikes  : {totals}",
-        f"golden model: {result['sops']} synaptic ops, {tm['sops_per_s']:.3g} SOP/s, "
-        f"{tm['neuron_updates_per_s']:.3g} neuron updates/s ({tm['mode']}, best of {tm['repeats']})",
-        f"timing      : first call {_ms(tm['first_call_s'])} (includes numba compile or cache load); "
-        f"then {_ms(tm['batch_s'])} per batch call (parallel samples), "
-        f"{_ms(tm['sequential_s'])} for {len(result['samples'])} sequential runs",
-        "check       : batch and single-sample runs "
-        + ("agree" if result["batch_matches_single_runs"] else "DISAGREE"),
-    ]
-    raster = result["raster"]["neurons"]
-    n_hidden = net["hidden"]
-    width = min(len(raster[0]), 64)
-    lines += ["", f"spikes of sample {result['raster']['sample']} "
-                  f"(label {result['samples'][0]['label']}), first {width} steps:"]
-    for n, row in enumerate(raster):
-        if n < n_hidden:
-            name = f"h{n:<2} {net['classes'][n // HIDDEN_PER_CLASS]}"
+    if cs is None:
+        rows += [("co-sim agreement", "skipped", "--no-cosim"),
+                 ("synaptic ops / clock", "-", "needs the RTL co-simulation")]
+    else:
+        if report["cosim_mismatches"] == 0:
+            agreement = f"{cs['samples']}/{cs['samples']} bit-exact"
         else:
-            name = f"out {net['classes'][n - n_hidden]}"
-        lines.append(f"  {name:<6} " + row[:width])
-    return "\n".join(line.rstrip() for line in lines)
+            agreement = f"{report['cosim_mismatches']} MISMATCHES"
+        predictions = "same" if cs["predictions_equal"] else "DIFFERENT"
+        rows += [
+            ("co-sim agreement", agreement,
+             f"RTL ({cs['simulator']}) vs golden model: output spikes, final state, weights; "
+             f"{predictions} predictions ({100 * cs['rtl_accuracy']:.1f} % correct)"),
+            ("synaptic ops / clock", f"{report['sop_per_cycle']:.3f}",
+             f"{cs['sops']} SOPs in {cs['cycles']} cycles ({cs['cycles_per_sample']:.0f} cycles/sample)"),
+        ]
+    rows.append(("time taken", _duration(tm["total_s"]), "wall clock, stages below"))
+    width = max(len(r[0]) for r in rows)
+    value_width = max(len(r[1]) for r in rows)
+    lines = [f"neurocore demo: {report['demo']} (core config {net['config_hash'][:12]}: "
+             f"{net['neurons']} neurons, {net['synapses']} synapses)", ""]
+    lines += [f"  {name:<{width}}  {value:>{value_width}}  {note}" for name, value, note in rows]
+    stages = [
+        ("load the data", tm["load_s"]),
+        ("train the ANN", tm["train_s"]),
+        ("convert, compile, write the image", tm["convert_compile_s"]),
+        (f"golden model: {n_test} samples x {len(report['curve']) or 1} T values", tm["evaluate_s"]),
+        ("re-load and re-check the image", tm["image_check_s"]),
+        ("Verilog with the program", tm["verilog_s"]),
+    ]
+    if cs is not None:
+        stages += [(f"RTL: Verilog + {cs['simulator']} build", tm["cosim_build_s"]),
+                   (f"RTL: load, run {cs['samples']} samples, compare", tm["cosim_s"] - tm["cosim_build_s"])]
+    stages.append(("plots", tm["plots_s"]))
+    sw = max(len(s[0]) for s in stages)
+    lines += ["", f"  {'stage':<{sw + 2}}  {'time':>9}"]
+    lines += [f"    {name:<{sw}}  {_duration(seconds):>9}" for name, seconds in stages]
+    lines += ["", f"report: {_shown(report['report'])}/ ({IMAGE_DIR}/ memory images, {VERILOG}, "
+                  f"{len(report['plots'])} plots, {REPORT_JSON})"]
+    return "\n".join(lines)

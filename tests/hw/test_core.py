@@ -19,10 +19,16 @@ from neurocore.sim.host_protocol import (Command, clear_command, decode_readback
 from neurocore.sim.random_programs import random_program
 
 
-def run_core(program, inputs, *, learn, samples=1):
-    """Run ``inputs`` ([samples, T, n_inputs]) on the Core; returns spikes, state, stats."""
+def run_core(program, inputs, *, learn, samples=1, baked=False):
+    """Run ``inputs`` ([samples, T, n_inputs]) on the Core; returns spikes, state, stats.
+
+    ``baked``: the program is the memories' initial contents instead of being loaded.
+    """
+    from neurocore.hw.images import program_images, program_registers
+
     cfg = program.config
-    dut = Core(config=cfg)
+    dut = (Core(config=cfg, images=program_images(program), registers=program_registers(program, learn=learn))
+           if baked else Core(config=cfg))
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     spikes = []
@@ -54,7 +60,7 @@ def run_core(program, inputs, *, learn, samples=1):
                 spikes.append(unpack(layout, int(payload)))
 
     async def host(ctx):
-        for c in load_commands(program, learn=learn):
+        for c in ([] if baked else load_commands(program, learn=learn)):
             await command(ctx, c)
         step = 0
         for b in range(samples):
@@ -108,6 +114,38 @@ def test_core_matches_golden(seed, learning):
     assert stats["sops"] == int(want.sops.sum())
     assert np.array_equal(out, want.spikes), f"spikes differ:\ncore {np.argwhere(out)}\ngolden {np.argwhere(want.spikes)}"
     assert_state_equal(state, want.state)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_baked_program_runs_without_loading(seed):
+    # A program baked in as initial memory contents (the FPGA bitstream case) behaves exactly
+    # like one loaded through the host interface.
+    program, inputs = random_program(100 + seed, learning=True, batch=1, steps=8, density=0.5,
+                                     max_neurons=8, max_synapses=24)
+    out, state, stats = run_core(program, inputs, learn=True, baked=True)
+    want = golden.run_batch(program, inputs, learn=True)
+    assert stats["errors"] == 0
+    assert np.array_equal(out, want.spikes)
+    assert_state_equal(state, want.state)
+
+
+def test_reading_a_memory_word_does_not_change_it():
+    from neurocore.hw.images import program_images
+
+    program, _ = random_program(3, learning=True, max_neurons=6, max_synapses=12)
+    config = program.config
+    images = program_images(program)
+
+    async def body(ctx, host, dut):
+        for region, words in images.items():
+            for i, word in enumerate(words):
+                await host.command(ctx, Opcode.WRITE, region, i, word)
+        for _ in range(2):                       # a READ must not write its idle data word
+            for region, words in images.items():
+                for i, word in enumerate(words):
+                    assert await host.read(ctx, region, i) == word, (region, i)
+
+    _simulate(config, body)
 
 
 def test_core_converts_to_verilog():
