@@ -21,12 +21,12 @@ from .cli_common import PROG, ArgumentParser, UsageError, one_line
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 # Subcommands in the order ``--help`` lists them; ``name`` lives in ``neurocore.tools.cmd_<name>``.
-# Planned: synth.
-COMMANDS: tuple[str, ...] = ("demo", "bench", "verilog", "cosim", "compile", "run", "inspect", "convert", "train-stdp")
+# Planned: none.
+COMMANDS: tuple[str, ...] = ("demo", "bench", "verilog", "cosim", "compile", "run", "inspect", "convert", "train-stdp", "synth")
 
 EXAMPLES = """\
 examples:
-  neurocore demo                    # build a small SNN, run it on the golden model, report
+  neurocore demo                    # digits: ANN -> SNN -> images -> golden model + RTL co-sim, report folder
   neurocore demo --json             # the same report as JSON
   neurocore bench golden            # golden-model throughput (SOP/s, neuron updates/s)
   neurocore bench core              # RTL cycle counts in co-simulation (SOP/clock, step cost)
@@ -37,6 +37,7 @@ examples:
   neurocore inspect IMG             # verify and summarise a compiled image directory
   neurocore convert --dataset digits --steps 16   # ANN -> int8 SNN, accuracy vs T (golden model)
   neurocore train-stdp --neurons 256 --epochs 12  # unsupervised on-chip STDP (golden model)
+  neurocore synth --target ice40-up5k  # FPGA fit and Fmax (Yosys + nextpnr; neurocore[fpga])
   neurocore COMMAND --help          # options and examples of one command
 """
 

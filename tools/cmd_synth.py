@@ -1,0 +1,113 @@
+"""``neurocore synth``: synthesise, place and route the core for an FPGA; report fit and Fmax."""
+from __future__ import annotations
+
+import sys
+
+from .cli_common import PROG, UsageError, add_command, one_line, print_json
+
+TARGET_NAMES = ("ice40-up5k", "ecp5-25k", "ecp5-85k")   # = neurocore.tools.synth.TARGETS
+
+DESCRIPTION = """\
+Synthesise the core for an FPGA with Yosys, place and route it with nextpnr
+(the YoWASP builds: pip install 'neurocore[fpga]'), and report the resources
+used against the device's (logic cells or LUT4s, flip-flops, block RAMs,
+SPRAMs, DSPs), the Fmax reached against --clock, and whether the core fits.
+
+Targets: ice40-up5k (iCE40 UP5K, SG48; default clock 40 MHz; Yosys maps
+multipliers to SB_MAC16, and single-port memories of 64 kbit or more to
+SPRAM: those are left without the all-zero power-up contents, which SPRAM
+cannot have, unless --zero-init), ecp5-25k and ecp5-85k (LFE5U-25F / -85F,
+CABGA381; default clock 100 MHz).
+
+The core is wrapped in a 4-pin I/O harness (its inputs shifted in from one
+pin, its outputs XOR-reduced to one), whose flip-flops are included in the
+figures. A run takes from about a minute (small cores) to many minutes; the
+first run of each tool also compiles it (a few minutes, once).
+
+Exit status: 0 the core fits and meets the clock, 1 it does not fit or misses
+the clock (the report says what overflowed and by how much), 2 usage errors
+and missing tools."""
+
+EXAMPLES = """\
+neurocore synth --target ice40-up5k                 # default CoreConfig at 40 MHz
+neurocore synth --target ecp5-25k --clock 100 --json
+neurocore synth --target ice40-up5k --config '{"synapses": 4096, "learning": false}'
+neurocore synth --target ecp5-85k --image build/digits-img --work-dir build/synth-85k"""
+
+
+def _clock(text: str) -> float:
+    import argparse
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a clock in MHz, got {text!r}") from None
+    if not 0 < value <= 2000:
+        raise argparse.ArgumentTypeError(f"expected a clock in MHz (0 < MHz <= 2000), got {text}")
+    return value
+
+
+def register(subparsers) -> None:
+    parser = add_command(subparsers, "synth", help="FPGA synthesis: fit and Fmax (Yosys + nextpnr)",
+                         description=DESCRIPTION, examples=EXAMPLES)
+    parser.add_argument("--target", required=True, choices=TARGET_NAMES, metavar="TARGET",
+                        help=f"the FPGA: {', '.join(TARGET_NAMES)}")
+    parser.add_argument("--config", metavar="JSON_OR_FILE", default=None,
+                        help="CoreConfig fields as a JSON object or a JSON file (default: the defaults; "
+                             "with --image: the image's config, which it must match)")
+    parser.add_argument("--image", metavar="DIR", default=None,
+                        help="bake a compiled image directory into the memories and registers")
+    parser.add_argument("--learn", action="store_true",
+                        help="with --image: the LEARN register resets to 1 (STDP on for every STEP)")
+    parser.add_argument("--clock", type=_clock, default=None, metavar="MHZ",
+                        help="requested clock in MHz (default: 40 for ice40-up5k, 100 for ECP5)")
+    parser.add_argument("--work-dir", metavar="DIR", default=None,
+                        help="keep the design, netlist, reports and tool logs in DIR "
+                             "(default: a temporary directory, removed unless a tool fails)")
+    parser.add_argument("--hdl", choices=("rtlil", "verilog"), default="rtlil",
+                        help="what Yosys reads: RTLIL (default, fast) or the Verilog of "
+                             "'neurocore verilog' (slow to parse for large memories)")
+    parser.add_argument("--zero-init", action="store_true",
+                        help="ice40-up5k: keep the zero power-up contents of large memories (by "
+                             "default they are left undefined so that Yosys can put them in SPRAM)")
+    parser.add_argument("--seed", type=int, default=None, help="nextpnr placement seed")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from . import synth
+    from .cmd_verilog import parse_config
+
+    if args.learn and args.image is None:
+        raise UsageError("--learn needs --image")
+    target = synth.TARGETS[args.target]
+    try:
+        synth.check_tools(target)   # before the (slow) design generation
+    except synth.ToolsMissing as exc:
+        print(f"{PROG}: error: {one_line(str(exc))}", file=sys.stderr)
+        return 2
+    program = None
+    config = parse_config(args.config) if args.config is not None else None
+    if args.image is not None:
+        from .cmd_compile import load_source
+        compiled = load_source(args.image)
+        if config is not None and compiled.config != config:
+            raise UsageError(f"--config differs from the image's config ({compiled.config.hash()[:12]}); "
+                             f"re-place the image with 'neurocore compile' first")
+        program, config = compiled.program, compiled.config
+    if config is None:
+        config = parse_config(None)
+    try:
+        result = synth.synthesise(config, target, clock_mhz=args.clock, program=program,
+                                  learn=args.learn, work_dir=args.work_dir, hdl=args.hdl,
+                                  seed=args.seed, zero_init=args.zero_init,
+                                  progress=not args.quiet)
+    except synth.SynthError as exc:
+        print(f"{PROG}: error: {one_line(str(exc))}", file=sys.stderr)
+        return 1
+    if args.json:
+        print_json(result)
+    else:
+        print(synth.format_report(result))
+    return 0 if result["fits"] and result["timing_met"] else 1
