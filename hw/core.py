@@ -175,6 +175,19 @@ class Core(CoreComponent):
             "error": Out(1),
         })
 
+    @classmethod
+    def for_program(cls, config: CoreConfig, program=None, *, learn: bool = False) -> "Core":
+        """A core for ``config``; with ``program`` (a :class:`CoreProgram`), its memory images
+        and registers are the initial contents: a program baked into the bitstream."""
+        if program is None:
+            return cls(config=config)
+        from .images import program_images, program_registers
+
+        if program.config != config:
+            raise ValueError("the program was compiled for a different CoreConfig")
+        return cls(config=config, images=program_images(program),
+                   registers=program_registers(program, learn=learn))
+
     def elaborate(self, platform):
         m = Module()
         cfg = self._config

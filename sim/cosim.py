@@ -85,14 +85,8 @@ def write_verilog(config: CoreConfig, path, *, program: CoreProgram | None = Non
     from amaranth.back import verilog
 
     from ..hw.core import Core
-    from ..hw.images import program_images, program_registers
 
-    images = registers = None
-    if program is not None:
-        if program.config != config:
-            raise ValueError("write_verilog: the program was compiled for a different CoreConfig")
-        images, registers = program_images(program), program_registers(program, learn=learn)
-    text = verilog.convert(Core(config=config, images=images, registers=registers), name=TOPLEVEL)
+    text = verilog.convert(Core.for_program(config, program, learn=learn), name=TOPLEVEL)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")

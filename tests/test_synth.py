@@ -508,3 +508,26 @@ def test_flow_overflow_and_tool_failures(fake_tools, monkeypatch):
                         lambda ports: (original(ports)[0] + "// FAIL\n", original(ports)[1]))
     with pytest.raises(synth.SynthError, match=r"yosys failed \(status 1\): ERROR: something broke"):
         fake_tools("ok")
+
+
+def test_flow_bakes_a_program(fake_tools, monkeypatch):
+    import numpy as np
+
+    from neurocore.sim.random_programs import random_program
+    program, _ = random_program(np.random.default_rng(5), learning=False, max_neurons=6, max_synapses=12)
+    seen = {}
+    original = synth.write_design
+
+    def spy(config, work_dir, **kwargs):
+        seen.update(config=config, **kwargs)
+        return original(config, work_dir, **kwargs)
+    monkeypatch.setattr(synth, "write_design", spy)
+    (fake_tools.work / "mode").write_text("ok")
+    result = synth.synthesise(program.config, "ice40-up5k", program=program, work_dir=fake_tools.work,
+                              progress=False)
+    assert seen["program"] is program and seen["config"] == program.config
+    assert result["program"] is True and result["config"] == program.config.to_dict()
+    text = (fake_tools.work / "core.il").read_text()
+    assert "$meminit_v2" in text       # the images are the memories' initial contents
+    with pytest.raises(ValueError, match="different CoreConfig"):
+        synth.synthesise(TINY, "ice40-up5k", program=program, work_dir=fake_tools.work, progress=False)

