@@ -17,6 +17,9 @@ from neurocore.hw.config import CoreConfig
 from neurocore.hw.plasticity import WeightUpdate
 from neurocore.sim import golden
 
+from learning_draws import corner as _corner
+from learning_draws import weight_update_params as random_params
+
 
 def spec_dw(amplitude, trace, w, shift, w_min, w_max, soft):
     """dw(A, trace, w), docs/core-spec.md section 5 phase 4 (Python integers: no wrapping)."""
@@ -41,37 +44,6 @@ def golden_dw(amplitude, trace, w, p):
     lp[golden._SHIFT], lp[golden._W_MIN], lp[golden._W_MAX] = p["shift"], p["w_min"], p["w_max"]
     lp[golden._SOFT] = int(p["soft_bound"])
     return int(golden._dw.py_func(np.int64(amplitude), np.int64(trace), np.int64(w), lp))
-
-
-def _corner(rng: random.Random, top: int) -> int:
-    """A value in 0..top: mostly uniform in the upper half, sometimes 0, 1 or top."""
-    pick = rng.random()
-    if pick < 0.2:
-        return rng.choice([0, 1, top])
-    return rng.randint(top // 2, top) if pick < 0.6 else rng.randint(0, top)
-
-
-def random_params(rng: random.Random, config: CoreConfig) -> dict:
-    wlo, whi = config.weight_range
-    pick = rng.random()
-    if pick < 0.08:
-        w_min = w_max = rng.randint(wlo, whi)                     # empty plastic range
-    elif pick < 0.35:
-        w_min, w_max = wlo, whi                                   # the full range
-    else:
-        w_min, w_max = sorted(rng.randint(wlo, whi) for _ in range(2))
-    soft = rng.random() < 0.5
-    amp = lambda: _corner(rng, 255)
-    a_plus, a_minus = amp(), amp()
-    if rng.random() < 0.3:
-        shift = rng.choice([0, 47, 63, rng.randint(0, 47)])
-    else:
-        # a shift that leaves dw around the size of the plastic range for large traces: most
-        # updates neither stay put nor hit the bound
-        r = w_max - w_min
-        big = max(a_plus, a_minus, 1) * config.trace_max * (max(r * r // 4, 1) if soft else 1)
-        shift = min(max(big.bit_length() - rng.randint(0, max(r, 1).bit_length() + 4), 0), 63)
-    return dict(a_plus=a_plus, a_minus=a_minus, shift=shift, w_min=w_min, w_max=w_max, soft_bound=soft)
 
 
 def random_updates(rng: random.Random, config: CoreConfig, p: dict, n: int) -> list[tuple]:

@@ -30,6 +30,9 @@ from neurocore.hw.program import CoreProgram, CoreState, LearningParams, NeuronP
 from neurocore.hw.stdp import LtpEngine, TraceSweep
 from neurocore.sim import golden
 
+from learning_draws import corner as _corner
+from learning_draws import weight_update_params
+
 # Components built only to inspect their signature (or to provoke a ValueError) are never elaborated.
 pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 
@@ -76,37 +79,11 @@ def spec_ltp(program: CoreProgram, weight, xn, fired, lp: LearningParams) -> lis
 
 
 # ==== random programs ===========================================================================
-def _corner(rng: random.Random, top: int) -> int:
-    """A value in 0..top: sometimes 0, 1 or top, else uniform in the upper half or everywhere."""
-    pick = rng.random()
-    if pick < 0.25:
-        return rng.choice([0, 1, top])
-    return rng.randint(top // 2, top) if pick < 0.6 else rng.randint(0, top)
-
-
 def random_learning(rng: random.Random, cfg: CoreConfig) -> LearningParams:
-    wlo, whi = cfg.weight_range
-    pick = rng.random()
-    if pick < 0.08:
-        w_min = w_max = rng.randint(wlo, whi)                 # empty plastic range
-    elif pick < 0.3:
-        w_min, w_max = wlo, whi                               # the full range
-    else:
-        w_min, w_max = sorted(rng.randint(wlo, whi) for _ in range(2))
-    soft = rng.random() < 0.5
-    a_plus = _corner(rng, 255)
-    if rng.random() < 0.25:
-        shift = rng.choice([0, 47, rng.randint(0, 47)])
-    else:
-        # dw around the size of the plastic range for large traces: most updates neither stay
-        # put nor hit w_max
-        r = w_max - w_min
-        big = max(a_plus, 1) * cfg.trace_max * (max(r * r // 4, 1) if soft else 1)
-        shift = min(max(big.bit_length() - rng.randint(0, max(r, 1).bit_length() + 3), 0), 47)
-    return LearningParams(a_plus=a_plus, a_minus=_corner(rng, 255), shift=shift,
+    """Weight-update parameters (programs allow shifts up to 47) plus random traces."""
+    return LearningParams(**weight_update_params(rng, cfg, max_shift=47),
                           pre_decay_shift=rng.randint(0, 15), post_decay_shift=rng.randint(0, 15),
-                          pre_jump=_corner(rng, cfg.trace_max), post_jump=_corner(rng, cfg.trace_max),
-                          w_min=w_min, w_max=w_max, soft_bound=soft)
+                          pre_jump=_corner(rng, cfg.trace_max), post_jump=_corner(rng, cfg.trace_max))
 
 
 def random_program(rng: random.Random, cfg: CoreConfig, *, n_neurons=None, n_axons=None,
