@@ -11,7 +11,7 @@ FEED   host input queue, then the pending queue of internal axons, into the inte
 UPDATE neuron pass and WTA commit (phase 2); the router (phase 3) sends each fired neuron
        to ``spike_out`` (outputs), to the other bank of the pending queue (routes) and to
        the LTP list (learning); the pre-trace sweep runs beside it (phase 4, traces)
-LTP    the LTP engine walks the reverse index of every fired neuron (phase 4 (b))
+LTP    the LTP engine scans the LTP axon range of every fired neuron (phase 4 (b))
 ====== ================================================================================
 
 Every memory has one read and one write port, shared by the blocks; the controller's
@@ -62,7 +62,7 @@ class _SharedMemory:
     to every reader (a synchronous read port holds its data while ``en`` is low).
 
     A memory whose only writer shares its address with the first reader, under the same
-    condition (the regions only the host writes: parameters, pointers, the reverse index,
+    condition (the regions only the host writes: parameters, pointers, the LTP axon ranges,
     and synapses and theta without learning), is built single-port: the write port takes
     the read port's address and the read port is disabled while writing (nobody uses a word
     read in the cycle the host writes). Synthesis can then map the memory to single-port
@@ -217,7 +217,6 @@ class Core(CoreComponent):
             mems[Region.POST] = memory("y_mem", Region.POST, N)
             mems[Region.PRE] = memory("x_mem", Region.PRE, A)
             mems[Region.RPOINTER] = memory("rptr_mem", Region.RPOINTER, N)
-            mems[Region.REVERSE] = memory("rsyn_mem", Region.REVERSE, S)
         # Controller-private memories (not host visible).
         inq = _SharedMemory("inq_mem", unsigned(abits), A)            # host input queue
         queued = _SharedMemory("queued_mem", unsigned(1), A)           # axon is in inq
@@ -359,7 +358,7 @@ class Core(CoreComponent):
             P[Region.PRE].writer(in_update, sweep.x_wr)
             P[Region.PRE].reader(in_ltp, ltp.x_rd)
             P[Region.RPOINTER].reader(in_ltp, ltp.rptr_rd)
-            P[Region.REVERSE].reader(in_ltp, ltp.rsyn_rd)
+            P[Region.POINTER].reader(in_ltp, ltp.ptr_rd)     # the integrator reads it in FEED only
             P[Region.SYNAPSE].reader(in_ltp, ltp.syn_rd)
             P[Region.SYNAPSE].writer(in_ltp, ltp.syn_wr)
 
@@ -443,7 +442,7 @@ class Core(CoreComponent):
         def region_depth(region):
             return {Region.PARAM: N, Region.STATE: N, Region.THETA: N, Region.POST: N,
                     Region.PRE: A, Region.POINTER: A, Region.SYNAPSE: S, Region.RPOINTER: N,
-                    Region.REVERSE: S, Region.ACC: N}[region]
+                    Region.ACC: N}[region]
 
         # Feed and clear bookkeeping.
         feed_idx = Signal(abits + 2)                   # next queue entry to read

@@ -18,7 +18,7 @@ from amaranth.hdl import unsigned
 from amaranth.lib import data, enum
 
 from .config import CoreConfig
-from .layouts import neuron_param_layout, neuron_state_layout, pointer_layout, reverse_layout, \
+from .layouts import axon_range_layout, neuron_param_layout, neuron_state_layout, pointer_layout, \
     synapse_layout
 
 __all__ = ["Opcode", "Region", "Register", "command_layout", "output_spike_layout", "data_bits",
@@ -45,10 +45,10 @@ class Region(enum.Enum, shape=4):
     THETA = 3      # theta, N words
     POST = 4       # post trace y, N words
     PRE = 5        # pre trace x, A words
-    POINTER = 6    # axon -> synapse list pointers, A words
-    SYNAPSE = 7    # synapses, S words
-    RPOINTER = 8   # neuron -> reverse index pointers (plastic synapses by target), N words
-    REVERSE = 9    # reverse index entries (synapse address, axon), S words
+    POINTER = 6    # axon -> synapse row (base, count, first target), A words
+    SYNAPSE = 7    # synapses (weight, plastic), S words
+    RPOINTER = 8   # neuron -> range of axons with a plastic synapse to it (for LTP), N words
+    # 9 is unused (it held a reverse index before synapse rows became target windows)
     ACC = 10       # accumulators (read for debugging; zero between steps), N words
 
 
@@ -91,8 +91,7 @@ def word_shape(config: CoreConfig, region: Region):
         Region.PRE: unsigned(config.trace_bits),
         Region.POINTER: pointer_layout(config),
         Region.SYNAPSE: synapse_layout(config),
-        Region.RPOINTER: pointer_layout(config),
-        Region.REVERSE: reverse_layout(config),
+        Region.RPOINTER: axon_range_layout(config),
         Region.ACC: unsigned(config.accumulator_bits),
     }[region]
 

@@ -29,6 +29,14 @@ def _fields(shape):
         yield "", 0, s.width, s.signed
 
 
+def _check_names(shape, fields) -> None:
+    """A field the word does not have is an error, not silently dropped."""
+    unknown = sorted(set(fields) - {name for name, *_ in _fields(shape)})
+    if unknown:
+        known = ", ".join(name for name, *_ in _fields(shape)) or "value"
+        raise ValueError(f"word has no field(s) {', '.join(unknown)} (fields: {known})")
+
+
 def pack(shape, value=None, **fields) -> int:
     """Pack field values (or one plain ``value``) into an unsigned word of ``shape``.
 
@@ -36,6 +44,7 @@ def pack(shape, value=None, **fields) -> int:
     """
     if value is not None:
         fields = {"": value}
+    _check_names(shape, fields)
     word = 0
     for name, offset, width, signed in _fields(shape):
         v = int(fields.get(name, 0))
@@ -51,6 +60,7 @@ def pack_many(shape, values=None, **fields) -> list[int]:
     """:func:`pack` over arrays: one word per element (vectorised; same checks, same words)."""
     if values is not None:
         fields = {"": values}
+    _check_names(shape, fields)
     arrays = {name: np.asarray(v, np.int64).reshape(-1) for name, v in fields.items()}
     count = len(next(iter(arrays.values()))) if arrays else 0
     words = np.zeros(count, dtype=object)
@@ -79,13 +89,6 @@ def unpack(shape, word: int) -> dict | int:
     return out[""] if "" in out else out
 
 
-def _list_pointers(shape, ptr) -> list[int]:
-    """(base, count) words of a CSR pointer array; an empty list has base 0 (its CSR base may
-    equal the memory depth, which does not fit the field)."""
-    counts = np.diff(ptr)
-    return pack_many(shape, base=np.where(counts > 0, ptr[:-1], 0), count=counts)
-
-
 def program_images(program: CoreProgram) -> dict[Region, list[int]]:
     """Every memory word the program defines, by region (state regions not included)."""
     cfg = program.config
@@ -98,18 +101,17 @@ def program_images(program: CoreProgram) -> dict[Region, list[int]]:
         reset_mode=p.reset_mode, refractory=p.refractory, bias=p.bias, theta_inc=p.theta_inc,
         theta_decay_shift=p.theta_decay_shift, wta_group=p.wta_group,
         route_valid=program.route != NO_ROUTE, route=np.maximum(program.route, 0), output=is_output)
-    images[Region.POINTER] = _list_pointers(word_shape(cfg, Region.POINTER), program.ptr)
-    shape = word_shape(cfg, Region.SYNAPSE)
-    images[Region.SYNAPSE] = pack_many(shape, target=program.target, weight=program.weight,
+    counts = np.diff(program.ptr)
+    images[Region.POINTER] = pack_many(word_shape(cfg, Region.POINTER), count=counts,
+                                       base=np.where(counts > 0, program.ptr[:-1], 0),
+                                       first=program.row_first())
+    images[Region.SYNAPSE] = pack_many(word_shape(cfg, Region.SYNAPSE), weight=program.weight,
                                        plastic=program.plastic)
     if cfg.adaptive_threshold:
         images[Region.THETA] = pack_many(word_shape(cfg, Region.THETA), program.theta)
     if cfg.learning:
-        rptr, rsyn = program.plastic_by_target()
-        axon_of = program.synapse_axon()
-        images[Region.RPOINTER] = _list_pointers(word_shape(cfg, Region.RPOINTER), rptr)
-        shape = word_shape(cfg, Region.REVERSE)
-        images[Region.REVERSE] = pack_many(shape, synapse=rsyn, axon=axon_of[rsyn])
+        first, count = program.ltp_axon_ranges()
+        images[Region.RPOINTER] = pack_many(word_shape(cfg, Region.RPOINTER), first=first, count=count)
     return images
 
 

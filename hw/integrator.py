@@ -1,14 +1,15 @@
 """Phase 1 of a time step, "integrate" (docs/core-spec.md, section 5), with phase-4 LTD folded in.
 
-For every active axon the :class:`Integrator` walks the axon's CSR synapse list and adds
-each synapse's weight into the accumulator of its target neuron, at one synaptic operation
-(SOP) per clock. When learning is enabled it also applies LTD (spec phase 4 (a)) to every
+For every active axon the :class:`Integrator` walks the axon's synapse row and adds each
+synapse's weight into the accumulator of its target neuron, at one synaptic operation (SOP)
+per clock. A row drives consecutive neurons (spec section 3), so the target of a synapse is
+computed from the pointer word, not stored in the synapse word. When learning is enabled it also applies LTD (spec phase 4 (a)) to every
 plastic synapse it visits and writes the new weight back.
 """
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, memory, stream
+from amaranth.lib import memory, stream
 from amaranth.lib.wiring import In, Out
 
 from .component import CoreComponent
@@ -32,10 +33,11 @@ class Integrator(CoreComponent):
     step on ``axons`` (any order, each at most once, gaps allowed) and waits until ``busy``
     is low: from then on every accumulator and every LTD write-back is in memory.
 
-    For each axon ``a``: the pointer word ``(base, count)`` is read from ``ptr_rd``, the
-    synapse addresses ``base .. base+count-1`` are generated, each synapse word
-    ``(target, weight, plastic)`` is read from ``syn_rd``, and ``acc[target] += weight``
-    is done as a read-modify-write on ``acc_rd`` / ``acc_wr``. The weight added is the one
+    For each axon ``a``: the pointer word ``(base, count, first)`` is read from ``ptr_rd``,
+    the synapse addresses ``s = base + j`` for ``j = 0 .. count-1`` are generated together
+    with their targets ``target = first + j``, each synapse word ``(weight, plastic)`` is
+    read from ``syn_rd``, and ``acc[target] += weight`` is done as a read-modify-write on
+    ``acc_rd`` / ``acc_wr``. The target travels down the pipeline beside the address. The weight added is the one
     in the synapse memory at the start of the step (each synapse belongs to one axon and
     each axon is active at most once per step, so every synapse is read exactly once per
     step, before its own LTD write-back).
@@ -43,7 +45,7 @@ class Integrator(CoreComponent):
     LTD (when the core is configured with ``learning`` and ``learn`` is high): every plastic
     synapse visited gets ``w = max(w - dw(a_minus, yd[target], w), w_min)`` (spec phase 4
     (a)) through a :class:`~neurocore.hw.plasticity.WeightUpdate`, and the word is written
-    back on ``syn_wr`` (same target, new weight, plastic set). ``yd`` is the post trace of
+    back on ``syn_wr`` (new weight, plastic set). ``yd`` is the post trace of
     the target after this step's decay and before its jump:
     ``yd = y - (y >> post_decay_shift)`` (``y`` if the shift is 0), where ``y`` is read from
     ``y_rd``. The controller must run this phase before the neuron pass of the step updates
@@ -57,7 +59,9 @@ class Integrator(CoreComponent):
     ----------
     One SOP per clock sustained, whatever the targets: the accumulator read-after-write
     hazard (the same target at a distance of 1 or 2 cycles, while its previous sum has not
-    reached the memory) is resolved by forwarding, never by stalling. The pointer of the
+    reached the memory; within a row targets are distinct, so this happens across rows,
+    e.g. a row ending at neuron ``t`` followed by one starting at ``t``, or short rows on
+    one neuron) is resolved by forwarding, never by stalling. The pointer of the
     next axon is fetched while the current axon's synapses are issued, so consecutive
     non-empty axons follow each other without a bubble; an axon with no synapses costs one
     cycle. The only overhead is the pipeline fill and drain of a step: the first address is
@@ -72,8 +76,9 @@ class Integrator(CoreComponent):
     ====  ===============================================================================
     -2    ``axons`` handshake; ``ptr_rd.addr`` = axon id
     -1    stage P: pointer word on ``ptr_rd.data``; loaded into the address generator
-    0     S0, address generator: ``syn_rd.addr`` = synapse address
-    1     S1: ``syn_rd.data``, registered
+    0     S0, address generator: ``syn_rd.addr`` = synapse address ``base + j``, target
+          ``first + j``
+    1     S1: ``syn_rd.data``, registered (with address and target)
     2     S2: ``acc_rd.addr`` = ``y_rd.addr`` = target; forwarding matches computed
     3     S3: ``acc_rd.data``; sum = (forwarded or read) acc + weight; ``y_rd.data`` registered
     4     S4: ``acc_wr`` (addr = target, data = sum); ``yd`` computed and sent to the
@@ -178,8 +183,10 @@ class Integrator(CoreComponent):
         # -- stage S0: synapse address generator -----------------------------------------------
         # Loads the next pointer word in the cycle it issues the last address of the current
         # list, so that consecutive lists are issued back to back.
+        # The target of address base + j is first + j (spec section 3).
         cur_addr = Signal(s_bits)
-        cur_left = Signal(s_bits + 1)
+        cur_target = Signal(n_bits)
+        cur_left = Signal(cfg.neuron_index_bits + 1)     # count <= N: a row reaches each neuron once
         issue = Signal()
         m.d.comb += [
             issue.eq(cur_left != 0),
@@ -188,23 +195,28 @@ class Integrator(CoreComponent):
             self.syn_rd.en.eq(issue),
         ]
         with m.If(p_take):
-            m.d.sync += [cur_addr.eq(ptr.base), cur_left.eq(ptr.count)]
+            m.d.sync += [cur_addr.eq(ptr.base), cur_target.eq(ptr.first), cur_left.eq(ptr.count)]
         with m.Elif(issue):
-            m.d.sync += [cur_addr.eq(cur_addr + 1), cur_left.eq(cur_left - 1)]
+            m.d.sync += [cur_addr.eq(cur_addr + 1), cur_target.eq(cur_target + 1),
+                         cur_left.eq(cur_left - 1)]
 
         # -- stage S1: synapse word arrives ------------------------------------------------------
         s1_valid = Signal()
         s1_addr = Signal(s_bits)
-        m.d.sync += [s1_valid.eq(issue), s1_addr.eq(cur_addr)]
+        s1_target = Signal(n_bits)
+        m.d.sync += [s1_valid.eq(issue), s1_addr.eq(cur_addr), s1_target.eq(cur_target)]
 
         # -- stage S2: registered synapse word; accumulator and trace reads ---------------------
         s2_valid = Signal()
         s2_addr = Signal(s_bits)
+        s2_target = Signal(n_bits)
         s2_syn = Signal(syn_shape)
-        m.d.sync += [s2_valid.eq(s1_valid), s2_addr.eq(s1_addr), s2_syn.eq(self.syn_rd.data)]
+        m.d.sync += [s2_valid.eq(s1_valid), s2_addr.eq(s1_addr), s2_target.eq(s1_target),
+                     s2_syn.eq(self.syn_rd.data)]
 
         s3_valid = Signal()
         s3_addr = Signal(s_bits)
+        s3_target = Signal(n_bits)
         s3_syn = Signal(syn_shape)
         s3_fwd1 = Signal()     # the sum of the synapse one cycle ahead (now in S4) is newer
         s3_fwd2 = Signal()     # the sum of the synapse two cycles ahead (now in S5) is newer
@@ -214,16 +226,16 @@ class Integrator(CoreComponent):
         s5_sum = Signal(signed(cfg.accumulator_bits))
 
         m.d.comb += [
-            self.acc_rd.addr.eq(s2_syn.target),
+            self.acc_rd.addr.eq(s2_target),
             self.acc_rd.en.eq(s2_valid),
         ]
         # Read-after-write: a synapse reading acc[t] in cycle c sees every write made up to
         # cycle c-1. The writes of the synapses 1 and 2 cycles ahead (in S3 and S4 now) are
         # missing, so their sums are forwarded; the newest one wins.
         m.d.sync += [
-            s3_valid.eq(s2_valid), s3_addr.eq(s2_addr), s3_syn.eq(s2_syn),
-            s3_fwd1.eq(s3_valid & (s3_syn.target == s2_syn.target)),
-            s3_fwd2.eq(s4_valid & (s4_target == s2_syn.target)),
+            s3_valid.eq(s2_valid), s3_addr.eq(s2_addr), s3_target.eq(s2_target), s3_syn.eq(s2_syn),
+            s3_fwd1.eq(s3_valid & (s3_target == s2_target)),
+            s3_fwd2.eq(s4_valid & (s4_target == s2_target)),
         ]
 
         # -- stage S3: add ---------------------------------------------------------------------
@@ -232,7 +244,7 @@ class Integrator(CoreComponent):
         acc_in = Mux(s3_fwd1, s4_sum, Mux(s3_fwd2, s5_sum, self.acc_rd.data))
         m.d.sync += [
             s4_valid.eq(s3_valid),
-            s4_target.eq(s3_syn.target),
+            s4_target.eq(s3_target),
             s4_sum.eq(acc_in + s3_syn.weight),
         ]
 
@@ -249,8 +261,7 @@ class Integrator(CoreComponent):
         # LATENCY cycles later is written back to the synapse memory.
         in_flight = Cat(p_valid, issue, s1_valid, s2_valid, s3_valid, s4_valid).any()
         if cfg.learning:
-            tag_shape = data.StructLayout({"addr": unsigned(s_bits), "target": unsigned(n_bits)})
-            m.submodules.ltd = ltd = WeightUpdate(config=cfg, tag_shape=tag_shape)
+            m.submodules.ltd = ltd = WeightUpdate(config=cfg)      # tag: the synapse address
             s4_ltd = Signal()
             s4_addr = Signal(s_bits)
             s4_weight = Signal(signed(cfg.weight_bits))
@@ -263,22 +274,20 @@ class Integrator(CoreComponent):
             ]
             yd = Mux(self.post_decay_shift == 0, s4_y, s4_y - (s4_y >> self.post_decay_shift))
             m.d.comb += [
-                self.y_rd.addr.eq(s2_syn.target),
+                self.y_rd.addr.eq(s2_target),
                 self.y_rd.en.eq(s2_valid & self.learn),
                 ltd.in_valid.eq(s4_ltd),
                 ltd.in_ltp.eq(0),
                 ltd.in_w.eq(s4_weight),
                 ltd.in_trace.eq(yd),
-                ltd.in_tag.addr.eq(s4_addr),
-                ltd.in_tag.target.eq(s4_target),
+                ltd.in_tag.eq(s4_addr),
                 ltd.a_plus.eq(0),
                 ltd.a_minus.eq(self.a_minus),
                 ltd.shift.eq(self.shift),
                 ltd.w_min.eq(self.w_min),
                 ltd.w_max.eq(self.w_max),
                 ltd.soft_bound.eq(self.soft_bound),
-                self.syn_wr.addr.eq(ltd.out_tag.addr),
-                self.syn_wr.data.target.eq(ltd.out_tag.target),
+                self.syn_wr.addr.eq(ltd.out_tag),
                 self.syn_wr.data.weight.eq(ltd.out_w),
                 self.syn_wr.data.plastic.eq(1),
                 self.syn_wr.en.eq(ltd.out_valid),

@@ -45,19 +45,20 @@ def neuron_state_layout(config: CoreConfig) -> data.StructLayout:
 
 
 def synapse_layout(config: CoreConfig) -> data.StructLayout:
-    """One word per synapse address (spec section 3)."""
+    """One word per synapse address (spec section 3); its target follows from the address."""
     return data.StructLayout({
-        "target": unsigned(config.neuron_index_bits),
         "weight": signed(config.weight_bits),
         "plastic": unsigned(1),
     })
 
 
 def pointer_layout(config: CoreConfig) -> data.StructLayout:
-    """One word per axon: its synapse list ``base .. base+count-1`` (spec section 3)."""
+    """One word per axon: its row ``base .. base+count-1``, synapse ``base+j`` targeting
+    neuron ``first+j`` (spec section 3). A row reaches each neuron once, so ``count <= N``."""
     return data.StructLayout({
         "base": unsigned(config.synapse_address_bits),
-        "count": unsigned(config.synapse_address_bits + 1),
+        "count": unsigned(config.neuron_index_bits + 1),
+        "first": unsigned(config.neuron_index_bits),
     })
 
 
@@ -76,17 +77,13 @@ def fired_layout(config: CoreConfig) -> data.StructLayout:
     })
 
 
-def reverse_layout(config: CoreConfig) -> data.StructLayout:
-    """One word of the reverse index (region 9, docs/hw.md): a plastic synapse of a neuron.
-
-    Neuron ``n``'s entries are ``rptr[n].base .. rptr[n].base + rptr[n].count - 1`` (region 8,
-    ``pointer_layout``), built from ``CoreProgram.plastic_by_target()``; ``axon`` is the
-    synapse's axon (``CoreProgram.synapse_axon()[synapse]``), whose pre trace LTP uses.
-    """
+def axon_range_layout(config: CoreConfig) -> data.StructLayout:
+    """One word per neuron (region RPOINTER, docs/hw.md): the axons ``first .. first+count-1``
+    that LTP of that neuron visits, from ``CoreProgram.ltp_axon_ranges()`` (spec section 3)."""
     return data.StructLayout({
-        "synapse": unsigned(config.synapse_address_bits),
-        "axon": unsigned(config.axon_index_bits),
+        "first": unsigned(config.axon_index_bits),
+        "count": unsigned(config.axon_index_bits + 1),
     })
 
 
-__all__ += ["reverse_layout"]
+__all__ += ["axon_range_layout"]

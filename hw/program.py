@@ -11,7 +11,7 @@ import numpy as np
 
 from .config import CoreConfig
 
-__all__ = ["NeuronParams", "LearningParams", "CoreProgram", "CoreState"]
+__all__ = ["NeuronParams", "LearningParams", "CoreProgram", "CoreState", "synapse_rows"]
 
 NEURON_FIELDS = ("threshold", "leak_shift", "reset_mode", "refractory", "bias",
                  "theta_inc", "theta_decay_shift", "wta_group")
@@ -45,6 +45,36 @@ def _check_scalar(value, name: str, low: int, high: int) -> None:
         raise ValueError(f"{name} must be an integer in {low}..{high}, got {value!r}")
     if not low <= value <= high:
         raise ValueError(f"{name} = {value} is outside {low}..{high}")
+
+
+def synapse_rows(axon: np.ndarray, target: np.ndarray, n_axons: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lay a flat synapse list out as rows of consecutive targets (spec section 3).
+
+    Returns ``(ptr, target, source)``: the CSR pointers, the target of every row synapse,
+    and for every row synapse the index of the listed synapse it holds, or -1 for a gap
+    (a neuron inside the row's window that the list does not connect). Raises
+    ``ValueError`` when an axon is listed twice for one neuron.
+    """
+    order = np.lexsort((target, axon))
+    axon, target = axon[order], target[order]
+    twice = np.flatnonzero((np.diff(axon) == 0) & (np.diff(target) == 0))
+    if twice.size:
+        i = int(twice[0])
+        raise ValueError(f"axon {int(axon[i])} is connected to neuron {int(target[i])} twice (synapses "
+                         f"{int(order[i])} and {int(order[i + 1])}); a row reaches each neuron once: "
+                         f"merge the weights")
+    lo = np.full(n_axons, np.iinfo(np.int64).max, np.int64)
+    hi = np.full(n_axons, -1, np.int64)
+    np.minimum.at(lo, axon, target)
+    np.maximum.at(hi, axon, target)
+    counts = np.where(hi >= 0, hi - lo + 1, 0)
+    ptr = np.zeros(n_axons + 1, np.int64)
+    ptr[1:] = np.cumsum(counts)
+    row_axon = np.repeat(np.arange(n_axons, dtype=np.int64), counts)
+    row_target = lo[row_axon] + (np.arange(ptr[-1], dtype=np.int64) - ptr[:-1][row_axon])
+    source = np.full(ptr[-1], -1, np.int64)
+    source[ptr[:-1][axon] + target - lo[axon]] = order
+    return ptr, row_target, source
 
 
 @dataclasses.dataclass
@@ -171,8 +201,12 @@ class CoreProgram:
     def from_synapses(cls, config: CoreConfig, *, n_inputs: int, n_axons: int, axon, target, weight,
                       plastic=None, neurons: NeuronParams, route=None, outputs=(),
                       learning: LearningParams | None = None, theta=None) -> "CoreProgram":
-        """Build a program from a flat synapse list (any order; stable-sorted by axon).
+        """Build a program from a flat synapse list, in any order.
 
+        Each axon's synapses become one row (docs/core-spec.md, section 3): sorted by
+        target, spanning the window from its smallest to its largest target, with a
+        zero-weight, non-plastic synapse for every neuron of the window the list leaves
+        out. An axon listed twice for one neuron is rejected (merge the weights first).
         ``route=None`` gives no neuron a route. The result is validated.
         """
         axon = _int_array(axon, "axon")
@@ -183,11 +217,15 @@ class CoreProgram:
             raise ValueError(f"synapse arrays differ in length: axon {len(axon)}, target {len(target)}, "
                              f"weight {len(weight)}, plastic {len(plastic)}")
         _check_range(axon, "axon", 0, n_axons - 1)
-        order = np.argsort(axon, kind="stable")
-        ptr = np.zeros(n_axons + 1, np.int64)
-        ptr[1:] = np.cumsum(np.bincount(axon, minlength=n_axons))
-        program = cls(config=config, n_inputs=n_inputs, ptr=ptr, target=target[order],
-                      weight=weight[order], plastic=plastic[order], neurons=neurons,
+        _check_range(target, "target", 0, len(neurons) - 1)
+        ptr, row_target, source = synapse_rows(axon, target, n_axons)
+        filled = source >= 0
+        row_weight = np.zeros(len(source), np.int64)
+        row_plastic = np.zeros(len(source), bool)
+        row_weight[filled] = weight[source[filled]]
+        row_plastic[filled] = plastic[source[filled]]
+        program = cls(config=config, n_inputs=n_inputs, ptr=ptr, target=row_target,
+                      weight=row_weight, plastic=row_plastic, neurons=neurons,
                       route=np.full(len(neurons), NO_ROUTE) if route is None else route,
                       outputs=outputs, learning=learning or LearningParams(), theta=theta)
         program.validate()
@@ -209,6 +247,29 @@ class CoreProgram:
         rptr = np.zeros(self.n_neurons + 1, np.int64)
         rptr[1:] = np.cumsum(np.bincount(self.target[syn], minlength=self.n_neurons))
         return rptr, rsyn
+
+    def row_first(self) -> np.ndarray:
+        """``first[a]``: the neuron the first synapse of axon ``a``'s row targets (0 if empty)."""
+        counts = np.diff(self.ptr)
+        first = np.zeros(self.n_axons, np.int64)
+        has = counts > 0
+        first[has] = self.target[self.ptr[:-1][has]]
+        return first
+
+    def ltp_axon_ranges(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per neuron, the range of axons with a plastic synapse to it: ``(lo, count)``.
+
+        LTP of neuron ``n`` visits axons ``lo[n] .. lo[n] + count[n] - 1`` (spec section 3);
+        a neuron without plastic synapses has ``(0, 0)``.
+        """
+        syn = np.flatnonzero(self.plastic)
+        axon, target = self.synapse_axon()[syn], self.target[syn]
+        lo = np.full(self.n_neurons, np.iinfo(np.int64).max, np.int64)
+        hi = np.full(self.n_neurons, -1, np.int64)
+        np.minimum.at(lo, target, axon)
+        np.maximum.at(hi, target, axon)
+        has = hi >= 0
+        return np.where(has, lo, 0), np.where(has, hi - lo + 1, 0)
 
     def accumulator_bounds(self) -> tuple[np.ndarray, np.ndarray]:
         """Largest and smallest value each neuron's accumulator can reach in one step."""
@@ -246,6 +307,15 @@ class CoreProgram:
 
         # synapses
         _check_range(self.target, "target", 0, n - 1)
+        if s > 1:
+            row_start = np.zeros(s, bool)
+            row_start[self.ptr[:-1][np.diff(self.ptr) > 0]] = True
+            broken = np.flatnonzero(~row_start[1:] & (np.diff(self.target) != 1)) + 1
+            if broken.size:
+                i = int(broken[0])
+                raise ValueError(f"target[{i}] = {int(self.target[i])}, must be target[{i - 1}] + 1 = "
+                                 f"{int(self.target[i - 1]) + 1}: a row (axon {int(self.synapse_axon()[i])}) "
+                                 f"drives consecutive neurons")
         _check_range(self.weight, "weight", *cfg.weight_range)
         if self.plastic.any() and not cfg.learning:
             i = int(np.flatnonzero(self.plastic)[0])

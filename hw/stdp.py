@@ -7,9 +7,10 @@ does LTD, spec phase 4 (a)) has finished:
   step's decay and jump, and the axon's bit in the *active bitmap* cleared for the next
   step. One axon per clock.
 * :class:`LtpEngine` - spec phase 4 (b): for every fired neuron, every plastic synapse
-  targeting it (from the reverse index, regions 8 and 9 of docs/hw.md) gets
-  ``w := min(w + dw(a_plus, xn[axon], w), w_max)`` through the shared
-  :class:`~neurocore.hw.plasticity.WeightUpdate` datapath. One synapse per clock.
+  targeting it gets ``w := min(w + dw(a_plus, xn[axon], w), w_max)`` through the shared
+  :class:`~neurocore.hw.plasticity.WeightUpdate` datapath. It scans the neuron's LTP axon
+  range (region 8 of docs/hw.md) and finds the synapse in each axon's row from the pointer
+  word (region 6). One axon visited per clock.
 
 Order within a step (docs/hw.md, "One step in hardware"): integrate (sets the active bits,
 applies LTD) -> trace sweep (may overlap the neuron pass: they share no memory) -> LTP
@@ -18,12 +19,12 @@ applies LTD) -> trace sweep (may overlap the neuron pass: they share no memory) 
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, memory, stream
+from amaranth.lib import memory, stream
 from amaranth.lib.wiring import In, Out
 
 from .component import CoreComponent
 from .config import CoreConfig
-from .layouts import pointer_layout, reverse_layout, synapse_layout
+from .layouts import axon_range_layout, pointer_layout, synapse_layout
 from .plasticity import AMPLITUDE_BITS, LEARN_SHIFT_BITS, WeightUpdate
 
 __all__ = ["TraceSweep", "LtpEngine", "TRACE_DECAY_BITS", "COUNTER_BITS"]
@@ -230,63 +231,72 @@ class TraceSweep(CoreComponent):
 class LtpEngine(CoreComponent):
     """Spec phase 4 (b), LTP: potentiates the plastic synapses of every fired neuron.
 
-    For each neuron ``n`` received on ``fired`` the engine reads its reverse pointer word
-    ``(base, count)`` (region 8, ``pointer_layout``), then for each reverse entry
-    ``j = base .. base+count-1`` the entry ``(synapse, axon)`` (region 9,
-    ``reverse_layout``), the synapse word ``(target, weight, plastic)`` and ``x[axon]``, and
-    writes back ``(target, min(w + dw(a_plus, x[axon], w), w_max), 1)`` through a
-    :class:`~neurocore.hw.plasticity.WeightUpdate` in LTP mode. ``x`` must hold ``xn`` (the
-    pre traces after this step's decay and jump): run the engine after the
-    :class:`TraceSweep` pass of the step. Reverse entries whose synapse word is not plastic
-    are skipped (the compiler never emits them; spec: plastic synapses only).
+    For each neuron ``n`` received on ``fired`` the engine reads its axon range
+    ``(first, count)`` (region 8 RPOINTER, ``axon_range_layout``: the axons with a plastic
+    synapse to ``n``, from ``CoreProgram.ltp_axon_ranges()``) and visits every axon
+    ``a = first .. first+count-1``: it reads the axon's pointer word ``(base, cnt, first_a)``
+    (region 6 POINTER, ``pointer_layout``); when the row's window holds ``n``,
+    ``first_a <= n < first_a + cnt``, the synapse of ``a`` to ``n`` is at
+
+        s = base + (n - first_a)
+
+    and the engine reads the synapse word ``(weight, plastic)`` and ``x[a]``; if the word is
+    plastic it writes back ``(min(w + dw(a_plus, x[a], w), w_max), 1)`` through a
+    :class:`~neurocore.hw.plasticity.WeightUpdate` in LTP mode. Axons whose window does not
+    hold ``n`` and non-plastic synapses are skipped (no write). The range only says where to
+    look: the synapses written are exactly those of spec phase 4 (b). ``x`` must hold ``xn``
+    (the pre traces after this step's decay and jump): run the engine after the
+    :class:`TraceSweep` pass of the step.
 
     No read-after-write hazard on weights: a synapse has one target, and every neuron fires at
     most once per step, so each synapse is read and written at most once per pass (the
-    fired neurons of one step). The engine therefore reads synapse words without forwarding,
-    and ``syn_rd`` needs no transparency for ``syn_wr``. **Precondition**: within one pass a
-    neuron appears at most once on ``fired``, and the reverse index lists each synapse under
-    its own target only (as ``CoreProgram.plastic_by_target`` does). The LTD write-backs of
-    the integrator must have landed before the pass (integrator ``busy`` low), and the next
-    step's integration must wait for this engine's ``busy`` to fall.
+    fired neurons of one step): the address ``s`` above belongs to the single pair
+    ``(a, n)``. The engine therefore reads synapse words without forwarding, and ``syn_rd``
+    needs no transparency for ``syn_wr``. **Precondition**: within one pass a neuron appears
+    at most once on ``fired``. The LTD write-backs of the integrator must have landed before
+    the pass (integrator ``busy`` low), and the next step's integration must wait for this
+    engine's ``busy`` to fall.
 
     Throughput
     ----------
-    One synapse update per clock on reverse lists, including across neurons: the pointer word
-    of the next neuron is looked up while the current list is issued, and the next list is
-    loaded in the cycle that issues the current list's last entry. A fired neuron without
-    plastic synapses (``count == 0``) is dropped at the pointer stage and costs nothing while
-    a list is being issued (one cycle otherwise). The only overhead is the pipeline fill and
-    drain: a pass of ``k`` updates whose ``fired`` words arrive without gaps keeps ``busy``
-    high for ``k + 11`` cycles when the first neuron has plastic synapses and no list runs
-    dry before the next pointer word is ready (measured: 1024 updates in 1035 cycles, 0.989
-    per clock, for 16 lists of 64 with or without 16 silent neurons interleaved; 64 lists
-    of 1 in 75 cycles). Gaps on ``fired`` and silent neurons that reach the pointer stage
-    while the address generator is idle cost one cycle each.
+    One *axon visited* per clock, including across neurons, whether or not the axon's
+    synapse is updated: the range word of the next neuron is looked up while the current
+    range is issued, and the next range is loaded in the cycle that issues the current
+    range's last axon. A fired neuron with an empty range (``count == 0``: no plastic synapse)
+    is dropped at the range stage and costs nothing while a range is being issued (one
+    cycle otherwise). The only overhead is the pipeline fill and drain: a pass that visits
+    ``V = sum of count[n] over the fired neurons`` axons, whose ``fired`` words arrive without
+    gaps, keeps ``busy`` high for ``V + 11`` cycles when the first neuron has a non-empty
+    range and no range runs dry before the next range word is ready. The number of updates
+    ``k <= V`` does not enter the cost; ``V - k`` is the number of axons in the ranges that
+    have no plastic synapse to the neuron. Gaps on ``fired`` and silent neurons that reach
+    the range stage while the axon generator is idle cost one cycle each.
 
-    Pipeline (cycle relative to the ``fired`` handshake of a neuron that finds the address
+    Pipeline (cycle relative to the ``fired`` handshake of a neuron that finds the axon
     generator idle)
     ------------------------------------------------------------------------------------------
     ====  ===================================================================================
     0     ``fired`` handshake; ``rptr_rd.addr`` = neuron
-    1     P: pointer word on ``rptr_rd.data``; loaded into the address generator
-    2     G: ``rsyn_rd.addr`` = reverse address (one per cycle: ``base``, ``base + 1``, ...)
-    3     R1: reverse entry on ``rsyn_rd.data``, registered
-    4     R2: ``syn_rd.addr`` = synapse, ``x_rd.addr`` = axon
-    5     R3: synapse word and ``x`` on the read ports: WeightUpdate input
-    11    WeightUpdate output: ``syn_wr`` (addr = synapse, word with the new weight)
+    1     P: range word on ``rptr_rd.data``; loaded into the axon generator
+    2     G: ``ptr_rd.addr`` = axon (one per cycle: ``first``, ``first + 1``, ...)
+    3     A1: pointer word on ``ptr_rd.data``; window test and ``s = base + n - first_a``,
+          registered
+    4     A2: ``syn_rd.addr`` = ``s``, ``x_rd.addr`` = axon (only when the window holds ``n``)
+    5     A3: synapse word and ``x`` on the read ports: WeightUpdate input (if plastic)
+    11    WeightUpdate output: ``syn_wr`` (addr = ``s``, word with the new weight)
     ====  ===================================================================================
 
-    ``busy`` falls in the cycle after the last write-back: 10 cycles after the last reverse
-    entry address is issued (cycle 12 for a single update).
+    ``busy`` falls in the cycle after the last write-back: 10 cycles after the last axon
+    address is issued (cycle 12 for a single axon visited).
 
     Memory port requirements
     ------------------------
     All read ports synchronous, one cycle of latency; none has to be transparent, none has to
-    hold its data while ``en`` is low (the pointer stage re-presents its address while it
+    hold its data while ``en`` is low (the range stage re-presents its address while it
     waits). ``rptr_rd.en`` is always high; the other enables are low while the engine is idle,
-    so the top level may share those ports with the host then. The engine must have exclusive
-    use of ``syn_wr`` while ``busy``; ``syn_rd`` and ``x_rd`` must read the memories the
-    engine writes / the sweep wrote.
+    so the top level may share those ports with the host (and ``ptr_rd`` with the integrator)
+    then. The engine must have exclusive use of ``syn_wr`` while ``busy``; ``syn_rd`` and
+    ``x_rd`` must read the memories the engine writes / the sweep wrote.
 
     Parameters
     ----------
@@ -297,10 +307,10 @@ class LtpEngine(CoreComponent):
     -------
     fired : ``In(stream.Signature(unsigned(neuron_index_bits)))``
         Neurons that fired this step (any order, each at most once per pass, gaps allowed).
-    rptr_rd : ``In(memory.ReadPort.Signature(addr_width=neuron_index_bits, shape=pointer_layout))``
-        Region 8, reverse pointers.
-    rsyn_rd : ``In(memory.ReadPort.Signature(addr_width=synapse_address_bits, shape=reverse_layout))``
-        Region 9, reverse index.
+    rptr_rd : ``In(memory.ReadPort.Signature(addr_width=neuron_index_bits, shape=axon_range_layout))``
+        Region 8, the LTP axon range of every neuron.
+    ptr_rd : ``In(memory.ReadPort.Signature(addr_width=axon_index_bits, shape=pointer_layout))``
+        Region 6, the row of every axon.
     syn_rd, syn_wr : read / write port of the synapse memory (region 7), ``synapse_layout``.
     x_rd : read port of the pre-trace memory (region 5), ``unsigned(trace_bits)``, axon
         addresses.
@@ -314,8 +324,7 @@ class LtpEngine(CoreComponent):
     updates : ``Out(32)``
         Synapse write-backs (LTP updates performed) since ``clear_count``.
     busy_cycles : ``Out(32)``
-        Cycles with ``busy`` high since ``clear_count`` (``updates / busy_cycles`` is the
-        achieved update rate).
+        Cycles with ``busy`` high since ``clear_count``.
     """
 
     def __init__(self, *, config: CoreConfig):
@@ -328,8 +337,8 @@ class LtpEngine(CoreComponent):
         a_bits = config.axon_index_bits
         super().__init__({
             "fired": In(stream.Signature(unsigned(n_bits))),
-            "rptr_rd": In(memory.ReadPort.Signature(addr_width=n_bits, shape=pointer_layout(config))),
-            "rsyn_rd": In(memory.ReadPort.Signature(addr_width=s_bits, shape=reverse_layout(config))),
+            "rptr_rd": In(memory.ReadPort.Signature(addr_width=n_bits, shape=axon_range_layout(config))),
+            "ptr_rd": In(memory.ReadPort.Signature(addr_width=a_bits, shape=pointer_layout(config))),
             "syn_rd": In(memory.ReadPort.Signature(addr_width=s_bits, shape=synapse_layout(config))),
             "syn_wr": In(memory.WritePort.Signature(addr_width=s_bits, shape=synapse_layout(config))),
             "x_rd": In(memory.ReadPort.Signature(addr_width=a_bits, shape=TraceSweep.x_shape(config))),
@@ -349,16 +358,16 @@ class LtpEngine(CoreComponent):
         cfg = self._config
         n_bits = cfg.neuron_index_bits
         s_bits = cfg.synapse_address_bits
-        rev_shape = reverse_layout(cfg)
+        a_bits = cfg.axon_index_bits
 
-        # -- stage P: reverse pointer lookup, one neuron buffered -------------------------------
-        # The pointer word of the neuron in P is rptr_rd.data. While P cannot advance, its
+        # -- stage P: axon range lookup, one neuron buffered ------------------------------------
+        # The range word of the neuron in P is rptr_rd.data. While P cannot advance, its
         # neuron is presented again, so the port needs no data hold on en = 0.
         p_valid = Signal()
         p_neuron = Signal(n_bits)
         p_take = Signal()                      # P is consumed (loaded into G, or dropped)
         accept = Signal()
-        ptr = self.rptr_rd.data
+        rng = self.rptr_rd.data
         m.d.comb += [
             accept.eq(~p_valid | p_take),
             self.fired.ready.eq(accept),
@@ -368,57 +377,69 @@ class LtpEngine(CoreComponent):
         with m.If(accept):
             m.d.sync += [p_valid.eq(self.fired.valid), p_neuron.eq(self.fired.payload)]
 
-        # -- stage G: reverse-index address generator -------------------------------------------
-        # Loads the next pointer word in the cycle it issues the last address of the current
-        # list, so consecutive lists follow each other without a bubble. An empty list is
-        # dropped in P without being loaded.
-        cur_addr = Signal(s_bits)
-        cur_left = Signal(s_bits + 1)
+        # -- stage G: axon generator ----------------------------------------------------------------
+        # Loads the next range in the cycle it issues the last axon of the current one, so
+        # consecutive ranges follow each other without a bubble. An empty range is dropped
+        # in P without being loaded.
+        g_axon = Signal(a_bits)
+        g_left = Signal(a_bits + 1)
+        g_neuron = Signal(n_bits)
         issue = Signal()
         p_empty = Signal()
         m.d.comb += [
-            issue.eq(cur_left != 0),
-            p_empty.eq(ptr.count == 0),
-            p_take.eq(p_valid & (p_empty | ~issue | (cur_left == 1))),
-            self.rsyn_rd.addr.eq(cur_addr),
-            self.rsyn_rd.en.eq(issue),
+            issue.eq(g_left != 0),
+            p_empty.eq(rng.count == 0),
+            p_take.eq(p_valid & (p_empty | ~issue | (g_left == 1))),
+            self.ptr_rd.addr.eq(g_axon),
+            self.ptr_rd.en.eq(issue),
         ]
         with m.If(p_take & ~p_empty):
-            m.d.sync += [cur_addr.eq(ptr.base), cur_left.eq(ptr.count)]
+            m.d.sync += [g_axon.eq(rng.first), g_left.eq(rng.count), g_neuron.eq(p_neuron)]
         with m.Elif(issue):
-            m.d.sync += [cur_addr.eq(cur_addr + 1), cur_left.eq(cur_left - 1)]
+            m.d.sync += [g_axon.eq(g_axon + 1), g_left.eq(g_left - 1)]
 
-        # -- stage R1: reverse entry arrives; R2: registered, synapse and trace reads ------------
-        r1_valid = Signal()
-        r2_valid = Signal()
-        r2_entry = Signal(rev_shape)
+        # -- stage A1: pointer word arrives; does the row's window hold the neuron? --------------
+        a1_valid = Signal()
+        a1_axon = Signal(a_bits)
+        a1_neuron = Signal(n_bits)
+        m.d.sync += [a1_valid.eq(issue), a1_axon.eq(g_axon), a1_neuron.eq(g_neuron)]
+        row = self.ptr_rd.data
+        offset = Signal(n_bits)                # n - first_a, meaningful when n >= first_a
+        hit = Signal()
+        m.d.comb += [
+            offset.eq(a1_neuron - row.first),
+            hit.eq((a1_neuron >= row.first) & (offset < row.count)),
+        ]
+
+        # -- stage A2: synapse and trace reads ------------------------------------------------------
+        a2_valid = Signal()
+        a2_axon = Signal(a_bits)
+        a2_synapse = Signal(s_bits)
         m.d.sync += [
-            r1_valid.eq(issue),
-            r2_valid.eq(r1_valid),
-            r2_entry.eq(self.rsyn_rd.data),
+            a2_valid.eq(a1_valid & hit),
+            a2_axon.eq(a1_axon),
+            a2_synapse.eq(row.base + offset),
         ]
         m.d.comb += [
-            self.syn_rd.addr.eq(r2_entry.synapse),
-            self.syn_rd.en.eq(r2_valid),
-            self.x_rd.addr.eq(r2_entry.axon),
-            self.x_rd.en.eq(r2_valid),
+            self.syn_rd.addr.eq(a2_synapse),
+            self.syn_rd.en.eq(a2_valid),
+            self.x_rd.addr.eq(a2_axon),
+            self.x_rd.en.eq(a2_valid),
         ]
 
-        # -- stage R3: synapse word and xn arrive: WeightUpdate input ---------------------------
-        r3_valid = Signal()
-        r3_synapse = Signal(s_bits)
-        m.d.sync += [r3_valid.eq(r2_valid), r3_synapse.eq(r2_entry.synapse)]
+        # -- stage A3: synapse word and xn arrive: WeightUpdate input -------------------------------
+        a3_valid = Signal()
+        a3_synapse = Signal(s_bits)
+        m.d.sync += [a3_valid.eq(a2_valid), a3_synapse.eq(a2_synapse)]
         syn = self.syn_rd.data
-        tag_shape = data.StructLayout({"addr": unsigned(s_bits), "target": unsigned(n_bits)})
-        m.submodules.update = update = WeightUpdate(config=cfg, tag_shape=tag_shape)
+        m.submodules.update = update = WeightUpdate(config=cfg)      # tag: the synapse address
         m.d.comb += [
             update.en.eq(1),
-            update.in_valid.eq(r3_valid & syn.plastic),
+            update.in_valid.eq(a3_valid & syn.plastic),
             update.in_ltp.eq(1),
             update.in_w.eq(syn.weight),
             update.in_trace.eq(self.x_rd.data),
-            update.in_tag.addr.eq(r3_synapse),
-            update.in_tag.target.eq(syn.target),
+            update.in_tag.eq(a3_synapse),
             update.a_plus.eq(self.a_plus),
             update.a_minus.eq(0),
             update.shift.eq(self.shift),
@@ -427,17 +448,16 @@ class LtpEngine(CoreComponent):
             update.soft_bound.eq(self.soft_bound),
         ]
 
-        # -- write back ---------------------------------------------------------------------------
+        # -- write back -----------------------------------------------------------------------------
         m.d.comb += [
-            self.syn_wr.addr.eq(update.out_tag.addr),
-            self.syn_wr.data.target.eq(update.out_tag.target),
+            self.syn_wr.addr.eq(update.out_tag),
             self.syn_wr.data.weight.eq(update.out_w),
             self.syn_wr.data.plastic.eq(1),
             self.syn_wr.en.eq(update.out_valid),
         ]
 
-        # -- status and counters ------------------------------------------------------------------
-        in_flight = Cat(p_valid, issue, r1_valid, r2_valid, r3_valid, update.busy).any()
+        # -- status and counters --------------------------------------------------------------------
+        in_flight = Cat(p_valid, issue, a1_valid, a2_valid, a3_valid, update.busy).any()
         m.d.comb += self.busy.eq(self.fired.valid | in_flight)
         with m.If(self.clear_count):
             m.d.sync += [self.updates.eq(self.syn_wr.en), self.busy_cycles.eq(self.busy)]

@@ -171,29 +171,33 @@ def random_program(rng, **overrides) -> tuple[CoreProgram, np.ndarray]:
         w_min=int(w_min), w_max=int(w_max), soft_bound=soft_bound)
 
     # -- synapses (section 3) ---------------------------------------------------------------------
+    # Rows of consecutive targets (one window per axon), drawn until n_synapses are used.
     used_axons = rng.choice(n_axons, size=int(rng.integers(1, n_axons + 1)), replace=False)
-    used_targets = rng.choice(n_neurons, size=int(rng.integers(1, n_neurons + 1)), replace=False)
     p_plastic = float(rng.choice([0.0, 0.5, 1.0])) if learning else 0.0
     p_positive = float(rng.choice([0.0, 0.5, 0.8, 1.0]))
+    p_gap = float(rng.choice([0.0, 0.2, 0.5]))          # zero-weight, non-plastic synapses
     axon, target, weight, plastic = [], [], [], []
-    for i in range(n_synapses):
-        if i > 0 and rng.random() < 0.2:             # a duplicate (axon, target) pair
-            j = int(rng.integers(i))
-            a, n = axon[j], target[j]
-        else:
-            a = int(rng.choice(used_axons))
-            n = int(rng.choice(used_targets))
-        is_plastic = bool(rng.random() < p_plastic)
-        if is_plastic:
-            w = _biased(rng, w_min, w_max, extra=(w_min + (w_max - w_min) // 2,))
-        elif rng.random() < p_positive:
-            w = _biased(rng, 0, whi)
-        else:
-            w = _biased(rng, wlo, whi)
-        axon.append(a)
-        target.append(n)
-        weight.append(w)
-        plastic.append(is_plastic)
+    left = n_synapses
+    for a in used_axons:
+        if left == 0:
+            break
+        length = _biased(rng, 1, min(n_neurons, left), extra=(2,))
+        first = int(rng.integers(0, n_neurons - length + 1))
+        left -= length
+        for n in range(first, first + length):
+            is_plastic = bool(rng.random() < p_plastic)
+            if is_plastic:
+                w = _biased(rng, w_min, w_max, extra=(w_min + (w_max - w_min) // 2,))
+            elif rng.random() < p_gap:
+                w = 0
+            elif rng.random() < p_positive:
+                w = _biased(rng, 0, whi)
+            else:
+                w = _biased(rng, wlo, whi)
+            axon.append(int(a))
+            target.append(n)
+            weight.append(w)
+            plastic.append(is_plastic)
     axon = np.array(axon, np.int64)
     target = np.array(target, np.int64)
     weight = np.array(weight, np.int64)
@@ -213,13 +217,12 @@ def random_program(rng, **overrides) -> tuple[CoreProgram, np.ndarray]:
         if rng.random() < 0.4:
             C += int(rng.choice([1, 2, 8, 32]))
         C = min(C, 32)
-    while needed() > C:                               # drop the last synapse of an offending neuron
+    while needed() > C:       # turn the last contributing synapse of an offending neuron into a gap
         upper, lower = _bounds(n_neurons, target, weight, plastic, w_min, w_max)
         chi, clo = (1 << (C - 1)) - 1, -(1 << (C - 1))
         bad = int(np.flatnonzero((upper > chi) | (lower < clo))[0])
-        drop = int(np.flatnonzero(target == bad)[-1])
-        keep = np.arange(len(target)) != drop
-        axon, target, weight, plastic = axon[keep], target[keep], weight[keep], plastic[keep]
+        gap = int(np.flatnonzero((target == bad) & (plastic | (weight != 0)))[-1])
+        weight[gap], plastic[gap] = 0, False
     n_synapses = len(target)
 
     # -- neuron parameters (section 2) -------------------------------------------------------------

@@ -10,8 +10,11 @@ Placement rule (deterministic, documented in :func:`compile_network`):
   (spec section 5, phase 3: a delay of exactly one step).
 * **Synapses.** Projection ``i`` contributes one synapse per entry:
   ``axon = axon of (source, pre)``, ``target = neuron of (target, post)``, its weight and
-  the projection's plastic flag. Synapse memory is axon-major (CSR); within one axon the
-  synapses keep projection order, then entry order (stable sort).
+  the projection's plastic flag. Synapse memory is axon-major (CSR) in rows of consecutive
+  targets (docs/core-spec.md, section 3): each axon's row spans its lowest to its highest
+  target neuron, in neuron order, and every neuron of that window it does not connect
+  takes a zero-weight, fixed synapse (a gap, of no projection). Two entries connecting
+  the same axon to the same neuron are rejected (merge their weights).
 * **Outputs.** The neurons of the output populations, in population order then neuron
   order, are output columns ``0 .. n_out-1``.
 * **WTA.** Populations with ``wta=True`` get the distinct group ids ``1, 2, ...`` in
@@ -46,7 +49,7 @@ import re
 import numpy as np
 
 from ..hw.config import CoreConfig
-from ..hw.program import NEURON_FIELDS, NO_ROUTE, CoreProgram, LearningParams, NeuronParams
+from ..hw.program import NEURON_FIELDS, NO_ROUTE, CoreProgram, LearningParams, NeuronParams, synapse_rows
 from .network import INPUT, Population, Projection, SnnNetwork
 
 __all__ = ["CompiledNetwork", "compile_network", "choose_config", "network_needs", "freeze_network",
@@ -301,14 +304,71 @@ def freeze_network(net: SnnNetwork) -> SnnNetwork:
 
 
 # -- compilation ---------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class _Placement:
+    """Where a network goes on a core (the rule of the module docstring)."""
+    layers: dict            # population -> (first neuron, size)
+    layer_axons: dict       # source population -> (first axon, size)
+    n_neurons: int
+    n_axons: int
+    rows: tuple             # synapse_rows(): (ptr, target, source) of the listed synapses
+    axon: np.ndarray        # listed synapses, projection order then entry order
+    target: np.ndarray
+    projection: np.ndarray  # projection index of every listed synapse
+
+
+def _place(net: SnnNetwork) -> _Placement:
+    """Neuron ranges, axon ranges and synapse rows of ``net`` (raises on a doubled pair)."""
+    layers, first = {}, 0
+    for pop in net.populations:
+        layers[pop.name] = (first, pop.size)
+        first += pop.size
+    sources = {pr.source for pr in net.projections}
+    layer_axons, a = {}, net.n_inputs
+    for pop in net.populations:
+        if pop.name in sources:
+            layer_axons[pop.name] = (a, pop.size)
+            a += pop.size
+    n_axons = max(1, a)                             # a program has at least one axon
+    axon_base = {INPUT: 0} | {name: a0 for name, (a0, _) in layer_axons.items()}
+    def cat(parts):
+        return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+
+    axon = cat([axon_base[pr.source] + pr.pre for pr in net.projections])
+    target = cat([layers[pr.target][0] + pr.post for pr in net.projections])
+    proj = cat([np.full(len(pr.pre), i) for i, pr in enumerate(net.projections)])
+    try:
+        rows = synapse_rows(axon, target, n_axons)
+    except ValueError as exc:
+        raise ValueError(_layer_message(f"{exc} (projections "
+                                        + _pair_projections(net, axon, target, proj) + ")", layers)) from None
+    return _Placement(layers, layer_axons, first, n_axons, rows, axon, target, proj)
+
+
+def _pair_projections(net: SnnNetwork, axon, target, proj) -> str:
+    """The projections that connect the first doubled (axon, neuron) pair."""
+    key = axon * (int(target.max(initial=0)) + 1) + target
+    _, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
+    both = np.flatnonzero(counts[inverse] > 1)
+    first = both[key[both] == key[both[0]]]
+    return " and ".join(f"{net.projections[i].source}->{net.projections[i].target}"
+                        for i in sorted(set(proj[first].tolist())))
+
+
 def network_needs(net: SnnNetwork) -> dict[str, int]:
-    """Capacities the network needs: neurons, axons, synapses, WTA groups."""
-    sources = {pr.source for pr in net.projections} - {INPUT}
-    routed = sum(p.size for p in net.populations if p.name in sources)
+    """Capacities the network needs: neurons, axons, synapse words, WTA groups.
+
+    Synapse words count the rows (spec section 3): per axon, the window from its lowest to
+    its highest target neuron, gaps included.
+    """
+    return _needs(net, _place(net))
+
+
+def _needs(net: SnnNetwork, placed: _Placement) -> dict[str, int]:
     return {
-        "neurons": sum(p.size for p in net.populations),
-        "axons": max(1, net.n_inputs + routed),     # a program has at least one axon
-        "synapses": sum(len(pr.pre) for pr in net.projections),
+        "neurons": placed.n_neurons,
+        "axons": placed.n_axons,
+        "synapses": int(placed.rows[0][-1]),
         "wta_groups": sum(1 for p in net.populations if p.wta),
     }
 
@@ -424,26 +484,14 @@ def compile_network(net: SnnNetwork, config: CoreConfig | None = None) -> Compil
         config = choose_config(net)
     elif not isinstance(config, CoreConfig):
         raise ValueError(f"config must be a CoreConfig, got {type(config).__name__}")
-    needs = network_needs(net)
-    over = _overflows(needs, config)
+    placed = _place(net)
+    over = _overflows(_needs(net, placed), config)
     if over:
         raise ValueError(f"network does not fit the core (config {config.hash()[:12]}): it needs "
                          + "; ".join(over))
 
-    # neurons
-    layers, first = {}, 0
-    for pop in net.populations:
-        layers[pop.name] = (first, pop.size)
-        first += pop.size
-    n_neurons = first
-    # axons
-    sources = {pr.source for pr in net.projections}
-    layer_axons, axon = {}, net.n_inputs
-    for pop in net.populations:
-        if pop.name in sources:
-            layer_axons[pop.name] = (axon, pop.size)
-            axon += pop.size
-    n_axons = max(1, axon)
+    layers, layer_axons = placed.layers, placed.layer_axons
+    n_neurons, n_axons = placed.n_neurons, placed.n_axons
     # WTA groups
     wta_groups = {pop.name: g for g, pop in enumerate((p for p in net.populations if p.wta), start=1)}
 
@@ -501,28 +549,22 @@ def compile_network(net: SnnNetwork, config: CoreConfig | None = None) -> Compil
     if n_neurons == 0:
         raise ValueError("network has no neurons")
 
-    # synapses
-    axon_base = {INPUT: 0} | {name: a0 for name, (a0, _) in layer_axons.items()}
-    syn_axon, syn_target, syn_weight, syn_plastic, syn_proj, projections = [], [], [], [], [], []
-    for i, pr in enumerate(net.projections):
-        syn_axon.append(axon_base[pr.source] + pr.pre)
-        syn_target.append(layers[pr.target][0] + pr.post)
-        syn_weight.append(pr.weight)
-        syn_plastic.append(np.full(len(pr.pre), pr.plastic, bool))
-        syn_proj.append(np.full(len(pr.pre), i, np.int64))
-        projections.append({"source": pr.source, "target": pr.target, "plastic": bool(pr.plastic),
-                            "synapses": len(pr.pre)})
-
-    def cat(parts, dtype):
-        return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
-
-    syn_axon, syn_target = cat(syn_axon, np.int64), cat(syn_target, np.int64)
-    syn_weight, syn_plastic, syn_proj = cat(syn_weight, np.int64), cat(syn_plastic, bool), cat(syn_proj, np.int64)
-    order = np.argsort(syn_axon, kind="stable")       # the order CoreProgram.from_synapses uses
-    ptr = np.zeros(n_axons + 1, np.int64)
-    ptr[1:] = np.cumsum(np.bincount(syn_axon, minlength=n_axons))
-    program = CoreProgram(config=config, n_inputs=net.n_inputs, ptr=ptr, target=syn_target[order],
-                          weight=syn_weight[order], plastic=syn_plastic[order],
+    # synapses: rows of consecutive targets; gaps are zero-weight, fixed, of no projection (-1)
+    projections = [{"source": pr.source, "target": pr.target, "plastic": bool(pr.plastic),
+                    "synapses": len(pr.pre)} for pr in net.projections]
+    weight = (np.concatenate([pr.weight for pr in net.projections]).astype(np.int64)
+              if net.projections else np.zeros(0, np.int64))
+    plastic = np.array([pr.plastic for pr in net.projections for _ in range(len(pr.pre))], bool)
+    ptr, row_target, source = placed.rows
+    filled = source >= 0
+    syn_weight = np.zeros(len(source), np.int64)
+    syn_plastic = np.zeros(len(source), bool)
+    syn_proj = np.full(len(source), -1, np.int64)
+    syn_weight[filled] = weight[source[filled]]
+    syn_plastic[filled] = plastic[source[filled]]
+    syn_proj[filled] = placed.projection[source[filled]]
+    program = CoreProgram(config=config, n_inputs=net.n_inputs, ptr=ptr, target=row_target,
+                          weight=syn_weight, plastic=syn_plastic,
                           neurons=NeuronParams(**params), route=route, outputs=outputs,
                           learning=lp, theta=theta)
 
@@ -550,4 +592,4 @@ def compile_network(net: SnnNetwork, config: CoreConfig | None = None) -> Compil
                            encoding=_plain(net.encoding, "encoding"),
                            decoding=_normalise_decoding(net.decoding, len(outputs)),
                            output_layers=output_layers, layer_axons=layer_axons, wta_groups=wta_groups,
-                           projections=projections, synapse_projection=syn_proj[order])
+                           projections=projections, synapse_projection=syn_proj)

@@ -4,8 +4,8 @@ An image directory holds:
 
 * one ``<region>.hex`` file per program memory region: ``param.hex`` (N words),
   ``pointer.hex`` (A), ``synapse.hex`` (S), ``theta.hex`` (N, only with
-  ``adaptive_threshold``), ``rpointer.hex`` (N) and ``reverse.hex`` (plastic synapses),
-  both only with ``learning``. ``$readmemh`` format: one word per line, lower-case hex,
+  ``adaptive_threshold``) and ``rpointer.hex`` (N, the LTP axon range of every neuron, only
+  with ``learning``). ``$readmemh`` format: one word per line, lower-case hex,
   zero-padded to ``ceil(bits / 4)`` digits, words packed exactly as
   :func:`neurocore.hw.images.program_images` packs them. Only the used prefix of each
   memory is written (word ``i`` of the file is address ``i``).
@@ -13,7 +13,8 @@ An image directory holds:
   network metadata as JSON strings (no pickles), for Python.
 * ``manifest.json``, with the fields
 
-  ``format`` ("neurocore-image"), ``format_version`` (1), ``created_by``;
+  ``format`` ("neurocore-image"), ``format_version`` (2; version 1 images, from before
+  synapse rows became target windows, are rejected), ``created_by``;
   ``config`` (``CoreConfig.to_dict()``) and ``config_hash`` (``CoreConfig.hash()``);
   ``registers``: register name -> value from ``program_registers(program, learn=False)``;
   ``learning``: ``plastic_synapses``, ``enabled`` and ``params`` (the LearningParams);
@@ -52,12 +53,12 @@ __all__ = ["ImageDirError", "write_image_dir", "load_image_dir", "load_program_n
            "REGION_FILES", "FORMAT", "FORMAT_VERSION", "MANIFEST", "PROGRAM_NPZ", "hex_files"]
 
 FORMAT = "neurocore-image"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 PROGRAM_NPZ = "program.npz"
 # region name (hw.host.Region) -> file name, in the order they are written
 REGION_FILES = {"PARAM": "param.hex", "POINTER": "pointer.hex", "SYNAPSE": "synapse.hex",
-                "THETA": "theta.hex", "RPOINTER": "rpointer.hex", "REVERSE": "reverse.hex"}
+                "THETA": "theta.hex", "RPOINTER": "rpointer.hex"}
 _LEARNING_FIELDS = ("a_plus", "a_minus", "shift", "pre_decay_shift", "post_decay_shift", "pre_jump",
                     "post_jump", "w_min", "w_max", "soft_bound")
 

@@ -104,21 +104,21 @@ def test_leak_arithmetic_shift(model):
 def test_bias_and_integration(model):
     # n0: bias 5, threshold 12, reset to zero, no input.
     #   v: 5, 10, 15 >= 12 -> fires, v = 0;  5, 10, 15 -> fires
-    # n1: bias -3, input axon 0 twice with weight 3 (duplicate synapses add: acc = 6 when active).
+    # n1: bias -3, input axons 0 and 1 with weight 3 each (both active: acc = 6).
     #   step0 no input: -3; step1 input: -3 + 6 - 3 = 0; step2 input: 0 + 6 - 3 = 3; step3: 0
     # n2: threshold 32767 (V=16) and leak 1, bias 8: v1 = v - (v >> 1):
     #   0 + 8 = 8;  8 - 4 + 8 = 12;  12 - 6 + 8 = 14;  14 - 7 + 8 = 15;  15 - 7 + 8 = 16;  16 - 8 + 8 = 16
     program = make_program(
         neurons=[dict(threshold=12, bias=5), dict(threshold=100, bias=-3),
                  dict(threshold=32767, leak_shift=1, bias=8)],
-        synapses=[(0, 1, 3), (0, 1, 3)], n_inputs=2, membrane_bits=16)
-    fired, states, sops = trajectory(model, program, spikes_in(["00", "10", "10", "00", "00", "00"]))
+        synapses=[(0, 1, 3), (1, 1, 3)], n_inputs=2, membrane_bits=16)
+    fired, states, sops = trajectory(model, program, spikes_in(["00", "11", "11", "00", "00", "00"]))
     assert fired[:, 0].tolist() == [0, 0, 1, 0, 0, 1]
     assert column(states, "v", 0) == [5, 10, 0, 5, 10, 0]
     assert column(states, "v", 1) == [-3, 0, 3, 0, -3, -6]
     assert column(states, "v", 2) == [8, 12, 14, 15, 16, 16]
     assert fired[:, 1:].sum() == 0
-    # SOPs: axon 0 (2 synapses) active in 2 steps; axon 1 owns no synapse
+    # SOPs: axons 0 and 1 (1 synapse each) active in 2 steps
     assert sops == 4
 
 
@@ -504,25 +504,25 @@ def test_same_step_ltd_then_ltp_each_clamped(model):
 @MODELS
 def test_soft_bound(model):
     # w_min -4, w_max 12: R = 16, u = w + 4. a_plus 3, a_minus 1, shift 5, pre_jump 2, post_jump 3.
-    # synapses (axon order): 0,1,2: axon 0 -> n0 plastic w = 0, -4, 4;  3: axon 1 -> n0 fixed 100;
-    #   4: axon 2 -> n1 plastic w = 4;  5: axon 3 -> n1 fixed 100. thresholds 50.
-    # step0 (axons 0, 1, 3): n0 and n1 fire. yd = 0, so LTD changes nothing. xn0 = 2:
+    # synapses (axon order): 0,1,2: axons 0, 1, 2 -> n0 plastic w = 0, -4, 4;  3: axon 3 -> n0 fixed 100;
+    #   4: axon 4 -> n1 plastic w = 4;  5: axon 5 -> n1 fixed 100. thresholds 50.
+    # step0 (axons 0, 1, 2, 3, 5): n0 and n1 fire. yd = 0, so LTD changes nothing. xn = 2 on axons 0-2:
     #   s0: u 4,  R-u 12: 3*2*4*12 = 288 >> 5 = 9   -> 9
     #   s1: u 0:  dw = 0                              -> -4 (at w_min: no longer moves)
     #   s2: u 8,  R-u 8:  3*2*8*8 = 384 >> 5 = 12    -> 16 -> clamped 12
-    #   s4: xn2 = 0: dw = 0                           -> 4.   y = 3 for both.
-    # step1 (axons 1, 2): n0 fires (100), n1 does not (acc 4 < 50).
-    #   LTD s4 (axon 2 active), yd1 = 3: u 8, R-u 8: 1*3*8*8 = 192 >> 5 = 6 -> 4 - 6 = -2
+    #   s4: xn4 = 0: dw = 0                           -> 4.   y = 3 for both.
+    # step1 (axons 3, 4): n0 fires (100), n1 does not (acc 4 < 50).
+    #   LTD s4 (axon 4 active), yd1 = 3: u 8, R-u 8: 1*3*8*8 = 192 >> 5 = 6 -> 4 - 6 = -2
     #   LTP n0, xn0 = 2: s0: u 13, R-u 3: 3*2*13*3 = 234 >> 5 = 7 -> 16 -> 12; s1 -4; s2: u 16: 12
-    # step2 (axon 1): n0 fires: every n0 weight sits at w_min or w_max and does not move.
+    # step2 (axon 3): n0 fires: every n0 weight sits at w_min or w_max and does not move.
     program = make_program(
         neurons=[dict(threshold=50), dict(threshold=50)],
-        synapses=[(0, 0, 0, True), (0, 0, -4, True), (0, 0, 4, True), (1, 0, 100), (2, 1, 4, True),
-                  (3, 1, 100)],
-        n_inputs=4,
+        synapses=[(0, 0, 0, True), (1, 0, -4, True), (2, 0, 4, True), (3, 0, 100), (4, 1, 4, True),
+                  (5, 1, 100)],
+        n_inputs=6,
         stdp=LearningParams(a_plus=3, a_minus=1, shift=5, pre_jump=2, post_jump=3, w_min=-4,
                                 w_max=12, soft_bound=True))
-    fired, states, _ = trajectory(model, program, spikes_in(["1101", "0110", "0100"]), learn=True)
+    fired, states, _ = trajectory(model, program, spikes_in(["111101", "000110", "000100"]), learn=True)
     assert fired.tolist() == [[1, 1], [1, 0], [1, 0]]
     assert [s.weight.tolist() for s in states] == [[9, -4, 12, 100, 4, 100],
                                                    [12, -4, 12, 100, -2, 100],

@@ -383,8 +383,8 @@ def test_host_only_memories_are_single_port():
     assert set(syn) == {"$memrd_v2", "$memwr_v2"} and syn["$memrd_v2"] == syn["$memwr_v2"]
     learning = CoreConfig(neurons=8, axons=8, synapses=32)
     text = rtlil.convert(Core(config=learning), name="core")
-    rsyn, syn = _memory_ports(text, "rsyn_mem"), _memory_ports(text, "syn_mem")
-    assert rsyn["$memrd_v2"] == rsyn["$memwr_v2"]     # the reverse index: host writes only
+    rptr, syn = _memory_ports(text, "rptr_mem"), _memory_ports(text, "syn_mem")
+    assert rptr["$memrd_v2"] == rptr["$memwr_v2"]     # the LTP axon ranges: host writes only
     assert syn["$memrd_v2"] != syn["$memwr_v2"]       # LTD/LTP write while reading: dual-port
 
 
@@ -416,13 +416,13 @@ def test_host_read_does_not_write():
             ctx.set(dut.rsp.ready, 0)
             return int(word)
 
-        for region in (Region.PARAM, Region.SYNAPSE, Region.REVERSE, Region.STATE):
+        for region in (Region.PARAM, Region.SYNAPSE, Region.RPOINTER, Region.STATE):
             await put(Command(Opcode.WRITE, region, 1, 5))
             got.append((region.name, await read(region, 1), await read(region, 1), await read(region, 0)))
 
     sim.add_testbench(bench)
     sim.run()
-    assert got == [(name, 5, 5, 0) for name in ("PARAM", "SYNAPSE", "REVERSE", "STATE")]
+    assert got == [(name, 5, 5, 0) for name in ("PARAM", "SYNAPSE", "RPOINTER", "STATE")]
 
 
 # ---- the flow with stand-in tools (no YoWASP needed) -------------------------------------------

@@ -179,6 +179,51 @@ def test_weight_and_target_ranges():
     raises(bad_program(negative), "target[0] = -1 is outside 0..2")
 
 
+def test_row_targets_must_be_consecutive():
+    # base(): axon 0 drives neurons 0, 1 (synapses 0, 1)
+    def gap(p):
+        p.target[1] = 2
+    raises(bad_program(gap), "target[1] = 2, must be target[0] + 1 = 1: a row (axon 0) drives "
+                             "consecutive neurons")
+
+    def backwards(p):
+        p.target[:2] = [1, 0]
+    raises(bad_program(backwards), "target[1] = 0, must be target[0] + 1 = 2: a row (axon 0) drives "
+                                   "consecutive neurons")
+    # a new row may start anywhere
+    program = base()
+    program.target[2] = 0
+    program.validate()
+
+
+def test_from_synapses_builds_rows():
+    # axon 0 -> neurons 2 and 0 (listed out of order): one row 0, 1, 2 with a zero gap at 1
+    program = base(axon=[0, 0, 1], target=[2, 0, 1], weight=[7, -7, 3], plastic=[True, False, False])
+    assert program.ptr.tolist() == [0, 3, 4, 4, 4]
+    assert program.target.tolist() == [0, 1, 2, 1]
+    assert program.weight.tolist() == [-7, 0, 7, 3]
+    assert program.plastic.tolist() == [False, False, True, False]
+    assert program.row_first().tolist() == [0, 1, 0, 0]
+    # LTP visits, per neuron, the axons with a plastic synapse to it: only n2 has one (axon 0)
+    first, count = program.ltp_axon_ranges()
+    assert first.tolist() == [0, 0, 0] and count.tolist() == [0, 0, 1]
+
+
+def test_from_synapses_rejects_a_pair_listed_twice():
+    with pytest.raises(ValueError, match=exact(
+            "axon 1 is connected to neuron 2 twice (synapses 1 and 3); a row reaches each neuron once: "
+            "merge the weights")):
+        base(axon=[0, 1, 2, 1], target=[0, 2, 1, 2], weight=[1, 2, 3, 4], plastic=None)
+
+
+def test_ltp_axon_ranges_span_plastic_synapses_only():
+    # n0: plastic from axons 1 and 3, fixed from 0 and 2: range 1..3
+    program = base(axon=[0, 1, 2, 3], target=[0, 0, 0, 0], weight=[1, 2, 3, 4],
+                   plastic=[False, True, False, True])
+    first, count = program.ltp_axon_ranges()
+    assert first.tolist() == [1, 0, 0] and count.tolist() == [3, 0, 0]
+
+
 # (field, bad value, message) with X = 4 (traces 0..15), W = 8, w_min = -10
 LEARNING_LIMITS = [
     ("a_plus", 256, "learning.a_plus = 256 is outside 0..255"),

@@ -36,7 +36,7 @@ __all__ = ["STANDARD", "standard_config", "standard_network", "describe_network"
 STANDARD = dict(
     neurons=4096,
     axons=4096,          # all host inputs
-    fan_out=256,         # distinct random targets per input axon
+    fan_out=256,         # each input axon drives a window of 256 consecutive neurons
     weight_low=-128,     # weights uniform in weight_low .. weight_high (int8)
     weight_high=127,
     threshold=800,
@@ -59,7 +59,7 @@ def standard_config(**config_overrides) -> CoreConfig:
 def describe_network() -> str:
     s = STANDARD
     return (f"standard: {s['neurons']} LIF neurons, {s['axons']} host input axons x fan-out "
-            f"{s['fan_out']} (distinct random targets), int8 weights uniform "
+            f"{s['fan_out']} (a window of consecutive neurons at a random offset), int8 weights uniform "
             f"{s['weight_low']}..{s['weight_high']}, threshold {s['threshold']}, leak shift "
             f"{s['leak_shift']}, reset by subtraction, no learning, Bernoulli input "
             f"{s['input_rate']:g}/axon/step")
@@ -81,13 +81,9 @@ def standard_network(steps: int | None = None, seed: int = 0, **config_overrides
     config = standard_config(**config_overrides)
 
     net_rng = np.random.default_rng([seed, 0])
-    # Distinct targets per axon: the first `fan` entries of a random permutation
-    # (argpartition of uniform keys, one row per axon, in blocks to bound memory).
-    targets = np.empty((a, fan), np.int64)
-    block = 256
-    for start in range(0, a, block):
-        keys = net_rng.random((min(block, a - start), n))
-        targets[start:start + len(keys)] = np.argpartition(keys, fan, axis=1)[:, :fan]
+    # Each axon's row (spec section 3) drives `fan` consecutive neurons from a random first one.
+    first = net_rng.integers(0, n - fan + 1, size=a, dtype=np.int64)
+    targets = first[:, None] + np.arange(fan, dtype=np.int64)
     weights = net_rng.integers(s["weight_low"], s["weight_high"] + 1, size=(a, fan), dtype=np.int64)
     axon = np.repeat(np.arange(a, dtype=np.int64), fan)
 

@@ -20,13 +20,16 @@ The cases (each one sample of ``steps`` steps, from a cleared state):
 * ``neurons-half``: the first fan-out with half the neurons active (N_NEURONS = N/2), to
   separate the neuron pass's cost per neuron from its constant;
 * ``learning``: the first fan-out with every host synapse plastic and learning on
-  (LTD inline, trace sweep, LTP), when the config has ``learning``.
+  (LTD inline, trace sweep, LTP), when the config has ``learning``. LTP visits, for every
+  fired neuron, the axons of its LTP range (``CoreProgram.ltp_axon_ranges()``); its cycles
+  are fitted against those visits, not against the updates.
 
 The test network of a case (:func:`core_network`): ``n_neurons`` LIF neurons, every one an
 output; ``min(A, S // F)`` axons, of which the last ``internal`` (at most 64) are driven by
-neurons 0, 1, ... (routes), the others are host inputs; every axon has exactly ``F``
-synapses with targets drawn
-uniformly (with repeats, so the accumulator's read-after-write forwarding is exercised);
+neurons 0, 1, ... (routes), the others are host inputs; every axon has a row of exactly
+``F`` synapses (``F <= n_neurons``) to the consecutive neurons ``first .. first+F-1``, with
+``first`` uniform (rows overlap, so the accumulator's read-after-write forwarding is
+exercised where one row ends on the neuron the next one starts with);
 host-axon weights uniform in -4..12, internal-axon weights in -8..8; leak shift 2, reset to
 zero, refractory 1, no WTA, theta 0. Each step ``k`` distinct host axons spike, ``k``
 uniform in ``1..max_active``. The threshold is the smallest for which the golden model
@@ -82,8 +85,12 @@ def _network(config: CoreConfig, fan_out: int, n_neurons: int, steps: int, thres
     if n_inputs < 1:
         raise ValueError(f"fan-out {fan_out} does not fit the config: {config.synapses} synapses "
                          f"hold {n_axons} axons of {fan_out}")
+    if fan_out > n_neurons:
+        raise ValueError(f"fan-out {fan_out} exceeds the {n_neurons} neurons: a row drives "
+                         f"consecutive neurons, each at most once")
     axon = np.repeat(np.arange(n_axons, dtype=np.int64), fan_out)
-    target = rng.integers(0, n_neurons, size=axon.size)
+    first = rng.integers(0, n_neurons - fan_out + 1, size=n_axons)
+    target = np.repeat(first, fan_out) + np.tile(np.arange(fan_out, dtype=np.int64), n_axons)
     host = axon < n_inputs
     weight = np.where(host, rng.integers(b["host_weights"][0], b["host_weights"][1] + 1, size=axon.size),
                       rng.integers(b["internal_weights"][0], b["internal_weights"][1] + 1, size=axon.size))
@@ -141,7 +148,8 @@ def core_network(config: CoreConfig, fan_out: int, *, n_neurons: int | None = No
 
 
 def _step_profile(program: CoreProgram, inputs: np.ndarray, learn: bool) -> dict:
-    """Per-step figures of one case from the golden model: SOPs, fired neurons, LTP updates."""
+    """Per-step figures of one case from the golden model: SOPs, fired neurons, LTP updates
+    and the axons the LTP engine visits (the LTP ranges of the fired neurons)."""
     from neurocore.sim import golden
 
     result = golden.run(program, inputs[0], learn=learn, record_neurons=True)
@@ -156,7 +164,11 @@ def _step_profile(program: CoreProgram, inputs: np.ndarray, learn: bool) -> dict
         sops[t] = active
     plastic_in = np.bincount(program.target[program.plastic], minlength=program.n_neurons)
     ltp = (fired * plastic_in).sum(axis=1) if learn else np.zeros(len(fired), np.int64)
-    return {"sops": sops, "fired": fired.sum(axis=1), "ltp_updates": ltp}
+    visits = np.zeros(len(fired), np.int64)
+    if learn:
+        _, range_count = program.ltp_axon_ranges()
+        visits = (fired * range_count).sum(axis=1)
+    return {"sops": sops, "fired": fired.sum(axis=1), "ltp_updates": ltp, "ltp_visits": visits}
 
 
 def _fit(columns, y):
@@ -282,13 +294,14 @@ def core_benchmark(simulator: str = "verilator", fan_outs=(64, 256), *, config: 
         if learn:
             ltp = cycles - feed - update - 2          # minus the STEP-accept and FINISH cycles
             entry.update({
-                "ltp_updates": int(prof["ltp_updates"].sum()), "ltp_cycles": int(ltp.sum()),
+                "ltp_updates": int(prof["ltp_updates"].sum()),
+                "ltp_axons_visited": int(prof["ltp_visits"].sum()), "ltp_cycles": int(ltp.sum()),
                 "weight_changes": report.weight_changes,
             })
-            # LTP state: 1 cycle when nothing fired, else updates + fill/drain of the engine.
-            (per_update, start, constant), residual = _fit(
-                [prof["ltp_updates"], _indicator(prof["fired"]), np.ones(len(ltp))], ltp)
-            entry["ltp_fit"] = {"cycles_per_update": per_update, "extra_if_any_fired": start,
+            # LTP state: 1 cycle when nothing fired, else axons visited + fill/drain of the engine.
+            (per_visit, start, constant), residual = _fit(
+                [prof["ltp_visits"], _indicator(prof["fired"]), np.ones(len(ltp))], ltp)
+            entry["ltp_fit"] = {"cycles_per_axon_visited": per_visit, "extra_if_any_fired": start,
                                 "constant": constant, "max_residual": residual}
             entry["update_phase_cycles"] = [int(update.min()), int(update.max())]
             entry["trace_sweep_cycles"] = program.n_axons + 3
@@ -432,9 +445,11 @@ def format_core(result: dict) -> str:
     if r.get("learning"):
         lc = r["learning"]
         fit = lc["ltp_fit"]
-        rows.append(("learning", f"{lc['ltp_updates']} LTP updates in {lc['ltp_cycles']} LTP cycles "
-                                 f"({fit['cycles_per_update']} cycles/update + {fit['extra_if_any_fired']}"
-                                 f" if any neuron fired + {fit['constant']}); UPDATE phase "
+        rows.append(("learning", f"{lc['ltp_updates']} LTP updates, {lc['ltp_axons_visited']} axons "
+                                 f"visited in {lc['ltp_cycles']} LTP cycles "
+                                 f"({fit['cycles_per_axon_visited']} cycles/axon visited + "
+                                 f"{fit['extra_if_any_fired']} if any neuron fired + {fit['constant']}); "
+                                 f"UPDATE phase "
                                  f"{lc['update_phase_cycles']} cycles (trace sweep {lc['trace_sweep_cycles']}); "
                                  f"{lc['weight_changes']} weights changed"))
     c = r["cosim"]

@@ -278,8 +278,8 @@ def strip_zero_init(text: str, min_bits: int = SPRAM_MIN_BITS) -> tuple[str, lis
     cannot be mapped to the UP5K's SPRAM, which has no initial contents. Leaving the large
     all-zero memories uninitialised lets Yosys put them in SPRAM; their power-up contents
     are then undefined, which the core does not depend on: the host writes every synapse
-    and reverse-index entry it points to before a step reads it (the pointer memories, in
-    block RAM, stay zero-initialised). A memory with a baked-in image keeps it.
+    word a row points to before a step reads it (the pointer memories, in block RAM, stay
+    zero-initialised). A memory with a baked-in image keeps it.
     """
     out, stripped, module = [], [], ""
     lines = text.split("\n")

@@ -14,7 +14,7 @@ SIMULATOR = "icarus" if "icarus" in SIMULATORS else "verilator"
 
 @pytest.mark.skipif(not SIMULATORS, reason="no HDL simulator installed")
 def test_bench_core_reduced(tmp_path):
-    config = CoreConfig(neurons=16, axons=16, synapses=1024, wta_groups=4)
+    config = CoreConfig(neurons=128, axons=16, synapses=1024, wta_groups=4)   # rows of 64 need >= 64 neurons
     result = core_benchmark(SIMULATOR, fan_outs=(64,), config=config, steps=10, max_active=8,
                             work_dir=tmp_path)
     assert result["mismatches"] == 0, result["problems"]
@@ -25,4 +25,9 @@ def test_bench_core_reduced(tmp_path):
     assert result["neuron_update"]["cycles_per_neuron"] == pytest.approx(1.0, abs=1e-3)
     learning = result["learning"]
     assert learning["ok"] and learning["ltp_updates"] > 0 and learning["weight_changes"] > 0
+    # LTP: one cycle per axon visited (the LTP ranges of the fired neurons), plus fill and drain
+    assert learning["ltp_axons_visited"] >= learning["ltp_updates"]
+    fit = learning["ltp_fit"]
+    assert fit["cycles_per_axon_visited"] == pytest.approx(1.0, abs=1e-3), fit
+    assert fit["max_residual"] == pytest.approx(0.0, abs=1e-3), fit
     assert result["cosim"]["sim_cycles"] > 0 and result["cosim"]["cycles_per_s"] > 0

@@ -20,16 +20,47 @@ def test_program_images_match_per_word_packing(seed):
                  route=max(int(program.route[n]), 0), output=int(n in outputs))
             for n in range(program.n_neurons)]
     assert images[Region.PARAM] == want
-    want = [pack(word_shape(cfg, Region.SYNAPSE), target=program.target[s], weight=program.weight[s],
-                 plastic=int(program.plastic[s])) for s in range(program.n_synapses)]
+    want = [pack(word_shape(cfg, Region.SYNAPSE), weight=program.weight[s], plastic=int(program.plastic[s]))
+            for s in range(program.n_synapses)]
     assert images[Region.SYNAPSE] == want
     for word, w in zip(images[Region.SYNAPSE], program.weight):
         assert unpack(word_shape(cfg, Region.SYNAPSE), word)["weight"] == w
+    # POINTER: the row of axon a holds synapses base .. base+count-1, the j-th targeting first + j
+    assert len(images[Region.POINTER]) == program.n_axons
+    for a, word in enumerate(images[Region.POINTER]):
+        row = unpack(word_shape(cfg, Region.POINTER), word)
+        lo, hi = int(program.ptr[a]), int(program.ptr[a + 1])
+        assert row["count"] == hi - lo
+        if hi > lo:
+            assert row["base"] == lo
+            assert program.target[lo:hi].tolist() == list(range(row["first"], row["first"] + hi - lo))
+        else:
+            assert row == {"base": 0, "count": 0, "first": 0}
+    # RPOINTER: the axon range of every neuron covers exactly its plastic synapses' axons
+    if cfg.learning:
+        axon = program.synapse_axon()
+        for n, word in enumerate(images[Region.RPOINTER]):
+            rng = unpack(word_shape(cfg, Region.RPOINTER), word)
+            axons = axon[program.plastic & (program.target == n)]
+            if axons.size:
+                assert (rng["first"], rng["count"]) == (axons.min(), axons.max() - axons.min() + 1)
+            else:
+                assert rng == {"first": 0, "count": 0}
+    else:
+        assert Region.RPOINTER not in images
 
 
 def test_pack_many_rejects_values_that_do_not_fit():
     shape = word_shape(random_program(0)[0].config, Region.SYNAPSE)
     with pytest.raises(ValueError, match=r"field weight\[1\] = .* does not fit"):
-        pack_many(shape, target=[0, 0], weight=[0, 1 << 20], plastic=[0, 0])
+        pack_many(shape, weight=[0, 1 << 20], plastic=[0, 0])
     with pytest.raises(ValueError, match="does not fit"):
-        pack(shape, target=-1)
+        pack(shape, plastic=2)
+
+
+def test_pack_rejects_a_field_the_word_does_not_have():
+    shape = word_shape(random_program(0)[0].config, Region.SYNAPSE)     # weight, plastic: no target
+    with pytest.raises(ValueError, match=r"word has no field\(s\) target \(fields: weight, plastic\)"):
+        pack(shape, target=1, weight=0)
+    with pytest.raises(ValueError, match=r"word has no field\(s\) target"):
+        pack_many(shape, target=[1], weight=[0], plastic=[0])

@@ -64,12 +64,23 @@ def test_placement():
     assert p.learning == LEARNING
     assert c.encoding == {"kind": "rate", "steps": 10}
     assert c.decoding == {"kind": "count", "n_classes": 2}
-    # synapses: the multiset matches the rule, memory is axon-major with stable order
+    # synapses: rows of consecutive targets, axon-major, gaps filled with fixed zero weights
     expected = flat_synapses(net, c)
+    proj_ids = [i for i, pr in enumerate(net.projections) for _ in pr.pre]
+    listed = {(a, n): (w, pl, proj_ids[j]) for j, (a, n, w, pl) in enumerate(expected)}
+    assert len(listed) == len(expected)
+    rows = []
+    for a in range(p.n_axons):
+        targets = [n for (b, n) in listed if b == a]
+        for n in range(min(targets), max(targets) + 1) if targets else ():
+            w, pl, proj = listed.get((a, n), (0, False, -1))
+            rows.append((a, n, int(w), bool(pl), proj))
     axon = p.synapse_axon()
-    got = list(zip(axon.tolist(), p.target.tolist(), p.weight.tolist(), p.plastic.tolist()))
-    assert got == sorted(expected, key=lambda r: r[0])   # sorted() is stable
-    assert p.n_synapses == network_needs(net)["synapses"] == len(expected)
+    got = list(zip(axon.tolist(), p.target.tolist(), p.weight.tolist(), p.plastic.tolist(),
+                   c.synapse_projection.tolist()))
+    assert got == rows
+    assert sum(r[4] == -1 for r in rows) > 0          # the example has gaps
+    assert p.n_synapses == network_needs(net)["synapses"] == len(rows)
     # the same as CoreProgram.from_synapses with the flat list
     a, t, w, pl = map(np.array, zip(*expected))
     ref = CoreProgram.from_synapses(c.config, n_inputs=4, n_axons=9, axon=a, target=t, weight=w,
@@ -77,10 +88,6 @@ def test_placement():
                                     learning=LEARNING, theta=p.theta)
     for name in ("ptr", "target", "weight", "plastic"):
         assert np.array_equal(getattr(ref, name), getattr(p, name)), name
-    # synapse_projection follows the synapses through the same stable sort
-    proj_ids = [i for i, pr in enumerate(net.projections) for _ in pr.pre]
-    order = sorted(range(len(expected)), key=lambda j: expected[j][0])
-    assert c.synapse_projection.tolist() == [proj_ids[j] for j in order]
     p.validate()
 
 

@@ -70,7 +70,7 @@ def replace_file(path: Path, name: str, data: bytes, *, fix_checksum: bool) -> N
 
 def test_round_trip(compiled, image):
     assert sorted(os.listdir(image)) == sorted(["manifest.json", "program.npz", "param.hex", "pointer.hex",
-                                                "synapse.hex", "theta.hex", "rpointer.hex", "reverse.hex"])
+                                                "synapse.hex", "theta.hex", "rpointer.hex"])
     loaded = load_image_dir(image)
     assert_same_program(compiled.program, loaded.program)
     assert loaded.meta() == compiled.meta()
@@ -94,12 +94,12 @@ def test_hex_files_are_readmemh_of_program_images(compiled, image):
         assert [int(line, 16) for line in lines] == words
         assert entry["sha256"] == hashlib.sha256((image / name).read_bytes()).hexdigest()
     assert manifest["files"]["synapse.hex"]["words"] == compiled.program.n_synapses
-    assert manifest["files"]["reverse.hex"]["words"] == int(compiled.program.plastic.sum())
+    assert manifest["files"]["rpointer.hex"]["words"] == compiled.program.n_neurons
 
 
 def test_manifest_fields(compiled, image):
     m = json.loads((image / "manifest.json").read_text())
-    assert m["format"] == "neurocore-image" and m["format_version"] == 1
+    assert m["format"] == "neurocore-image" and m["format_version"] == 2
     assert m["config"] == CoreConfig().to_dict() and m["config_hash"] == CoreConfig().hash()
     assert m["registers"] == {r.name: v for r, v in program_registers(compiled.program).items()}
     assert [(layer["name"], layer["first_neuron"], layer["size"]) for layer in m["layers"]] == [
