@@ -16,7 +16,10 @@ LTP    the LTP engine scans the LTP axon range of every fired neuron (phase 4 (b
 
 Every memory has one read and one write port, shared by the blocks; the controller's
 phase selects who drives them (the host while idle). The phases never overlap on a
-memory, which is what makes the sharing safe.
+memory, which is what makes the sharing safe. The synapse memory is single-port in every
+config (one address for both ports, so that it fits the iCE40 UP5K's SPRAM): the
+integrator (LTD) and the LTP engine hold their synapse reads in the cycles of their
+write-backs.
 """
 from __future__ import annotations
 
@@ -61,15 +64,20 @@ class _SharedMemory:
     under which they own the port; :meth:`connect` builds the multiplexers. Read data goes
     to every reader (a synchronous read port holds its data while ``en`` is low).
 
-    A memory whose only writer shares its address with the first reader, under the same
-    condition (the regions only the host writes: parameters, pointers, the LTP axon ranges,
-    and synapses and theta without learning), is built single-port: the write port takes
-    the read port's address and the read port is disabled while writing (nobody uses a word
-    read in the cycle the host writes). Synthesis can then map the memory to single-port
-    RAM (the iCE40 UP5K's SPRAM).
+    A **single-port** memory has one address for both ports, so that synthesis can map it
+    to single-port RAM (the iCE40 UP5K's SPRAM: one address per cycle, a read or a write).
+    Per condition (phase), the reader and the writer registered under the very same
+    condition object share the address: ``addr = write.en ? write.addr : read.addr``, and
+    the read port is disabled in a cycle that writes. Clients of such a memory must never
+    read and write it in the same cycle (a read issued in a write cycle is lost). A memory
+    is single-port when built with ``single_port=True`` (the synapse memory: LTD and LTP
+    hold their synapse reads in the cycles of their write-backs), or when its only writer
+    shares its address with the first reader under the same condition (the regions only
+    the host writes: parameters, pointers, the LTP axon ranges, and theta without
+    learning; nobody uses a word read in the cycle the host writes).
     """
 
-    def __init__(self, name: str, shape, depth: int, init=()):
+    def __init__(self, name: str, shape, depth: int, init=(), *, single_port: bool = False):
         self.name = name
         self.shape = shape
         self.depth = depth
@@ -78,6 +86,7 @@ class _SharedMemory:
             # Struct-shaped words take layout constants as initial values, not plain ints.
             init = [data.Const(shape, word) for word in init]
         self.memory = Memory(shape=shape, depth=_depth(depth), init=init)
+        self._single_port = single_port
         self._readers = []
         self._writers = []
 
@@ -96,36 +105,56 @@ class _SharedMemory:
 
     @property
     def single_port(self) -> bool:
-        return (len(self._writers) == 1 and bool(self._readers)
-                and self._writers[0][0] is self._readers[0][0]
-                and self._writers[0][1].addr is self._readers[0][1].addr)
+        return self._single_port or (
+            len(self._writers) == 1 and bool(self._readers)
+            and self._writers[0][0] is self._readers[0][0]
+            and self._writers[0][1].addr is self._readers[0][1].addr)
 
     def connect(self, m: Module):
         m.submodules[self.name] = self.memory
         rd = self.memory.read_port(domain="sync")
         wr = self.memory.write_port()
-        if self.single_port:
-            (when, client), = self._writers
-            rd_en = Signal(name=f"{self.name}_rd_en")
-            m.d.comb += [wr.addr.eq(rd.addr), wr.data.eq(client.data), wr.en.eq(when & client.en),
-                         rd.en.eq(rd_en & ~(when & client.en))]
-            port = SimpleNamespace(addr=rd.addr, en=rd_en)
-            plan = ((self._readers, port, ("addr", "en")),)
-        else:
-            plan = ((self._readers, rd, ("addr", "en")), (self._writers, wr, ("addr", "en", "data")))
-        for clients, port, fields in plan:
-            if not clients:
-                m.d.comb += port.en.eq(0)
-                continue
-            for i, (when, client) in enumerate(clients):
-                branch = m.If(when) if i == 0 else m.Elif(when)
-                with branch:
-                    for field in fields:
-                        m.d.comb += getattr(port, field).eq(getattr(client, field))
-            with m.Else():
-                m.d.comb += port.en.eq(0)
         for _, client in self._readers:
             m.d.comb += client.data.eq(rd.data)
+        if not self.single_port:
+            for clients, port, fields in ((self._readers, rd, ("addr", "en")),
+                                          (self._writers, wr, ("addr", "en", "data"))):
+                if not clients:
+                    m.d.comb += port.en.eq(0)
+                    continue
+                for i, (when, client) in enumerate(clients):
+                    with m.If(when) if i == 0 else m.Elif(when):
+                        for field in fields:
+                            m.d.comb += getattr(port, field).eq(getattr(client, field))
+                with m.Else():
+                    m.d.comb += port.en.eq(0)
+            return
+        # Single port: pair the reader and the writer of every condition.
+        phases = []                                  # [when, reader, writer]
+        for clients, slot in ((self._readers, 1), (self._writers, 2)):
+            for when, client in clients:
+                entry = next((e for e in phases if e[0] is when), None)
+                if entry is None:
+                    entry = [when, None, None]
+                    phases.append(entry)
+                if entry[slot] is not None:
+                    raise ValueError(f"{self.name}: a single-port memory takes one reader and one "
+                                     f"writer per condition")
+                entry[slot] = client
+        rd_en, wr_en = Signal(name=f"{self.name}_rd_en"), Signal(name=f"{self.name}_wr_en")
+        m.d.comb += [wr.addr.eq(rd.addr), wr.en.eq(wr_en), rd.en.eq(rd_en & ~wr_en)]
+        for i, (when, reader, writer) in enumerate(phases):
+            with m.If(when) if i == 0 else m.Elif(when):
+                if reader is not None:
+                    m.d.comb += rd_en.eq(reader.en)
+                if writer is not None:
+                    m.d.comb += [wr_en.eq(writer.en), wr.data.eq(writer.data)]
+                if reader is None:
+                    m.d.comb += rd.addr.eq(writer.addr)
+                elif writer is None or writer.addr is reader.addr:
+                    m.d.comb += rd.addr.eq(reader.addr)
+                else:
+                    m.d.comb += rd.addr.eq(Mux(writer.en, writer.addr, reader.addr))
 
 
 class Core(CoreComponent):
@@ -202,7 +231,7 @@ class Core(CoreComponent):
             if len(init) > depth:
                 raise ValueError(f"Core: image for {region.name} has {len(init)} words, "
                                  f"the memory holds {depth}")
-            return _SharedMemory(name, shape, depth, init)
+            return _SharedMemory(name, shape, depth, init, single_port=region == Region.SYNAPSE)
 
         mems = {
             Region.PARAM: memory("param_mem", Region.PARAM, N),

@@ -57,19 +57,26 @@ class Integrator(CoreComponent):
 
     Throughput
     ----------
-    One SOP per clock sustained, whatever the targets: the accumulator read-after-write
+    One SOP per clock sustained, whatever the targets, except for the cycles of LTD
+    write-backs: the synapse memory may be single-port, so in a cycle with a write-back on
+    ``syn_wr`` the address generator issues no read and holds (a bubble travels down the
+    pipeline). The accumulator read-after-write
     hazard (the same target at a distance of 1 or 2 cycles, while its previous sum has not
     reached the memory; within a row targets are distinct, so this happens across rows,
     e.g. a row ending at neuron ``t`` followed by one starting at ``t``, or short rows on
     one neuron) is resolved by forwarding, never by stalling. The pointer of the
     next axon is fetched while the current axon's synapses are issued, so consecutive
     non-empty axons follow each other without a bubble; an axon with no synapses costs one
-    cycle. The only overhead is the pipeline fill and drain of a step: the first address is
-    issued 2 cycles after the first axon is accepted, and ``busy`` falls 5 cycles after the
-    last address is issued (at most 11 with LTD on: S4 + ``WeightUpdate.LATENCY`` + 1 after
-    the last plastic synapse). A step of ``n`` SOPs whose axons arrive back to back
-    therefore keeps ``busy`` high for exactly ``n + 6`` cycles (at most ``n + 12`` with LTD
-    on), plus one cycle per empty axon.
+    cycle. The only other overhead is the pipeline fill and drain of a step: the first
+    address is issued 2 cycles after the first axon is accepted, and ``busy`` falls 5 cycles
+    after the last address is issued (at most 11 with LTD on: S4 + ``WeightUpdate.LATENCY``
+    + 1 after the last plastic synapse). A step of ``n`` SOPs whose axons arrive back to back
+    therefore keeps ``busy`` high for exactly ``n + 6`` cycles without LTD, and for
+    ``n + w + 6`` to ``n + w + 12`` cycles with LTD on, ``w`` being the write-backs that
+    land before the last address is issued (every plastic synapse visited has one, 10 cycles
+    after its address; those of the last 10 cycles of addresses fall in the drain, so
+    ``p - 10 <= w <= p`` for ``p`` plastic synapses visited); plus one cycle per empty
+    axon.
 
     Pipeline (cycle relative to the issue of one synapse address)
     ---------------------------------------------------------------
@@ -77,7 +84,7 @@ class Integrator(CoreComponent):
     -2    ``axons`` handshake; ``ptr_rd.addr`` = axon id
     -1    stage P: pointer word on ``ptr_rd.data``; loaded into the address generator
     0     S0, address generator: ``syn_rd.addr`` = synapse address ``base + j``, target
-          ``first + j``
+          ``first + j`` (held, no read, in a cycle with ``syn_wr.en``)
     1     S1: ``syn_rd.data``, registered (with address and target)
     2     S2: ``acc_rd.addr`` = ``y_rd.addr`` = target; forwarding matches computed
     3     S3: ``acc_rd.data``; sum = (forwarded or read) acc + weight; ``y_rd.data`` registered
@@ -94,7 +101,9 @@ class Integrator(CoreComponent):
     ``acc_rd`` may be transparent for ``acc_wr`` or not: forwarding covers the two cycles
     in which memory and pipeline differ, and returns the same value a transparent port
     would. ``syn_rd`` needs no transparency for ``syn_wr`` (a synapse is never read after
-    its write-back in the same step). The ports may be shared with the host by the
+    its write-back in the same step), and ``syn_rd.en`` and ``syn_wr.en`` are never high in
+    the same cycle, so the two may be one single-port memory port
+    (``addr = syn_wr.en ? syn_wr.addr : syn_rd.addr``). The ports may be shared with the host by the
     top level while the integrator is idle (all enables are low then, except
     ``ptr_rd.en``, which is always high).
 
@@ -184,13 +193,17 @@ class Integrator(CoreComponent):
         # Loads the next pointer word in the cycle it issues the last address of the current
         # list, so that consecutive lists are issued back to back.
         # The target of address base + j is first + j (spec section 3).
+        # The synapse memory is single-port: in a cycle with an LTD write-back the generator
+        # holds and a bubble travels down the pipeline instead of a synapse.
         cur_addr = Signal(s_bits)
         cur_target = Signal(n_bits)
         cur_left = Signal(cfg.neuron_index_bits + 1)     # count <= N: a row reaches each neuron once
+        pending = Signal()                 # an address is waiting to be issued
         issue = Signal()
         m.d.comb += [
-            issue.eq(cur_left != 0),
-            p_take.eq(p_valid & (~issue | (cur_left == 1))),
+            pending.eq(cur_left != 0),
+            issue.eq(pending & ~self.syn_wr.en),
+            p_take.eq(p_valid & (~pending | (cur_left == 1) & issue)),
             self.syn_rd.addr.eq(cur_addr),
             self.syn_rd.en.eq(issue),
         ]
@@ -259,9 +272,9 @@ class Integrator(CoreComponent):
         # -- LTD --------------------------------------------------------------------------------
         # S3 registers the post trace; S4 decays it and feeds the WeightUpdate, whose output
         # LATENCY cycles later is written back to the synapse memory.
-        in_flight = Cat(p_valid, issue, s1_valid, s2_valid, s3_valid, s4_valid).any()
+        in_flight = Cat(p_valid, pending, s1_valid, s2_valid, s3_valid, s4_valid).any()
         if cfg.learning:
-            m.submodules.ltd = ltd = WeightUpdate(config=cfg)      # tag: the synapse address
+            m.submodules.ltd = ltd = WeightUpdate(config=cfg, mode="ltd")      # tag: the synapse address
             s4_ltd = Signal()
             s4_addr = Signal(s_bits)
             s4_weight = Signal(signed(cfg.weight_bits))

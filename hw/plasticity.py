@@ -24,12 +24,42 @@ __all__ = ["WeightUpdate", "AMPLITUDE_BITS", "LEARN_SHIFT_BITS"]
 
 AMPLITUDE_BITS = 8      # a_plus, a_minus: 0..255 (spec section 4)
 LEARN_SHIFT_BITS = 6    # shift: 0..47 in a program; the datapath is exact for 0..63
-_CHUNK = 17             # multiplier operand chunk: an unsigned 17-bit value fits an 18x18 signed DSP
+_CHUNK = 16             # multiplier operand slice: unsigned 16 bits fit an iCE40 SB_MAC16
+                        # (16x16 unsigned) and an ECP5 MULT18X18D
 
 
 def _chunks(value, width: int) -> list:
-    """Split an unsigned ``width``-bit value into 17-bit slices, least significant first."""
+    """Split an unsigned ``width``-bit value into 16-bit slices, least significant first."""
     return [value[i:min(i + _CHUNK, width)] for i in range(0, width, _CHUNK)]
+
+
+def _narrow(prod, shift, width: int):
+    """``(prod >> shift) mod 2^width`` and the flag ``prod >> shift >= 2^width``.
+
+    A logarithmic right shifter, most significant shift bit first, that keeps after the
+    step of ``2^k`` only the ``width + 2^k - 1`` bits that the remaining shift (at most
+    ``2^k - 1``) can still bring into the low ``width`` bits. A bit dropped above that window
+    when the step is not taken would land at or above bit ``width``, so it is OR-ed into the
+    flag; when the step is taken nothing is dropped (the window before it is at most
+    ``width + 2^(k+1) - 1`` bits wide, or ``len(prod) <= 2^(k+1)`` bits for the first step).
+    Steps ``2^k >= len(prod)`` clear everything and come back as one ``zero`` condition, for
+    the caller to apply (e.g. as the synchronous clear of the register it loads).
+    Cost: one 2:1 mux per window bit per step (66 for the default 30-bit product) plus the
+    OR tree of the flag, instead of a full 30-to-64-bit barrel shifter and OR-reduction.
+    Returns ``(low, flag, zero)``.
+    """
+    window, flag, zero = prod, Const(0, 1), Const(0, 1)
+    for k in reversed(range(len(shift))):
+        step, sb = 1 << k, shift[k]
+        if step >= len(window):
+            zero = zero | sb
+            continue
+        keep = width + step - 1
+        assert len(window) <= step + keep
+        if len(window) > keep:
+            flag = flag | (~sb & window[keep:].any())
+        window = Mux(sb, window[step:step + keep], window[:keep])
+    return window[:width], flag, zero
 
 
 class WeightUpdate(CoreComponent):
@@ -44,28 +74,58 @@ class WeightUpdate(CoreComponent):
     their value, so a caller that writes ``out_*`` to memory while stalled writes the same
     word again, which is harmless).
 
-    Pipeline (one register per row; the multiplies map to 18x18 DSP blocks):
+    **Reflection.** LTP is computed as LTD on the bitwise complement: ``~a = -a - 1``
+    reverses the order of the integers, so
+
+        min(w + dw, w_max) = ~max(~w - dw, ~w_max)
+
+    The datapath always computes ``max(x - dw, b)`` with ``x = w``, ``b = w_min`` (LTD) or
+    ``x = ~w``, ``b = ~w_max`` (LTP) and complements the result for LTP. ``u (R - u)`` is
+    symmetric in ``u`` and ``R - u``, so dw is the same in both views.
+
+    Widths (``W`` weight bits, ``X`` trace bits, ``A = 8`` amplitude bits; all unsigned
+    unless said otherwise). Pipeline, one register per row. The registers next to a
+    multiplier are reset-less with nothing between them and it, so that iCE40 synthesis
+    packs them into the SB_MAC16: ``amp``, ``trace``, ``u`` as input registers, ``p``, ``q``
+    (with the ``+ 1`` in the DSP's adder) and the slice products as output registers. ``v``
+    stays in the fabric: its clear is the flip-flop's synchronous reset, in the logic cells of
+    the subtractor. Only valid bits and the outputs have a reset.
 
     ====  ==================================================================================
-    0     input register; amplitude select, ``u = w - w_min``, ``v = w_max - w``
-    1     ``p = A * trace`` (8 x X bits); ``q = u * v`` if ``soft_bound`` else 1 (W x W bits)
-    2     partial products of ``p * q`` on 17-bit operand slices (one DSP each)
-    3     sum of the partial products: the full product (at most ``8 + X + 2W`` bits)
-    4     ``dw = product >> shift``: its low ``W+1`` bits and a flag "dw >= 2^(W+1)"
-    5     clamp and apply (output register): LTD ``w - dw`` or ``w_min``, LTP ``w + dw``
-          or ``w_max``
+    0     ``amp`` (A) = ``a_plus`` or ``a_minus``; ``trace`` (X);
+          ``u`` (W) = ``w - w_min`` mod 2^W (exact in range: ``0 <= u <= R < 2^W``);
+          ``v`` (W) = ``w_max - w`` mod 2^W if ``soft_bound`` else 0;
+          ``x`` (W, signed) = ``w`` (LTD) or ``~w`` (LTP)
+    1     ``p = amp * trace`` (A + X bits, exact);
+          ``q = u * v + (not soft_bound)`` (2W - 2 bits): 1 for the hard bound, else
+          ``u (R - u) <= R^2 / 4 < 2^(2W-2)`` (for ``w`` outside the range the product is
+          taken mod 2^(2W-2), see below)
+    2     ``prod = p * q`` (A + X + 2W - 2 <= 54 bits; the spec allows 58), as products of
+          16-bit slices of ``p`` and ``q``, one DSP each (one in all when ``X <= 8`` and
+          ``W <= 9``)
+    3     ``~dw`` (W) with ``dw = (prod >> shift) mod 2^W``, and ``big = prod >> shift >=
+          2^W`` (1): the sum of the slice products and a narrowing shifter (:func:`_narrow`);
+          for every ``w`` and ``b`` of the W-bit range ``dw >= 2^W`` reaches the bound, so
+          W bits and the flag decide the result
+    4     ``t = x - dw`` (W + 2 bits signed, not registered), ``b`` as above;
+          ``sat = big or t < b`` (1); ``t mod 2^W`` (W): exact when not ``sat`` because
+          then ``b <= t <= x``
+    5     output register: ``out_w = sat ? (w_max or w_min) : t`` (LTD) or ``~t`` (LTP)
     ====  ==================================================================================
+
+    ``valid`` goes down all six stages, the tag through six registers, ``x`` (W) through
+    stages 0-3 and the LTP/LTD select (1 bit, only when it is per update) through 0-4.
 
     The learning parameters (``a_plus``, ``a_minus``, ``shift``, ``w_min``, ``w_max``,
     ``soft_bound``, spec section 4) are ports read by several stages; they must be stable
-    while updates are in flight (``busy``). ``u (R - u) <= R^2 / 4`` is at most ``2W - 2``
-    bits, so the widest product has ``8 + X + 2W - 2 <= 54`` bits (the spec's bound is 58).
+    while updates are in flight (``busy``).
 
     Preconditions (guaranteed for plastic synapses by ``CoreProgram.validate`` and by the
     clamping of every update): ``w_min <= w_max`` and, when ``soft_bound``,
     ``w_min <= w <= w_max``. Without ``soft_bound`` the result is exact for every ``w``;
     with ``soft_bound`` and ``w`` outside the range the result is unspecified but still lies
-    between the bound and ``w``. ``shift`` is exact for every 6-bit value (0..63).
+    between the bound and ``w`` (any ``dw >= 0`` gives such a result). ``shift`` is exact
+    for every 6-bit value (0..63).
 
     Parameters
     ----------
@@ -73,6 +133,10 @@ class WeightUpdate(CoreComponent):
         Gives the weight width ``W`` and the trace width ``X``.
     tag_shape : shape-castable, optional
         Shape of the passthrough tag; default ``unsigned(config.synapse_address_bits)``.
+    mode : ``None``, ``"ltp"`` or ``"ltd"``, optional
+        ``None`` (default): every update says on ``in_ltp`` whether it potentiates.
+        ``"ltp"`` / ``"ltd"``: every update does; ``in_ltp`` is ignored and the select
+        logic and its pipeline register are left out.
 
     Attributes
     ----------
@@ -82,7 +146,7 @@ class WeightUpdate(CoreComponent):
 
     LATENCY = 6
 
-    def __init__(self, *, config: CoreConfig, tag_shape=None):
+    def __init__(self, *, config: CoreConfig, tag_shape=None, mode=None):
         self._use_config(config)
         if tag_shape is None:
             tag_shape = unsigned(config.synapse_address_bits)
@@ -91,7 +155,10 @@ class WeightUpdate(CoreComponent):
                 tag_shape = Shape.cast(tag_shape)
             except TypeError as error:
                 raise ValueError(f"tag_shape must be shape-castable, got {tag_shape!r}") from error
+        if mode not in (None, "ltp", "ltd"):
+            raise ValueError(f"mode must be None, 'ltp' or 'ltd', got {mode!r}")
         self._tag_shape = tag_shape
+        self._mode = mode
         w, x = config.weight_bits, config.trace_bits
         super().__init__({
             "en": In(1, init=1),
@@ -117,86 +184,78 @@ class WeightUpdate(CoreComponent):
         m = Module()
         cfg = self._config
         W, X = cfg.weight_bits, cfg.trace_bits
-        tag_shape = self._tag_shape
 
-        def stage(name):
-            """Registers of one stage: valid, ltp, w, u, v, tag (carried down the pipeline)."""
-            return dict(
-                valid=Signal(1, name=f"{name}_valid"),
-                ltp=Signal(1, name=f"{name}_ltp"),
-                w=Signal(signed(W), name=f"{name}_w"),
-                u=Signal(signed(W + 1), name=f"{name}_u"),
-                v=Signal(signed(W + 1), name=f"{name}_v"),
-                tag=Signal(tag_shape, name=f"{name}_tag"),
-            )
+        def reg(shape, name):
+            return Signal(shape, name=name, reset_less=True)
 
-        def advance(dst, src):
-            m.d.sync += [dst[k].eq(src[k]) for k in dst]
+        # Pass-through fields: valid (6 stages), tag (6), x (stages 0-3), ltp (0-4).
+        valid = [Signal(name=f"s{i}_valid") for i in range(5)] + [self.out_valid]
+        tags = [reg(self._tag_shape, f"s{i}_tag") for i in range(5)] + [self.out_tag]
+        xs = [reg(signed(W), f"s{i}_x") for i in range(4)]
+        if self._mode is None:
+            ltps = [self.in_ltp] + [reg(1, f"s{i}_ltp") for i in range(5)]
+        else:
+            ltps = [Const(int(self._mode == "ltp"), 1)] * 6
 
-        s0, s1, s2, s3, s4 = (stage(f"s{i}") for i in range(5))
+        def flip(value, ltp):
+            """``~value`` for LTP, ``value`` for LTD."""
+            return value ^ ltp.replicate(len(value))
+
         with m.If(self.en):
-            # -- stage 0: input register ---------------------------------------------------
+            m.d.sync += [valid[0].eq(self.in_valid), tags[0].eq(self.in_tag)]
+            m.d.sync += [valid[i + 1].eq(valid[i]) for i in range(5)]
+            m.d.sync += [tags[i + 1].eq(tags[i]) for i in range(5)]
+            m.d.sync += [xs[i + 1].eq(xs[i]) for i in range(3)]
+            if self._mode is None:
+                m.d.sync += [ltps[i + 1].eq(ltps[i]) for i in range(5)]
+
+            # -- stage 0: multiplier operands ----------------------------------------------
+            amp, trace, u, v = reg(AMPLITUDE_BITS, "amp"), reg(X, "trace"), reg(W, "u"), reg(W, "v")
             m.d.sync += [
-                s0["valid"].eq(self.in_valid),
-                s0["ltp"].eq(self.in_ltp),
-                s0["w"].eq(self.in_w),
-                s0["u"].eq(self.in_w - self.w_min),     # 0..R for a plastic weight
-                s0["v"].eq(self.w_max - self.in_w),     # R - u
-                s0["tag"].eq(self.in_tag),
-            ]
-            amp = Signal(AMPLITUDE_BITS)
-            trace = Signal(X)
-            m.d.sync += [
-                amp.eq(Mux(self.in_ltp, self.a_plus, self.a_minus)),
+                amp.eq(Mux(ltps[0], self.a_plus, self.a_minus)),
                 trace.eq(self.in_trace),
+                u.eq(self.in_w - self.w_min),
+                v.eq(Mux(self.soft_bound, self.w_max - self.in_w, 0)),
+                xs[0].eq(flip(self.in_w, ltps[0])),
             ]
 
-            # -- stage 1: A * trace and u * (R - u) ------------------------------------------
-            advance(s1, s0)
-            p = Signal(AMPLITUDE_BITS + X)
-            q = Signal(2 * W)
-            m.d.sync += [
-                p.eq(amp * trace),
-                q.eq(Mux(self.soft_bound, s0["u"][:W] * s0["v"][:W], 1)),
-            ]
+            # -- stage 1: p = A * trace, q = u (R - u) or 1 --------------------------------
+            # keep: Yosys' ice40_dsp would claim these registers both as the output register
+            # of the DSP that computes them and as the input register of the one of stage 2,
+            # and then drop the first two DSPs; keep restricts it to the former.
+            p = Signal(AMPLITUDE_BITS + X, name="p", reset_less=True, attrs={"keep": 1})
+            q = Signal(2 * W - 2, name="q", reset_less=True, attrs={"keep": 1})
+            m.d.sync += [p.eq(amp * trace), q.eq(u * v + ~self.soft_bound)]
 
-            # -- stage 2: partial products on 17-bit slices ----------------------------------
-            advance(s2, s1)
+            # -- stage 2: products of 16-bit slices (one DSP each, output registered) -------
             partials = []    # (signal, bit offset)
             for i, p_slice in enumerate(_chunks(p, len(p))):
                 for j, q_slice in enumerate(_chunks(q, len(q))):
-                    pp = Signal(len(p_slice) + len(q_slice), name=f"pp{i}{j}")
+                    pp = reg(len(p_slice) + len(q_slice), f"pp{i}{j}")
                     m.d.sync += pp.eq(p_slice * q_slice)
                     partials.append((pp, _CHUNK * (i + j)))
 
-            # -- stage 3: the full product --------------------------------------------------
-            advance(s3, s2)
-            prod = Signal(len(p) + len(q))
-            m.d.sync += prod.eq(sum((pp << off for pp, off in partials), Const(0, len(prod))))
+            # -- stage 3: dw = prod >> shift, narrowed to W bits plus the flag "dw >= 2^W" --
+            prod_bits = len(p) + len(q)
+            if len(partials) == 1:
+                prod = partials[0][0]
+            else:
+                prod = sum((pp << off for pp, off in partials), Const(0, prod_bits))[:prod_bits]
+            low, flag, zero = _narrow(prod, self.shift, W)
+            # dw is registered inverted: the subtraction of stage 4 needs ~dw, and the inverters
+            # fold into the shifter's last LUTs here but would cost a LUT each after the register.
+            ndw, big = reg(W, "ndw"), reg(1, "big")
+            m.d.sync += [ndw.eq(~Mux(zero, 0, low)), big.eq(~zero & flag)]
 
-            # -- stage 4: dw = prod >> shift, narrowed to W+1 bits plus an overflow flag -----
-            advance(s4, s3)
-            dw = Signal(W + 1)
-            dw_big = Signal()    # dw >= 2^(W+1) > every |u|, |v|: the bound is reached
-            m.d.sync += [
-                dw.eq(prod >> self.shift),
-                dw_big.eq((prod >> (self.shift + (W + 1))).any()),
-            ]
+            # -- stage 4: t = x - dw, sat = big or t < b ----------------------------------------
+            t = Signal(signed(W + 2))
+            m.d.comb += t.eq(xs[3] + Cat(ndw, Const(0b11, 2)).as_signed() + 1)    # -dw = ~dw + 1
+            bound = Mux(ltps[4], ~self.w_max, self.w_min)
+            t_lo, sat = reg(W, "t"), reg(1, "sat")
+            m.d.sync += [t_lo.eq(t[:W]), sat.eq(big | (t < bound))]
 
-            # -- stage 5: clamp and apply (output register) -----------------------------------
-            # LTD: max(w - dw, w_min) = w_min iff dw >= u = w - w_min, else w - dw.
-            # LTP: min(w + dw, w_max) = w_max iff dw >= v = w_max - w, else w + dw.
-            # When not saturated, dw < u (or v) <= 2^W, so w -/+ dw stays in the W-bit range.
-            ltd_sat = dw_big | (dw >= s4["u"])
-            ltp_sat = dw_big | (dw >= s4["v"])
-            new_w = Mux(s4["ltp"],
-                        Mux(ltp_sat, self.w_max, s4["w"] + dw),
-                        Mux(ltd_sat, self.w_min, s4["w"] - dw))
-            m.d.sync += [
-                self.out_valid.eq(s4["valid"]),
-                self.out_w.eq(new_w),
-                self.out_tag.eq(s4["tag"]),
-            ]
+            # -- stage 5: output register ---------------------------------------------------
+            m.d.sync += self.out_w.eq(Mux(sat, Mux(ltps[5], self.w_max, self.w_min), flip(t_lo, ltps[5])))
 
-        m.d.comb += self.busy.eq(Cat(*(s["valid"] for s in (s0, s1, s2, s3, s4)), self.out_valid).any())
+        m.d.comb += self.busy.eq(Cat(*valid).any())
         return m

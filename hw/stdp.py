@@ -259,18 +259,22 @@ class LtpEngine(CoreComponent):
 
     Throughput
     ----------
-    One *axon visited* per clock, including across neurons, whether or not the axon's
-    synapse is updated: the range word of the next neuron is looked up while the current
+    One *axon visited* per clock, including across neurons, plus one cycle per update: the
+    synapse memory may be single-port, so in a cycle with a write-back on ``syn_wr`` the
+    front end (G, A1, A2) stalls and A2 issues no synapse read. The range word of the next neuron is looked up while the current
     range is issued, and the next range is loaded in the cycle that issues the current
     range's last axon. A fired neuron with an empty range (``count == 0``: no plastic synapse)
     is dropped at the range stage and costs nothing while a range is being issued (one
-    cycle otherwise). The only overhead is the pipeline fill and drain: a pass that visits
-    ``V = sum of count[n] over the fired neurons`` axons, whose ``fired`` words arrive without
-    gaps, keeps ``busy`` high for ``V + 11`` cycles when the first neuron has a non-empty
-    range and no range runs dry before the next range word is ready. The number of updates
-    ``k <= V`` does not enter the cost; ``V - k`` is the number of axons in the ranges that
-    have no plastic synapse to the neuron. Gaps on ``fired`` and silent neurons that reach
-    the range stage while the axon generator is idle cost one cycle each.
+    cycle otherwise). The other overhead is the pipeline fill and drain: a pass that visits
+    ``V = sum of count[n] over the fired neurons`` axons and makes ``k <= V`` updates, whose
+    ``fired`` words arrive without gaps, keeps ``busy`` high for ``V + k' + 11`` cycles when
+    the first neuron has a non-empty range, no range runs dry before the next range word is
+    ready and the last axon visited is an update (as with ranges from
+    ``ltp_axon_ranges()``), ``k'`` being the write-backs that land before the last synapse
+    read: those of the last 7 cycles fall in the drain, so ``V + k + 4 .. V + k + 10``.
+    ``V - k`` is the number of axons in the ranges that have no plastic synapse to the
+    neuron. Gaps on ``fired`` and silent neurons that reach the range stage while the axon
+    generator is idle cost one cycle each.
 
     Pipeline (cycle relative to the ``fired`` handshake of a neuron that finds the axon
     generator idle)
@@ -278,7 +282,8 @@ class LtpEngine(CoreComponent):
     ====  ===================================================================================
     0     ``fired`` handshake; ``rptr_rd.addr`` = neuron
     1     P: range word on ``rptr_rd.data``; loaded into the axon generator
-    2     G: ``ptr_rd.addr`` = axon (one per cycle: ``first``, ``first + 1``, ...)
+    2     G: ``ptr_rd.addr`` = axon (one per cycle: ``first``, ``first + 1``, ...); G, A1
+          and A2 hold (no read) in a cycle with ``syn_wr.en``
     3     A1: pointer word on ``ptr_rd.data``; window test and ``s = base + n - first_a``,
           registered
     4     A2: ``syn_rd.addr`` = ``s``, ``x_rd.addr`` = axon (only when the window holds ``n``)
@@ -286,17 +291,21 @@ class LtpEngine(CoreComponent):
     11    WeightUpdate output: ``syn_wr`` (addr = ``s``, word with the new weight)
     ====  ===================================================================================
 
-    ``busy`` falls in the cycle after the last write-back: 10 cycles after the last axon
-    address is issued (cycle 12 for a single axon visited).
+    Cycles are for a pass without write-back stalls; a stall delays G, A1 and A2 by one
+    cycle. ``busy`` falls in the cycle after the last write-back: 8 cycles after the last
+    synapse read (cycle 12 for a single axon visited).
 
     Memory port requirements
     ------------------------
-    All read ports synchronous, one cycle of latency; none has to be transparent, none has to
-    hold its data while ``en`` is low (the range stage re-presents its address while it
-    waits). ``rptr_rd.en`` is always high; the other enables are low while the engine is idle,
-    so the top level may share those ports with the host (and ``ptr_rd`` with the integrator)
-    then. The engine must have exclusive use of ``syn_wr`` while ``busy``; ``syn_rd`` and
-    ``x_rd`` must read the memories the engine writes / the sweep wrote.
+    All read ports synchronous, one cycle of latency; none has to be transparent. ``ptr_rd``
+    must hold its data while ``en`` is low (A1 keeps its pointer word on the port through a
+    write-back stall); ``rptr_rd`` need not (the range stage re-presents its address while it
+    waits, ``rptr_rd.en`` is always high). The other enables are low while the engine is
+    idle, so the top level may share those ports with the host (and ``ptr_rd`` with the
+    integrator) then. The engine must have exclusive use of ``syn_wr`` while ``busy``;
+    ``syn_rd`` and ``x_rd`` must read the memories the engine writes / the sweep wrote.
+    ``syn_rd.en`` and ``syn_wr.en`` are never high in the same cycle, so the two may be one
+    single-port memory port (``addr = syn_wr.en ? syn_wr.addr : syn_rd.addr``).
 
     Parameters
     ----------
@@ -381,15 +390,23 @@ class LtpEngine(CoreComponent):
         # Loads the next range in the cycle it issues the last axon of the current one, so
         # consecutive ranges follow each other without a bubble. An empty range is dropped
         # in P without being loaded.
+        # The synapse memory is single-port: in a cycle with a write-back the front end (G,
+        # A1, A2) stalls, so that A2 issues no synapse read. A1 keeps its pointer word on
+        # ptr_rd.data because G issues no read either (a read port holds its data while ``en``
+        # is low).
+        advance = Signal()
         g_axon = Signal(a_bits)
         g_left = Signal(a_bits + 1)
         g_neuron = Signal(n_bits)
+        pending = Signal()                     # an axon is waiting to be issued
         issue = Signal()
         p_empty = Signal()
         m.d.comb += [
-            issue.eq(g_left != 0),
+            advance.eq(~self.syn_wr.en),
+            pending.eq(g_left != 0),
+            issue.eq(pending & advance),
             p_empty.eq(rng.count == 0),
-            p_take.eq(p_valid & (p_empty | ~issue | (g_left == 1))),
+            p_take.eq(p_valid & (p_empty | ~pending | (g_left == 1) & advance)),
             self.ptr_rd.addr.eq(g_axon),
             self.ptr_rd.en.eq(issue),
         ]
@@ -402,7 +419,8 @@ class LtpEngine(CoreComponent):
         a1_valid = Signal()
         a1_axon = Signal(a_bits)
         a1_neuron = Signal(n_bits)
-        m.d.sync += [a1_valid.eq(issue), a1_axon.eq(g_axon), a1_neuron.eq(g_neuron)]
+        with m.If(advance):
+            m.d.sync += [a1_valid.eq(issue), a1_axon.eq(g_axon), a1_neuron.eq(g_neuron)]
         row = self.ptr_rd.data
         offset = Signal(n_bits)                # n - first_a, meaningful when n >= first_a
         hit = Signal()
@@ -415,24 +433,26 @@ class LtpEngine(CoreComponent):
         a2_valid = Signal()
         a2_axon = Signal(a_bits)
         a2_synapse = Signal(s_bits)
-        m.d.sync += [
-            a2_valid.eq(a1_valid & hit),
-            a2_axon.eq(a1_axon),
-            a2_synapse.eq(row.base + offset),
-        ]
+        with m.If(advance):
+            m.d.sync += [
+                a2_valid.eq(a1_valid & hit),
+                a2_axon.eq(a1_axon),
+                a2_synapse.eq(row.base + offset),
+            ]
+        a2_read = a2_valid & advance
         m.d.comb += [
             self.syn_rd.addr.eq(a2_synapse),
-            self.syn_rd.en.eq(a2_valid),
+            self.syn_rd.en.eq(a2_read),
             self.x_rd.addr.eq(a2_axon),
-            self.x_rd.en.eq(a2_valid),
+            self.x_rd.en.eq(a2_read),
         ]
 
         # -- stage A3: synapse word and xn arrive: WeightUpdate input -------------------------------
         a3_valid = Signal()
         a3_synapse = Signal(s_bits)
-        m.d.sync += [a3_valid.eq(a2_valid), a3_synapse.eq(a2_synapse)]
+        m.d.sync += [a3_valid.eq(a2_read), a3_synapse.eq(a2_synapse)]
         syn = self.syn_rd.data
-        m.submodules.update = update = WeightUpdate(config=cfg)      # tag: the synapse address
+        m.submodules.update = update = WeightUpdate(config=cfg, mode="ltp")      # tag: the synapse address
         m.d.comb += [
             update.en.eq(1),
             update.in_valid.eq(a3_valid & syn.plastic),
@@ -457,7 +477,7 @@ class LtpEngine(CoreComponent):
         ]
 
         # -- status and counters --------------------------------------------------------------------
-        in_flight = Cat(p_valid, issue, a1_valid, a2_valid, a3_valid, update.busy).any()
+        in_flight = Cat(p_valid, pending, a1_valid, a2_valid, a3_valid, update.busy).any()
         m.d.comb += self.busy.eq(self.fired.valid | in_flight)
         with m.If(self.clear_count):
             m.d.sync += [self.updates.eq(self.syn_wr.en), self.busy_cycles.eq(self.busy)]

@@ -53,6 +53,7 @@ from ..hw.program import NEURON_FIELDS, NO_ROUTE, CoreProgram, LearningParams, N
 from .network import INPUT, Population, Projection, SnnNetwork
 
 __all__ = ["CompiledNetwork", "compile_network", "choose_config", "network_needs", "freeze_network",
+           "accumulator_bits_needed",
            "CAPACITIES"]
 
 # Capacities the compiler checks, with the largest value a CoreConfig allows.
@@ -392,17 +393,42 @@ def _overflows(needs: dict[str, int], config: CoreConfig) -> list[str]:
     return out
 
 
+def accumulator_bits_needed(net: SnnNetwork) -> int:
+    """Smallest accumulator width ``C`` for which ``net`` meets the bound of spec section 3.
+
+    Per neuron, the sum of its positive and of its negative weights (plastic synapses at
+    ``w_max`` / ``w_min``) must fit ``C`` signed bits.
+    """
+    placed = _place(net)
+    lp = net.learning
+    upper = np.zeros(max(placed.n_neurons, 1), np.int64)
+    lower = np.zeros(max(placed.n_neurons, 1), np.int64)
+    for pr in net.projections:
+        post = placed.layers[pr.target][0] + np.asarray(pr.post, np.int64)
+        hi = np.full(len(post), lp.w_max) if pr.plastic else np.asarray(pr.weight, np.int64)
+        lo = np.full(len(post), lp.w_min) if pr.plastic else np.asarray(pr.weight, np.int64)
+        np.add.at(upper, post, np.maximum(hi, 0))
+        np.add.at(lower, post, np.minimum(lo, 0))
+    return max(int(upper.max()).bit_length(), max(0, -int(lower.min()) - 1).bit_length()) + 1
+
+
 def choose_config(net: SnnNetwork) -> CoreConfig:
-    """The default config if ``net`` fits, else the default with overflowing capacities raised.
+    """The default config if ``net`` fits, else the default with what overflows raised.
 
     Neurons, axons and synapses are raised to the next power of two holding the network;
-    WTA groups to exactly the number needed. Raises ``ValueError`` if even the largest
-    allowed capacity is too small.
+    WTA groups to exactly the number needed; ``accumulator_bits`` (and ``membrane_bits``
+    with it, so the membrane holds what one step can add) to the width the accumulator
+    bound needs (spec section 3). Raises ``ValueError`` if even the largest allowed
+    capacity or width is too small.
     """
     default = CoreConfig()
     needs = network_needs(net)
     too_big = [f"{needs[n]} {_CAPACITY_NAMES[n]} but the largest core has {CAPACITIES[n]} "
                f"(overflow by {needs[n] - CAPACITIES[n]})" for n in needs if needs[n] > CAPACITIES[n]]
+    acc_bits = accumulator_bits_needed(net)
+    if acc_bits > 32:
+        too_big.append(f"a {acc_bits}-bit accumulator (the sum of a neuron's weights) but the widest "
+                       "is 32 bits")
     if too_big:
         raise ValueError("network does not fit any core: it needs " + "; ".join(too_big))
     raised = {}
@@ -411,6 +437,9 @@ def choose_config(net: SnnNetwork) -> CoreConfig:
             raised[name] = min(1 << (needs[name] - 1).bit_length(), CAPACITIES[name])
     if needs["wta_groups"] > default.wta_groups:
         raised["wta_groups"] = needs["wta_groups"]
+    if acc_bits > default.accumulator_bits:
+        raised["accumulator_bits"] = acc_bits
+        raised["membrane_bits"] = max(default.membrane_bits, acc_bits)
     return dataclasses.replace(default, **raised) if raised else default
 
 

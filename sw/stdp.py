@@ -18,7 +18,9 @@ How the core's primitives map onto Diehl & Cook's network
   (docs/results.md).
 * **Lateral inhibition = WTA with a forced competition every step.** The core's WTA group
   lets the candidate with the largest margin fire and zeroes the membrane of every other
-  candidate. With ``threshold = 1`` and a large constant ``bias`` (default ``2**22``) every
+  candidate. With ``threshold = 1`` and a large constant ``bias`` (default ``2**14``, above any
+  ``theta - acc`` reached in training, and small enough that ``acc + bias`` never
+  saturates a 16-bit membrane: at most 128 inputs x ``w_max`` 127 + 2**14 < 2**15) every
   neuron is a candidate in every step, so in every step exactly one neuron fires: the one
   with the largest ``acc - theta`` (its weighted input of the step minus its adaptive
   threshold), and every membrane starts the next step from 0. This is the hard
@@ -95,7 +97,7 @@ class StdpParams:
     complement: bool = False        # True: an ON and an OFF axon per pixel (2 * features inputs)
     # neurons (one WTA population)
     threshold: int = 1
-    bias: int = 1 << 22             # every neuron is a WTA candidate in every step
+    bias: int = 1 << 14             # every neuron is a WTA candidate in every step (fits V >= 16)
     leak_shift: int = 0
     refractory: int = 0
     theta_inc: int = 24
@@ -374,7 +376,8 @@ def train_stdp(dataset="digits", neurons: int = 256, epochs: int = 8, steps: int
     override its presentation lengths. ``limit_train`` / ``limit_test`` use only the first
     samples of each split (for quick runs). ``config`` is the core to place the network on
     (default: the default :class:`CoreConfig`, which holds up to 256 neurons of 64 pixels
-    with complement coding). Every random choice (initial weights, sample
+    with complement coding, or the default with the capacities and widths a larger network
+    needs raised, as :func:`~neurocore.sw.compiler.choose_config` does). Every random choice (initial weights, sample
     order, spike trains) derives from ``seed``: the same arguments give the same weights.
     """
     from ..sim import golden
@@ -411,7 +414,7 @@ def train_stdp(dataset="digits", neurons: int = 256, epochs: int = 8, steps: int
     # initial network, placed on the core exactly as it will be written out
     rng = np.random.default_rng(seed)
     w0 = rng.integers(params.init_low, params.init_high + 1, size=(neurons, n_inputs), dtype=np.int64)
-    config = CoreConfig() if config is None else config
+    # config=None: the default core, or the default with what the network overflows raised
     compiled0 = compile_network(build_network(n_inputs, neurons, params, w0, encoding=encoding), config)
     program = compiled0.program
     first = compiled0.layers[EXCITATORY][0]
@@ -440,7 +443,7 @@ def train_stdp(dataset="digits", neurons: int = 256, epochs: int = 8, steps: int
     # the trained network (learning parameters kept: the core can keep learning on chip)
     network = build_network(n_inputs, neurons, params, weights, theta=theta, labels=labels,
                             n_classes=data.n_classes, encoding=encoding)
-    compiled = compile_network(network, config)
+    compiled = compile_network(network, compiled0.config)
     if not np.array_equal(compiled.program.weight, weight):
         raise AssertionError("the compiled network's synapse order differs from the trained program's")
     report = evaluate(compiled, xin_test, y_test, steps=params.eval_steps, encoder="rate", seed=seed,

@@ -385,7 +385,13 @@ def test_host_only_memories_are_single_port():
     text = rtlil.convert(Core(config=learning), name="core")
     rptr, syn = _memory_ports(text, "rptr_mem"), _memory_ports(text, "syn_mem")
     assert rptr["$memrd_v2"] == rptr["$memwr_v2"]     # the LTP axon ranges: host writes only
-    assert syn["$memrd_v2"] != syn["$memwr_v2"]       # LTD/LTP write while reading: dual-port
+    # LTD and LTP never read and write synapses in the same cycle: single-port with learning
+    assert set(syn) == {"$memrd_v2", "$memwr_v2"} and syn["$memrd_v2"] == syn["$memwr_v2"]
+    text = rtlil.convert(Core(config=CoreConfig()), name="core")
+    syn = _memory_ports(text, "syn_mem")
+    assert set(syn) == {"$memrd_v2", "$memwr_v2"} and syn["$memrd_v2"] == syn["$memwr_v2"]
+    x = _memory_ports(text, "x_mem")                  # the sweep reads and writes PRE at once
+    assert x["$memrd_v2"] != x["$memwr_v2"]
 
 
 def test_host_read_does_not_write():

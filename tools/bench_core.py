@@ -22,7 +22,9 @@ The cases (each one sample of ``steps`` steps, from a cleared state):
 * ``learning``: the first fan-out with every host synapse plastic and learning on
   (LTD inline, trace sweep, LTP), when the config has ``learning``. LTP visits, for every
   fired neuron, the axons of its LTP range (``CoreProgram.ltp_axon_ranges()``); its cycles
-  are fitted against those visits, not against the updates.
+  are fitted against those visits and the updates (each write-back takes the single-port
+  synapse memory for a cycle, except those that land after the last synapse read), and
+  FEED against the SOPs and the LTD write-backs (one per plastic synapse visited).
 
 The test network of a case (:func:`core_network`): ``n_neurons`` LIF neurons, every one an
 output; ``min(A, S // F)`` axons, of which the last ``internal`` (at most 64) are driven by
@@ -148,27 +150,32 @@ def core_network(config: CoreConfig, fan_out: int, *, n_neurons: int | None = No
 
 
 def _step_profile(program: CoreProgram, inputs: np.ndarray, learn: bool) -> dict:
-    """Per-step figures of one case from the golden model: SOPs, fired neurons, LTP updates
-    and the axons the LTP engine visits (the LTP ranges of the fired neurons)."""
+    """Per-step figures of one case from the golden model: SOPs, fired neurons, LTD
+    write-backs (plastic synapses of the active axons), LTP updates and the axons the LTP
+    engine visits (the LTP ranges of the fired neurons)."""
     from neurocore.sim import golden
 
     result = golden.run(program, inputs[0], learn=learn, record_neurons=True)
     fired = result.neuron_spikes                      # [T, n_neurons]
     counts = np.diff(program.ptr)
     routed = program.route != NO_ROUTE
+    plastic_per_axon = np.bincount(program.synapse_axon()[program.plastic], minlength=program.n_axons)
     sops = np.zeros(len(fired), np.int64)
+    ltd = np.zeros(len(fired), np.int64)
     for t in range(len(fired)):
-        active = counts[:program.n_inputs][inputs[0, t]].sum()
+        active = list(np.flatnonzero(inputs[0, t]))
         if t:
-            active += counts[program.route[fired[t - 1] & routed]].sum()
-        sops[t] = active
+            active += list(program.route[fired[t - 1] & routed])
+        sops[t] = counts[active].sum()
+        ltd[t] = plastic_per_axon[active].sum() if learn else 0
     plastic_in = np.bincount(program.target[program.plastic], minlength=program.n_neurons)
     ltp = (fired * plastic_in).sum(axis=1) if learn else np.zeros(len(fired), np.int64)
     visits = np.zeros(len(fired), np.int64)
     if learn:
         _, range_count = program.ltp_axon_ranges()
         visits = (fired * range_count).sum(axis=1)
-    return {"sops": sops, "fired": fired.sum(axis=1), "ltp_updates": ltp, "ltp_visits": visits}
+    return {"sops": sops, "fired": fired.sum(axis=1), "ltd_writes": ltd, "ltp_updates": ltp,
+            "ltp_visits": visits}
 
 
 def _fit(columns, y):
@@ -298,11 +305,18 @@ def core_benchmark(simulator: str = "verilator", fan_outs=(64, 256), *, config: 
                 "ltp_axons_visited": int(prof["ltp_visits"].sum()), "ltp_cycles": int(ltp.sum()),
                 "weight_changes": report.weight_changes,
             })
-            # LTP state: 1 cycle when nothing fired, else axons visited + fill/drain of the engine.
-            (per_visit, start, constant), residual = _fit(
-                [prof["ltp_visits"], _indicator(prof["fired"]), np.ones(len(ltp))], ltp)
-            entry["ltp_fit"] = {"cycles_per_axon_visited": per_visit, "extra_if_any_fired": start,
-                                "constant": constant, "max_residual": residual}
+            # LTP state: 1 cycle when nothing fired, else axons visited + updates (write-backs)
+            # + fill/drain of the engine, less the write-backs that land in the drain.
+            (per_visit, per_update, start, constant), residual = _fit(
+                [prof["ltp_visits"], prof["ltp_updates"], _indicator(prof["fired"]), np.ones(len(ltp))], ltp)
+            entry["ltp_fit"] = {"cycles_per_axon_visited": per_visit, "cycles_per_update": per_update,
+                                "extra_if_any_fired": start, "constant": constant, "max_residual": residual}
+            any_fired = prof["ltp_visits"] > 0
+            rest = (ltp - prof["ltp_visits"] - prof["ltp_updates"])[any_fired]
+            entry["ltp_minus_visits_updates"] = [int(rest.min()), int(rest.max())] if rest.size else None
+            entry["ltd_writes"] = int(prof["ltd_writes"].sum())
+            rest = (feed - sops - prof["ltd_writes"])[sops > 0]
+            entry["feed_minus_sops_ltd_writes"] = [int(rest.min()), int(rest.max())] if rest.size else None
             entry["update_phase_cycles"] = [int(update.min()), int(update.max())]
             entry["trace_sweep_cycles"] = program.n_axons + 3
         else:
@@ -448,7 +462,11 @@ def format_core(result: dict) -> str:
         rows.append(("learning", f"{lc['ltp_updates']} LTP updates, {lc['ltp_axons_visited']} axons "
                                  f"visited in {lc['ltp_cycles']} LTP cycles "
                                  f"({fit['cycles_per_axon_visited']} cycles/axon visited + "
-                                 f"{fit['extra_if_any_fired']} if any neuron fired + {fit['constant']}); "
+                                 f"{fit['cycles_per_update']} per update + "
+                                 f"{fit['extra_if_any_fired']} if any neuron fired + {fit['constant']}, "
+                                 f"max residual {fit['max_residual']}; LTP - visits - updates in "
+                                 f"{lc['ltp_minus_visits_updates']}); FEED - SOPs - LTD write-backs in "
+                                 f"{lc['feed_minus_sops_ltd_writes']} ({lc['ltd_writes']} write-backs); "
                                  f"UPDATE phase "
                                  f"{lc['update_phase_cycles']} cycles (trace sweep {lc['trace_sweep_cycles']}); "
                                  f"{lc['weight_changes']} weights changed"))

@@ -19,6 +19,34 @@ from neurocore.sim.host_protocol import (Command, clear_command, decode_readback
 from neurocore.sim.random_programs import random_program
 
 
+class _WatchedCore(Core):
+    """A Core that keeps its synapse-memory clients (the integrator; the LTP engine with
+    learning) once elaborated, so that a testbench can watch their ports."""
+
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        self.syn_clients = [m.submodules.integrator]
+        if self._config.learning:
+            self.syn_clients.append(m.submodules.ltp)
+        return m
+
+
+def watch_synapse_memory(sim, dut: _WatchedCore, result: dict):
+    """Count the synapse reads and writes of the clients, and the cycles with both: the
+    synapse memory is single-port, so a read in a write cycle would be lost."""
+    result.update(syn_reads=0, syn_writes=0, syn_both=0)
+    enables = [sig for client in dut.syn_clients for sig in (client.syn_rd.en, client.syn_wr.en)]
+
+    async def monitor(ctx):
+        async for _, _, *values in ctx.tick().sample(*enables):
+            read, write = any(values[0::2]), any(values[1::2])
+            result["syn_reads"] += read
+            result["syn_writes"] += write
+            result["syn_both"] += read and write
+
+    sim.add_testbench(monitor, background=True)
+
+
 def run_core(program, inputs, *, learn, samples=1, baked=False):
     """Run ``inputs`` ([samples, T, n_inputs]) on the Core; returns spikes, state, stats.
 
@@ -27,12 +55,14 @@ def run_core(program, inputs, *, learn, samples=1, baked=False):
     from neurocore.hw.images import program_images, program_registers
 
     cfg = program.config
-    dut = (Core(config=cfg, images=program_images(program), registers=program_registers(program, learn=learn))
-           if baked else Core(config=cfg))
+    dut = (_WatchedCore(config=cfg, images=program_images(program),
+                        registers=program_registers(program, learn=learn))
+           if baked else _WatchedCore(config=cfg))
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     spikes = []
     result = {}
+    watch_synapse_memory(sim, dut, result)
     layout = output_spike_layout(cfg)
 
     async def put(ctx, stream, value):
@@ -77,6 +107,7 @@ def run_core(program, inputs, *, learn, samples=1, baked=False):
         result["errors"] = await read(ctx, Region.REG, Register.ERRORS.value)
         result["steps"] = await read(ctx, Region.REG, Register.STEP_COUNT.value)
         result["sops"] = await read(ctx, Region.REG, Register.SOPS.value)
+        result["ltp_updates"] = await read(ctx, Region.REG, Register.LTP_UPDATES.value)
 
     sim.add_testbench(host)
     sim.add_testbench(monitor, background=True)
@@ -114,6 +145,33 @@ def test_core_matches_golden(seed, learning):
     assert stats["sops"] == int(want.sops.sum())
     assert np.array_equal(out, want.spikes), f"spikes differ:\ncore {np.argwhere(out)}\ngolden {np.argwhere(want.spikes)}"
     assert_state_equal(state, want.state)
+    assert stats["syn_both"] == 0, "the synapse memory was read and written in the same cycle"
+    assert stats["syn_reads"] >= stats["sops"]       # integration reads, LTP reads
+    assert stats["syn_writes"] >= stats["ltp_updates"]
+
+
+def test_learning_steps_never_read_and_write_synapses_at_once():
+    """Busier learning programs than above (dense inputs, more synapses, nearly all plastic
+    in some draws): LTD and LTP write back while the step keeps reading synapses, never in
+    the same cycle (single-port synapse memory), and spikes, state and weights still equal
+    the golden model's."""
+    totals = {"syn_writes": 0, "ltp_updates": 0, "weight_changes": 0}
+    for seed in range(8):
+        program, inputs = random_program(500 + seed, learning=True, batch=1, steps=10, density=0.6,
+                                         max_neurons=12, max_synapses=64)
+        out, state, stats = run_core(program, inputs, learn=True)
+        want = golden.run_batch(program, inputs, learn=True)
+        assert stats["errors"] == 0 and stats["sops"] == int(want.sops.sum()), seed
+        assert np.array_equal(out, want.spikes), seed
+        assert_state_equal(state, want.state)
+        assert stats["syn_both"] == 0, seed
+        assert stats["syn_writes"] >= stats["ltp_updates"]
+        totals["syn_writes"] += stats["syn_writes"]
+        totals["ltp_updates"] += stats["ltp_updates"]
+        totals["weight_changes"] += int((want.state.weight != program.weight).sum())
+    print(totals)
+    # random learning parameters often round dw to 0: a write-back contends for the port all the same
+    assert totals["syn_writes"] > 100 and totals["ltp_updates"] > 10 and totals["weight_changes"] > 0, totals
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -127,6 +185,7 @@ def test_baked_program_runs_without_loading(seed):
     assert stats["errors"] == 0
     assert np.array_equal(out, want.spikes)
     assert_state_equal(state, want.state)
+    assert stats["syn_both"] == 0 and stats["syn_writes"] > 0
 
 
 def test_reading_a_memory_word_does_not_change_it():

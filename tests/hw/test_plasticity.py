@@ -1,8 +1,9 @@
 """WeightUpdate (hw/plasticity.py) against the spec formula of docs/core-spec.md, phase 4.
 
 Random differential tests, streamed one update per clock through the pipeline, with the
-extremes: shift 0 / 47 / 63, soft bound at u = 0 and u = R, w_min = w_max, amplitudes and
-traces 0 and maximal, weight widths 2 and 16, trace widths 2 and 16.
+extremes: every shift 0..63 (and dw around 2^W for each), soft bound at u = 0 and u = R,
+w_min = w_max, amplitudes and traces 0 and maximal, weight widths 2 and 16, trace widths 2
+and 16, one and several multiplier slices, per-update and fixed LTP/LTD mode.
 """
 from __future__ import annotations
 
@@ -63,14 +64,15 @@ def random_updates(rng: random.Random, config: CoreConfig, p: dict, n: int) -> l
     return out
 
 
-def run_batches(config: CoreConfig, batches, *, gaps: bool, stalls: bool, seed: int):
+def run_batches(config: CoreConfig, batches, *, gaps: bool, stalls: bool, seed: int, mode=None):
     """Stream each batch ``(params, updates)`` through one WeightUpdate; return the outputs.
 
     Inputs go in one per cycle (``gaps``: random idle cycles; ``stalls``: random ``en`` low).
     Returns per batch the list of (w', tag) in output order, and checks the latency when the
-    pipeline is never stalled.
+    pipeline is never stalled. With a fixed ``mode`` the ``ltp`` of each update is still
+    driven on ``in_ltp``, which the DUT must ignore.
     """
-    dut = WeightUpdate(config=config, tag_shape=16)
+    dut = WeightUpdate(config=config, tag_shape=16, mode=mode)
     rng = random.Random(seed)
     results = []
 
@@ -214,12 +216,73 @@ def test_gaps_and_stalls():
             assert w_new == spec_update(w, trace, ltp, p)
 
 
+@pytest.mark.parametrize("mode", ["ltp", "ltd"])
+@pytest.mark.parametrize("config", CONFIGS[:3], ids=lambda c: f"W{c.weight_bits}X{c.trace_bits}")
+def test_fixed_mode(config, mode):
+    """``mode="ltp"`` / ``"ltd"``: every update is of that kind, whatever ``in_ltp`` says."""
+    rng = random.Random(config.weight_bits * 7 + (mode == "ltp"))
+    batches = []
+    for _ in range(8):
+        p = random_params(rng, config)
+        batches.append((p, random_updates(rng, config, p, 40)))
+    results = run_batches(config, batches, gaps=True, stalls=False, seed=5, mode=mode)
+    for (p, updates), got in zip(batches, results):
+        assert [tag for _, tag in got] == list(range(len(updates)))
+        for (w, trace, _), (w_new, _) in zip(updates, got):
+            assert w_new == spec_update(w, trace, mode == "ltp", p), (w, trace, mode, p)
+
+
+@pytest.mark.parametrize("config", [
+    CoreConfig(weight_bits=2, trace_bits=2),        # 12-bit product: steps of 16 and 32 clear it
+    CoreConfig(weight_bits=8, trace_bits=8),        # the default: one multiplier slice
+    CoreConfig(weight_bits=9, trace_bits=9),        # 17 x 16 bits: two slices of p
+    CoreConfig(weight_bits=10, trace_bits=8),       # 16 x 18 bits: two slices of q
+    CoreConfig(weight_bits=16, trace_bits=16),      # 24 x 30 bits: four slices, 54-bit product
+], ids=lambda c: f"W{c.weight_bits}X{c.trace_bits}")
+def test_every_shift(config):
+    """Every 6-bit shift, hard and soft bound, with dw around 2^W for the narrowing shifter:
+    the largest products, products just below / at / above ``2^(shift + W)``, zero."""
+    rng = random.Random(config.weight_bits * 31 + config.trace_bits)
+    wlo, whi = config.weight_range
+    tmax = config.trace_max
+    batches = []
+    for shift in range(64):
+        for soft in (False, True):
+            w_min, w_max = (wlo, whi)
+            if rng.random() < 0.4:
+                w_min, w_max = sorted(rng.randint(wlo, whi) for _ in range(2))
+            a = rng.choice([255, 255, 1, rng.randint(0, 255)])
+            p = dict(a_plus=a, a_minus=a, shift=shift, w_min=w_min, w_max=w_max, soft_bound=soft)
+            mid = (w_min + w_max) // 2
+            updates = []
+            for w in sorted({w_min, w_max, mid, min(mid + 1, w_max), rng.randint(w_min, w_max)}):
+                factor = a * ((w - w_min) * (w_max - w) if soft else 1)
+                traces = {0, 1, tmax, rng.randint(0, tmax)}
+                for k in (config.weight_bits - 1, config.weight_bits, config.weight_bits + 1):
+                    target = 1 << (shift + k)              # dw = 2^k: around the W-bit boundary
+                    if factor:
+                        for t in (target // factor - 1, target // factor, -(-target // factor)):
+                            if 0 <= t <= tmax:
+                                traces.add(t)
+                for t in sorted(traces):
+                    updates.append((w, t, rng.random() < 0.5))
+            batches.append((p, updates))
+    results = run_batches(config, batches, gaps=False, stalls=False, seed=6)
+    for (p, updates), got in zip(batches, results):
+        assert len(got) == len(updates)
+        for (w, trace, ltp), (w_new, _) in zip(updates, got):
+            assert w_new == spec_update(w, trace, ltp, p), (w, trace, ltp, p)
+
+
 @pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 def test_constructor_and_verilog():
     with pytest.raises(ValueError):
         WeightUpdate(config=None)
+    with pytest.raises(ValueError):
+        WeightUpdate(config=CoreConfig(), mode="both")
     with pytest.raises(TypeError):
         WeightUpdate(CoreConfig())        # keyword-only
-    text = verilog.convert(WeightUpdate(config=CoreConfig(weight_bits=16, trace_bits=16)),
-                           name="weight_update")
-    assert "module weight_update" in text
+    for mode in (None, "ltp", "ltd"):
+        text = verilog.convert(WeightUpdate(config=CoreConfig(weight_bits=16, trace_bits=16), mode=mode),
+                               name="weight_update")
+        assert "module weight_update" in text

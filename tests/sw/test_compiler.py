@@ -301,3 +301,18 @@ def test_freeze_for_inference_only_cores():
     net.population("out").theta = np.array([(1 << 23) - 2, 0])
     with pytest.raises(ValueError, match=r"neurons.threshold\[3\] \(layer 'out' neuron 0\)"):
         compile_network(freeze_network(net))
+
+
+def test_choose_config_widens_the_accumulator_when_the_bound_needs_it():
+    # 300 inputs x weight 127 into one neuron: 38,100 needs 17 signed bits
+    pop = Population("out", NeuronParams.uniform(1, threshold=10))
+    net = SnnNetwork(n_inputs=300, populations=[pop],
+                     projections=[Projection.dense("input", "out", np.full((1, 300), 127))])
+    default = CoreConfig()
+    cfg = choose_config(net)
+    needed = max(default.accumulator_bits, 17)
+    assert cfg.accumulator_bits == needed and cfg.membrane_bits == max(default.membrane_bits, needed)
+    compile_network(net, cfg)                       # the bound holds on the chosen core
+    if default.accumulator_bits < 17:
+        with pytest.raises(ValueError, match="accumulator overflow"):
+            compile_network(net, dataclasses.replace(cfg, accumulator_bits=default.accumulator_bits))

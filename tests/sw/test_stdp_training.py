@@ -77,7 +77,11 @@ def test_parameters_fit_default_core():
         assert compiled.program.n_synapses == 256 * n_inputs <= CoreConfig().synapses
         assert compiled.program.plastic.all()
     with pytest.raises(ValueError, match="does not fit"):
-        stdp.train_stdp("digits", neurons=300, epochs=0, progress=False, limit_train=5, limit_test=5)
+        stdp.train_stdp("digits", neurons=300, epochs=0, progress=False, limit_train=5, limit_test=5,
+                        config=CoreConfig())
+    # without a config the network goes to the default core with its capacities raised
+    result = stdp.train_stdp("digits", neurons=300, epochs=0, progress=False, limit_train=5, limit_test=5)
+    assert result.compiled.config.neurons == 512
 
 
 # -- the training is the golden model's on-chip rule ----------------------------------------
