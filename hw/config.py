@@ -25,11 +25,11 @@ class CoreConfig:
     """
 
     neurons: int = 256
-    axons: int = 512
+    axons: int = 256
     synapses: int = 65536
     weight_bits: int = 8
-    membrane_bits: int = 24
-    accumulator_bits: int = 24
+    membrane_bits: int = 16
+    accumulator_bits: int = 16
     trace_bits: int = 8
     wta_groups: int = 16
     learning: bool = True

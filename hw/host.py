@@ -3,7 +3,7 @@
 The host talks to the core over three streams (docs/hw.md, "Host interface"):
 
 * ``cmd``: a :func:`command_layout` word: an :class:`Opcode`, a :class:`Region`, an index
-  and a data word (``data_bits(config)`` wide, enough for the widest memory word);
+  and a data word (``data_bits(config)`` wide: the widest memory word or register);
 * ``rsp``: one data word per ``READ``;
 * ``spike_in`` (axon ids of host inputs for the next step) and ``spike_out``
   (:func:`output_spike_layout`: neuron and step of every output spike).
@@ -97,10 +97,10 @@ def word_shape(config: CoreConfig, region: Region):
 
 
 def data_bits(config: CoreConfig) -> int:
-    """Width of the ``cmd``/``rsp`` data word: the widest memory word, rounded up to 32."""
+    """Width of the ``cmd``/``rsp`` data word: the widest memory word or register, exactly
+    (no rounding: every extra bit is a flip-flop in ``rsp`` and a wire on the host link)."""
     from amaranth.hdl import Shape
-    widest = max(Shape.cast(word_shape(config, r)).width for r in Region)
-    return -(-widest // 32) * 32
+    return max(Shape.cast(word_shape(config, r)).width for r in Region)
 
 
 def command_layout(config: CoreConfig) -> data.StructLayout:

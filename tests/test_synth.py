@@ -394,6 +394,46 @@ def test_host_only_memories_are_single_port():
     assert x["$memrd_v2"] != x["$memwr_v2"]
 
 
+def _collision_masks(rtlil_text: str) -> dict[str, set[str]]:
+    """memory -> the COLLISION_X_MASK values of its read ports."""
+    masks, memid, cell = {}, None, False
+    for line in rtlil_text.splitlines():
+        s = line.strip()
+        if s.startswith("cell $memrd_v2"):
+            cell, memid = True, None
+        elif cell and s.startswith("parameter \\MEMID"):
+            memid = s.split('"')[1].lstrip("\\")
+        elif cell and s.startswith("parameter \\COLLISION_X_MASK"):
+            masks.setdefault(memid, set()).add(s.split()[-1])
+        elif s == "end":
+            cell = False
+    return masks
+
+
+def test_single_port_memories_get_undefined_collisions_only():
+    from amaranth.back import rtlil
+
+    from neurocore.hw.core import Core
+    from neurocore.tools.synth import mark_single_port_collisions
+
+    config = CoreConfig(neurons=8, axons=8, synapses=32)       # learning, WTA, theta on
+    text = rtlil.convert(Core(config=config), name="core")
+    before = _collision_masks(text)
+    assert all(m == {"1'0"} for m in before.values())           # Amaranth: defined collisions
+    marked_text, marked = mark_single_port_collisions(text)
+    after = _collision_masks(marked_text)
+    single = {name for name in before
+              if len(set(_memory_ports(text, name).values())) == 1}
+    assert {"param_mem", "ptr_mem", "rptr_mem", "syn_mem"} <= single
+    assert set(marked) == single
+    for name in before:
+        assert after[name] == ({"1'1"} if name in single else {"1'0"}), name
+    # nothing else changes
+    changed = [(a, b) for a, b in zip(text.splitlines(), marked_text.splitlines()) if a != b]
+    assert len(text.splitlines()) == len(marked_text.splitlines())
+    assert len(changed) == len(single) and all("COLLISION_X_MASK" in a for a, _ in changed)
+
+
 def test_host_read_does_not_write():
     """A host READ leaves the word alone (single-port and dual-port memories alike)."""
     from amaranth.sim import Simulator

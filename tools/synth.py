@@ -43,7 +43,8 @@ __all__ = ["TARGETS", "Target", "Resource", "ToolsMissing", "SynthError", "find_
            "write_design", "core_ports", "memory_inventory", "harness_verilog", "yosys_script",
            "nextpnr_args", "parse_yosys_stat", "ram_blocks_by_memory", "parse_nextpnr_report",
            "parse_nextpnr_log", "collect_cells", "check_fit", "summarise", "synthesise",
-           "format_report", "INSTALL_HINT", "strip_zero_init", "critical_path"]
+           "format_report", "INSTALL_HINT", "strip_zero_init", "critical_path",
+           "mark_single_port_collisions"]
 
 INSTALL_HINT = "pip install 'neurocore[fpga]'"
 HARNESS_TOP = "neurocore_synth_top"
@@ -305,6 +306,62 @@ def strip_zero_init(text: str, min_bits: int = SPRAM_MIN_BITS) -> tuple[str, lis
         out.append(line)
         i += 1
     return "\n".join(out), stripped
+
+
+def mark_single_port_collisions(text: str) -> tuple[str, list[str]]:
+    """RTLIL ``text`` with read-during-write declared undefined on single-port memories,
+    and the names of those memories.
+
+    A memory whose read port has the same address as its one write port is one that
+    ``hw/core.py`` (``_SharedMemory``) built single-port: its read port is disabled in
+    every cycle that writes, so a read never meets a write. Amaranth's RTLIL still gives
+    the read port the defined "read old data" collision behaviour (``COLLISION_X_MASK``
+    0), and Yosys honours it on block RAM that has no such guarantee by adding a bypass
+    register and a multiplexer per data bit (on the UP5K about 280 flip-flops and as many
+    LUTs for the default core's parameter, pointer and LTP-range memories). Marking the
+    collision undefined (``COLLISION_X_MASK`` all ones) removes that logic without
+    changing what the core does.
+    """
+    lines = text.split("\n")
+    # Pass 1: per (module, memory), the ADDR of every write port and of every read port.
+    module, cell, memid, kind = "", None, None, None
+    write_addr: dict[tuple[str, str], list[str]] = {}
+    read_cells: dict[tuple[str, str], list[tuple[int, str]]] = {}
+    start = 0
+    for i, line in enumerate(lines):
+        s = line.strip()
+        if line.startswith("module "):
+            module = s.split(None, 1)[1]
+        elif s.startswith("cell $memrd_v2 ") or s.startswith("cell $memwr_v2 "):
+            cell, kind, memid, start = s.split()[2], s.split()[1], None, i
+        elif cell and s.startswith("parameter \\MEMID"):
+            memid = s.split('"')[1]
+        elif cell and memid and s.startswith("connect \\ADDR"):
+            addr = s.split(None, 2)[2]
+            key = (module, memid)
+            if kind == "$memwr_v2":
+                write_addr.setdefault(key, []).append(addr)
+            else:
+                read_cells.setdefault(key, []).append((start, addr))
+        elif s == "end":
+            cell = None
+    marked, targets = [], set()
+    for key, reads in read_cells.items():
+        writes = write_addr.get(key, [])
+        if len(writes) == 1 and all(addr == writes[0] for _, addr in reads):
+            targets.update(start for start, _ in reads)
+            marked.append(key[1].lstrip("\\"))
+    # Pass 2: rewrite COLLISION_X_MASK of those read cells (one bit per write port: 1).
+    out, inside = [], False
+    for i, line in enumerate(lines):
+        if i in targets:
+            inside = True
+        elif inside and line.strip() == "end":
+            inside = False
+        if inside and line.strip().startswith("parameter \\COLLISION_X_MASK"):
+            line = line.split("COLLISION_X_MASK")[0] + "COLLISION_X_MASK 1'1"
+        out.append(line)
+    return "\n".join(out), sorted(marked)
 
 
 def harness_verilog(ports, *, core: str = CORE_TOP, top: str = HARNESS_TOP) -> tuple[str, dict]:
@@ -706,11 +763,13 @@ def synthesise(config, target: str | Target, *, clock_mhz: float | None = None, 
         design = write_design(config, work, program=program, learn=learn, hdl=hdl)
         fmt = "rtlil" if design.suffix == ".il" else "verilog"
         text = design.read_text()
-        uninitialised = []
+        uninitialised, undefined_collisions = [], []
         if target.spram and not zero_init and fmt == "rtlil":
             text, uninitialised = strip_zero_init(text)
-            if uninitialised:
-                design.write_text(text)
+        if fmt == "rtlil":
+            text, undefined_collisions = mark_single_port_collisions(text)
+        if uninitialised or undefined_collisions:
+            design.write_text(text)
         ports = core_ports(text, fmt)
         memories = memory_inventory(text, fmt)
         del text
@@ -782,6 +841,7 @@ def synthesise(config, target: str | Target, *, clock_mhz: float | None = None, 
         "memories": memories,
         "memory_bits": sum(m["bits"] or 0 for m in memories),
         "uninitialised": uninitialised,
+        "undefined_collisions": undefined_collisions,
         "harness": harness,
         "yosys_cells": counts,
         "config": config.to_dict(),

@@ -354,3 +354,19 @@ def test_duplicate_host_spikes_count_once():
 
     from neurocore.hw.layouts import neuron_state_layout
     _simulate(config, body)
+
+
+def test_register_numbers_beyond_the_map_are_not_aliased():
+    """The register decode looks at the low 5 index bits behind a range check: index 33 is not
+    register 1 (N_NEURONS). A WRITE there is an error and changes nothing; a READ gives 0."""
+    config = CoreConfig(neurons=4, axons=4, synapses=8, wta_groups=2)
+
+    async def body(ctx, host, dut):
+        await host.command(ctx, Opcode.WRITE, Region.REG, Register.N_NEURONS.value, 3)
+        for index in (32 + Register.N_NEURONS.value, (1 << 23) + Register.N_NEURONS.value, 31):
+            await host.command(ctx, Opcode.WRITE, Region.REG, index, 2)
+            assert await host.read(ctx, Region.REG, index) == 0
+        assert await host.read(ctx, Region.REG, Register.N_NEURONS.value) == 3
+        assert await host.read(ctx, Region.REG, Register.ERRORS.value) == 3
+
+    _simulate(config, body)

@@ -171,12 +171,12 @@ def test_capacities_raised_to_powers_of_two():
     cfg = compile_network(net).config
     default = CoreConfig()
     assert (cfg.neurons, cfg.axons, cfg.synapses, cfg.wta_groups) == (512, 1024, 131072, 17)
-    assert dataclasses.replace(cfg, neurons=256, axons=512, synapses=65536, wta_groups=16) == default
+    assert dataclasses.replace(cfg, neurons=256, axons=256, synapses=65536, wta_groups=16) == default
 
 
 @pytest.mark.parametrize("net, config, pattern", [
     (big_net(neurons=300), CoreConfig(), r"300 neurons but the core has 256 \(overflow by 44\)"),
-    (big_net(inputs=600), CoreConfig(), r"600 axons but the core has 512 \(overflow by 88\)"),
+    (big_net(inputs=600), CoreConfig(), r"600 axons but the core has 256 \(overflow by 344\)"),
     (big_net(neurons=100, synapses_per_neuron=3), CoreConfig(synapses=250),
      r"300 synapses but the core has 250 \(overflow by 50\)"),
     (big_net(wta_pops=3), CoreConfig(wta_groups=2), r"3 WTA groups but the core has 2 \(overflow by 1\)"),
