@@ -17,7 +17,9 @@ Targets: ice40-up5k (iCE40 UP5K, SG48; default clock 40 MHz; Yosys maps
 multipliers to SB_MAC16, and single-port memories of 64 kbit or more to
 SPRAM: those are left without the all-zero power-up contents, which SPRAM
 cannot have, unless --zero-init), ecp5-25k and ecp5-85k (LFE5U-25F / -85F,
-CABGA381; default clock 100 MHz).
+CABGA381; default clock 100 MHz). On every target the single-port memories
+(their read port is off whenever they write) are marked as having no defined
+read-during-write, which spares Yosys a bypass register per data bit.
 
 The core is wrapped in a 4-pin I/O harness (its inputs shifted in from one
 pin, its outputs XOR-reduced to one), whose flip-flops are included in the

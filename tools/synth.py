@@ -885,6 +885,9 @@ def format_report(result: dict) -> str:
     in_spram = [m["name"] for m in result["memories"] if "SB_SPRAM256KA" in (m.get("blocks") or {})]
     if in_spram:
         lines.append(f"  in SPRAM (power-up contents undefined; the host writes them): {', '.join(in_spram)}")
+    if result.get("undefined_collisions"):
+        lines.append("  single-port, read-during-write left undefined (never happens): "
+                     + ", ".join(result["undefined_collisions"]))
     if result["fmax_mhz"] is not None:
         verdict = "met" if result["timing_met"] else "NOT met"
         lines.append(f"  Fmax {result['fmax_mhz']:.2f} MHz for a {result['clock_mhz']:g} MHz clock: timing {verdict}")
