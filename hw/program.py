@@ -237,7 +237,8 @@ class CoreProgram:
         return np.repeat(np.arange(self.n_axons, dtype=np.int64), np.diff(self.ptr))
 
     def plastic_by_target(self) -> tuple[np.ndarray, np.ndarray]:
-        """Reverse index used by LTP: synapses of neuron ``n`` are ``rsyn[rptr[n]:rptr[n+1]]``.
+        """Plastic synapses by target, for the golden model's LTP: those of neuron ``n`` are
+        ``rsyn[rptr[n]:rptr[n+1]]`` (the RTL scans ``ltp_axon_ranges()`` instead).
 
         Only plastic synapses appear, in increasing synapse address.
         """
