@@ -350,13 +350,23 @@ class Core(CoreComponent):
 
         # ---- memory port owners --------------------------------------------------------------
         host = {region: mem.host_client() for region, mem in mems.items()}
-        # The host client's ``en`` serves READ and WRITE; only a WRITE enables the write port
-        # (a READ must not store the client's idle data word).
+        # A host access reaches its memory one cycle after the command is accepted, from
+        # registers (index, data, one enable per memory): the command decode and the memory
+        # port multiplexers are then in different cycles (on the UP5K the path through both
+        # into the SPRAM limited the clock). The host client's ``en`` serves READ and WRITE;
+        # only a WRITE enables the write port (a READ must not store the idle data word).
+        host_index = Signal(max(len(client.addr) for client in host.values()))
+        host_data = Signal(data_bits(cfg))
+        host_en = {region: Signal(name=f"host_en_{region.name.lower()}") for region in host}
         host_write = Signal()
-        m.d.comb += host_write.eq(self.cmd.payload.op == Opcode.WRITE)
+        m.d.sync += [en.eq(0) for en in host_en.values()]
+        m.d.sync += host_write.eq(0)
+        for region, client in host.items():
+            m.d.comb += [client.addr.eq(host_index), client.en.eq(host_en[region])]
         for region, mem in mems.items():
-            mem.reader(in_host, host[region])
-            mem.writer(in_host, SimpleNamespace(addr=host[region].addr, data=host[region].data,
+            mem.reader(in_host, host[region])          # host[region].data: the word read
+            width = len(Value.cast(host[region].data))
+            mem.writer(in_host, SimpleNamespace(addr=host[region].addr, data=host_data[:width],
                                                 en=host[region].en & host_write))
         clear = {region: mems[region].host_client()
                  for region in (Region.STATE, Region.ACC, Region.POST, Region.PRE) if region in mems}
@@ -543,10 +553,10 @@ class Core(CoreComponent):
                                         m.d.comb += error_now.eq(1)
                             with m.Else():
                                 with m.Switch(cmd.region):
-                                    for region, client in host.items():
+                                    for region in host:
                                         with m.Case(region):
-                                            m.d.comb += [client.addr.eq(cmd.index), client.en.eq(1),
-                                                         client.data.eq(cmd.data)]
+                                            m.d.sync += [host_index.eq(cmd.index), host_data.eq(cmd.data),
+                                                         host_en[region].eq(1), host_write.eq(1)]
                                     with m.Default():
                                         m.d.comb += error_now.eq(1)
                         with m.Case(Opcode.READ):
@@ -557,11 +567,11 @@ class Core(CoreComponent):
                                 m.d.sync += [rsp_data.eq(reg_value), rsp_valid.eq(1)]
                             with m.Else():
                                 with m.Switch(cmd.region):
-                                    for region, client in host.items():
+                                    for region in host:
                                         with m.Case(region):
-                                            m.d.comb += [client.addr.eq(cmd.index), client.en.eq(1)]
+                                            m.d.sync += [host_index.eq(cmd.index), host_en[region].eq(1)]
                                 m.d.sync += read_region.eq(cmd.region)
-                                m.next = "READ"
+                                m.next = "READ_ADDR"
                         with m.Case(Opcode.STEP):
                             m.d.sync += [feed_idx.eq(0), feed_total.eq(in_count + cur_pend),
                                          feed_valid.eq(0), step_cycles.eq(1), step_sops.eq(0),
@@ -573,6 +583,9 @@ class Core(CoreComponent):
                         with m.Case(Opcode.CLEAR):
                             m.d.sync += clear_idx.eq(0)
                             m.next = "CLEAR"
+            with m.State("READ_ADDR"):                 # the registered read address is out
+                m.d.comb += phase.eq(_Phase.HOST)
+                m.next = "READ"
             with m.State("READ"):
                 m.d.comb += phase.eq(_Phase.HOST)
                 with m.Switch(read_region):
