@@ -18,6 +18,8 @@ from neurocore.sim.host_protocol import (Command, clear_command, decode_readback
                                          load_commands, readback_plan, step_command)
 from neurocore.sim.random_programs import random_program
 
+from synapse_ports import watch_synapse_ports
+
 
 class _WatchedCore(Core):
     """A Core that keeps its synapse-memory clients (the integrator; the LTP engine with
@@ -29,22 +31,6 @@ class _WatchedCore(Core):
         if self._config.learning:
             self.syn_clients.append(m.submodules.ltp)
         return m
-
-
-def watch_synapse_memory(sim, dut: _WatchedCore, result: dict):
-    """Count the synapse reads and writes of the clients, and the cycles with both: the
-    synapse memory is single-port, so a read in a write cycle would be lost."""
-    result.update(syn_reads=0, syn_writes=0, syn_both=0)
-    enables = [sig for client in dut.syn_clients for sig in (client.syn_rd.en, client.syn_wr.en)]
-
-    async def monitor(ctx):
-        async for _, _, *values in ctx.tick().sample(*enables):
-            read, write = any(values[0::2]), any(values[1::2])
-            result["syn_reads"] += read
-            result["syn_writes"] += write
-            result["syn_both"] += read and write
-
-    sim.add_testbench(monitor, background=True)
 
 
 def run_core(program, inputs, *, learn, samples=1, baked=False):
@@ -62,7 +48,7 @@ def run_core(program, inputs, *, learn, samples=1, baked=False):
     sim.add_clock(1e-8)
     spikes = []
     result = {}
-    watch_synapse_memory(sim, dut, result)
+    watch_synapse_ports(sim, dut.syn_clients, result, prefix="syn_")
     layout = output_spike_layout(cfg)
 
     async def put(ctx, stream, value):

@@ -28,6 +28,8 @@ from neurocore.hw.plasticity import WeightUpdate
 from neurocore.hw.program import CoreProgram, CoreState, LearningParams, NeuronParams
 from neurocore.sim import golden
 
+from synapse_ports import watch_synapse_ports
+
 
 class Harness(Elaboratable):
     """The integrator and the four memories it works on, with 1-cycle synchronous read ports.
@@ -49,15 +51,7 @@ class Harness(Elaboratable):
 
     def add_monitor(self, sim):
         """A background testbench counting synapse reads, writes and cycles with both."""
-        dut = self.dut
-
-        async def monitor(ctx):
-            async for _, _, rd, wr in ctx.tick().sample(dut.syn_rd.en, dut.syn_wr.en):
-                self.syn_ops["reads"] += rd
-                self.syn_ops["writes"] += wr
-                self.syn_ops["both"] += rd & wr
-
-        sim.add_testbench(monitor, background=True)
+        watch_synapse_ports(sim, [self.dut], self.syn_ops)
 
     def elaborate(self, platform):
         m = Module()

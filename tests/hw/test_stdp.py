@@ -39,6 +39,7 @@ from neurocore.sim import golden
 
 from learning_draws import corner as _corner
 from learning_draws import weight_update_params
+from synapse_ports import watch_synapse_ports
 
 # Components built only to inspect their signature (or to provoke a ValueError) are never elaborated.
 pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
@@ -369,15 +370,7 @@ class LtpHarness(Elaboratable):
         self.syn_ops = {"reads": 0, "writes": 0, "both": 0}
 
     def add_monitor(self, sim):
-        dut = self.dut
-
-        async def monitor(ctx):
-            async for _, _, rd, wr in ctx.tick().sample(dut.syn_rd.en, dut.syn_wr.en):
-                self.syn_ops["reads"] += rd
-                self.syn_ops["writes"] += wr
-                self.syn_ops["both"] += rd & wr
-
-        sim.add_testbench(monitor, background=True)
+        watch_synapse_ports(sim, [self.dut], self.syn_ops)
 
     def elaborate(self, platform):
         m = Module()
