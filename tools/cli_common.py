@@ -73,6 +73,20 @@ positive_int = _int_at_least(1, "a positive integer")
 non_negative_int = _int_at_least(0, "a non-negative integer")
 
 
+def positive_float_up_to(maximum: float, what: str):
+    """An argparse type: a number in ``(0, maximum]``, else one line naming ``what``."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not 0 < value <= maximum:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text}")
+        return value
+    parse.__name__ = what
+    return parse
+
+
 def print_json(data, file=None) -> None:
     """Print ``data`` as indented JSON (numpy scalars and arrays are converted)."""
     print(json.dumps(data, indent=2, default=_json_default), file=file or sys.stdout)

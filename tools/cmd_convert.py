@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .cli_common import UsageError, add_command, non_negative_int, positive_int, print_json
+from .cli_common import (UsageError, add_command, non_negative_int, positive_float_up_to, positive_int,
+                         print_json)
 
 DESCRIPTION = """\
 ANN-to-SNN conversion on a dataset: train a ReLU MLP with scikit-learn (or load
@@ -38,14 +39,7 @@ def _int_list(text: str) -> tuple[int, ...]:
     return values
 
 
-def _percentile(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 100], got {text!r}") from None
-    if not 0 < value <= 100:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 100], got {value}")
-    return value
+_percentile = positive_float_up_to(100, "a number in (0, 100]")
 
 
 def register(subparsers) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from .cli_common import PROG, UsageError, add_command, one_line, print_json
+from .cli_common import PROG, UsageError, add_command, one_line, positive_float_up_to, print_json
 
 TARGET_NAMES = ("ice40-up5k", "ecp5-25k", "ecp5-85k")   # = neurocore.tools.synth.TARGETS
 
@@ -37,15 +37,7 @@ neurocore synth --target ice40-up5k --config '{"synapses": 4096, "learning": fal
 neurocore synth --target ecp5-85k --image build/digits-img --work-dir build/synth-85k"""
 
 
-def _clock(text: str) -> float:
-    import argparse
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a clock in MHz, got {text!r}") from None
-    if not 0 < value <= 2000:
-        raise argparse.ArgumentTypeError(f"expected a clock in MHz (0 < MHz <= 2000), got {text}")
-    return value
+_clock = positive_float_up_to(2000, "a clock in MHz (0 < MHz <= 2000)")
 
 
 def register(subparsers) -> None:
