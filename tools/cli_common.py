@@ -56,6 +56,14 @@ def add_command(subparsers, name: str, *, help: str, description: str, examples:
         formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
 
 
+def add_image_arguments(parser) -> None:
+    """``IMAGE_DIR`` and ``--config``: the image a command reads, and the core it must match."""
+    parser.add_argument("image", metavar="IMAGE_DIR", help="image directory (neurocore compile output)")
+    parser.add_argument("--config", metavar="JSON_OR_FILE", default=None,
+                        help="refuse the image unless it was compiled for this CoreConfig "
+                             "(JSON object or JSON file)")
+
+
 def _int_at_least(minimum: int, what: str):
     def parse(text: str) -> int:
         try:

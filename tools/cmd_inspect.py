@@ -1,7 +1,7 @@
 """``neurocore inspect``: summarise a compiled image directory without running it."""
 from __future__ import annotations
 
-from .cli_common import add_command, print_json
+from .cli_common import add_command, add_image_arguments, print_json
 
 DESCRIPTION = """\
 Verify an image directory (every checksum, the config hash, the program's
@@ -23,10 +23,7 @@ _DEPTH = {"PARAM": "neurons", "POINTER": "axons", "SYNAPSE": "synapses", "THETA"
 def register(subparsers) -> None:
     parser = add_command(subparsers, "inspect", help="summarise a compiled image directory",
                          description=DESCRIPTION, examples=EXAMPLES)
-    parser.add_argument("image", metavar="IMAGE_DIR", help="image directory (neurocore compile output)")
-    parser.add_argument("--config", metavar="JSON_OR_FILE", default=None,
-                        help="refuse the image unless it was compiled for this CoreConfig "
-                             "(JSON object or JSON file)")
+    add_image_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.set_defaults(func=run)
 

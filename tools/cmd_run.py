@@ -4,7 +4,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .cli_common import UsageError, add_command, non_negative_int, positive_int, print_json
+from .cli_common import (UsageError, add_command, add_image_arguments, non_negative_int, positive_int,
+                         print_json)
 
 DESCRIPTION = """\
 Evaluate an image directory on the test split of a dataset with the bit-exact
@@ -28,10 +29,7 @@ DEFAULT_STEPS = 32
 def register(subparsers) -> None:
     parser = add_command(subparsers, "run", help="evaluate a compiled image on a dataset (golden model)",
                          description=DESCRIPTION, examples=EXAMPLES)
-    parser.add_argument("image", metavar="IMAGE_DIR", help="image directory (neurocore compile output)")
-    parser.add_argument("--config", metavar="JSON_OR_FILE", default=None,
-                        help="refuse the image unless it was compiled for this CoreConfig "
-                             "(JSON object or JSON file)")
+    add_image_arguments(parser)
     parser.add_argument("--dataset", default=None, metavar="NAME",
                         help="digits, mnist or fashion-mnist (default: the image's, else digits)")
     parser.add_argument("--data-dir", default=None, metavar="PATH", help="directory of the IDX files (mnist)")
