@@ -11,7 +11,8 @@ import numpy as np
 
 from .config import CoreConfig
 
-__all__ = ["NeuronParams", "LearningParams", "CoreProgram", "CoreState", "synapse_rows"]
+__all__ = ["NeuronParams", "LearningParams", "CoreProgram", "CoreState", "synapse_rows",
+           "accumulator_bounds", "accumulator_bits"]
 
 NEURON_FIELDS = ("threshold", "leak_shift", "reset_mode", "refractory", "bias",
                  "theta_inc", "theta_decay_shift", "wta_group")
@@ -45,6 +46,28 @@ def _check_scalar(value, name: str, low: int, high: int) -> None:
         raise ValueError(f"{name} must be an integer in {low}..{high}, got {value!r}")
     if not low <= value <= high:
         raise ValueError(f"{name} = {value} is outside {low}..{high}")
+
+
+def accumulator_bounds(n_neurons: int, target, weight, plastic, learning: "LearningParams"
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Per neuron, the largest and smallest sum one step can add to its accumulator (spec
+    section 3): its positive and its negative weights, plastic ones at ``w_max`` / ``w_min``.
+
+    The sums are formed in float64, exact here: at most 2^24 synapses of at most 2^15.
+    """
+    target, plastic = np.asarray(target, np.int64), np.asarray(plastic, bool)
+    hi = np.where(plastic, learning.w_max, weight)
+    lo = np.where(plastic, learning.w_min, weight)
+    upper = np.bincount(target, weights=np.maximum(hi, 0), minlength=n_neurons)
+    lower = np.bincount(target, weights=np.minimum(lo, 0), minlength=n_neurons)
+    return upper.astype(np.int64), lower.astype(np.int64)
+
+
+def accumulator_bits(upper, lower) -> int:
+    """Smallest ``C`` with every ``upper <= 2^(C-1)-1`` and every ``lower >= -2^(C-1)``."""
+    top = int(np.max(upper, initial=0))
+    bottom = int(np.min(lower, initial=0))
+    return max(top.bit_length(), max(0, -bottom - 1).bit_length()) + 1
 
 
 def synapse_rows(axon: np.ndarray, target: np.ndarray, n_axons: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -274,11 +297,7 @@ class CoreProgram:
 
     def accumulator_bounds(self) -> tuple[np.ndarray, np.ndarray]:
         """Largest and smallest value each neuron's accumulator can reach in one step."""
-        hi = np.where(self.plastic, self.learning.w_max, self.weight)
-        lo = np.where(self.plastic, self.learning.w_min, self.weight)
-        upper = np.bincount(self.target, weights=np.maximum(hi, 0), minlength=self.n_neurons)
-        lower = np.bincount(self.target, weights=np.minimum(lo, 0), minlength=self.n_neurons)
-        return upper.astype(np.int64), lower.astype(np.int64)
+        return accumulator_bounds(self.n_neurons, self.target, self.weight, self.plastic, self.learning)
 
     # -- validation (docs/core-spec.md, section 7) ------------------------------------------
     def validate(self) -> "CoreProgram":

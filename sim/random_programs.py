@@ -18,9 +18,9 @@ import numpy as np
 
 from ..hw.config import CoreConfig
 from ..hw.program import (NO_ROUTE, REFRACTORY_MAX, CoreProgram, CoreState, LearningParams,
-                          NeuronParams)
+                          NeuronParams, accumulator_bits, accumulator_bounds)
 
-__all__ = ["random_program", "random_inputs", "random_state", "accumulator_bits_needed"]
+__all__ = ["random_program", "random_inputs", "random_state"]
 
 _CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(CoreConfig))
 _SIZE_KEYS = ("n_neurons", "n_inputs", "n_axons", "n_synapses", "steps", "batch", "density",
@@ -51,21 +51,6 @@ def _small_or_biased(rng: np.random.Generator, lo: int, hi: int, scale: int, p_s
     return _biased(rng, lo, hi)
 
 
-def accumulator_bits_needed(upper: int, lower: int) -> int:
-    """Smallest ``C`` with ``upper <= 2^(C-1)-1`` and ``lower >= -2^(C-1)`` (spec section 3)."""
-    return max(int(upper).bit_length(), max(0, -int(lower) - 1).bit_length()) + 1
-
-
-def _bounds(n_neurons, target, weight, plastic, w_min, w_max):
-    hi = np.where(plastic, w_max, weight)
-    lo = np.where(plastic, w_min, weight)
-    upper = np.zeros(n_neurons, np.int64)
-    lower = np.zeros(n_neurons, np.int64)
-    np.add.at(upper, target, np.maximum(hi, 0))
-    np.add.at(lower, target, np.minimum(lo, 0))
-    return upper, lower
-
-
 def random_inputs(rng, n_inputs: int, steps: int | None = None, *, batch: int | None = None,
                   density: float | None = None, max_steps: int = 30) -> np.ndarray:
     """Bool spike trains ``[T, n_inputs]`` (or ``[batch, T, n_inputs]``) of varying density."""
@@ -93,7 +78,7 @@ def random_program(rng, **overrides) -> tuple[CoreProgram, np.ndarray]:
     * ``max_neurons`` (12), ``max_inputs`` (6), ``max_synapses`` (48), ``max_steps`` (30).
 
     If ``accumulator_bits`` is fixed and the drawn synapses break the accumulator bound, synapses
-    are dropped until it holds; otherwise ``accumulator_bits`` is chosen (often exactly tight).
+    become zero-weight gaps until it holds; otherwise ``accumulator_bits`` is chosen (often exactly tight).
     Returns ``(program, inputs)``; ``program.validate()`` has passed.
     """
     rng = _as_rng(rng)
@@ -205,10 +190,7 @@ def random_program(rng, **overrides) -> tuple[CoreProgram, np.ndarray]:
 
     # -- accumulator width: the bound of section 3 must hold ---------------------------------------
     def needed():
-        if len(target) == 0:
-            return 1
-        upper, lower = _bounds(n_neurons, target, weight, plastic, w_min, w_max)
-        return max(accumulator_bits_needed(u, l) for u, l in zip(upper.tolist(), lower.tolist()))
+        return accumulator_bits(*accumulator_bounds(n_neurons, target, weight, plastic, lp))
 
     if "accumulator_bits" in fixed:
         C = fixed["accumulator_bits"]
@@ -218,7 +200,7 @@ def random_program(rng, **overrides) -> tuple[CoreProgram, np.ndarray]:
             C += int(rng.choice([1, 2, 8, 32]))
         C = min(C, 32)
     while needed() > C:       # turn the last contributing synapse of an offending neuron into a gap
-        upper, lower = _bounds(n_neurons, target, weight, plastic, w_min, w_max)
+        upper, lower = accumulator_bounds(n_neurons, target, weight, plastic, lp)
         chi, clo = (1 << (C - 1)) - 1, -(1 << (C - 1))
         bad = int(np.flatnonzero((upper > chi) | (lower < clo))[0])
         gap = int(np.flatnonzero((target == bad) & (plastic | (weight != 0)))[-1])

@@ -49,11 +49,11 @@ import re
 import numpy as np
 
 from ..hw.config import CoreConfig
-from ..hw.program import NEURON_FIELDS, NO_ROUTE, CoreProgram, LearningParams, NeuronParams, synapse_rows
+from ..hw.program import (NEURON_FIELDS, NO_ROUTE, CoreProgram, LearningParams, NeuronParams,
+                          accumulator_bits, accumulator_bounds, synapse_rows)
 from .network import INPUT, Population, Projection, SnnNetwork
 
 __all__ = ["CompiledNetwork", "compile_network", "choose_config", "network_needs", "freeze_network",
-           "accumulator_bits_needed",
            "CAPACITIES"]
 
 # Capacities the compiler checks, with the largest value a CoreConfig allows.
@@ -315,6 +315,8 @@ class _Placement:
     rows: tuple             # synapse_rows(): (ptr, target, source) of the listed synapses
     axon: np.ndarray        # listed synapses, projection order then entry order
     target: np.ndarray
+    weight: np.ndarray
+    plastic: np.ndarray
     projection: np.ndarray  # projection index of every listed synapse
 
 
@@ -337,13 +339,15 @@ def _place(net: SnnNetwork) -> _Placement:
 
     axon = cat([axon_base[pr.source] + pr.pre for pr in net.projections])
     target = cat([layers[pr.target][0] + pr.post for pr in net.projections])
+    weight = cat([pr.weight for pr in net.projections])
+    plastic = cat([np.full(len(pr.pre), pr.plastic) for pr in net.projections]).astype(bool)
     proj = cat([np.full(len(pr.pre), i) for i, pr in enumerate(net.projections)])
     try:
         rows = synapse_rows(axon, target, n_axons)
     except ValueError as exc:
         raise ValueError(_layer_message(f"{exc} (projections "
                                         + _pair_projections(net, axon, target, proj) + ")", layers)) from None
-    return _Placement(layers, layer_axons, first, n_axons, rows, axon, target, proj)
+    return _Placement(layers, layer_axons, first, n_axons, rows, axon, target, weight, plastic, proj)
 
 
 def _pair_projections(net: SnnNetwork, axon, target, proj) -> str:
@@ -393,23 +397,10 @@ def _overflows(needs: dict[str, int], config: CoreConfig) -> list[str]:
     return out
 
 
-def accumulator_bits_needed(net: SnnNetwork) -> int:
-    """Smallest accumulator width ``C`` for which ``net`` meets the bound of spec section 3.
-
-    Per neuron, the sum of its positive and of its negative weights (plastic synapses at
-    ``w_max`` / ``w_min``) must fit ``C`` signed bits.
-    """
-    placed = _place(net)
-    lp = net.learning
-    upper = np.zeros(max(placed.n_neurons, 1), np.int64)
-    lower = np.zeros(max(placed.n_neurons, 1), np.int64)
-    for pr in net.projections:
-        post = placed.layers[pr.target][0] + np.asarray(pr.post, np.int64)
-        hi = np.full(len(post), lp.w_max) if pr.plastic else np.asarray(pr.weight, np.int64)
-        lo = np.full(len(post), lp.w_min) if pr.plastic else np.asarray(pr.weight, np.int64)
-        np.add.at(upper, post, np.maximum(hi, 0))
-        np.add.at(lower, post, np.minimum(lo, 0))
-    return max(int(upper.max()).bit_length(), max(0, -int(lower.min()) - 1).bit_length()) + 1
+def _accumulator_bits(net: SnnNetwork, placed: _Placement) -> int:
+    """Smallest accumulator width for which ``net`` meets the bound of spec section 3."""
+    return accumulator_bits(*accumulator_bounds(placed.n_neurons, placed.target, placed.weight,
+                                                placed.plastic, net.learning))
 
 
 def choose_config(net: SnnNetwork) -> CoreConfig:
@@ -421,11 +412,15 @@ def choose_config(net: SnnNetwork) -> CoreConfig:
     bound needs (spec section 3). Raises ``ValueError`` if even the largest allowed
     capacity or width is too small.
     """
+    return _choose_config(net, _place(net))
+
+
+def _choose_config(net: SnnNetwork, placed: _Placement) -> CoreConfig:
     default = CoreConfig()
-    needs = network_needs(net)
+    needs = _needs(net, placed)
     too_big = [f"{needs[n]} {_CAPACITY_NAMES[n]} but the largest core has {CAPACITIES[n]} "
                f"(overflow by {needs[n] - CAPACITIES[n]})" for n in needs if needs[n] > CAPACITIES[n]]
-    acc_bits = accumulator_bits_needed(net)
+    acc_bits = _accumulator_bits(net, placed)
     if acc_bits > 32:
         too_big.append(f"a {acc_bits}-bit accumulator (the sum of a neuron's weights) but the widest "
                        "is 32 bits")
@@ -509,11 +504,11 @@ def compile_network(net: SnnNetwork, config: CoreConfig | None = None) -> Compil
     """
     if not isinstance(net, SnnNetwork):
         raise ValueError(f"compile_network needs an SnnNetwork, got {type(net).__name__}")
-    if config is None:
-        config = choose_config(net)
-    elif not isinstance(config, CoreConfig):
+    if config is not None and not isinstance(config, CoreConfig):
         raise ValueError(f"config must be a CoreConfig, got {type(config).__name__}")
     placed = _place(net)
+    if config is None:
+        config = _choose_config(net, placed)
     over = _overflows(_needs(net, placed), config)
     if over:
         raise ValueError(f"network does not fit the core (config {config.hash()[:12]}): it needs "
@@ -581,16 +576,13 @@ def compile_network(net: SnnNetwork, config: CoreConfig | None = None) -> Compil
     # synapses: rows of consecutive targets; gaps are zero-weight, fixed, of no projection (-1)
     projections = [{"source": pr.source, "target": pr.target, "plastic": bool(pr.plastic),
                     "synapses": len(pr.pre)} for pr in net.projections]
-    weight = (np.concatenate([pr.weight for pr in net.projections]).astype(np.int64)
-              if net.projections else np.zeros(0, np.int64))
-    plastic = np.array([pr.plastic for pr in net.projections for _ in range(len(pr.pre))], bool)
     ptr, row_target, source = placed.rows
     filled = source >= 0
     syn_weight = np.zeros(len(source), np.int64)
     syn_plastic = np.zeros(len(source), bool)
     syn_proj = np.full(len(source), -1, np.int64)
-    syn_weight[filled] = weight[source[filled]]
-    syn_plastic[filled] = plastic[source[filled]]
+    syn_weight[filled] = placed.weight[source[filled]]
+    syn_plastic[filled] = placed.plastic[source[filled]]
     syn_proj[filled] = placed.projection[source[filled]]
     program = CoreProgram(config=config, n_inputs=net.n_inputs, ptr=ptr, target=row_target,
                           weight=syn_weight, plastic=syn_plastic,
