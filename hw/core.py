@@ -245,7 +245,7 @@ class Core(CoreComponent):
         if learning:
             mems[Region.POST] = memory("y_mem", Region.POST, N)
             mems[Region.PRE] = memory("x_mem", Region.PRE, A)
-            mems[Region.RPOINTER] = memory("rptr_mem", Region.RPOINTER, N)
+            mems[Region.LTP_RANGE] = memory("ltp_range_mem", Region.LTP_RANGE, N)
         # Controller-private memories (not host visible).
         inq = _SharedMemory("inq_mem", unsigned(abits), A)            # host input queue
         queued = _SharedMemory("queued_mem", unsigned(1), A)           # axon is in inq
@@ -396,7 +396,7 @@ class Core(CoreComponent):
             P[Region.PRE].reader(in_update, sweep.x_rd)
             P[Region.PRE].writer(in_update, sweep.x_wr)
             P[Region.PRE].reader(in_ltp, ltp.x_rd)
-            P[Region.RPOINTER].reader(in_ltp, ltp.rptr_rd)
+            P[Region.LTP_RANGE].reader(in_ltp, ltp.range_rd)
             P[Region.POINTER].reader(in_ltp, ltp.ptr_rd)     # the integrator reads it in FEED only
             P[Region.SYNAPSE].reader(in_ltp, ltp.syn_rd)
             P[Region.SYNAPSE].writer(in_ltp, ltp.syn_wr)
@@ -480,7 +480,7 @@ class Core(CoreComponent):
 
         def region_depth(region):
             return {Region.PARAM: N, Region.STATE: N, Region.THETA: N, Region.POST: N,
-                    Region.PRE: A, Region.POINTER: A, Region.SYNAPSE: S, Region.RPOINTER: N,
+                    Region.PRE: A, Region.POINTER: A, Region.SYNAPSE: S, Region.LTP_RANGE: N,
                     Region.ACC: N}[region]
 
         # Feed and clear bookkeeping.

@@ -18,7 +18,7 @@ from amaranth.hdl import unsigned
 from amaranth.lib import data, enum
 
 from .config import CoreConfig
-from .layouts import axon_range_layout, neuron_param_layout, neuron_state_layout, pointer_layout, \
+from .layouts import ltp_range_layout, neuron_param_layout, neuron_state_layout, pointer_layout, \
     synapse_layout
 
 __all__ = ["Opcode", "Region", "Register", "command_layout", "output_spike_layout", "data_bits",
@@ -47,9 +47,8 @@ class Region(enum.Enum, shape=4):
     PRE = 5        # pre trace x, A words
     POINTER = 6    # axon -> synapse row (base, count, first target), A words
     SYNAPSE = 7    # synapses (weight, plastic), S words
-    RPOINTER = 8   # neuron -> range of axons with a plastic synapse to it (for LTP), N words
-    # 9 is unused (it held a reverse index before synapse rows became target windows)
-    ACC = 10       # accumulators (read for debugging; zero between steps), N words
+    LTP_RANGE = 8  # neuron -> range of axons with a plastic synapse to it (for LTP), N words
+    ACC = 9        # accumulators (read for debugging; zero between steps), N words
 
 
 class Register(enum.Enum, shape=INDEX_BITS):
@@ -91,7 +90,7 @@ def word_shape(config: CoreConfig, region: Region):
         Region.PRE: unsigned(config.trace_bits),
         Region.POINTER: pointer_layout(config),
         Region.SYNAPSE: synapse_layout(config),
-        Region.RPOINTER: axon_range_layout(config),
+        Region.LTP_RANGE: ltp_range_layout(config),
         Region.ACC: unsigned(config.accumulator_bits),
     }[region]
 

@@ -110,8 +110,8 @@ def program_images(program: CoreProgram) -> dict[Region, list[int]]:
     if cfg.adaptive_threshold:
         images[Region.THETA] = pack_many(word_shape(cfg, Region.THETA), program.theta)
     if cfg.learning:
-        first, count = program.ltp_axon_ranges()
-        images[Region.RPOINTER] = pack_many(word_shape(cfg, Region.RPOINTER), first=first, count=count)
+        first, count = program.ltp_ranges()
+        images[Region.LTP_RANGE] = pack_many(word_shape(cfg, Region.LTP_RANGE), first=first, count=count)
     return images
 
 

@@ -77,13 +77,13 @@ def fired_layout(config: CoreConfig) -> data.StructLayout:
     })
 
 
-def axon_range_layout(config: CoreConfig) -> data.StructLayout:
-    """One word per neuron (region RPOINTER, docs/hw.md): the axons ``first .. first+count-1``
-    that LTP of that neuron visits, from ``CoreProgram.ltp_axon_ranges()`` (spec section 3)."""
+def ltp_range_layout(config: CoreConfig) -> data.StructLayout:
+    """One word per neuron (region LTP_RANGE, docs/hw.md): the axons ``first .. first+count-1``
+    that LTP of that neuron visits, from ``CoreProgram.ltp_ranges()`` (spec section 3)."""
     return data.StructLayout({
         "first": unsigned(config.axon_index_bits),
         "count": unsigned(config.axon_index_bits + 1),
     })
 
 
-__all__ += ["axon_range_layout"]
+__all__ += ["ltp_range_layout"]

@@ -261,16 +261,16 @@ class CoreProgram:
 
     def plastic_by_target(self) -> tuple[np.ndarray, np.ndarray]:
         """Plastic synapses by target, for the golden model's LTP: those of neuron ``n`` are
-        ``rsyn[rptr[n]:rptr[n+1]]`` (the RTL scans ``ltp_axon_ranges()`` instead).
+        ``plastic_syn[plastic_start[n]:plastic_start[n+1]]`` (the RTL scans ``ltp_ranges()`` instead).
 
         Only plastic synapses appear, in increasing synapse address.
         """
         syn = np.flatnonzero(self.plastic).astype(np.int64)
         order = np.argsort(self.target[syn], kind="stable")
-        rsyn = syn[order]
-        rptr = np.zeros(self.n_neurons + 1, np.int64)
-        rptr[1:] = np.cumsum(np.bincount(self.target[syn], minlength=self.n_neurons))
-        return rptr, rsyn
+        plastic_syn = syn[order]
+        plastic_start = np.zeros(self.n_neurons + 1, np.int64)
+        plastic_start[1:] = np.cumsum(np.bincount(self.target[syn], minlength=self.n_neurons))
+        return plastic_start, plastic_syn
 
     def row_first(self) -> np.ndarray:
         """``first[a]``: the neuron the first synapse of axon ``a``'s row targets (0 if empty)."""
@@ -280,7 +280,7 @@ class CoreProgram:
         first[has] = self.target[self.ptr[:-1][has]]
         return first
 
-    def ltp_axon_ranges(self) -> tuple[np.ndarray, np.ndarray]:
+    def ltp_ranges(self) -> tuple[np.ndarray, np.ndarray]:
         """Per neuron, the range of axons with a plastic synapse to it: ``(lo, count)``.
 
         LTP of neuron ``n`` visits axons ``lo[n] .. lo[n] + count[n] - 1`` (spec section 3);

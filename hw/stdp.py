@@ -24,7 +24,7 @@ from amaranth.lib.wiring import In, Out
 
 from .component import CoreComponent
 from .config import CoreConfig
-from .layouts import axon_range_layout, pointer_layout, synapse_layout
+from .layouts import ltp_range_layout, pointer_layout, synapse_layout
 from .plasticity import AMPLITUDE_BITS, LEARN_SHIFT_BITS, WeightUpdate
 
 __all__ = ["TraceSweep", "LtpEngine", "TRACE_DECAY_BITS", "COUNTER_BITS"]
@@ -232,8 +232,8 @@ class LtpEngine(CoreComponent):
     """Spec phase 4 (b), LTP: potentiates the plastic synapses of every fired neuron.
 
     For each neuron ``n`` received on ``fired`` the engine reads its axon range
-    ``(first, count)`` (region 8 RPOINTER, ``axon_range_layout``: the axons with a plastic
-    synapse to ``n``, from ``CoreProgram.ltp_axon_ranges()``) and visits every axon
+    ``(first, count)`` (region 8 LTP_RANGE, ``ltp_range_layout``: the axons with a plastic
+    synapse to ``n``, from ``CoreProgram.ltp_ranges()``) and visits every axon
     ``a = first .. first+count-1``: it reads the axon's pointer word ``(base, cnt, first_a)``
     (region 6 POINTER, ``pointer_layout``); when the row's window holds ``n``,
     ``first_a <= n < first_a + cnt``, the synapse of ``a`` to ``n`` is at
@@ -270,7 +270,7 @@ class LtpEngine(CoreComponent):
     ``fired`` words arrive without gaps, keeps ``busy`` high for ``V + k' + 11`` cycles when
     the first neuron has a non-empty range, no range runs dry before the next range word is
     ready and the last axon visited is an update (as with ranges from
-    ``ltp_axon_ranges()``), ``k'`` being the write-backs that land before the last synapse
+    ``ltp_ranges()``), ``k'`` being the write-backs that land before the last synapse
     read: those of the last 7 cycles fall in the drain, so ``V + k + 4 .. V + k + 10``.
     ``V - k`` is the number of axons in the ranges that have no plastic synapse to the
     neuron. Gaps on ``fired`` and silent neurons that reach the range stage while the axon
@@ -280,8 +280,8 @@ class LtpEngine(CoreComponent):
     generator idle)
     ------------------------------------------------------------------------------------------
     ====  ===================================================================================
-    0     ``fired`` handshake; ``rptr_rd.addr`` = neuron
-    1     P: range word on ``rptr_rd.data``; loaded into the axon generator
+    0     ``fired`` handshake; ``range_rd.addr`` = neuron
+    1     P: range word on ``range_rd.data``; loaded into the axon generator
     2     G: ``ptr_rd.addr`` = axon (one per cycle: ``first``, ``first + 1``, ...); G, A1
           and A2 hold (no read) in a cycle with ``syn_wr.en``
     3     A1: pointer word on ``ptr_rd.data``; window test and ``s = base + n - first_a``,
@@ -299,8 +299,8 @@ class LtpEngine(CoreComponent):
     ------------------------
     All read ports synchronous, one cycle of latency; none has to be transparent. ``ptr_rd``
     must hold its data while ``en`` is low (A1 keeps its pointer word on the port through a
-    write-back stall); ``rptr_rd`` need not (the range stage re-presents its address while it
-    waits, ``rptr_rd.en`` is always high). The other enables are low while the engine is
+    write-back stall); ``range_rd`` need not (the range stage re-presents its address while it
+    waits, ``range_rd.en`` is always high). The other enables are low while the engine is
     idle, so the top level may share those ports with the host (and ``ptr_rd`` with the
     integrator) then. The engine must have exclusive use of ``syn_wr`` while ``busy``;
     ``syn_rd`` and ``x_rd`` must read the memories the engine writes / the sweep wrote.
@@ -316,7 +316,7 @@ class LtpEngine(CoreComponent):
     -------
     fired : ``In(stream.Signature(unsigned(neuron_index_bits)))``
         Neurons that fired this step (any order, each at most once per pass, gaps allowed).
-    rptr_rd : ``In(memory.ReadPort.Signature(addr_width=neuron_index_bits, shape=axon_range_layout))``
+    range_rd : ``In(memory.ReadPort.Signature(addr_width=neuron_index_bits, shape=ltp_range_layout))``
         Region 8, the LTP axon range of every neuron.
     ptr_rd : ``In(memory.ReadPort.Signature(addr_width=axon_index_bits, shape=pointer_layout))``
         Region 6, the row of every axon.
@@ -346,7 +346,7 @@ class LtpEngine(CoreComponent):
         a_bits = config.axon_index_bits
         super().__init__({
             "fired": In(stream.Signature(unsigned(n_bits))),
-            "rptr_rd": In(memory.ReadPort.Signature(addr_width=n_bits, shape=axon_range_layout(config))),
+            "range_rd": In(memory.ReadPort.Signature(addr_width=n_bits, shape=ltp_range_layout(config))),
             "ptr_rd": In(memory.ReadPort.Signature(addr_width=a_bits, shape=pointer_layout(config))),
             "syn_rd": In(memory.ReadPort.Signature(addr_width=s_bits, shape=synapse_layout(config))),
             "syn_wr": In(memory.WritePort.Signature(addr_width=s_bits, shape=synapse_layout(config))),
@@ -370,18 +370,18 @@ class LtpEngine(CoreComponent):
         a_bits = cfg.axon_index_bits
 
         # -- stage P: axon range lookup, one neuron buffered ------------------------------------
-        # The range word of the neuron in P is rptr_rd.data. While P cannot advance, its
+        # The range word of the neuron in P is range_rd.data. While P cannot advance, its
         # neuron is presented again, so the port needs no data hold on en = 0.
         p_valid = Signal()
         p_neuron = Signal(n_bits)
         p_take = Signal()                      # P is consumed (loaded into G, or dropped)
         accept = Signal()
-        rng = self.rptr_rd.data
+        rng = self.range_rd.data
         m.d.comb += [
             accept.eq(~p_valid | p_take),
             self.fired.ready.eq(accept),
-            self.rptr_rd.en.eq(1),
-            self.rptr_rd.addr.eq(Mux(accept, self.fired.payload, p_neuron)),
+            self.range_rd.en.eq(1),
+            self.range_rd.addr.eq(Mux(accept, self.fired.payload, p_neuron)),
         ]
         with m.If(accept):
             m.d.sync += [p_valid.eq(self.fired.valid), p_neuron.eq(self.fired.payload)]

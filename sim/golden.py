@@ -93,7 +93,7 @@ def _dw(amplitude, trace, w, lp):
 
 
 @numba.njit(cache=True)
-def _run_sample(inputs, n_inputs, ptr, target, weight, plastic, syn_axon, rptr, rsyn, params,
+def _run_sample(inputs, n_inputs, ptr, target, weight, plastic, syn_axon, plastic_start, plastic_syn, params,
                 route, out_col, lp, learn_on, widths,
                 v, refrac, theta, y, x, pending, out_spikes, neuron_spikes, record_neurons):
     """Run ``inputs.shape[0]`` steps from the given state, in place. Returns the SOP count.
@@ -218,8 +218,8 @@ def _run_sample(inputs, n_inputs, ptr, target, weight, plastic, syn_axon, rptr, 
                 n = cand[i]
                 if not fired[n]:
                     continue
-                for j in range(rptr[n], rptr[n + 1]):
-                    s = rsyn[j]
+                for j in range(plastic_start[n], plastic_start[n + 1]):
+                    s = plastic_syn[j]
                     w = np.int64(weight[s])
                     w = min(w + _dw(lp[_A_PLUS], xn[syn_axon[s]], w, lp), lp[_W_MAX])
                     weight[s] = w
@@ -239,7 +239,7 @@ def _run_sample(inputs, n_inputs, ptr, target, weight, plastic, syn_axon, rptr, 
 
 
 @numba.njit(cache=True, parallel=True)
-def _run_batch_parallel(inputs, n_inputs, ptr, target, weight, plastic, syn_axon, rptr, rsyn,
+def _run_batch_parallel(inputs, n_inputs, ptr, target, weight, plastic, syn_axon, plastic_start, plastic_syn,
                         params, route, out_col, lp, widths, state_v, state_refrac, theta, state_y,
                         state_x, state_pending, out_spikes, sops):
     """Learning-off batch: every sample from a cleared state, in parallel threads.
@@ -258,8 +258,8 @@ def _run_batch_parallel(inputs, n_inputs, ptr, target, weight, plastic, syn_axon
         x = np.zeros(n_axons, np.int64)
         pending = np.zeros(n_axons, np.bool_)
         dummy = np.zeros((0, n_neurons), np.bool_)
-        sops[b] = _run_sample(inputs[b], n_inputs, ptr, target, weight, plastic, syn_axon, rptr,
-                              rsyn, params, route, out_col, lp, False, widths,
+        sops[b] = _run_sample(inputs[b], n_inputs, ptr, target, weight, plastic, syn_axon, plastic_start,
+                              plastic_syn, params, route, out_col, lp, False, widths,
                               v, refrac, th, y, x, pending, out_spikes[b], dummy, False)
         if b == last:                                   # only one iteration writes the state
             state_v[:] = v
@@ -280,7 +280,7 @@ class _Packed:
         self.target = program.target.astype(np.uint16)
         self.plastic = program.plastic.astype(np.bool_)
         self.syn_axon = program.synapse_axon()
-        self.rptr, self.rsyn = program.plastic_by_target()
+        self.plastic_start, self.plastic_syn = program.plastic_by_target()
         self.params = np.stack([p.threshold, p.leak_shift, p.reset_mode, p.refractory, p.bias,
                                 p.theta_inc, p.theta_decay_shift, p.wta_group]).astype(np.int64)
         self.route = program.route
@@ -330,7 +330,7 @@ def _run_packed(packed: _Packed, inputs: np.ndarray, learn: bool, state: CoreSta
     neuron_spikes = np.zeros((steps if record_neurons else 0, program.n_neurons), np.bool_)
     weight = state.weight.astype(np.int16)
     sops = _run_sample(inputs, program.n_inputs, packed.ptr, packed.target, weight, packed.plastic,
-                       packed.syn_axon, packed.rptr, packed.rsyn, packed.params, packed.route,
+                       packed.syn_axon, packed.plastic_start, packed.plastic_syn, packed.params, packed.route,
                        packed.out_col, packed.learn, learn, packed.widths, state.v, state.refrac,
                        state.theta, state.y, state.x, state.pending, spikes, neuron_spikes,
                        record_neurons)
@@ -371,7 +371,7 @@ def run_batch(program: CoreProgram, inputs, *, learn: bool = False, state: CoreS
         state.clear()
         _run_batch_parallel(inputs, program.n_inputs, packed.ptr, packed.target,
                             state.weight.astype(np.int16), packed.plastic, packed.syn_axon,
-                            packed.rptr, packed.rsyn, packed.params, packed.route, packed.out_col,
+                            packed.plastic_start, packed.plastic_syn, packed.params, packed.route, packed.out_col,
                             packed.learn, packed.widths, state.v, state.refrac, state.theta,
                             state.y, state.x, state.pending, spikes, sops)
         return BatchResult(spikes=spikes, sops=sops, state=state)

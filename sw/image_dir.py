@@ -4,7 +4,7 @@ An image directory holds:
 
 * one ``<region>.hex`` file per program memory region: ``param.hex`` (N words),
   ``pointer.hex`` (A), ``synapse.hex`` (S), ``theta.hex`` (N, only with
-  ``adaptive_threshold``) and ``rpointer.hex`` (N, the LTP axon range of every neuron, only
+  ``adaptive_threshold``) and ``ltp_range.hex`` (N, the LTP axon range of every neuron, only
   with ``learning``). ``$readmemh`` format: one word per line, lower-case hex,
   zero-padded to ``ceil(bits / 4)`` digits, words packed exactly as
   :func:`neurocore.hw.images.program_images` packs them. Only the used prefix of each
@@ -13,8 +13,9 @@ An image directory holds:
   network metadata as JSON strings (no pickles), for Python.
 * ``manifest.json``, with the fields
 
-  ``format`` ("neurocore-image"), ``format_version`` (2; version 1 images, from before
-  synapse rows became target windows, are rejected), ``created_by``;
+  ``format`` ("neurocore-image"), ``format_version`` (3; older images are rejected with the command that
+  re-compiles them from their ``program.npz``: version 2 named the LTP axon ranges
+  ``rpointer.hex``, version 1 predates synapse rows of consecutive targets), ``created_by``;
   ``config`` (``CoreConfig.to_dict()``) and ``config_hash`` (``CoreConfig.hash()``);
   ``registers``: register name -> value from ``program_registers(program, learn=False)``;
   ``learning``: ``plastic_synapses``, ``enabled`` and ``params`` (the LearningParams);
@@ -53,12 +54,12 @@ __all__ = ["ImageDirError", "write_image_dir", "load_image_dir", "load_program_n
            "REGION_FILES", "FORMAT", "FORMAT_VERSION", "MANIFEST", "PROGRAM_NPZ", "hex_files"]
 
 FORMAT = "neurocore-image"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 MANIFEST = "manifest.json"
 PROGRAM_NPZ = "program.npz"
 # region name (hw.host.Region) -> file name, in the order they are written
 REGION_FILES = {"PARAM": "param.hex", "POINTER": "pointer.hex", "SYNAPSE": "synapse.hex",
-                "THETA": "theta.hex", "RPOINTER": "rpointer.hex"}
+                "THETA": "theta.hex", "LTP_RANGE": "ltp_range.hex"}
 _LEARNING_FIELDS = ("a_plus", "a_minus", "shift", "pre_decay_shift", "post_decay_shift", "pre_jump",
                     "post_jump", "w_min", "w_max", "soft_bound")
 
@@ -376,7 +377,8 @@ def read_manifest(path) -> dict:
         raise ImageDirError(f"{MANIFEST}: not a neurocore image manifest (format {FORMAT!r} expected)")
     if manifest.get("format_version") != FORMAT_VERSION:
         raise ImageDirError(f"{MANIFEST}: format_version {manifest.get('format_version')!r} is not "
-                            f"supported (this neurocore reads version {FORMAT_VERSION})")
+                            f"supported (this neurocore reads version {FORMAT_VERSION}; re-compile it with "
+                            f"`neurocore compile {path / PROGRAM_NPZ} -o NEW_DIR`)")
     for key in ("config", "config_hash", "files"):
         if key not in manifest:
             raise ImageDirError(f"{MANIFEST}: missing field {key!r}")

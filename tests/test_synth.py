@@ -383,8 +383,8 @@ def test_host_only_memories_are_single_port():
     assert set(syn) == {"$memrd_v2", "$memwr_v2"} and syn["$memrd_v2"] == syn["$memwr_v2"]
     learning = CoreConfig(neurons=8, axons=8, synapses=32)
     text = rtlil.convert(Core(config=learning), name="core")
-    rptr, syn = _memory_ports(text, "rptr_mem"), _memory_ports(text, "syn_mem")
-    assert rptr["$memrd_v2"] == rptr["$memwr_v2"]     # the LTP axon ranges: host writes only
+    ranges, syn = _memory_ports(text, "ltp_range_mem"), _memory_ports(text, "syn_mem")
+    assert ranges["$memrd_v2"] == ranges["$memwr_v2"]     # the LTP axon ranges: host writes only
     # LTD and LTP never read and write synapses in the same cycle: single-port with learning
     assert set(syn) == {"$memrd_v2", "$memwr_v2"} and syn["$memrd_v2"] == syn["$memwr_v2"]
     text = rtlil.convert(Core(config=CoreConfig()), name="core")
@@ -424,7 +424,7 @@ def test_single_port_memories_get_undefined_collisions_only():
     after = _collision_masks(marked_text)
     single = {name for name in before
               if len(set(_memory_ports(text, name).values())) == 1}
-    assert {"param_mem", "ptr_mem", "rptr_mem", "syn_mem"} <= single
+    assert {"param_mem", "ptr_mem", "ltp_range_mem", "syn_mem"} <= single
     assert set(marked) == single
     for name in before:
         assert after[name] == ({"1'1"} if name in single else {"1'0"}), name
@@ -462,13 +462,13 @@ def test_host_read_does_not_write():
             ctx.set(dut.rsp.ready, 0)
             return int(word)
 
-        for region in (Region.PARAM, Region.SYNAPSE, Region.RPOINTER, Region.STATE):
+        for region in (Region.PARAM, Region.SYNAPSE, Region.LTP_RANGE, Region.STATE):
             await put(Command(Opcode.WRITE, region, 1, 5))
             got.append((region.name, await read(region, 1), await read(region, 1), await read(region, 0)))
 
     sim.add_testbench(bench)
     sim.run()
-    assert got == [(name, 5, 5, 0) for name in ("PARAM", "SYNAPSE", "RPOINTER", "STATE")]
+    assert got == [(name, 5, 5, 0) for name in ("PARAM", "SYNAPSE", "LTP_RANGE", "STATE")]
 
 
 # ---- the flow with stand-in tools (no YoWASP needed) -------------------------------------------

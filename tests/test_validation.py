@@ -205,7 +205,7 @@ def test_from_synapses_builds_rows():
     assert program.plastic.tolist() == [False, False, True, False]
     assert program.row_first().tolist() == [0, 1, 0, 0]
     # LTP visits, per neuron, the axons with a plastic synapse to it: only n2 has one (axon 0)
-    first, count = program.ltp_axon_ranges()
+    first, count = program.ltp_ranges()
     assert first.tolist() == [0, 0, 0] and count.tolist() == [0, 0, 1]
 
 
@@ -216,11 +216,11 @@ def test_from_synapses_rejects_a_pair_listed_twice():
         base(axon=[0, 1, 2, 1], target=[0, 2, 1, 2], weight=[1, 2, 3, 4], plastic=None)
 
 
-def test_ltp_axon_ranges_span_plastic_synapses_only():
+def test_ltp_ranges_span_plastic_synapses_only():
     # n0: plastic from axons 1 and 3, fixed from 0 and 2: range 1..3
     program = base(axon=[0, 1, 2, 3], target=[0, 0, 0, 0], weight=[1, 2, 3, 4],
                    plastic=[False, True, False, True])
-    first, count = program.ltp_axon_ranges()
+    first, count = program.ltp_ranges()
     assert first.tolist() == [1, 0, 0] and count.tolist() == [3, 0, 0]
 
 

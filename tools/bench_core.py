@@ -21,7 +21,7 @@ The cases (each one sample of ``steps`` steps, from a cleared state):
   separate the neuron pass's cost per neuron from its constant;
 * ``learning``: the first fan-out with every host synapse plastic and learning on
   (LTD inline, trace sweep, LTP), when the config has ``learning``. LTP visits, for every
-  fired neuron, the axons of its LTP range (``CoreProgram.ltp_axon_ranges()``); its cycles
+  fired neuron, the axons of its LTP range (``CoreProgram.ltp_ranges()``); its cycles
   are fitted against those visits and the updates (each write-back takes the single-port
   synapse memory for a cycle, except those that land after the last synapse read), and
   FEED against the SOPs and the LTD write-backs (one per plastic synapse visited).
@@ -172,7 +172,7 @@ def _step_profile(program: CoreProgram, inputs: np.ndarray, learn: bool) -> dict
     ltp = (fired * plastic_in).sum(axis=1) if learn else np.zeros(len(fired), np.int64)
     visits = np.zeros(len(fired), np.int64)
     if learn:
-        _, range_count = program.ltp_axon_ranges()
+        _, range_count = program.ltp_ranges()
         visits = (fired * range_count).sum(axis=1)
     return {"sops": sops, "fired": fired.sum(axis=1), "ltd_writes": ltd, "ltp_updates": ltp,
             "ltp_visits": visits}

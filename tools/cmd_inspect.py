@@ -17,7 +17,7 @@ neurocore inspect build/digits-img --config core.json   # check it matches this 
 
 # region -> the config capacity that is its memory depth
 _DEPTH = {"PARAM": "neurons", "POINTER": "axons", "SYNAPSE": "synapses", "THETA": "neurons",
-          "RPOINTER": "neurons"}
+          "LTP_RANGE": "neurons"}
 
 
 def register(subparsers) -> None:

@@ -243,7 +243,7 @@ def test_every_memory_word_writes_and_reads_back():
 
     config = CoreConfig(neurons=4, axons=4, synapses=8, wta_groups=2)
     depth = {Region.PARAM: 4, Region.STATE: 4, Region.THETA: 4, Region.POST: 4, Region.PRE: 4,
-             Region.POINTER: 4, Region.SYNAPSE: 8, Region.RPOINTER: 4, Region.ACC: 4}
+             Region.POINTER: 4, Region.SYNAPSE: 8, Region.LTP_RANGE: 4, Region.ACC: 4}
     rng = random.Random(5)
     words = {(r, i): rng.getrandbits(Shape.cast(word_shape(config, r)).width)
              for r, n in depth.items() for i in range(n)}
@@ -287,20 +287,20 @@ def test_bad_commands_and_spikes_set_the_sticky_error_flag():
 
 
 def test_unused_region_codes_are_rejected():
-    """Region 9 (it held the reverse index) and 11..15 have no memory: WRITE and READ set the
+    """Region codes 10..15 have no memory: WRITE and READ set the
     sticky error flag, a READ returns 0, and no memory word changes."""
     from neurocore.hw.host import command_layout
     from neurocore.hw.images import pack
 
     config = CoreConfig(neurons=4, axons=4, synapses=8, wta_groups=2)
-    assert 9 not in {r.value for r in Region}
+    assert not {10, 11, 12, 13, 14, 15} & {r.value for r in Region}
 
     async def body(ctx, host, dut):
-        for region in (Region.SYNAPSE, Region.POINTER, Region.RPOINTER):
+        for region in (Region.SYNAPSE, Region.POINTER, Region.LTP_RANGE):
             for i in range(4):
                 await host.command(ctx, Opcode.WRITE, region, i, 0x15 + i)
         errors = 0
-        for code in (9, 11, 15):
+        for code in (10, 11, 15):
             for op in (Opcode.WRITE, Opcode.READ):
                 word = pack(command_layout(config), op=op.value, region=code, index=1, data=0x3f)
                 await host.put(ctx, dut.cmd, word)
@@ -312,7 +312,7 @@ def test_unused_region_codes_are_rejected():
                     assert int(rsp) == 0
                 assert ctx.get(dut.error) == 1
                 assert await host.read(ctx, Region.REG, Register.ERRORS.value) == errors
-        for region in (Region.SYNAPSE, Region.POINTER, Region.RPOINTER):
+        for region in (Region.SYNAPSE, Region.POINTER, Region.LTP_RANGE):
             for i in range(4):
                 assert await host.read(ctx, region, i) == 0x15 + i, (region, i)
 

@@ -36,18 +36,18 @@ def test_program_images_match_per_word_packing(seed):
             assert program.target[lo:hi].tolist() == list(range(row["first"], row["first"] + hi - lo))
         else:
             assert row == {"base": 0, "count": 0, "first": 0}
-    # RPOINTER: the axon range of every neuron covers exactly its plastic synapses' axons
+    # LTP_RANGE: the axon range of every neuron covers exactly its plastic synapses' axons
     if cfg.learning:
         axon = program.synapse_axon()
-        for n, word in enumerate(images[Region.RPOINTER]):
-            rng = unpack(word_shape(cfg, Region.RPOINTER), word)
+        for n, word in enumerate(images[Region.LTP_RANGE]):
+            rng = unpack(word_shape(cfg, Region.LTP_RANGE), word)
             axons = axon[program.plastic & (program.target == n)]
             if axons.size:
                 assert (rng["first"], rng["count"]) == (axons.min(), axons.max() - axons.min() + 1)
             else:
                 assert rng == {"first": 0, "count": 0}
     else:
-        assert Region.RPOINTER not in images
+        assert Region.LTP_RANGE not in images
 
 
 def test_pack_many_rejects_values_that_do_not_fit():

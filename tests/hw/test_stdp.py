@@ -7,7 +7,7 @@
   (non-transparent, 1-cycle synchronous read ports), on many random cases: random widths,
   shifts 0..15, jumps up to the maximum, saturation, random active sets, partial ``n_axons``;
   random programs (rows of consecutive targets, random windows, gaps, about half plastic),
-  LTP axon ranges from ``CoreProgram.ltp_axon_ranges()`` (sometimes widened: a range only
+  LTP axon ranges from ``CoreProgram.ltp_ranges()`` (sometimes widened: a range only
   says where to look), random traces and fired sets (with neurons that have no plastic
   synapse), soft bound on/off, extreme parameters, random gaps on ``fired``. Axons of a range
   whose window misses the neuron, or whose synapse to it is not plastic, must be skipped.
@@ -31,7 +31,7 @@ from amaranth.lib.wiring import connect
 from amaranth.sim import Simulator
 
 from neurocore.hw.config import CoreConfig
-from neurocore.hw.layouts import axon_range_layout, pointer_layout, synapse_layout
+from neurocore.hw.layouts import ltp_range_layout, pointer_layout, synapse_layout
 from neurocore.hw.plasticity import WeightUpdate
 from neurocore.hw.program import CoreProgram, CoreState, LearningParams, NeuronParams
 from neurocore.hw.stdp import LtpEngine, TraceSweep
@@ -319,7 +319,7 @@ def range_words(program: CoreProgram, cfg: CoreConfig, widen: random.Random | No
     program's axons), or give an empty range a random one: the engine must skip the axons
     that do not hold a plastic synapse to the neuron, so the result may not change.
     """
-    lo, count = program.ltp_axon_ranges()
+    lo, count = program.ltp_ranges()
     words = []
     for n in range(cfg.neurons):
         first, c = (int(lo[n]), int(count[n])) if n < program.n_neurons else (0, 0)
@@ -359,11 +359,11 @@ class LtpHarness(Elaboratable):
     def __init__(self, cfg: CoreConfig, program: CoreProgram | None = None, x=()):
         self.cfg = cfg
         self.dut = LtpEngine(config=cfg)
-        rptr_init, ptr_init, syn_init = [], [], []
+        range_init, ptr_init, syn_init = [], [], []
         if program is not None:
-            rptr_init, ptr_init = range_words(program, cfg), pointer_words(program)
+            range_init, ptr_init = range_words(program, cfg), pointer_words(program)
             syn_init = synapse_words(program)
-        self.rptr = Memory(shape=axon_range_layout(cfg), depth=max(cfg.neurons, 2), init=rptr_init)
+        self.ranges = Memory(shape=ltp_range_layout(cfg), depth=max(cfg.neurons, 2), init=range_init)
         self.ptr = Memory(shape=pointer_layout(cfg), depth=max(cfg.axons, 2), init=ptr_init)
         self.syn = Memory(shape=synapse_layout(cfg), depth=max(cfg.synapses, 2), init=syn_init)
         self.x = Memory(shape=TraceSweep.x_shape(cfg), depth=max(cfg.axons, 2), init=list(x))
@@ -375,9 +375,9 @@ class LtpHarness(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         m.submodules.dut = self.dut
-        for name in ("rptr", "ptr", "syn", "x"):
+        for name in ("ranges", "ptr", "syn", "x"):
             m.submodules[name] = getattr(self, name)
-        connect(m, self.dut.rptr_rd, self.rptr.read_port())
+        connect(m, self.dut.range_rd, self.ranges.read_port())
         connect(m, self.dut.ptr_rd, self.ptr.read_port())
         dut = self.dut
         syn_rd, syn_wr = self.syn.read_port(), self.syn.write_port()
@@ -397,7 +397,7 @@ def load_program(ctx, h: LtpHarness, program: CoreProgram, widen: random.Random 
     """Write the program's memories; returns the range words written (see ``range_words``)."""
     ranges = range_words(program, h.cfg, widen)
     for n, word in enumerate(ranges):
-        ctx.set(h.rptr.data[n], word)
+        ctx.set(h.ranges.data[n], word)
     for a in range(h.cfg.axons):      # stale rows of a previous program would widen windows
         ctx.set(h.ptr.data[a], {"base": 0, "count": 0, "first": 0})
     for a, word in enumerate(pointer_words(program)):
@@ -659,7 +659,7 @@ def test_ltp_skips_axons_without_a_plastic_synapse():
     async def testbench(ctx):
         set_params(ctx, h, lp)
         for n in range(4):
-            ctx.set(h.rptr.data[n], {"first": 0, "count": 4})      # every axon, for every neuron
+            ctx.set(h.ranges.data[n], {"first": 0, "count": 4})      # every axon, for every neuron
         cycles = await ltp_pass(ctx, h, [1, 0, 3], random.Random(0), 0.0)
         _, got = read_weights(ctx, h, program)
         # neuron 1: axon 0 not plastic, axon 1 misses, axon 2 plastic (synapse 4), axon 3 empty
@@ -778,7 +778,7 @@ def test_ltp_throughput():
     for name, (visited, updates, cycles, model) in results.items():
         if "silent" not in name or name.startswith("16"):
             assert cycles == model, (name, visited, updates, cycles, model)
-            # ranges from ltp_axon_ranges end on an update
+            # ranges from ltp_ranges end on an update
             assert visited + updates + 4 <= cycles <= visited + updates + 10, (name, visited, updates, cycles)
 
 
@@ -827,7 +827,7 @@ def test_constructors():
         LtpEngine(config=CoreConfig(learning=False))
     TraceSweep(config=CoreConfig(learning=False))   # the zero mode is still of use
     members = LtpEngine(config=CoreConfig()).signature.members
-    for name in ("fired", "rptr_rd", "ptr_rd", "syn_rd", "syn_wr", "x_rd", "a_plus", "shift", "w_min",
+    for name in ("fired", "range_rd", "ptr_rd", "syn_rd", "syn_wr", "x_rd", "a_plus", "shift", "w_min",
                  "w_max", "soft_bound", "busy", "clear_count", "updates", "busy_cycles"):
         assert name in members
     assert "rsyn_rd" not in members

@@ -70,7 +70,7 @@ def replace_file(path: Path, name: str, data: bytes, *, fix_checksum: bool) -> N
 
 def test_round_trip(compiled, image):
     assert sorted(os.listdir(image)) == sorted(["manifest.json", "program.npz", "param.hex", "pointer.hex",
-                                                "synapse.hex", "theta.hex", "rpointer.hex"])
+                                                "synapse.hex", "theta.hex", "ltp_range.hex"])
     loaded = load_image_dir(image)
     assert_same_program(compiled.program, loaded.program)
     assert loaded.meta() == compiled.meta()
@@ -94,12 +94,12 @@ def test_hex_files_are_readmemh_of_program_images(compiled, image):
         assert [int(line, 16) for line in lines] == words
         assert entry["sha256"] == hashlib.sha256((image / name).read_bytes()).hexdigest()
     assert manifest["files"]["synapse.hex"]["words"] == compiled.program.n_synapses
-    assert manifest["files"]["rpointer.hex"]["words"] == compiled.program.n_neurons
+    assert manifest["files"]["ltp_range.hex"]["words"] == compiled.program.n_neurons
 
 
 def test_manifest_fields(compiled, image):
     m = json.loads((image / "manifest.json").read_text())
-    assert m["format"] == "neurocore-image" and m["format_version"] == 2
+    assert m["format"] == "neurocore-image" and m["format_version"] == 3
     assert m["config"] == CoreConfig().to_dict() and m["config_hash"] == CoreConfig().hash()
     assert m["registers"] == {r.name: v for r, v in program_registers(compiled.program).items()}
     assert [(layer["name"], layer["first_neuron"], layer["size"]) for layer in m["layers"]] == [
@@ -227,6 +227,16 @@ def test_corrupt_npz(image):
     replace_file(image, "program.npz", b"PK\x03\x04 garbage", fix_checksum=True)
     with pytest.raises(ImageDirError, match=r"program.npz: not a readable .npz file"):
         load_image_dir(image)
+
+
+def test_older_format_names_the_recompile_command(image):
+    """A version 2 image (LTP axon ranges in rpointer.hex) is refused with the command that
+    re-compiles it from its program.npz, and that command works."""
+    rewrite_manifest(image, lambda m: m.update(format_version=2))
+    with pytest.raises(ImageDirError, match=r"format_version 2 is not supported .* re-compile it with "
+                                            r"`neurocore compile .*program.npz -o NEW_DIR`"):
+        load_image_dir(image)
+    assert load_program_npz(image / "program.npz").program.n_neurons > 0
 
 
 def test_tampered_manifest_config(image):
