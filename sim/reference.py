@@ -18,10 +18,12 @@ from __future__ import annotations
 import numpy as np
 
 from ..hw.config import CoreConfig
-from ..hw.program import NO_ROUTE, CoreProgram, CoreState
+from ..hw.program import NO_ROUTE, RESET_TO_ZERO, CoreProgram, CoreState, LearningParams
 from .golden import BatchResult, RunResult   # the result types are shared with the golden model
 
-__all__ = ["run", "run_batch", "RunResult", "BatchResult"]
+__all__ = ["run", "run_batch", "RunResult", "BatchResult", "sat", "usat", "decay", "leak", "integrate",
+           "threshold_of", "neuron_update", "wta", "reset", "trace_jump", "dw", "depress", "potentiate",
+           "theta_update"]
 
 
 # -- notation (spec, "Notation") -------------------------------------------------------------------
@@ -33,6 +35,99 @@ def sat(x: int, bits: int) -> int:
 def usat(x: int, bits: int) -> int:
     """``usat_B(x)``: clamp to the unsigned ``B``-bit range ``[0, 2^B-1]``."""
     return min(max(x, 0), (1 << bits) - 1)
+
+
+def decay(x: int, shift: int) -> int:
+    """``x - (x >> k)`` if ``k > 0``, else ``x``: the leak of ``v`` (spec section 2), the decay
+    of ``theta`` and of the traces ``x`` and ``y`` (section 5, phase 4). ``|result| <= |x|``."""
+    return x - (x >> shift) if shift > 0 else x
+
+
+# -- the rules of one step, one function each (spec section 5) --------------------------------------
+def leak(v: int, leak_shift: int) -> int:
+    """Phase 2: ``v1 = v - (v >> leak_shift)`` (no leak for 0); stays in the ``V``-bit range."""
+    return decay(v, leak_shift)
+
+
+def integrate(v1: int, acc: int, bias: int, V: int) -> int:
+    """Phase 2: ``v2 = sat_V(v1 + acc + bias)``, the sum formed at full precision."""
+    return sat(v1 + acc + bias, V)
+
+
+def threshold_of(threshold: int, theta: int) -> int:
+    """Phase 2: ``thr = threshold + theta`` (theta from the start of the step), full precision."""
+    return threshold + theta
+
+
+def neuron_update(v: int, refrac: int, acc: int, *, leak_shift: int, bias: int, threshold: int,
+                  theta: int, V: int) -> tuple[int, int, bool, int]:
+    """Phase 2 for one neuron, before winner-take-all: ``(v, refrac, candidate, margin)``.
+
+    Refractory (``refrac > 0``): ``refrac - 1``, ``v`` held, input and bias discarded, not a
+    candidate. Otherwise ``v2 = sat_V(leak(v) + acc + bias)`` is the new ``v``, and the
+    neuron is a candidate when ``margin = v2 - thr >= 0``.
+    """
+    if refrac > 0:
+        return v, refrac - 1, False, 0
+    v2 = integrate(leak(v, leak_shift), acc, bias, V)
+    margin = v2 - threshold_of(threshold, theta)
+    return v2, refrac, margin >= 0, margin
+
+
+def wta(candidate: list[bool], margin: list[int], group: list[int]) -> tuple[list[bool], list[bool]]:
+    """Winner-take-all: ``(fired, loser)`` per neuron.
+
+    Candidates of group 0 fire. In each group ``g >= 1`` the candidate with the largest
+    margin fires, ties going to the lowest index; the group's other candidates are losers.
+    """
+    n_neurons = len(candidate)
+    fired = [candidate[n] and group[n] == 0 for n in range(n_neurons)]
+    winner: dict[int, int] = {}
+    for n in range(n_neurons):                         # index order: ties go to the lowest index
+        g = group[n]
+        if candidate[n] and g >= 1 and (g not in winner or margin[n] > margin[winner[g]]):
+            winner[g] = n
+    for n in winner.values():
+        fired[n] = True
+    loser = [candidate[n] and group[n] >= 1 and winner[group[n]] != n for n in range(n_neurons)]
+    return fired, loser
+
+
+def reset(margin: int, reset_mode: int) -> int:
+    """``v`` of a neuron that fires: 0 (reset to zero) or ``v2 - thr`` (by subtraction: the
+    margin, ``0 <= margin <= v2``)."""
+    return 0 if reset_mode == RESET_TO_ZERO else margin
+
+
+def trace_jump(decayed: int, jump: int, spiked: bool, X: int) -> int:
+    """Phase 4: the decayed trace, plus ``jump`` (saturating, ``usat_X``) when it spiked."""
+    return usat(decayed + jump, X) if spiked else decayed
+
+
+def dw(amplitude: int, trace: int, w: int, lp: LearningParams) -> int:
+    """``dw(A, trace, w)`` of phase 4: ``(A * trace) >> shift``, or with the soft bound
+    ``(A * trace * u * (R - u)) >> shift`` where ``u = w - w_min``, ``R = w_max - w_min``."""
+    if not lp.soft_bound:
+        return (amplitude * trace) >> lp.shift
+    R = lp.w_max - lp.w_min
+    u = w - lp.w_min
+    assert 0 <= u <= R
+    return (amplitude * trace * u * (R - u)) >> lp.shift
+
+
+def depress(w: int, yd: int, lp: LearningParams) -> int:
+    """LTD (phase 4 (a)): ``max(w - dw(a_minus, yd, w), w_min)``, ``yd`` the decayed post trace."""
+    return max(w - dw(lp.a_minus, yd, w, lp), lp.w_min)
+
+
+def potentiate(w: int, xn: int, lp: LearningParams) -> int:
+    """LTP (phase 4 (b)): ``min(w + dw(a_plus, xn, w), w_max)``, ``xn`` the new pre trace."""
+    return min(w + dw(lp.a_plus, xn, w, lp), lp.w_max)
+
+
+def theta_update(theta: int, fired: bool, *, theta_inc: int, theta_decay_shift: int, V: int) -> int:
+    """Phase 4: ``usat_(V-1)(decay(theta) + (theta_inc if fired else 0))``."""
+    return usat(decay(theta, theta_decay_shift) + (theta_inc if fired else 0), V - 1)
 
 
 # -- the program as plain Python lists ---------------------------------------------------------------
@@ -77,16 +172,8 @@ class _Core:
         self.outputs = _ints(program.outputs)
         # learning parameters (section 4)
         lp = program.learning
-        self.a_plus = int(lp.a_plus)
-        self.a_minus = int(lp.a_minus)
-        self.shift = int(lp.shift)
-        self.pre_decay_shift = int(lp.pre_decay_shift)
-        self.post_decay_shift = int(lp.post_decay_shift)
-        self.pre_jump = int(lp.pre_jump)
-        self.post_jump = int(lp.post_jump)
-        self.w_min = int(lp.w_min)
-        self.w_max = int(lp.w_max)
-        self.soft_bound = bool(lp.soft_bound)
+        self.lp = LearningParams(**{f: (bool if f == "soft_bound" else int)(getattr(lp, f))
+                                    for f in LearningParams.__dataclass_fields__})
         # plastic synapses of each neuron, for LTP ("every plastic s with target[s] == n")
         self.plastic_of = [[s for s in range(self.n_synapses) if self.plastic[s] and self.target[s] == n]
                            for n in range(self.n_neurons)]
@@ -148,49 +235,16 @@ class _Core:
         """Phase 2: leak, integrate, saturate, compare; winner-take-all; reset and refractory."""
         candidate = [False] * self.n_neurons
         margin = [0] * self.n_neurons
-        v2_of = [0] * self.n_neurons
-        thr_of = [0] * self.n_neurons
         for n in range(self.n_neurons):
-            if self.refrac[n] > 0:
-                self.refrac[n] -= 1                    # input and bias are discarded, v is held
-                candidate[n] = False
-            else:
-                v = self.v[n]
-                v1 = v - (v >> self.leak_shift[n]) if self.leak_shift[n] > 0 else v
-                v2 = sat(v1 + acc[n] + self.bias[n], self.V)
-                thr = self.threshold[n] + self.theta[n]    # theta as at the start of the step
-                candidate[n] = v2 >= thr
-                margin[n] = v2 - thr
-                self.v[n] = v2
-                v2_of[n] = v2
-                thr_of[n] = thr
-
-        # Winner-take-all
-        fired = [False] * self.n_neurons
+            self.v[n], self.refrac[n], candidate[n], margin[n] = neuron_update(
+                self.v[n], self.refrac[n], acc[n], leak_shift=self.leak_shift[n], bias=self.bias[n],
+                threshold=self.threshold[n], theta=self.theta[n], V=self.V)
+        fired, loser = wta(candidate, margin, self.wta_group)
         for n in range(self.n_neurons):
-            if candidate[n] and self.wta_group[n] == 0:
-                fired[n] = True
-        groups = sorted({self.wta_group[n] for n in range(self.n_neurons)
-                         if candidate[n] and self.wta_group[n] >= 1})
-        for g in groups:
-            winner = None
-            for n in range(self.n_neurons):                # index order: ties go to the lowest index
-                if candidate[n] and self.wta_group[n] == g:
-                    if winner is None or margin[n] > margin[winner]:
-                        winner = n
-            fired[winner] = True
-            for n in range(self.n_neurons):
-                if candidate[n] and self.wta_group[n] == g and n != winner:
-                    self.v[n] = 0                          # loser: no refractory, no theta increment
-
-        # a neuron that fires
-        for n in range(self.n_neurons):
-            if fired[n]:
-                if self.reset_mode[n] == 0:
-                    self.v[n] = 0                          # reset to zero
-                else:
-                    self.v[n] = v2_of[n] - thr_of[n]       # reset by subtraction
-                    assert 0 <= self.v[n] <= v2_of[n]
+            if loser[n]:
+                self.v[n] = 0                              # loser: no refractory, no theta increment
+            elif fired[n]:
+                self.v[n] = reset(margin[n], self.reset_mode[n])
                 self.refrac[n] = self.refractory[n]
         return fired
 
@@ -205,48 +259,33 @@ class _Core:
                 if self.route[n] != NO_ROUTE:
                     self.pending[self.route[n]] = True
 
-    def dw(self, amplitude: int, trace: int, w: int) -> int:
-        """``dw(A, trace, w)`` of phase 4."""
-        if not self.soft_bound:
-            return (amplitude * trace) >> self.shift
-        R = self.w_max - self.w_min
-        u = w - self.w_min
-        assert 0 <= u <= R
-        return (amplitude * trace * u * (R - u)) >> self.shift
-
     def phase4_learn(self, active: list[bool], fired: list[bool]) -> None:
         """Phase 4: traces decay then jump; LTD pass (a); LTP pass (b); theta."""
-        X = self.X
-        xd = [self.x[a] - (self.x[a] >> self.pre_decay_shift) if self.pre_decay_shift > 0 else self.x[a]
-              for a in range(self.n_axons)]
-        yd = [self.y[n] - (self.y[n] >> self.post_decay_shift) if self.post_decay_shift > 0 else self.y[n]
-              for n in range(self.n_neurons)]
-        xn = [usat(xd[a] + self.pre_jump, X) if active[a] else xd[a] for a in range(self.n_axons)]
-        yn = [usat(yd[n] + self.post_jump, X) if fired[n] else yd[n] for n in range(self.n_neurons)]
+        lp, X = self.lp, self.X
+        xd = [decay(x, lp.pre_decay_shift) for x in self.x]
+        yd = [decay(y, lp.post_decay_shift) for y in self.y]
+        xn = [trace_jump(xd[a], lp.pre_jump, active[a], X) for a in range(self.n_axons)]
+        yn = [trace_jump(yd[n], lp.post_jump, fired[n], X) for n in range(self.n_neurons)]
 
         # (a) LTD: pre spike now, post spikes in the past
         for a in range(self.n_axons):
             if active[a]:
                 for s in range(self.ptr[a], self.ptr[a + 1]):
                     if self.plastic[s]:
-                        w = self.weight[s]
-                        self.weight[s] = max(w - self.dw(self.a_minus, yd[self.target[s]], w), self.w_min)
+                        self.weight[s] = depress(self.weight[s], yd[self.target[s]], lp)
         # (b) LTP: post spike now, pre spikes in the past or now
         for n in range(self.n_neurons):
             if fired[n]:
                 for s in self.plastic_of[n]:
-                    a = self.axon_of[s]
-                    w = self.weight[s]
-                    self.weight[s] = min(w + self.dw(self.a_plus, xn[a], w), self.w_max)
+                    self.weight[s] = potentiate(self.weight[s], xn[self.axon_of[s]], lp)
         self.x = xn
         self.y = yn
 
         # Theta, for every neuron, from its value at the start of the step
         if self.cfg.adaptive_threshold:
             for n in range(self.n_neurons):
-                th = (self.theta[n] - (self.theta[n] >> self.theta_decay_shift[n])
-                      if self.theta_decay_shift[n] > 0 else self.theta[n])
-                self.theta[n] = usat(th + (self.theta_inc[n] if fired[n] else 0), self.V - 1)
+                self.theta[n] = theta_update(self.theta[n], fired[n], theta_inc=self.theta_inc[n],
+                                             theta_decay_shift=self.theta_decay_shift[n], V=self.V)
 
 
 # -- argument checking --------------------------------------------------------------------------------
