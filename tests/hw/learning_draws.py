@@ -1,9 +1,14 @@
-"""Random STDP parameters biased to the corners, shared by the plasticity and STDP block tests."""
+"""Random STDP parameters biased to the corners, shared by the plasticity and STDP block tests,
+and the golden model's weight-change rule called on the reference's arguments."""
 from __future__ import annotations
 
 import random
 
+import numpy as np
+
 from neurocore.hw.config import CoreConfig
+from neurocore.hw.program import LearningParams
+from neurocore.sim import golden
 
 
 def corner(rng: random.Random, top: int, p_ends: float = 0.2) -> int:
@@ -39,3 +44,12 @@ def weight_update_params(rng: random.Random, config: CoreConfig, *, max_shift: i
         big = max(a_plus, a_minus, 1) * config.trace_max * (max(r * r // 4, 1) if soft else 1)
         shift = min(max(big.bit_length() - rng.randint(0, max(r, 1).bit_length() + 4), 0), max_shift)
     return dict(a_plus=a_plus, a_minus=a_minus, shift=shift, w_min=w_min, w_max=w_max, soft_bound=soft)
+
+
+def golden_dw(amplitude: int, trace: int, w: int, lp: LearningParams) -> int:
+    """The golden model's own ``_dw`` (its pure-Python function) on the arguments of
+    ``reference.dw``: a check that the two models share the rule."""
+    packed = np.zeros(10, np.int64)
+    packed[golden._SHIFT], packed[golden._W_MIN], packed[golden._W_MAX] = lp.shift, lp.w_min, lp.w_max
+    packed[golden._SOFT] = int(lp.soft_bound)
+    return int(golden._dw.py_func(np.int64(amplitude), np.int64(trace), np.int64(w), packed))

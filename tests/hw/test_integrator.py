@@ -3,7 +3,7 @@
 A harness holds the pointer, synapse, accumulator and post-trace memories and wires their
 ports to the integrator. Random programs (rows of consecutive targets, spec section 3, built
 and validated by ``CoreProgram``) are run through it and the final accumulators and weights
-are compared with the spec (a direct Python transcription over the program's ``target``
+are compared with the spec (the rules of ``sim/reference.py`` over the program's ``target``
 list, which the RTL never sees: it derives targets from the pointer word) and with the
 golden model. The synapse memory is single-port, as in the core (one address, read
 disabled in a write cycle), and a monitor checks that the integrator never reads and writes it
@@ -26,7 +26,7 @@ from neurocore.hw.integrator import Integrator
 from neurocore.hw.layouts import pointer_layout, synapse_layout
 from neurocore.hw.plasticity import WeightUpdate
 from neurocore.hw.program import CoreProgram, CoreState, LearningParams, NeuronParams
-from neurocore.sim import golden
+from neurocore.sim import golden, reference
 
 from synapse_ports import watch_synapse_ports
 
@@ -79,23 +79,17 @@ class Harness(Elaboratable):
         return m
 
 
-# -- the spec, transcribed --------------------------------------------------------------------
-
-def spec_dw(amplitude, trace, w, lp: LearningParams) -> int:
-    """dw(A, trace, w) of docs/core-spec.md, section 5, phase 4 (Python integers)."""
-    product = amplitude * trace
-    if lp.soft_bound:
-        u = w - lp.w_min
-        product *= u * (lp.w_max - lp.w_min - u)
-    return product >> lp.shift
-
+# -- the spec: the reference's rules over the program's target list -------------------------
 
 def spec_step(program: CoreProgram, active, y, learn: bool):
-    """Phase 1 (acc from zero) and, when ``learn``, phase 4 (a) LTD: (acc, new weights, sops)."""
+    """Phase 1 (acc from zero) and, when ``learn``, phase 4 (a) LTD: (acc, new weights, sops).
+
+    LTD is ``reference.depress`` with the decayed post trace ``reference.decay(y)``.
+    """
     lp = program.learning
     acc = np.zeros(program.n_neurons, np.int64)
     weight = program.weight.copy()
-    yd = [int(v) - (int(v) >> lp.post_decay_shift) if lp.post_decay_shift > 0 else int(v) for v in y]
+    yd = [reference.decay(int(v), lp.post_decay_shift) for v in y]
     sops = 0
     for a in active:
         for s in range(program.ptr[a], program.ptr[a + 1]):
@@ -105,8 +99,7 @@ def spec_step(program: CoreProgram, active, y, learn: bool):
         for a in active:
             for s in range(program.ptr[a], program.ptr[a + 1]):
                 if program.plastic[s]:
-                    w = int(weight[s])
-                    weight[s] = max(w - spec_dw(lp.a_minus, yd[program.target[s]], w, lp), lp.w_min)
+                    weight[s] = reference.depress(int(weight[s]), yd[program.target[s]], lp)
     return acc, weight, sops
 
 

@@ -1,4 +1,6 @@
-"""WeightUpdate (hw/plasticity.py) against the spec formula of docs/core-spec.md, phase 4.
+"""WeightUpdate (hw/plasticity.py) against the spec formula of docs/core-spec.md, phase 4
+(``reference.depress`` / ``reference.potentiate``; ``reference.dw`` checked against the golden
+model's).
 
 Random differential tests, streamed one update per clock through the pipeline, with the
 extremes: every shift 0..63 (and dw around 2^W for each), soft bound at u = 0 and u = R,
@@ -9,42 +11,24 @@ from __future__ import annotations
 
 import random
 
-import numpy as np
 import pytest
 from amaranth.back import verilog
 from amaranth.sim import Simulator
 
 from neurocore.hw.config import CoreConfig
 from neurocore.hw.plasticity import WeightUpdate
-from neurocore.sim import golden
+from neurocore.hw.program import LearningParams
+from neurocore.sim import reference
 
 from learning_draws import corner as _corner
+from learning_draws import golden_dw
 from learning_draws import weight_update_params as random_params
 
 
-def spec_dw(amplitude, trace, w, shift, w_min, w_max, soft):
-    """dw(A, trace, w), docs/core-spec.md section 5 phase 4 (Python integers: no wrapping)."""
-    product = amplitude * trace
-    if soft:
-        u = w - w_min
-        product *= u * (w_max - w_min - u)
-    return product >> shift
-
-
 def spec_update(w, trace, ltp, p):
-    if ltp:
-        return min(w + spec_dw(p["a_plus"], trace, w, p["shift"], p["w_min"], p["w_max"], p["soft_bound"]),
-                   p["w_max"])
-    return max(w - spec_dw(p["a_minus"], trace, w, p["shift"], p["w_min"], p["w_max"], p["soft_bound"]),
-               p["w_min"])
-
-
-def golden_dw(amplitude, trace, w, p):
-    """The golden model's own ``_dw`` (its pure-Python function), as a check of ``spec_dw``."""
-    lp = np.zeros(10, np.int64)
-    lp[golden._SHIFT], lp[golden._W_MIN], lp[golden._W_MAX] = p["shift"], p["w_min"], p["w_max"]
-    lp[golden._SOFT] = int(p["soft_bound"])
-    return int(golden._dw.py_func(np.int64(amplitude), np.int64(trace), np.int64(w), lp))
+    """The weight after one update: the reference's LTP (``potentiate``) or LTD (``depress``)."""
+    lp = LearningParams(**p)
+    return reference.potentiate(w, trace, lp) if ltp else reference.depress(w, trace, lp)
 
 
 def random_updates(rng: random.Random, config: CoreConfig, p: dict, n: int) -> list[tuple]:
@@ -144,8 +128,8 @@ def test_random_differential(config):
             want = spec_update(w, trace, ltp, p)
             if p["soft_bound"] or p["w_min"] <= w <= p["w_max"]:
                 amp = p["a_plus"] if ltp else p["a_minus"]
-                assert spec_dw(amp, trace, w, p["shift"], p["w_min"], p["w_max"], p["soft_bound"]) == \
-                    golden_dw(amp, trace, w, p)
+                lp = LearningParams(**p)
+                assert reference.dw(amp, trace, w, lp) == golden_dw(amp, trace, w, lp)
             assert w_new == want, f"w={w} trace={trace} ltp={ltp} params={p}: got {w_new}, want {want}"
             checked += 1
     assert checked == 20 * 48

@@ -1,8 +1,9 @@
 """TraceSweep and LtpEngine (hw/stdp.py): phase 4 "learn" of docs/core-spec.md, section 5.
 
-* ``spec_sweep`` / ``spec_ltp`` transcribe the spec (pre-trace decay then jump; LTP with
-  ``xn`` over the plastic synapses of each fired neuron). They are checked against the
-  golden model on random one-step programs (with ``a_minus = 0`` LTD changes nothing).
+* ``spec_sweep`` / ``spec_ltp`` apply the reference's rules (``sim/reference.py``: pre-trace
+  ``decay`` then ``trace_jump``; LTP, ``potentiate`` with ``xn``, over the plastic synapses of
+  each fired neuron). They are checked against the golden model on random one-step programs
+  (with ``a_minus = 0`` LTD changes nothing).
 * Each block is simulated (async Amaranth testbenches) in a harness that owns the memories
   (non-transparent, 1-cycle synchronous read ports), on many random cases: random widths,
   shifts 0..15, jumps up to the maximum, saturation, random active sets, partial ``n_axons``;
@@ -35,9 +36,10 @@ from neurocore.hw.layouts import ltp_range_layout, pointer_layout, synapse_layou
 from neurocore.hw.plasticity import WeightUpdate
 from neurocore.hw.program import CoreProgram, CoreState, LearningParams, NeuronParams
 from neurocore.hw.stdp import LtpEngine, TraceSweep
-from neurocore.sim import golden
+from neurocore.sim import golden, reference
 
 from learning_draws import corner as _corner
+from learning_draws import golden_dw
 from learning_draws import weight_update_params
 from synapse_ports import watch_synapse_ports
 
@@ -47,42 +49,29 @@ pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable
 THROUGHPUT: dict[str, tuple[int, int, int, int]] = {}   # visited, updates, cycles, model
 
 
-# ==== the spec, transcribed =====================================================================
-def _decay(value: int, shift: int) -> int:
-    return value - (value >> shift) if shift > 0 else value
-
-
-def spec_sweep(x, active, n, shift, jump, trace_max, *, learn=True, zero=False):
-    """Pre traces of axons ``0..n-1`` after phase 4 (xn), and the active bitmap after the sweep."""
+# ==== the spec: the reference's rules over the blocks' loops ====================================
+def spec_sweep(x, active, n, shift, jump, trace_bits, *, learn=True, zero=False):
+    """Pre traces of axons ``0..n-1`` after phase 4 (xn), and the active bitmap after the sweep:
+    ``reference.decay`` then ``reference.trace_jump`` (learn), or zero (clear state)."""
     x, active = list(x), list(active)
     for a in range(n):
         if zero:
             x[a] = 0
         elif learn:
-            xd = _decay(x[a], shift)
-            x[a] = min(xd + jump, trace_max) if active[a] else xd     # usat_X
+            x[a] = reference.trace_jump(reference.decay(x[a], shift), jump, active[a], trace_bits)
         active[a] = 0
     return x, active
 
 
-def spec_dw(amplitude: int, trace: int, w: int, lp: LearningParams) -> int:
-    """dw(A, trace, w), spec section 5 phase 4 (Python integers: nothing wraps)."""
-    product = amplitude * trace
-    if lp.soft_bound:
-        u = w - lp.w_min
-        product *= u * (lp.w_max - lp.w_min - u)
-    return product >> lp.shift
-
-
 def spec_ltp(program: CoreProgram, weight, xn, fired, lp: LearningParams) -> list[int]:
-    """Phase 4 (b): for every fired neuron n, every plastic s with target[s] == n."""
+    """Phase 4 (b): ``reference.potentiate`` for every fired neuron n, every plastic s with
+    target[s] == n."""
     weight = [int(w) for w in weight]
     axon = program.synapse_axon()
     for n in fired:
         for s in range(program.n_synapses):
             if program.plastic[s] and program.target[s] == n:
-                w = weight[s]
-                weight[s] = min(w + spec_dw(lp.a_plus, xn[axon[s]], w, lp), lp.w_max)
+                weight[s] = reference.potentiate(weight[s], int(xn[axon[s]]), lp)
     return weight
 
 
@@ -184,18 +173,15 @@ def test_spec_model_matches_golden():
         result = golden.run(program, np.array([active]), learn=True, state=start, record_neurons=True)
         assert np.flatnonzero(result.neuron_spikes[0]).tolist() == fired
         xn, _ = spec_sweep(start.x.tolist(), active, program.n_axons, lp.pre_decay_shift, lp.pre_jump,
-                           cfg.trace_max)
+                           cfg.trace_bits)
         assert result.state.x.tolist() == xn, case
         want = spec_ltp(program, program.weight, xn, fired, lp)
         assert result.state.weight.tolist() == want, case
         moved += sum(a != b for a, b in zip(want, program.weight))
-        # spec_dw is the golden model's _dw
-        glp = np.array([lp.a_plus, 0, lp.shift, 0, 0, 0, 0, lp.w_min, lp.w_max, int(lp.soft_bound)],
-                       np.int64)
+        # the reference's dw is the golden model's _dw
         for s in np.flatnonzero(program.plastic)[:8]:
             w, t = int(program.weight[s]), xn[program.synapse_axon()[s]]
-            assert spec_dw(lp.a_plus, t, w, lp) == int(golden._dw.py_func(np.int64(lp.a_plus), np.int64(t),
-                                                                          np.int64(w), glp))
+            assert reference.dw(lp.a_plus, t, w, lp) == golden_dw(lp.a_plus, t, w, lp)
     assert moved > 50
 
 
@@ -291,7 +277,7 @@ def test_sweep_matches_spec(name):
             learn, zero = mode in ("learn", "zero_learn"), mode.startswith("zero")
             restart = rng.randint(1, n + 2) if rng.random() < 0.25 else None
             cycles = await sweep_pass(ctx, h, n, shift, jump, learn=learn, zero=zero, restart_at=restart)
-            want_x, want_active = spec_sweep(x, active, n, shift, jump, tmax, learn=learn, zero=zero)
+            want_x, want_active = spec_sweep(x, active, n, shift, jump, cfg.trace_bits, learn=learn, zero=zero)
             got_x = [ctx.get(h.x.data[a]) for a in range(depth)]
             got_active = [ctx.get(h.active.data[a]) for a in range(depth)]
             assert got_x == want_x, (name, case, mode, n, shift, jump)
@@ -299,8 +285,9 @@ def test_sweep_matches_spec(name):
             assert cycles == (n + 3 if n else 2), (cycles, n)
             stats["passes"] += 1
             stats["saturated"] += sum(1 for a in range(n) if mode == "learn" and active[a]
-                                      and _decay(x[a], shift) + jump > tmax)
-            stats["decayed"] += sum(1 for a in range(n) if mode == "learn" and _decay(x[a], shift) != x[a])
+                                      and reference.decay(x[a], shift) + jump > tmax)
+            stats["decayed"] += sum(1 for a in range(n) if mode == "learn"
+                                    and reference.decay(x[a], shift) != x[a])
             x = want_x
 
     sim = Simulator(h)
