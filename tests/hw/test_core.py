@@ -33,10 +33,15 @@ class _WatchedCore(Core):
         return m
 
 
-def run_core(program, inputs, *, learn, samples=1, baked=False):
+def run_core(program, inputs, *, learn, samples=1, baked=False, state=None, clear_first=True,
+             read_every_step=False):
     """Run ``inputs`` ([samples, T, n_inputs]) on the Core; returns spikes, state, stats.
 
     ``baked``: the program is the memories' initial contents instead of being loaded.
+    ``state``: loaded after the program (its host-visible fields: pending spikes are not).
+    ``clear_first``: a CLEAR before the first sample too (False: it runs from the loaded state).
+    ``read_every_step``: also read the state and LAST_STEP_SOPS back after every step
+    (``stats["step_states"]``, ``stats["step_sops"]``).
     """
     from neurocore.hw.images import program_images, program_registers
 
@@ -75,17 +80,25 @@ def run_core(program, inputs, *, learn, samples=1, baked=False):
             if valid:
                 spikes.append(unpack(layout, int(payload)))
 
+    async def read_state(ctx):
+        return decode_readback(program, [await read(ctx, region, i) for region, i in readback_plan(program)])
+
     async def host(ctx):
-        for c in ([] if baked else load_commands(program, learn=learn)):
+        for c in ([] if baked else load_commands(program, learn=learn, state=state)):
             await command(ctx, c)
+        result["step_states"], result["step_sops"] = [], []
         step = 0
         for b in range(samples):
-            await command(ctx, clear_command())
+            if b or clear_first:
+                await command(ctx, clear_command())
             for row in inputs[b]:
                 for axon in input_axons(row):
                     await put(ctx, dut.spike_in, axon)
                 await command(ctx, step_command())
                 step += 1
+                if read_every_step:
+                    result["step_states"].append(await read_state(ctx))
+                    result["step_sops"].append(await read(ctx, Region.REG, Register.LAST_STEP_SOPS.value))
         status = await read(ctx, Region.REG, Register.STATUS.value)
         await ctx.tick().repeat(30)     # drain the output FIFO
         result["status"] = status
