@@ -21,9 +21,9 @@ from ..hw.config import CoreConfig
 from ..hw.program import NO_ROUTE, RESET_TO_ZERO, CoreProgram, CoreState, LearningParams
 from .golden import BatchResult, RunResult   # the result types are shared with the golden model
 
-__all__ = ["run", "run_batch", "RunResult", "BatchResult", "sat", "usat", "decay", "leak", "integrate",
-           "threshold_of", "neuron_update", "wta", "reset", "trace_jump", "dw", "depress", "potentiate",
-           "theta_update"]
+__all__ = ["run", "run_batch", "RunResult", "BatchResult", "sat", "usat", "decay", "accumulate", "leak",
+           "integrate", "threshold_of", "neuron_update", "wta", "reset", "trace_jump", "dw", "depress",
+           "potentiate", "ltd_pass", "plastic_by_target", "ltp_pass", "theta_update"]
 
 
 # -- notation (spec, "Notation") -------------------------------------------------------------------
@@ -44,6 +44,21 @@ def decay(x: int, shift: int) -> int:
 
 
 # -- the rules of one step, one function each (spec section 5) --------------------------------------
+def accumulate(active: list[bool], ptr: list[int], target: list[int], weight: list[int],
+               n_neurons: int) -> tuple[list[int], int]:
+    """Phase 1: ``(acc, sops)``. ``acc[n]`` sums ``weight[s]`` (as at the start of the step) over
+    ``s in ptr[a] .. ptr[a+1]-1`` of every active axon ``a`` with ``target[s] == n``; ``sops``
+    counts the ``(a, s)`` pairs visited."""
+    acc = [0] * n_neurons
+    sops = 0
+    for a, on in enumerate(active):
+        if on:
+            for s in range(ptr[a], ptr[a + 1]):
+                acc[target[s]] += weight[s]
+                sops += 1
+    return acc, sops
+
+
 def leak(v: int, leak_shift: int) -> int:
     """Phase 2: ``v1 = v - (v >> leak_shift)`` (no leak for 0); stays in the ``V``-bit range."""
     return decay(v, leak_shift)
@@ -125,6 +140,37 @@ def potentiate(w: int, xn: int, lp: LearningParams) -> int:
     return min(w + dw(lp.a_plus, xn, w, lp), lp.w_max)
 
 
+def ltd_pass(weight: list[int], active: list[bool], ptr: list[int], target: list[int], plastic: list[bool],
+             yd: list[int], lp: LearningParams) -> list[int]:
+    """Phase 4 (a), LTD: the weights after ``depress`` of every plastic ``s in ptr[a] .. ptr[a+1]-1``
+    of every active axon ``a``, with ``yd[target[s]]``, the decayed post trace of its target."""
+    weight = list(weight)
+    for a, on in enumerate(active):
+        if on:
+            for s in range(ptr[a], ptr[a + 1]):
+                if plastic[s]:
+                    weight[s] = depress(weight[s], yd[target[s]], lp)
+    return weight
+
+
+def plastic_by_target(target: list[int], plastic: list[bool], n_neurons: int) -> list[list[int]]:
+    """The plastic synapses of every neuron (``every plastic s with target[s] == n``, phase 4 (b))."""
+    return [[s for s in range(len(target)) if plastic[s] and target[s] == n] for n in range(n_neurons)]
+
+
+def ltp_pass(weight: list[int], fired: list[bool], plastic_of: list[list[int]], axon_of: list[int],
+             xn: list[int], lp: LearningParams) -> list[int]:
+    """Phase 4 (b), LTP: the weights after ``potentiate`` of every plastic synapse ``s`` of every
+    fired neuron (``plastic_of``, from :func:`plastic_by_target`), with ``xn[axon_of[s]]``, the
+    new pre trace of its axon."""
+    weight = list(weight)
+    for n, spiked in enumerate(fired):
+        if spiked:
+            for s in plastic_of[n]:
+                weight[s] = potentiate(weight[s], xn[axon_of[s]], lp)
+    return weight
+
+
 def theta_update(theta: int, fired: bool, *, theta_inc: int, theta_decay_shift: int, V: int) -> int:
     """Phase 4: ``usat_(V-1)(decay(theta) + (theta_inc if fired else 0))``."""
     return usat(decay(theta, theta_decay_shift) + (theta_inc if fired else 0), V - 1)
@@ -175,8 +221,7 @@ class _Core:
         self.lp = LearningParams(**{f: (bool if f == "soft_bound" else int)(getattr(lp, f))
                                     for f in LearningParams.__dataclass_fields__})
         # plastic synapses of each neuron, for LTP ("every plastic s with target[s] == n")
-        self.plastic_of = [[s for s in range(self.n_synapses) if self.plastic[s] and self.target[s] == n]
-                           for n in range(self.n_neurons)]
+        self.plastic_of = plastic_by_target(self.target, self.plastic, self.n_neurons)
         # state (section 2)
         self.v = _ints(state.v)
         self.refrac = _ints(state.refrac)
@@ -218,13 +263,7 @@ class _Core:
     def phase1_integrate(self, in_t: list[bool]) -> tuple[list[bool], list[int], int]:
         """Phase 1: ``active[a]``, ``acc[n]`` (weights as at the start of the step) and the SOP count."""
         active = [(a < self.n_inputs and in_t[a]) or self.pending[a] for a in range(self.n_axons)]
-        acc = [0] * self.n_neurons
-        sops = 0
-        for a in range(self.n_axons):
-            if active[a]:
-                for s in range(self.ptr[a], self.ptr[a + 1]):
-                    acc[self.target[s]] += self.weight[s]
-                    sops += 1
+        acc, sops = accumulate(active, self.ptr, self.target, self.weight, self.n_neurons)
         lo, hi = -(1 << (self.C - 1)), (1 << (self.C - 1)) - 1
         for n in range(self.n_neurons):
             # cannot fail for a validated program (section 3, accumulator bound)
@@ -267,17 +306,10 @@ class _Core:
         xn = [trace_jump(xd[a], lp.pre_jump, active[a], X) for a in range(self.n_axons)]
         yn = [trace_jump(yd[n], lp.post_jump, fired[n], X) for n in range(self.n_neurons)]
 
-        # (a) LTD: pre spike now, post spikes in the past
-        for a in range(self.n_axons):
-            if active[a]:
-                for s in range(self.ptr[a], self.ptr[a + 1]):
-                    if self.plastic[s]:
-                        self.weight[s] = depress(self.weight[s], yd[self.target[s]], lp)
-        # (b) LTP: post spike now, pre spikes in the past or now
-        for n in range(self.n_neurons):
-            if fired[n]:
-                for s in self.plastic_of[n]:
-                    self.weight[s] = potentiate(self.weight[s], xn[self.axon_of[s]], lp)
+        # (a) LTD: pre spike now, post spikes in the past; (b) LTP: post spike now, pre spikes in
+        # the past or now
+        self.weight = ltd_pass(self.weight, active, self.ptr, self.target, self.plastic, yd, lp)
+        self.weight = ltp_pass(self.weight, fired, self.plastic_of, self.axon_of, xn, lp)
         self.x = xn
         self.y = yn
 

@@ -82,25 +82,18 @@ class Harness(Elaboratable):
 # -- the spec: the reference's rules over the program's target list -------------------------
 
 def spec_step(program: CoreProgram, active, y, learn: bool):
-    """Phase 1 (acc from zero) and, when ``learn``, phase 4 (a) LTD: (acc, new weights, sops).
-
-    LTD is ``reference.depress`` with the decayed post trace ``reference.decay(y)``.
-    """
+    """Phase 1 (acc from zero, ``reference.accumulate``) and, when ``learn``, phase 4 (a) LTD
+    (``reference.ltd_pass`` with the decayed post trace ``reference.decay(y)``): (acc, new
+    weights, sops) for the active axons (a list of axons)."""
     lp = program.learning
-    acc = np.zeros(program.n_neurons, np.int64)
-    weight = program.weight.copy()
-    yd = [reference.decay(int(v), lp.post_decay_shift) for v in y]
-    sops = 0
-    for a in active:
-        for s in range(program.ptr[a], program.ptr[a + 1]):
-            acc[program.target[s]] += program.weight[s]       # weight at the start of the step
-            sops += 1
+    assert len(set(active)) == len(active), "an axon is active once per step"
+    on = [a in set(active) for a in range(program.n_axons)]
+    ptr, target, weight = program.ptr.tolist(), program.target.tolist(), program.weight.tolist()
+    acc, sops = reference.accumulate(on, ptr, target, weight, program.n_neurons)
     if learn:
-        for a in active:
-            for s in range(program.ptr[a], program.ptr[a + 1]):
-                if program.plastic[s]:
-                    weight[s] = reference.depress(int(weight[s]), yd[program.target[s]], lp)
-    return acc, weight, sops
+        yd = [reference.decay(int(v), lp.post_decay_shift) for v in y]
+        weight = reference.ltd_pass(weight, on, ptr, target, program.plastic.tolist(), yd, lp)
+    return np.array(acc, np.int64), np.array(weight, np.int64), sops
 
 
 def golden_step(program: CoreProgram, active, y, learn: bool):

@@ -1,8 +1,8 @@
 """TraceSweep and LtpEngine (hw/stdp.py): phase 4 "learn" of docs/core-spec.md, section 5.
 
 * ``spec_sweep`` / ``spec_ltp`` apply the reference's rules (``sim/reference.py``: pre-trace
-  ``decay`` then ``trace_jump``; LTP, ``potentiate`` with ``xn``, over the plastic synapses of
-  each fired neuron). They are checked against the golden model on random one-step programs
+  ``decay`` then ``trace_jump``; ``ltp_pass``, ``potentiate`` with ``xn`` over the plastic
+  synapses of each fired neuron). They are checked against the golden model on random one-step programs
   (with ``a_minus = 0`` LTD changes nothing).
 * Each block is simulated (async Amaranth testbenches) in a harness that owns the memories
   (non-transparent, 1-cycle synchronous read ports), on many random cases: random widths,
@@ -64,15 +64,13 @@ def spec_sweep(x, active, n, shift, jump, trace_bits, *, learn=True, zero=False)
 
 
 def spec_ltp(program: CoreProgram, weight, xn, fired, lp: LearningParams) -> list[int]:
-    """Phase 4 (b): ``reference.potentiate`` for every fired neuron n, every plastic s with
-    target[s] == n."""
-    weight = [int(w) for w in weight]
-    axon = program.synapse_axon()
-    for n in fired:
-        for s in range(program.n_synapses):
-            if program.plastic[s] and program.target[s] == n:
-                weight[s] = reference.potentiate(weight[s], int(xn[axon[s]]), lp)
-    return weight
+    """Phase 4 (b), ``reference.ltp_pass``: for every fired neuron n (a list of neurons), every
+    plastic s with target[s] == n."""
+    flags = [n in set(fired) for n in range(program.n_neurons)]
+    plastic_of = reference.plastic_by_target(program.target.tolist(), program.plastic.tolist(),
+                                             program.n_neurons)
+    return reference.ltp_pass([int(w) for w in weight], flags, plastic_of, program.synapse_axon().tolist(),
+                              [int(v) for v in xn], lp)
 
 
 # ==== random programs ===========================================================================
