@@ -2,8 +2,8 @@
 
 The pieces, each usable alone:
 
-* :func:`write_verilog`: the core as Verilog for a config (optionally with a program baked in);
-* :func:`build`: compile it for a simulator with ``cocotb_tools.runner`` (once per config);
+* :func:`build`: the core as Verilog (:func:`neurocore.hw.verilog.write_verilog`), compiled
+  for a simulator with ``cocotb_tools.runner`` (once per config);
 * :func:`run_cases`: run ``(program, inputs, learn)`` cases on it through the cocotb
   testbench :mod:`neurocore.sim.cocotb_tb`;
 * :func:`compare`: check one case's RTL results against :func:`neurocore.sim.golden.run_batch`
@@ -25,14 +25,14 @@ import numpy as np
 
 from ..hw.config import CoreConfig
 from ..hw.program import CoreProgram
+from ..hw.verilog import TOPLEVEL, write_verilog
 from . import golden
 from .host_protocol import decode_readback
 
-__all__ = ["SIMULATORS", "available_simulators", "write_verilog", "build", "run_cases", "compare",
+__all__ = ["SIMULATORS", "available_simulators", "build", "run_cases", "compare",
            "rtl_spikes", "CaseReport", "random_cosim", "image_cosim", "COSIM_CONFIGS"]
 
 SIMULATORS = ("verilator", "icarus")
-TOPLEVEL = "core"
 
 # Verilator lint warnings that Amaranth's generated Verilog triggers by construction
 # (width-adapting assignments, unused bits of wide words, unused memory-port outputs).
@@ -76,23 +76,6 @@ def available_simulators() -> list[str]:
     if shutil.which("iverilog") and shutil.which("vvp"):
         found.append("icarus")
     return found
-
-
-def write_verilog(config: CoreConfig, path, *, program: CoreProgram | None = None,
-                  learn: bool = False) -> Path:
-    """Write the core as Verilog (module ``core``); with ``program``, its memory images and
-    registers become the initial contents. Written to a temporary file, then renamed."""
-    from amaranth.back import verilog
-
-    from ..hw.core import Core
-
-    text = verilog.convert(Core.for_program(config, program, learn=learn), name=TOPLEVEL)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path
 
 
 def build(config: CoreConfig, simulator: str, build_dir, *, waves: bool = False):

@@ -156,6 +156,7 @@ def test_check_out_dir(tmp_path, monkeypatch):
 
 def test_demo_cosim_stage_and_mismatch_exit_status(capsys, monkeypatch, tmp_path):
     """The co-simulation's verdict reaches the summary, the JSON and the exit status."""
+    import neurocore.hw.verilog as verilog
     import neurocore.sim.cosim as cosim
 
     calls = []
@@ -178,7 +179,7 @@ def test_demo_cosim_stage_and_mismatch_exit_status(capsys, monkeypatch, tmp_path
 
     monkeypatch.setattr(cosim, "available_simulators", lambda: ["verilator", "icarus"])
     monkeypatch.setattr(cosim, "image_cosim", fake_image_cosim)
-    monkeypatch.setattr(cosim, "write_verilog", fake_write_verilog)
+    monkeypatch.setattr(verilog, "write_verilog", fake_write_verilog)
     out = tmp_path / "report"
     status, stdout, err = run_cli(capsys, "demo", "--simulator", "icarus", "--samples", "3", "--steps", "12",
                                   "--no-progress", "--json", "--out", str(out))

@@ -4,7 +4,7 @@
 
 1. converts the core (``Core(config)``, optionally with a compiled program baked in) to
    RTLIL, Yosys's own netlist format; ``hdl="verilog"`` uses
-   :func:`neurocore.sim.cosim.write_verilog` instead (the same Amaranth netlist, but Yosys's
+   :func:`neurocore.hw.verilog.write_verilog` instead (the same Amaranth netlist, but Yosys's
    Verilog frontend needs minutes for the zero-initialised 64k-word memories of the
    default core, RTLIL seconds);
 2. wraps it in an I/O harness (:func:`harness_verilog`): the core has hundreds of port
@@ -182,7 +182,7 @@ def write_design(config, work_dir, *, program=None, learn: bool = False, hdl: st
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     if hdl == "verilog":
-        from ..sim.cosim import write_verilog
+        from ..hw.verilog import write_verilog
         return write_verilog(config, work_dir / "core.v", program=program, learn=learn)
     if hdl != "rtlil":
         raise ValueError(f"hdl must be 'rtlil' or 'verilog', got {hdl!r}")
