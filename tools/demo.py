@@ -14,7 +14,7 @@ With no arguments and no download (digits ships with scikit-learn):
    is plotted.
 3. **Verilog**: :func:`neurocore.hw.verilog.write_verilog` writes the core with the program
    baked in as initial memory contents (``core.v``).
-4. **Co-simulation** (skipped with ``cosim=False``): :func:`neurocore.sim.cosim.image_cosim`
+4. **Co-simulation** (skipped with ``cosim=False``): :func:`neurocore.sw.image_cosim.image_cosim`
    builds the core with Verilator (or Icarus), loads the program over the host interface
    and runs the first ``samples`` test samples on the RTL under cocotb, checking every
    output spike, the final state and every weight against the golden model; the RTL's
@@ -219,7 +219,7 @@ def run_demo(out=DEFAULT_OUT, *, samples: int = DEFAULT_SAMPLES, steps: int = DE
 
 def _build_report(tmp: Path, *, samples, steps, simulator, cosim, seed, progress, curve_steps) -> dict:
     from ..hw.verilog import write_verilog
-    from ..sim.cosim import image_cosim
+    from ..sw.image_cosim import image_cosim
     from ..sw.convert.pipeline import convert_dataset
     from ..sw.datasets import load_dataset
     from ..sw.evaluate import encode_samples, evaluate
