@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import re
 
+from ..hw.verilog import TOPLEVEL as CORE_TOP   # the core's module, instantiated by the harness
+
 __all__ = ["HARNESS_TOP", "CORE_TOP", "core_ports", "harness_verilog"]
 
 HARNESS_TOP = "neurocore_synth_top"   # the harness's module, the top level Yosys synthesises
-CORE_TOP = "core"                     # the core's module inside it (= neurocore.hw.verilog.TOPLEVEL)
 
 
 _RTLIL_WIRE = re.compile(r"^\s*wire\s+(?:width\s+(\d+)\s+)?(?:upto\s+)?(?:signed\s+)?"
