@@ -2,8 +2,8 @@
 
 The pieces, each usable alone:
 
-* :func:`write_verilog`: the core as Verilog for a config (optionally with a program baked in);
-* :func:`build`: compile it for a simulator with ``cocotb_tools.runner`` (once per config);
+* :func:`build`: the core as Verilog (:func:`neurocore.hw.verilog.write_verilog`), compiled
+  for a simulator with ``cocotb_tools.runner`` (once per config);
 * :func:`run_cases`: run ``(program, inputs, learn)`` cases on it through the cocotb
   testbench :mod:`neurocore.sim.cocotb_tb`;
 * :func:`compare`: check one case's RTL results against :func:`neurocore.sim.golden.run_batch`
@@ -25,14 +25,14 @@ import numpy as np
 
 from ..hw.config import CoreConfig
 from ..hw.program import CoreProgram
+from ..hw.verilog import TOPLEVEL, write_verilog
 from . import golden
 from .host_protocol import decode_readback
 
-__all__ = ["SIMULATORS", "available_simulators", "write_verilog", "build", "run_cases", "compare",
-           "rtl_spikes", "CaseReport", "random_cosim", "image_cosim", "COSIM_CONFIGS"]
+__all__ = ["SIMULATORS", "available_simulators", "build", "run_cases", "compare",
+           "rtl_spikes", "CaseReport", "random_cosim", "COSIM_CONFIGS"]
 
 SIMULATORS = ("verilator", "icarus")
-TOPLEVEL = "core"
 
 # Verilator lint warnings that Amaranth's generated Verilog triggers by construction
 # (width-adapting assignments, unused bits of wide words, unused memory-port outputs).
@@ -76,23 +76,6 @@ def available_simulators() -> list[str]:
     if shutil.which("iverilog") and shutil.which("vvp"):
         found.append("icarus")
     return found
-
-
-def write_verilog(config: CoreConfig, path, *, program: CoreProgram | None = None,
-                  learn: bool = False) -> Path:
-    """Write the core as Verilog (module ``core``); with ``program``, its memory images and
-    registers become the initial contents. Written to a temporary file, then renamed."""
-    from amaranth.back import verilog
-
-    from ..hw.core import Core
-
-    text = verilog.convert(Core.for_program(config, program, learn=learn), name=TOPLEVEL)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path
 
 
 def build(config: CoreConfig, simulator: str, build_dir, *, waves: bool = False):
@@ -280,52 +263,5 @@ def random_cosim(n: int, seed: int, *, simulator: str = "verilator", work_dir=No
         "build_seconds": round(build_seconds, 1),
         "sim_seconds": round(wall, 2),
         "failures": failures[:10],
-        "work_dir": str(work_dir),
-    }
-
-
-def image_cosim(compiled, x: np.ndarray, y: np.ndarray, *, steps: int, encoder: str, seed: int = 0,
-                simulator: str = "verilator", work_dir=None, waves: bool = False) -> dict:
-    """Run a compiled network on the RTL and on the golden model for the samples ``x``.
-
-    The samples are encoded exactly as :func:`neurocore.sw.evaluate.evaluate` encodes them
-    (same encoder, same per-sample seeds), loaded once and run one after the other with a
-    *clear state* in between; every output spike, the final state and every weight are
-    compared, and both sides' predictions are decoded.
-    """
-    from ..sw.evaluate import encode_samples
-
-    work_dir = Path(work_dir or tempfile.mkdtemp(prefix="neurocore-cosim-"))
-    program = compiled.program
-    inputs = encode_samples(np.asarray(x), steps, encoder, seed)
-    build_dir = work_dir / f"{simulator}-image"
-    t0 = time.perf_counter()
-    runner = build(program.config, simulator, build_dir, waves=waves)
-    build_seconds = time.perf_counter() - t0
-    raw = run_cases(runner, program.config, [(program, inputs, False)], build_dir, waves=waves)[0]
-    report = compare(program, inputs, False, raw)
-    want = golden.run_batch(program, inputs)
-    got, _ = rtl_spikes(program, raw, inputs.shape[0], steps)
-    rtl_counts, golden_counts = got.sum(axis=1), want.spikes.sum(axis=1)
-    rtl_pred, golden_pred = compiled.decode(got), compiled.decode(want.spikes)
-    y = np.asarray(y)
-    return {
-        "simulator": simulator,
-        "samples": int(inputs.shape[0]),
-        "steps": int(steps),
-        "encoder": encoder,
-        "mismatches": len(report.mismatches),
-        "problems": report.mismatches[:10],
-        "samples_with_equal_spike_counts": int((rtl_counts == golden_counts).all(axis=1).sum()),
-        "output_spikes": int(golden_counts.sum()),
-        "rtl_accuracy": float((rtl_pred == y).mean()),
-        "golden_accuracy": float((golden_pred == y).mean()),
-        "predictions_equal": bool((rtl_pred == golden_pred).all()),
-        "sops": report.sops,
-        "cycles": report.cycles,
-        "sop_per_cycle": round(report.sops / report.cycles, 4) if report.cycles else 0.0,
-        "cycles_per_sample": round(report.cycles / inputs.shape[0], 1),
-        "build_seconds": round(build_seconds, 1),
-        "sim_seconds": round(raw["wall_seconds"], 2),
         "work_dir": str(work_dir),
     }

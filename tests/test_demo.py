@@ -156,7 +156,9 @@ def test_check_out_dir(tmp_path, monkeypatch):
 
 def test_demo_cosim_stage_and_mismatch_exit_status(capsys, monkeypatch, tmp_path):
     """The co-simulation's verdict reaches the summary, the JSON and the exit status."""
+    import neurocore.hw.verilog as verilog
     import neurocore.sim.cosim as cosim
+    import neurocore.sw.image_cosim as image_cosim
 
     calls = []
 
@@ -177,8 +179,8 @@ def test_demo_cosim_stage_and_mismatch_exit_status(capsys, monkeypatch, tmp_path
         return Path(path)
 
     monkeypatch.setattr(cosim, "available_simulators", lambda: ["verilator", "icarus"])
-    monkeypatch.setattr(cosim, "image_cosim", fake_image_cosim)
-    monkeypatch.setattr(cosim, "write_verilog", fake_write_verilog)
+    monkeypatch.setattr(image_cosim, "image_cosim", fake_image_cosim)
+    monkeypatch.setattr(verilog, "write_verilog", fake_write_verilog)
     out = tmp_path / "report"
     status, stdout, err = run_cli(capsys, "demo", "--simulator", "icarus", "--samples", "3", "--steps", "12",
                                   "--no-progress", "--json", "--out", str(out))
@@ -191,7 +193,7 @@ def test_demo_cosim_stage_and_mismatch_exit_status(capsys, monkeypatch, tmp_path
     assert (out / "cosim" / "sim.log").read_text() == "simulated\n"
     assert "MISMATCHES" in demo.format_summary(report)
     # an earlier report is replaced without --force
-    monkeypatch.setattr(cosim, "image_cosim", lambda *a, **k: {**fake_image_cosim(*a, **k), "mismatches": 0})
+    monkeypatch.setattr(image_cosim, "image_cosim", lambda *a, **k: {**fake_image_cosim(*a, **k), "mismatches": 0})
     status, stdout, err = run_cli(capsys, "demo", "--simulator", "icarus", "--samples", "2", "--steps", "12",
                                   "--no-progress", "--out", str(out))
     assert status == 0, err

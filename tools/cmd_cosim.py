@@ -75,7 +75,7 @@ def run(args) -> int:
 
 
 def run_image(args) -> int:
-    from ..sim.cosim import image_cosim
+    from ..sw.image_cosim import image_cosim
     from .cmd_run import image_and_test_data
 
     compiled, x, y, steps, encoder, dataset = image_and_test_data(

@@ -5,7 +5,7 @@ import sys
 
 from .cli_common import PROG, UsageError, add_command, one_line, positive_float_up_to, print_json
 
-TARGET_NAMES = ("ice40-up5k", "ecp5-25k", "ecp5-85k")   # = neurocore.tools.synth.TARGETS
+TARGET_NAMES = ("ice40-up5k", "ecp5-25k", "ecp5-85k")   # = neurocore.tools.synth_flow.TARGETS
 
 DESCRIPTION = """\
 Synthesise the core for an FPGA with Yosys, place and route it with nextpnr
@@ -71,15 +71,15 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from . import synth
+    from . import synth_flow, synth_report
     from .cmd_verilog import parse_config
 
     if args.learn and args.image is None:
         raise UsageError("--learn needs --image")
-    target = synth.TARGETS[args.target]
+    target = synth_flow.TARGETS[args.target]
     try:
-        synth.check_tools(target)   # before the (slow) design generation
-    except synth.ToolsMissing as exc:
+        synth_flow.check_tools(target)   # before the (slow) design generation
+    except synth_flow.ToolsMissing as exc:
         print(f"{PROG}: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     program = None
@@ -94,15 +94,15 @@ def run(args) -> int:
     if config is None:
         config = parse_config(None)
     try:
-        result = synth.synthesise(config, target, clock_mhz=args.clock, program=program,
-                                  learn=args.learn, work_dir=args.work_dir, hdl=args.hdl,
-                                  seed=args.seed, zero_init=args.zero_init,
-                                  progress=not args.quiet)
-    except synth.SynthError as exc:
+        result = synth_flow.synthesise(config, target, clock_mhz=args.clock, program=program,
+                                       learn=args.learn, work_dir=args.work_dir, hdl=args.hdl,
+                                       seed=args.seed, zero_init=args.zero_init,
+                                       progress=not args.quiet)
+    except synth_flow.SynthError as exc:
         print(f"{PROG}: error: {one_line(str(exc))}", file=sys.stderr)
         return 1
     if args.json:
         print_json(result)
     else:
-        print(synth.format_report(result))
+        print(synth_report.format_report(result))
     return 0 if result["fits"] and result["timing_met"] else 1

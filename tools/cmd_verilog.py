@@ -49,7 +49,7 @@ def parse_config(text: str | None):
 
 
 def run(args) -> int:
-    from ..sim.cosim import write_verilog
+    from ..hw.verilog import write_verilog
 
     config = parse_config(args.config)
     path = write_verilog(config, args.output)

