@@ -30,7 +30,8 @@ An image directory holds:
   ``region_id`` (``hw.host.Region``), ``words``, ``word_bits``, ``hex_digits``.
 
 :func:`write_image_dir` is atomic: everything is written and fsynced in a temporary
-sibling directory that is renamed into place. :func:`load_image_dir` trusts nothing: it
+sibling directory that is swapped into place, and it replaces only an earlier output of
+neurocore (:mod:`neurocore.sw.output_dir`). :func:`load_image_dir` trusts nothing: it
 checks every checksum, the config hash, the program's validity, that the ``.hex`` files
 equal the memory images of the program in ``program.npz`` and that the manifest agrees
 with the program.
@@ -40,8 +41,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -49,13 +48,13 @@ import numpy as np
 from ..hw.config import CoreConfig
 from ..hw.program import NEURON_FIELDS, CoreProgram, LearningParams, NeuronParams
 from .compiler import CompiledNetwork
+from .output_dir import IMAGE_FORMAT as FORMAT
+from .output_dir import IMAGE_MANIFEST as MANIFEST
 
-__all__ = ["ImageDirError", "write_image_dir", "load_image_dir", "load_program_npz", "build_manifest",
+__all__ = ["ImageDirError", "write_image_dir", "check_image_path", "load_image_dir", "load_program_npz", "build_manifest",
            "REGION_FILES", "FORMAT", "FORMAT_VERSION", "MANIFEST", "PROGRAM_NPZ", "hex_files"]
 
-FORMAT = "neurocore-image"
 FORMAT_VERSION = 3
-MANIFEST = "manifest.json"
 PROGRAM_NPZ = "program.npz"
 # region name (hw.host.Region) -> file name, in the order they are written
 REGION_FILES = {"PARAM": "param.hex", "POINTER": "pointer.hex", "SYNAPSE": "synapse.hex",
@@ -271,41 +270,36 @@ def _write_file(path: Path, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+def _output_rule(overwrite: bool) -> dict:
+    from .output_dir import ANY_OUTPUT
+    return {"replace": ANY_OUTPUT if overwrite else (), "error": ImageDirError,
+            "hint": "use overwrite=True / --force to replace it"}
+
+
+def check_image_path(path, *, overwrite: bool = False) -> None:
+    """Raise :class:`ImageDirError` unless :func:`write_image_dir` may write ``path`` (call it
+    before a long computation whose result goes there)."""
+    from .output_dir import check_output_dir
+    check_output_dir(path, **_output_rule(overwrite))
 
 
 def write_image_dir(compiled: CompiledNetwork, path, *, overwrite: bool = False) -> Path:
     """Write ``compiled`` as an image directory at ``path`` (atomically); returns the path.
 
-    Everything goes into a temporary sibling directory (``.<name>.tmp-<random>``), each file
-    fsynced, then the directory is renamed to ``path``. An existing ``path`` is refused
-    unless ``overwrite``: then the old directory is renamed aside, the new one renamed in,
-    and the old one deleted. On any error the temporary directory is removed and ``path``
-    is left as it was.
+    Written through :func:`neurocore.sw.output_dir.staged_output`: everything goes into a
+    hidden staging sibling (``.<name>.tmp-<random>``), each file fsynced, and the directory
+    is then swapped into place (atomically, with ``renameat2(RENAME_EXCHANGE)`` on Linux).
+    An existing ``path`` is refused unless ``overwrite``, and even then it is replaced only
+    if it is an earlier neurocore output (an image directory or demo report whose marker
+    file lists every file in it) or an empty directory -- never the current directory or
+    one of its parents, a link, a file or a directory of other files. The leftovers of
+    earlier, killed writes of ``path`` are removed. On any error (``KeyboardInterrupt``
+    included) the staging directory is removed and ``path`` is left as it was.
     """
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise ImageDirError(f"{path} already exists (use overwrite=True / --force to replace it)")
-    if path.exists() and not path.is_dir():
-        raise ImageDirError(f"{path} exists and is not a directory")
+    from .output_dir import staged_output
+
     compiled.program.validate()
-    parent = path.parent
-    if parent.exists() and not parent.is_dir():
-        raise ImageDirError(f"{parent} is not a directory")
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = parent / f".{path.name}.tmp-{uuid.uuid4().hex[:12]}"
-    tmp.mkdir()
-    try:
+    with staged_output(path, **_output_rule(overwrite)) as tmp:
         entries = {}
         for name, info in hex_files(compiled.program).items():
             data = _hex_text(info["words"], info["hex_digits"])
@@ -320,26 +314,7 @@ def write_image_dir(compiled: CompiledNetwork, path, *, overwrite: bool = False)
         manifest = build_manifest(compiled, entries)
         text = json.dumps(manifest, indent=2, default=_json_default) + "\n"
         _write_file(tmp / MANIFEST, text.encode())
-        _fsync_dir(tmp)
-        if path.exists():
-            if not overwrite:   # appeared while we were writing
-                raise ImageDirError(f"{path} already exists (use overwrite=True / --force to replace it)")
-            old = parent / f".{path.name}.old-{uuid.uuid4().hex[:12]}"
-            os.rename(path, old)
-            try:
-                os.rename(tmp, path)
-            except BaseException:
-                os.rename(old, path)
-                raise
-            _fsync_dir(parent)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, path)
-        _fsync_dir(parent)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return path
+    return Path(path)
 
 
 # -- loading -------------------------------------------------------------------------------------
@@ -361,8 +336,10 @@ def _sha256(path: Path) -> str:
 
 def read_manifest(path) -> dict:
     """The parsed ``manifest.json`` of an image directory (format checked, nothing else)."""
+    from .output_dir import recover
+
     path = Path(path)
-    if not path.exists():
+    if not path.exists() and not recover(path):   # recover: a swap interrupted between its renames
         raise ImageDirError(f"no such image directory: {path}")
     if not path.is_dir():
         raise ImageDirError(f"{path} is not an image directory (not a directory)")

@@ -162,6 +162,9 @@ def convert_dataset(dataset: str = "digits", steps: int = DEFAULT_STEPS, weight_
         raise ValueError(f"steps must be a positive integer, got {steps}")
     curve = _steps_list(list(curve_steps) + [steps]) if curve_steps else []
     weight_bits = CoreConfig().weight_bits if weight_bits is None else int(weight_bits)
+    if out is not None:   # refuse a path that may not be written before the training, not after it
+        from ..image_dir import check_image_path
+        check_image_path(out, overwrite=overwrite)
     timings: dict[str, float] = {}
 
     t0 = time.perf_counter()

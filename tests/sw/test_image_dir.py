@@ -161,7 +161,10 @@ def test_crash_midway_leaves_nothing(tmp_path, monkeypatch, compiled, existing):
         assert {p.name: p.read_bytes() for p in target.iterdir()} == before
 
 
-def test_failed_swap_restores_the_old_directory(tmp_path, monkeypatch, compiled, image):
+@pytest.mark.parametrize("swap", ["exchange", "two renames"])
+def test_failed_swap_restores_the_old_directory(tmp_path, monkeypatch, compiled, image, swap):
+    from neurocore.sw import output_dir
+
     before = {p.name: p.read_bytes() for p in image.iterdir()}
     real = os.rename
 
@@ -170,7 +173,14 @@ def test_failed_swap_restores_the_old_directory(tmp_path, monkeypatch, compiled,
             raise OSError("rename failed (simulated)")
         real(src, dst)
 
-    monkeypatch.setattr(os, "rename", rename)
+    def failing_exchange(a, b):
+        raise OSError("exchange failed (simulated)")
+
+    if swap == "exchange":
+        monkeypatch.setattr(output_dir, "exchange", failing_exchange)
+    else:
+        monkeypatch.setattr(output_dir, "exchange", lambda a, b: False)
+        monkeypatch.setattr(os, "rename", rename)
     with pytest.raises(OSError, match="simulated"):
         write_image_dir(compiled, image, overwrite=True)
     monkeypatch.undo()
