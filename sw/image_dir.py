@@ -31,10 +31,11 @@ An image directory holds:
 
 :func:`write_image_dir` is atomic: everything is written and fsynced in a temporary
 sibling directory that is swapped into place, and it replaces only an earlier output of
-neurocore (:mod:`neurocore.sw.output_dir`). :func:`load_image_dir` trusts nothing: it
-checks every checksum, the config hash, the program's validity, that the ``.hex`` files
-equal the memory images of the program in ``program.npz`` and that the manifest agrees
-with the program.
+neurocore (:mod:`neurocore.sw.output_dir`); :func:`check_metadata` refuses, before anything
+is written, metadata that the loader would refuse. :func:`load_image_dir` trusts nothing: it
+checks every checksum, the config hash, the program's validity, the type and range of
+every metadata field (:func:`check_metadata`), that the ``.hex`` files equal the memory
+images of the program in ``program.npz`` and that the manifest agrees with the program.
 """
 from __future__ import annotations
 
@@ -500,6 +501,10 @@ def read_manifest(path) -> dict:
 
 def load_image_dir(path, *, config: CoreConfig | None = None) -> CompiledNetwork:
     """Load and verify an image directory (see the module docstring); returns the network.
+
+    A ``path`` that is missing because a write was interrupted between the two renames of
+    its swap (where ``renameat2`` is not available) is first recovered from the hidden
+    ``.<name>.old-*`` folder (:func:`neurocore.sw.output_dir.recover`).
 
     Raises :class:`ImageDirError` (a ``ValueError``) naming the file at fault: missing or
     unparsable manifest, a checksum mismatch, a config hash that does not match the

@@ -33,8 +33,9 @@ marker and swaps it into place:
 Leftovers. A killed run leaves its staging folder (and, after the fallback swap, an
 ``.old`` folder). The next write of the same path removes every sibling named
 ``.<name>.tmp-<hex>`` or ``.<name>.old-<hex>`` that is ours by content: a real
-directory (not a link) holding the staging marker, or an earlier output, or nothing.
-Anything else of that name is left alone.
+directory (not a link) holding the staging marker of a process that no longer runs (a
+concurrent writer's folder is kept), or an earlier output, or nothing. Anything else of
+that name is left alone.
 """
 from __future__ import annotations
 
@@ -63,9 +64,9 @@ _KIND_NAMES = {IMAGE: "an earlier neurocore image directory", REPORT: "an earlie
 IMAGE_MANIFEST, IMAGE_FORMAT = "manifest.json", "neurocore-image"
 REPORT_JSON, REPORT_KIND = "report.json", "neurocore-demo-report"
 
-#: The file that marks a staging directory while it is being written.
+#: The file that marks a staging directory while it is being written (with the writer's pid).
 STAGING_MARKER = ".neurocore-staging"
-_MARKER_TEXT = "neurocore staging directory: being written, removed when complete\n"
+_MARKER_TEXT = "neurocore staging directory: being written, removed when complete\npid {pid}\n"
 
 _HEX = 12   # hex digits of the random part of a staging / old name
 _DEBRIS = re.compile(r"\.(?P<name>.+)\.(?P<what>tmp|old)-[0-9a-f]{8,32}")
@@ -274,17 +275,42 @@ def _debris(path: Path) -> list[tuple[str, Path]]:
         if not m or m["name"] != path.name or entry.is_symlink() or not entry.is_dir(follow_symlinks=False):
             continue
         folder = Path(entry.path)
+        writer = _staging_pid(folder)
+        if writer is not None:
+            if not _alive(writer):          # a running writer's folder is its own business
+                found.append(("staging", folder))
+            continue
         try:
-            staging = (folder / STAGING_MARKER).read_text() == _MARKER_TEXT
-        except (OSError, UnicodeDecodeError):
-            staging = False
-        try:
-            ours = staging or output_kind(folder) is not None
+            if output_kind(folder) is not None:
+                found.append((m["what"], folder))
         except OSError:
-            ours = False
-        if ours:
-            found.append(("staging" if staging else m["what"], folder))
+            pass
     return found
+
+
+def _staging_pid(folder: Path) -> int | None:
+    """The pid in ``folder``'s staging marker, or None if it has no (valid) marker."""
+    try:
+        text = (folder / STAGING_MARKER).read_text()
+    except (OSError, UnicodeDecodeError):
+        return None
+    head, _, pid = text.rpartition("pid ")
+    if head + "pid {pid}\n" != _MARKER_TEXT or not pid.rstrip("\n").isdigit():
+        return None
+    return int(pid)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (True when it cannot be told: a folder is kept, not lost)."""
+    if os.name != "posix":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:          # EPERM: it exists, under another user
+        return True
+    return True
 
 
 def recover(path) -> bool:
@@ -337,7 +363,7 @@ def staged_output(path, *, replace: Collection[str] = (), hint: str = "use --for
     tmp.mkdir()
     try:
         marker = tmp / STAGING_MARKER
-        marker.write_text(_MARKER_TEXT)
+        marker.write_text(_MARKER_TEXT.format(pid=os.getpid()))
         yield tmp
         marker.unlink()
         _fsync_dir(tmp)

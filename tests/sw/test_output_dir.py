@@ -19,23 +19,20 @@ from pathlib import Path
 
 import pytest
 
+from neurocore.hw.program import NeuronParams
 from neurocore.sw import image_dir, output_dir
 from neurocore.sw.compiler import compile_network
 from neurocore.sw.image_dir import ImageDirError, load_image_dir, write_image_dir
+from neurocore.sw.network import Population, Projection, SnnNetwork
 from neurocore.sw.output_dir import STAGING_MARKER, check_output_dir, output_kind
 from neurocore.tools import cli
 
 
-def _load_sibling(name: str):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(f"_neurocore_tests_sw_{name}",
-                                                  Path(__file__).with_name(f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-small_net = _load_sibling("test_compiler").small_net
+def small_net() -> SnnNetwork:
+    """2 inputs -> 2 output neurons: the smallest network worth writing."""
+    out = Population("out", NeuronParams.uniform(2, threshold=4), output=True)
+    return SnnNetwork(n_inputs=2, populations=[out],
+                      projections=[Projection("input", "out", [0, 1], [0, 1], [3, 4])])
 
 
 @pytest.fixture(scope="module")
@@ -193,9 +190,7 @@ KILLED_WRITE = """
 import os, signal, sys
 from pathlib import Path
 sys.path.insert(0, {tests!r})
-import importlib.util
-spec = importlib.util.spec_from_file_location("tc", {tests!r} + "/test_compiler.py")
-tc = importlib.util.module_from_spec(spec); spec.loader.exec_module(tc)
+import test_output_dir as tc
 from neurocore.sw import image_dir, output_dir
 from neurocore.sw.compiler import compile_network
 
@@ -262,9 +257,12 @@ def test_leftovers_of_killed_writes_are_cleaned(tmp_path, compiled):
         folder.mkdir()
         (folder / "precious.txt").write_text("not neurocore's")
     (tmp_path / ".other.tmp-0123456789ab").mkdir()   # of another output: not this write's business
+    running = tmp_path / ".img.tmp-aaaaaaaaaaaa"      # a writer that still runs (this process)
+    running.mkdir()
+    (running / STAGING_MARKER).write_text(output_dir._MARKER_TEXT.format(pid=os.getpid()))
     write_image_dir(compiled, target, overwrite=True)
     assert hidden(tmp_path) == sorted([".img.old-abcdef012345", ".img.tmp-0123456789ab",
-                                       ".other.tmp-0123456789ab"])
+                                       ".img.tmp-aaaaaaaaaaaa", ".other.tmp-0123456789ab"])
     for folder in strangers:
         assert (folder / "precious.txt").read_text() == "not neurocore's"
 
