@@ -205,7 +205,15 @@ def test_demo_cosim_stage_and_mismatch_exit_status(capsys, monkeypatch, tmp_path
     assert report["simulator"] == "icarus" and "work_dir" not in report["cosim"]
     assert (out / "cosim" / "sim.log").read_text() == "simulated\n"
     assert "MISMATCHES" in demo.format_summary(report)
-    # an earlier report is replaced without --force
+    # an earlier report is replaced without --force, and the staging folder a killed run left is removed
+    import subprocess
+    import sys
+    from neurocore.sw import output_dir
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    killed = tmp_path / ".report.tmp-0123456789ab"
+    (killed / "image").mkdir(parents=True)
+    (killed / output_dir.STAGING_MARKER).write_text(output_dir._MARKER_TEXT.format(pid=dead))
     monkeypatch.setattr(cosim, "image_cosim", lambda *a, **k: {**fake_image_cosim(*a, **k), "mismatches": 0})
     status, stdout, err = run_cli(capsys, "demo", "--simulator", "icarus", "--samples", "2", "--steps", "12",
                                   "--no-progress", "--out", str(out))
