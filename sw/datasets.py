@@ -239,7 +239,8 @@ def load_idx_dataset(path: str | os.PathLike, name: str) -> Dataset:
     ``t10k-images-idx3-ubyte`` and ``t10k-labels-idx1-ubyte``, each optionally with a
     ``.gz`` suffix (an uncompressed file is preferred when both exist). Images must be
     3-D ubyte ``[n, rows, cols]`` (train and test of the same size), labels 1-D ubyte
-    ``[n]`` with values 0..9 and as many labels as images. Pixels are divided by 255; the
+    ``[n]`` with values 0..9 and as many labels as images; no file may be empty (0 images,
+    0 x 0 pixels or 0 labels). Pixels are divided by 255; the
     split is the files' own (60000/10000 for MNIST and Fashion-MNIST).
     """
     directory = os.fspath(path)
@@ -257,7 +258,10 @@ def load_idx_dataset(path: str | os.PathLike, name: str) -> Dataset:
                 f"{file}: expected {want_ndim}-D {'images [n, rows, cols]' if want_ndim == 3 else 'labels [n]'}, "
                 f"got shape {arr.shape}"
             )
-        if want_ndim == 1 and arr.size and arr.max() > 9:
+        if arr.size == 0:   # e.g. a header of 0 images, or of 0 x 0 pixels
+            what = "images (at least one of at least 1x1 pixels)" if want_ndim == 3 else "labels"
+            raise ValueError(f"{file}: holds no {what}: shape {arr.shape}")
+        if want_ndim == 1 and arr.max() > 9:
             raise ValueError(f"{file}: labels must be within 0..9, found {int(arr.max())}")
         arrays[stem] = (file, arr)
 
@@ -293,13 +297,17 @@ def load_idx_dataset(path: str | os.PathLike, name: str) -> Dataset:
 def load_dataset(name: str, path: str | os.PathLike | None = None) -> Dataset:
     """Load dataset ``name`` (one of :data:`DATASETS`).
 
-    ``"digits"`` needs no files (``path`` is ignored). ``"mnist"`` and ``"fashion-mnist"``
-    need ``path``: a directory holding the four IDX files (see :func:`load_idx_dataset`).
-    Nothing is ever downloaded.
+    ``"digits"`` needs no files and refuses a ``path`` (a ``--data-dir`` given for it would
+    otherwise be silently ignored). ``"mnist"`` and ``"fashion-mnist"`` need ``path``: a
+    directory holding the four IDX files (see :func:`load_idx_dataset`). Nothing is ever
+    downloaded.
     """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     if name == "digits":
+        if path is not None:
+            raise ValueError(f"--data-dir {os.fspath(path)}: dataset 'digits' ships with scikit-learn and reads "
+                             "no files; --data-dir is for mnist and fashion-mnist (drop it, or choose one of them)")
         return load_digits()
     if path is None:
         raise ValueError(

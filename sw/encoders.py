@@ -52,6 +52,7 @@ import numpy as np
 __all__ = [
     "ENCODERS",
     "FIXED_POINT_BITS",
+    "check_encoding",
     "constant_current_encode",
     "encode",
     "latency_encode",
@@ -217,3 +218,27 @@ def encode(name: str, x: np.ndarray, steps: int, *, seed: int = 0, **kw) -> np.n
     if "seed" in inspect.signature(fn).parameters:
         kw["seed"] = seed
     return fn(x, steps, **kw)
+
+
+def check_encoding(encoding: object) -> dict:
+    """Check the ``encoding`` section of an image (how its inputs were encoded); returns it.
+
+    A JSON object whose ``kind``, if given (not null), names an encoder of :data:`ENCODERS`, whose
+    ``steps``, if given, is an int >= 1 and whose ``dataset``, if given, is a non-empty
+    string: the fields ``neurocore run`` takes its defaults from. Other fields are
+    free-form. Raises ``ValueError`` (one line naming the field).
+    """
+    if not isinstance(encoding, dict):
+        raise ValueError(f"encoding must be a JSON object, got {type(encoding).__name__}")
+    kind = encoding.get("kind")
+    if kind is not None and (not isinstance(kind, str) or kind not in ENCODERS):
+        raise ValueError(f"encoding: unknown encoder kind {kind!r:.40}; known: {', '.join(ENCODERS)}")
+    if encoding.get("steps") is not None:
+        try:
+            _check_steps(encoding["steps"], "encoding")
+        except TypeError as exc:
+            raise ValueError(str(exc)) from None
+    dataset = encoding.get("dataset")
+    if dataset is not None and (not isinstance(dataset, str) or not dataset):
+        raise ValueError(f"encoding: dataset must be a non-empty string, got {dataset!r:.40}")
+    return encoding

@@ -30,18 +30,18 @@ An image directory holds:
   ``region_id`` (``hw.host.Region``), ``words``, ``word_bits``, ``hex_digits``.
 
 :func:`write_image_dir` is atomic: everything is written and fsynced in a temporary
-sibling directory that is renamed into place. :func:`load_image_dir` trusts nothing: it
-checks every checksum, the config hash, the program's validity, that the ``.hex`` files
-equal the memory images of the program in ``program.npz`` and that the manifest agrees
-with the program.
+sibling directory that is swapped into place, and it replaces only an earlier output of
+neurocore (:mod:`neurocore.sw.output_dir`); :func:`check_metadata` refuses, before anything
+is written, metadata that the loader would refuse. :func:`load_image_dir` trusts nothing: it
+checks every checksum, the config hash, the program's validity, the type and range of
+every metadata field (:func:`check_metadata`), that the ``.hex`` files equal the memory
+images of the program in ``program.npz`` and that the manifest agrees with the program.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import shutil
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -49,13 +49,13 @@ import numpy as np
 from ..hw.config import CoreConfig
 from ..hw.program import NEURON_FIELDS, CoreProgram, LearningParams, NeuronParams
 from .compiler import CompiledNetwork
+from .output_dir import IMAGE_FORMAT as FORMAT
+from .output_dir import IMAGE_MANIFEST as MANIFEST
 
-__all__ = ["ImageDirError", "write_image_dir", "load_image_dir", "load_program_npz", "build_manifest",
+__all__ = ["ImageDirError", "write_image_dir", "check_image_path", "check_metadata", "load_image_dir", "load_program_npz", "build_manifest",
            "REGION_FILES", "FORMAT", "FORMAT_VERSION", "MANIFEST", "PROGRAM_NPZ", "hex_files"]
 
-FORMAT = "neurocore-image"
 FORMAT_VERSION = 3
-MANIFEST = "manifest.json"
 PROGRAM_NPZ = "program.npz"
 # region name (hw.host.Region) -> file name, in the order they are written
 REGION_FILES = {"PARAM": "param.hex", "POINTER": "pointer.hex", "SYNAPSE": "synapse.hex",
@@ -173,11 +173,13 @@ def load_program_npz(path, *, config: CoreConfig | None = None) -> CompiledNetwo
         meta = json.loads(str(arrays["meta_json"]))
     except (json.JSONDecodeError, TypeError, ValueError) as exc:
         raise ImageDirError(f"{name}: bad config/learning/metadata ({exc})") from None
+    except RecursionError:
+        raise ImageDirError(f"{name}: config/learning/metadata JSON is nested too deeply") from None
     if config is not None and config != stored:
         raise ImageDirError(f"{name}: {_config_mismatch(stored, config)}")
+    _check_scalars(arrays["n_inputs"], learning, name)
     try:
-        lp = LearningParams(**{f: (bool(learning[f]) if f == "soft_bound" else int(learning[f]))
-                               for f in _LEARNING_FIELDS})
+        lp = LearningParams(**{f: learning[f] for f in _LEARNING_FIELDS})
         neurons = NeuronParams(**{f: arrays[f"neurons_{f}"] for f in NEURON_FIELDS})
         program = CoreProgram(config=stored, n_inputs=int(arrays["n_inputs"]), ptr=arrays["ptr"],
                               target=arrays["target"], weight=arrays["weight"], plastic=arrays["plastic"],
@@ -186,12 +188,130 @@ def load_program_npz(path, *, config: CoreConfig | None = None) -> CompiledNetwo
         program.validate()
     except (KeyError, TypeError, ValueError) as exc:
         raise ImageDirError(f"{name}: invalid program: {exc}") from None
+    sp = arrays.get("synapse_projection")
+    if sp is not None and (sp.ndim != 1 or not np.issubdtype(sp.dtype, np.integer)):
+        raise ImageDirError(f"{name}: synapse_projection must be a 1-D integer array, got {sp.dtype} "
+                            f"of shape {sp.shape}")
     try:
+        check_metadata(meta, program.n_outputs)
+        if sp is not None:   # before from_meta's cast to int64, which would wrap a uint64
+            n = len(meta["projections"])
+            bad = np.flatnonzero((sp < -1) | (sp >= n))
+            if bad.size:
+                raise ValueError(f"synapse_projection[{int(bad[0])}] = {sp[bad[0]]} names no projection "
+                                 f"(the metadata lists {n}; -1: a gap)")
         compiled = CompiledNetwork.from_meta(program, meta, arrays.get("synapse_projection"))
     except ValueError as exc:
         raise ImageDirError(f"{name}: {exc}") from None
     _check_meta(compiled, name)
     return compiled
+
+
+def _check_scalars(n_inputs: np.ndarray, learning, name: str) -> None:
+    """``n_inputs`` one integer, the learning parameters JSON integers (``soft_bound`` a bool)."""
+    if n_inputs.shape != () or not np.issubdtype(n_inputs.dtype, np.integer):
+        raise ImageDirError(f"{name}: n_inputs must be one integer, got a {n_inputs.dtype} array of shape "
+                            f"{n_inputs.shape}")
+    if not isinstance(learning, dict):
+        raise ImageDirError(f"{name}: learning_json must be a JSON object, got {type(learning).__name__}")
+    for f in _LEARNING_FIELDS:
+        value = learning.get(f)
+        if f == "soft_bound" and not isinstance(value, bool):
+            raise ImageDirError(f"{name}: learning field soft_bound must be true or false, got {value!r:.40}")
+        if f != "soft_bound" and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ImageDirError(f"{name}: learning field {f} must be an integer, got {value!r:.40}")
+
+
+# -- network metadata ----------------------------------------------------------------------------
+_META_FIELDS = ("layers", "layer_axons", "wta_groups", "input_axons", "output_layers", "encoding", "decoding",
+                "projections")
+
+
+def _bad(field: str, want: str, value) -> ValueError:
+    text = repr(value)
+    return ValueError(f"metadata field {field} must be {want}, got {text[:60]}{'...' if len(text) > 60 else ''}")
+
+
+def _int_field(value, field: str, low: int = 0) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise _bad(field, f"an integer >= {low}", value)
+
+
+def _object_field(value, field: str) -> dict:
+    if not isinstance(value, dict):
+        raise _bad(field, "a JSON object", value)
+    return value
+
+
+def _range_field(value, field: str) -> None:
+    """``[first, size]`` of a layer's neurons or axons."""
+    if not isinstance(value, list) or len(value) != 2:
+        raise _bad(field, "[first, size]", value)
+    _int_field(value[0], f"{field}[0] (first)")
+    _int_field(value[1], f"{field}[1] (size)", 1)
+
+
+def check_metadata(meta, n_outputs: int) -> dict:
+    """Check the network metadata of an image (:meth:`CompiledNetwork.meta`, as JSON) by type
+    and range; returns it. Raises ``ValueError``, one line naming the field.
+
+    ``layers`` and ``layer_axons``: layer name -> ``[first, size]`` (ints, size >= 1);
+    ``wta_groups``: layer -> group id >= 1; ``input_axons``: int >= 0; ``output_layers``:
+    layer names; ``projections``: objects with ``source``, ``target`` (layer names or
+    ``"input"``), ``plastic`` (bool) and ``synapses`` (int >= 0); ``encoding``:
+    :func:`neurocore.sw.encoders.check_encoding`; ``decoding``: ``kind`` "count" or "vote",
+    ``n_classes`` an int, ``labels`` ints, then the compiler's rule for decodings (count:
+    one output neuron per class; vote: a label in -1..n_classes-1 per output neuron).
+    Whether the layers cover the program is checked against the program afterwards.
+    """
+    from .compiler import _normalise_decoding
+    from .encoders import check_encoding
+    from .network import INPUT
+
+    meta = _object_field(meta, "(the metadata)")
+    missing = [k for k in _META_FIELDS if k not in meta]
+    if missing:
+        raise ValueError(f"metadata field(s) {', '.join(missing)} missing")
+    layers = _object_field(meta["layers"], "layers")
+    for layer, value in layers.items():
+        _range_field(value, f"layers.{layer}")
+
+    def layer_name(value, field: str, *, input_ok: bool = False) -> None:
+        if not isinstance(value, str) or (value not in layers and not (input_ok and value == INPUT)):
+            raise _bad(field, "the name of a layer" + (" or 'input'" if input_ok else ""), value)
+
+    for layer, value in _object_field(meta["layer_axons"], "layer_axons").items():
+        layer_name(layer, "layer_axons (a key)")
+        _range_field(value, f"layer_axons.{layer}")
+    for layer, value in _object_field(meta["wta_groups"], "wta_groups").items():
+        layer_name(layer, "wta_groups (a key)")
+        _int_field(value, f"wta_groups.{layer}", 1)
+    _int_field(meta["input_axons"], "input_axons")
+    if not isinstance(meta["output_layers"], list):
+        raise _bad("output_layers", "a list of layer names", meta["output_layers"])
+    for i, layer in enumerate(meta["output_layers"]):
+        layer_name(layer, f"output_layers[{i}]")
+    if not isinstance(meta["projections"], list):
+        raise _bad("projections", "a list", meta["projections"])
+    for i, pr in enumerate(meta["projections"]):
+        field = f"projections[{i}]"
+        _object_field(pr, field)
+        layer_name(pr.get("source"), f"{field}.source", input_ok=True)
+        layer_name(pr.get("target"), f"{field}.target")
+        if not isinstance(pr.get("plastic"), bool):
+            raise _bad(f"{field}.plastic", "true or false", pr.get("plastic"))
+        _int_field(pr.get("synapses"), f"{field}.synapses")
+    check_encoding(meta["encoding"])
+    decoding = _object_field(meta["decoding"], "decoding")
+    if not isinstance(decoding.get("kind"), str):
+        raise _bad("decoding.kind", "'count' or 'vote'", decoding.get("kind"))
+    if "n_classes" in decoding:
+        _int_field(decoding["n_classes"], "decoding.n_classes", 1)
+    labels = decoding.get("labels", [])
+    if not isinstance(labels, list) or any(isinstance(v, bool) or not isinstance(v, int) for v in labels):
+        raise _bad("decoding.labels", "a list of integers", labels)
+    _normalise_decoding(decoding, n_outputs)
+    return meta
 
 
 def _check_meta(compiled: CompiledNetwork, name: str) -> None:
@@ -212,9 +332,17 @@ def _check_meta(compiled: CompiledNetwork, name: str) -> None:
     expected = np.concatenate(expected) if expected else np.zeros(0, np.int64)
     if not np.array_equal(expected, p.outputs):
         raise ImageDirError(f"{name}: output layers {compiled.output_layers} do not match the program's outputs")
-    if compiled.synapse_projection is not None and len(compiled.synapse_projection) != p.n_synapses:
-        raise ImageDirError(f"{name}: synapse_projection has {len(compiled.synapse_projection)} entries, "
-                            f"the program has {p.n_synapses} synapses")
+    sp = compiled.synapse_projection
+    if sp is not None:
+        if len(sp) != p.n_synapses:
+            raise ImageDirError(f"{name}: synapse_projection has {len(sp)} entries, "
+                                f"the program has {p.n_synapses} synapses")
+        n = len(compiled.projections)
+        counts = np.bincount(sp + 1, minlength=n + 1)[1:]
+        for i, pr in enumerate(compiled.projections):
+            if counts[i] != pr["synapses"]:
+                raise ImageDirError(f"{name}: projection {i} ({pr['source']} -> {pr['target']}) lists "
+                                    f"{pr['synapses']} synapses, synapse_projection gives it {int(counts[i])}")
 
 
 # -- manifest ------------------------------------------------------------------------------------
@@ -271,41 +399,40 @@ def _write_file(path: Path, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+def _output_rule(overwrite: bool) -> dict:
+    from .output_dir import ANY_OUTPUT
+    return {"replace": ANY_OUTPUT if overwrite else (), "error": ImageDirError,
+            "hint": "use overwrite=True / --force to replace it"}
+
+
+def check_image_path(path, *, overwrite: bool = False) -> None:
+    """Raise :class:`ImageDirError` unless :func:`write_image_dir` may write ``path`` (call it
+    before a long computation whose result goes there)."""
+    from .output_dir import check_output_dir
+    check_output_dir(path, **_output_rule(overwrite))
 
 
 def write_image_dir(compiled: CompiledNetwork, path, *, overwrite: bool = False) -> Path:
     """Write ``compiled`` as an image directory at ``path`` (atomically); returns the path.
 
-    Everything goes into a temporary sibling directory (``.<name>.tmp-<random>``), each file
-    fsynced, then the directory is renamed to ``path``. An existing ``path`` is refused
-    unless ``overwrite``: then the old directory is renamed aside, the new one renamed in,
-    and the old one deleted. On any error the temporary directory is removed and ``path``
-    is left as it was.
+    Written through :func:`neurocore.sw.output_dir.staged_output`: everything goes into a
+    hidden staging sibling (``.<name>.tmp-<random>``), each file fsynced, and the directory
+    is then swapped into place (atomically, with ``renameat2(RENAME_EXCHANGE)`` on Linux).
+    An existing ``path`` is refused unless ``overwrite``, and even then it is replaced only
+    if it is an earlier neurocore output (an image directory or demo report whose marker
+    file lists every file in it) or an empty directory -- never the current directory or
+    one of its parents, a link, a file or a directory of other files. The leftovers of
+    earlier, killed writes of ``path`` are removed. On any error (``KeyboardInterrupt``
+    included) the staging directory is removed and ``path`` is left as it was.
     """
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise ImageDirError(f"{path} already exists (use overwrite=True / --force to replace it)")
-    if path.exists() and not path.is_dir():
-        raise ImageDirError(f"{path} exists and is not a directory")
+    from .output_dir import staged_output
+
     compiled.program.validate()
-    parent = path.parent
-    if parent.exists() and not parent.is_dir():
-        raise ImageDirError(f"{parent} is not a directory")
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = parent / f".{path.name}.tmp-{uuid.uuid4().hex[:12]}"
-    tmp.mkdir()
-    try:
+    try:   # nothing is written that load_image_dir would refuse
+        check_metadata(_json_roundtrip(compiled.meta()), compiled.n_outputs)
+    except ValueError as exc:
+        raise ImageDirError(f"cannot write {path}: {exc}") from None
+    with staged_output(path, **_output_rule(overwrite)) as tmp:
         entries = {}
         for name, info in hex_files(compiled.program).items():
             data = _hex_text(info["words"], info["hex_digits"])
@@ -320,26 +447,7 @@ def write_image_dir(compiled: CompiledNetwork, path, *, overwrite: bool = False)
         manifest = build_manifest(compiled, entries)
         text = json.dumps(manifest, indent=2, default=_json_default) + "\n"
         _write_file(tmp / MANIFEST, text.encode())
-        _fsync_dir(tmp)
-        if path.exists():
-            if not overwrite:   # appeared while we were writing
-                raise ImageDirError(f"{path} already exists (use overwrite=True / --force to replace it)")
-            old = parent / f".{path.name}.old-{uuid.uuid4().hex[:12]}"
-            os.rename(path, old)
-            try:
-                os.rename(tmp, path)
-            except BaseException:
-                os.rename(old, path)
-                raise
-            _fsync_dir(parent)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, path)
-        _fsync_dir(parent)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return path
+    return Path(path)
 
 
 # -- loading -------------------------------------------------------------------------------------
@@ -361,8 +469,10 @@ def _sha256(path: Path) -> str:
 
 def read_manifest(path) -> dict:
     """The parsed ``manifest.json`` of an image directory (format checked, nothing else)."""
+    from .output_dir import recover
+
     path = Path(path)
-    if not path.exists():
+    if not path.exists() and not recover(path):   # recover: a swap interrupted between its renames
         raise ImageDirError(f"no such image directory: {path}")
     if not path.is_dir():
         raise ImageDirError(f"{path} is not an image directory (not a directory)")
@@ -373,6 +483,8 @@ def read_manifest(path) -> dict:
         manifest = json.loads(mpath.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ImageDirError(f"{MANIFEST}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise ImageDirError(f"{MANIFEST}: JSON nested too deeply") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ImageDirError(f"{MANIFEST}: not a neurocore image manifest (format {FORMAT!r} expected)")
     if manifest.get("format_version") != FORMAT_VERSION:
@@ -389,6 +501,10 @@ def read_manifest(path) -> dict:
 
 def load_image_dir(path, *, config: CoreConfig | None = None) -> CompiledNetwork:
     """Load and verify an image directory (see the module docstring); returns the network.
+
+    A ``path`` that is missing because a write was interrupted between the two renames of
+    its swap (where ``renameat2`` is not available) is first recovered from the hidden
+    ``.<name>.old-*`` folder (:func:`neurocore.sw.output_dir.recover`).
 
     Raises :class:`ImageDirError` (a ``ValueError``) naming the file at fault: missing or
     unparsable manifest, a checksum mismatch, a config hash that does not match the

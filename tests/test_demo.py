@@ -111,12 +111,13 @@ def test_demo_refuses_a_directory_that_is_not_a_report(capsys, tmp_path):
     target = tmp_path / "mine"
     target.mkdir()
     (target / "notes.txt").write_text("keep me")
-    status, out, err = run_cli(capsys, "demo", "--no-cosim", "--out", str(target))
-    assert status == 2 and out == ""
-    assert err.startswith("neurocore: error: ") and len(err.splitlines()) == 1
-    assert "--force" in err
-    assert (target / "notes.txt").read_text() == "keep me"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
+    for force in ([], ["--force"]):     # --force replaces only an earlier output of neurocore
+        status, out, err = run_cli(capsys, "demo", "--no-cosim", "--out", str(target), *force)
+        assert status == 2 and out == ""
+        assert err.startswith("neurocore: error: ") and len(err.splitlines()) == 1
+        assert "not an earlier neurocore output" in err and "--force" not in err
+        assert (target / "notes.txt").read_text() == "keep me"
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
 
 
 def test_demo_missing_simulator_is_a_usage_error(capsys, monkeypatch, tmp_path):
@@ -136,17 +137,31 @@ def test_check_out_dir(tmp_path, monkeypatch):
     assert demo.check_out_dir("empty") == tmp_path / "empty"
     report = tmp_path / "old-report"
     report.mkdir()
-    (report / demo.REPORT_JSON).write_text(json.dumps({"kind": demo.REPORT_KIND}))
+    (report / demo.REPORT_JSON).write_text(json.dumps({"kind": demo.REPORT_KIND, "files": ["a.png"]}))
+    (report / "a.png").write_bytes(PNG)
     assert demo.check_out_dir(report) == report
+    (report / "b.txt").write_text("added by the user")      # a file the report does not list
+    with pytest.raises(ValueError, match="not part of the report .b.txt"):
+        demo.check_out_dir(report, force=True)
     other = tmp_path / "other"
     other.mkdir()
-    (other / demo.REPORT_JSON).write_text(json.dumps({"kind": "something else"}))
-    with pytest.raises(ValueError, match="not a neurocore demo report"):
-        demo.check_out_dir(other)
-    assert demo.check_out_dir(other, force=True) == other
+    (other / demo.REPORT_JSON).write_text(json.dumps({"kind": "something else", "files": []}))
+    for force in (False, True):
+        with pytest.raises(ValueError, match="not an earlier neurocore output"):
+            demo.check_out_dir(other, force=force)
+    image = tmp_path / "image"
+    from neurocore.sw.image_dir import write_image_dir
+    write_image_dir(tiny_compiled(), image)
+    with pytest.raises(ValueError, match="image directory; pass --force"):
+        demo.check_out_dir(image)
+    assert demo.check_out_dir(image, force=True) == image
     (tmp_path / "file").write_text("x")
-    with pytest.raises(ValueError, match="not a directory"):
-        demo.check_out_dir("file")
+    for force in (False, True):
+        with pytest.raises(ValueError, match="not a directory"):
+            demo.check_out_dir("file", force=force)
+    (tmp_path / "link").symlink_to(report)
+    with pytest.raises(ValueError, match="symbolic link"):
+        demo.check_out_dir("link", force=True)
     with pytest.raises(ValueError, match="current directory"):
         demo.check_out_dir(".", force=True)
     with pytest.raises(ValueError, match="current directory"):
@@ -192,7 +207,15 @@ def test_demo_cosim_stage_and_mismatch_exit_status(capsys, monkeypatch, tmp_path
     assert report["simulator"] == "icarus" and "work_dir" not in report["cosim"]
     assert (out / "cosim" / "sim.log").read_text() == "simulated\n"
     assert "MISMATCHES" in demo.format_summary(report)
-    # an earlier report is replaced without --force
+    # an earlier report is replaced without --force, and the staging folder a killed run left is removed
+    import subprocess
+    import sys
+    from neurocore.sw import output_dir
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    killed = tmp_path / ".report.tmp-0123456789ab"
+    (killed / "image").mkdir(parents=True)
+    (killed / output_dir.STAGING_MARKER).write_text(output_dir._MARKER_TEXT.format(pid=dead))
     monkeypatch.setattr(image_cosim, "image_cosim", lambda *a, **k: {**fake_image_cosim(*a, **k), "mismatches": 0})
     status, stdout, err = run_cli(capsys, "demo", "--simulator", "icarus", "--samples", "2", "--steps", "12",
                                   "--no-progress", "--out", str(out))

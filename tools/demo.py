@@ -26,9 +26,10 @@ The report folder (default ``neurocore-report``) holds ``report.json`` (the summ
 plus the details), ``summary.txt`` (the table :func:`format_summary` prints), ``image/``,
 ``core.v``, the four PNGs and, after co-simulation, ``cosim/`` (the build and simulation
 logs). It is written atomically: everything goes into a temporary sibling directory that
-is renamed into place at the end. An existing directory is replaced only if it is a
-report of this demo (or empty), or with ``force``; the current directory and its parents
-are never replaced.
+is swapped into place at the end (:func:`neurocore.sw.output_dir.staged_output`). An
+existing directory is replaced only if it is an earlier report of this demo (or empty),
+or with ``force`` an earlier image directory; the current directory and its parents, a
+link, a file and a directory of other files are never replaced.
 
 :func:`run_demo` returns a JSON-friendly dict with at least ``ann_accuracy``,
 ``snn_accuracy``, ``cosim_samples``, ``cosim_mismatches`` and ``sop_per_cycle`` (the last
@@ -38,14 +39,16 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import sys
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
+
+# a light module (no numpy): ``neurocore --help`` stays instant
+from ..sw.output_dir import (EMPTY, IMAGE, REPORT, REPORT_JSON, REPORT_KIND, check_output_dir, output_files,
+                             output_kind, staged_output)
 
 __all__ = ["run_demo", "format_summary", "check_out_dir", "is_report_dir", "DEFAULT_OUT",
            "DEFAULT_SAMPLES", "DEFAULT_STEPS", "REPORT_KIND", "REPORT_JSON"]
@@ -55,8 +58,6 @@ ENCODER = "current"
 DEFAULT_OUT = "neurocore-report"
 DEFAULT_SAMPLES = 20
 DEFAULT_STEPS = 16
-REPORT_KIND = "neurocore-demo-report"
-REPORT_JSON = "report.json"
 SUMMARY_TXT = "summary.txt"
 IMAGE_DIR = "image"
 VERILOG = "core.v"
@@ -70,61 +71,27 @@ class _Refused(ValueError):
 
 # -- the report directory ------------------------------------------------------------------------
 def is_report_dir(path) -> bool:
-    """Whether ``path`` is a directory written by this demo (its ``report.json`` says so)."""
-    try:
-        data = json.loads((Path(path) / REPORT_JSON).read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(data, dict) and data.get("kind") == REPORT_KIND
+    """Whether ``path`` is a report of this demo (its ``report.json`` says so and lists every file)."""
+    return output_kind(path) == REPORT
+
+
+def _rule(force: bool) -> dict:
+    """What the report folder may replace: its own earlier report, an empty directory, and
+    with ``force`` an earlier image directory (the arguments of ``check_output_dir``)."""
+    return {"replace": (REPORT, EMPTY, IMAGE) if force else (REPORT, EMPTY),
+            "hint": "pass --force to replace it", "error": _Refused}
 
 
 def check_out_dir(out, force: bool = False) -> Path:
     """The absolute report path, if it may be (re)written; else raise ``ValueError``.
 
-    Allowed: a path that does not exist, an empty directory, a report of this demo, and
-    with ``force`` any other file or directory -- never the current directory or one of
-    its parents.
+    Allowed (:func:`neurocore.sw.output_dir.check_output_dir`): a path that does not exist,
+    an empty directory, an earlier report of this demo, and with ``force`` an earlier
+    image directory -- never the current directory or one of its parents, a link, a file
+    or a directory of other files.
     """
-    path = Path(out).expanduser().absolute()
-    cwd = Path.cwd().resolve()
-    if path.exists() or path.is_symlink():
-        real = path.resolve()
-        if real == cwd or real in cwd.parents:
-            raise _Refused(f"--out {out}: refusing to replace the current directory or one of its parents")
-        if path.is_symlink():
-            if not force:
-                raise _Refused(f"--out {out} is a symbolic link; pass --force to replace it")
-        elif path.is_dir():
-            if not (force or is_report_dir(path) or not any(path.iterdir())):
-                raise _Refused(f"--out {out} exists and is not a neurocore demo report (no {REPORT_JSON} "
-                               "of the demo); choose another --out or pass --force to replace it")
-        elif not force:
-            raise _Refused(f"--out {out} exists and is not a directory; pass --force to replace it")
-    return path
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
-
-
-def _install(tmp: Path, out: Path, force: bool) -> None:
-    """Rename the finished ``tmp`` to ``out``, replacing what is there (checked again)."""
-    check_out_dir(out, force)
-    old = None
-    if out.exists() or out.is_symlink():
-        old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
-        os.rename(out, old)
-    try:
-        os.rename(tmp, out)
-    except OSError:
-        if old is not None:
-            os.rename(old, out)
-        raise
-    if old is not None:
-        _remove(old)
+    check_output_dir(out, **_rule(force))
+    return Path(out).expanduser().absolute()
 
 
 # -- progress ------------------------------------------------------------------------------------
@@ -197,23 +164,15 @@ def run_demo(out=DEFAULT_OUT, *, samples: int = DEFAULT_SAMPLES, steps: int = DE
                              "pass --no-cosim to skip the RTL co-simulation")
     curve_steps = DEFAULT_CURVE if curve_steps is None else tuple(curve_steps)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
-    tmp.mkdir()
-    try:
+    with staged_output(out, **_rule(force)) as tmp:
         report = _build_report(tmp, samples=samples, steps=steps, simulator=simulator, cosim=cosim,
                                seed=seed, progress=progress, curve_steps=curve_steps)
         report["timings"]["total_s"] = round(time.perf_counter() - t_start, 2)
         report["total_s"] = report["timings"]["total_s"]
         report["report"] = str(out)
-        written = [str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file()]
-        report["files"] = sorted(written + [REPORT_JSON, SUMMARY_TXT])
+        report["files"] = sorted(output_files(tmp) + [REPORT_JSON, SUMMARY_TXT])
         (tmp / REPORT_JSON).write_text(json.dumps(report, indent=2) + "\n")
         (tmp / SUMMARY_TXT).write_text(format_summary(report) + "\n")
-        _install(tmp, out, force)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return report
 
 

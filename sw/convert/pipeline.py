@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import pickle
+import re
 import time
 import warnings
 from pathlib import Path
@@ -42,6 +43,8 @@ DEFAULT_CURVE = (1, 2, 4, 8, 12, 16, 24, 32, 64)
 DEFAULT_STEPS = 16
 DEFAULT_MAX_ITER = 1000
 DEFAULT_CALIB = 10000
+# what MLPClassifier warns when its training loop catches a KeyboardInterrupt
+_SKLEARN_INTERRUPTED = r"Training interrupted by user"
 
 
 def train_mlp(x, y, *, hidden=DEFAULT_HIDDEN, seed: int = 0, max_iter: int = DEFAULT_MAX_ITER):
@@ -49,6 +52,11 @@ def train_mlp(x, y, *, hidden=DEFAULT_HIDDEN, seed: int = 0, max_iter: int = DEF
 
     BLAS runs single-threaded during the fit: for these small matrices thread start-up
     costs more than it saves (about 10x on a 2-core machine).
+
+    Ctrl-C stops the training: scikit-learn catches the ``KeyboardInterrupt`` of its
+    training loop and only warns ("Training interrupted by user."), keeping a half-trained
+    network; that warning is turned back into ``KeyboardInterrupt`` here, so nothing is
+    converted, written or reported after an interrupt.
     """
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.neural_network import MLPClassifier
@@ -61,7 +69,13 @@ def train_mlp(x, y, *, hidden=DEFAULT_HIDDEN, seed: int = 0, max_iter: int = DEF
                           max_iter=int(max_iter))
     with threadpool_limits(1), warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)   # reported as "converged": False
-        model.fit(x, y)
+        warnings.filterwarnings("error", message=_SKLEARN_INTERRUPTED, category=UserWarning)
+        try:
+            model.fit(x, y)
+        except UserWarning as exc:
+            if re.match(_SKLEARN_INTERRUPTED, str(exc)):
+                raise KeyboardInterrupt from None
+            raise
     return model
 
 
@@ -162,6 +176,9 @@ def convert_dataset(dataset: str = "digits", steps: int = DEFAULT_STEPS, weight_
         raise ValueError(f"steps must be a positive integer, got {steps}")
     curve = _steps_list(list(curve_steps) + [steps]) if curve_steps else []
     weight_bits = CoreConfig().weight_bits if weight_bits is None else int(weight_bits)
+    if out is not None:   # refuse a path that may not be written before the training, not after it
+        from ..image_dir import check_image_path
+        check_image_path(out, overwrite=overwrite)
     timings: dict[str, float] = {}
 
     t0 = time.perf_counter()

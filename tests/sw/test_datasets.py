@@ -221,8 +221,9 @@ def make_idx_dir(root, *, n_train=12, n_test=5, shape=(4, 3), gz=(True, False, T
         IDX_FILES[2]: rng.integers(0, 256, size=(n_test, *shape), dtype=np.uint8),
         IDX_FILES[3]: rng.integers(0, 10, size=n_test, dtype=np.uint8),
     }
-    arrays[IDX_FILES[0]][0, 0, 0] = 255
-    arrays[IDX_FILES[0]][0, 0, 1] = 0
+    if n_train:
+        arrays[IDX_FILES[0]][0, 0, 0] = 255
+        arrays[IDX_FILES[0]][0, 0, 1] = 0
     arrays.update(override)
     os.makedirs(root, exist_ok=True)
     for (stem, arr), z in zip(arrays.items(), gz):
@@ -307,3 +308,68 @@ def test_load_dataset_requires_path(name):
 def test_load_dataset_unknown():
     with pytest.raises(ValueError, match=re.escape("unknown dataset 'cifar10'; choose one of digits, mnist, fashion-mnist")):
         load_dataset("cifar10")
+
+
+# empty and truncated IDX files: the loader's own one-line errors, never numpy's
+@pytest.mark.parametrize("stem, empty, what", [
+    (IDX_FILES[0], np.zeros((0, 4, 3), np.uint8), r"holds no images .*: shape \(0, 4, 3\)"),
+    (IDX_FILES[0], np.zeros((12, 0, 0), np.uint8), r"holds no images .*: shape \(12, 0, 0\)"),
+    (IDX_FILES[1], np.zeros(0, np.uint8), r"holds no labels: shape \(0,\)"),
+    (IDX_FILES[2], np.zeros((0, 4, 3), np.uint8), r"holds no images .*: shape \(0, 4, 3\)"),
+    (IDX_FILES[3], np.zeros(0, np.uint8), r"holds no labels: shape \(0,\)"),
+])
+def test_load_idx_dataset_empty_files(tmp_path, stem, empty, what):
+    make_idx_dir(tmp_path, gz=(False,) * 4, **{stem: empty})
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(tmp_path / stem))}: {what}$"):
+        load_dataset("mnist", tmp_path)
+
+
+def test_load_idx_dataset_empty_everything(tmp_path):
+    """All four files of zero samples: the first one is named, not 'cannot reshape array of size 0'."""
+    make_idx_dir(tmp_path, n_train=0, n_test=0, gz=(False,) * 4)
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(tmp_path / IDX_FILES[0]))}: holds no images"):
+        load_dataset("fashion-mnist", tmp_path)
+
+
+@pytest.mark.parametrize("gz", [False, True])
+@pytest.mark.parametrize("cut, message", [
+    (0, "not an IDX file: only 0 bytes"),
+    (10, "truncated IDX header: 3 dimensions need 16 header bytes, found 10"),
+    (16 + 7, r"truncated IDX data: shape \(12, 4, 3\) of uint8 needs 144 bytes, found 7"),
+])
+def test_load_idx_dataset_truncated_files(tmp_path, gz, cut, message):
+    make_idx_dir(tmp_path, gz=(False,) * 4)
+    path = tmp_path / IDX_FILES[0]
+    data = path.read_bytes()[:cut]
+    path.unlink()
+    write(str(path) + (".gz" if gz else ""), data, gz=gz)
+    with pytest.raises(ValueError, match=rf"{IDX_FILES[0]}(\.gz)?: {message}"):
+        load_dataset("mnist", tmp_path)
+
+
+def test_digits_refuses_a_data_dir(tmp_path):
+    with pytest.raises(ValueError, match=r"^--data-dir .*: dataset 'digits' ships with scikit-learn .* "
+                                         r"--data-dir is for mnist and fashion-mnist"):
+        load_dataset("digits", tmp_path)
+
+
+@pytest.mark.parametrize("argv", [
+    ["convert", "--data-dir", "{tmp}"],
+    ["convert", "--dataset", "digits", "--data-dir", "{tmp}", "--no-curve"],
+    ["train-stdp", "--data-dir", "{tmp}", "--no-progress"],
+])
+def test_cli_refuses_data_dir_for_digits(tmp_path, capsys, argv):
+    from neurocore.tools import cli
+    assert cli.main([a.replace("{tmp}", str(tmp_path)) for a in argv]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and len(captured.err.splitlines()) == 1
+    assert "dataset 'digits' ships with scikit-learn" in captured.err
+
+
+def test_cli_empty_idx_files_one_line(tmp_path, capsys):
+    from neurocore.tools import cli
+    make_idx_dir(tmp_path, n_train=0, n_test=0)
+    assert cli.main(["convert", "--dataset", "mnist", "--data-dir", str(tmp_path), "--no-curve"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and len(captured.err.splitlines()) == 1
+    assert "holds no images" in captured.err and "reshape" not in captured.err

@@ -161,7 +161,10 @@ def test_crash_midway_leaves_nothing(tmp_path, monkeypatch, compiled, existing):
         assert {p.name: p.read_bytes() for p in target.iterdir()} == before
 
 
-def test_failed_swap_restores_the_old_directory(tmp_path, monkeypatch, compiled, image):
+@pytest.mark.parametrize("swap", ["exchange", "two renames"])
+def test_failed_swap_restores_the_old_directory(tmp_path, monkeypatch, compiled, image, swap):
+    from neurocore.sw import output_dir
+
     before = {p.name: p.read_bytes() for p in image.iterdir()}
     real = os.rename
 
@@ -170,7 +173,14 @@ def test_failed_swap_restores_the_old_directory(tmp_path, monkeypatch, compiled,
             raise OSError("rename failed (simulated)")
         real(src, dst)
 
-    monkeypatch.setattr(os, "rename", rename)
+    def failing_exchange(a, b):
+        raise OSError("exchange failed (simulated)")
+
+    if swap == "exchange":
+        monkeypatch.setattr(output_dir, "exchange", failing_exchange)
+    else:
+        monkeypatch.setattr(output_dir, "exchange", lambda a, b: False)
+        monkeypatch.setattr(os, "rename", rename)
     with pytest.raises(OSError, match="simulated"):
         write_image_dir(compiled, image, overwrite=True)
     monkeypatch.undo()
@@ -288,3 +298,142 @@ def test_loaded_program_is_validated(tmp_path, compiled):
 def test_region_file_names_cover_program_regions(compiled):
     assert {r.name for r in program_images(compiled.program)} <= set(image_dir.REGION_FILES)
     assert set(image_dir.REGION_FILES) <= {r.name for r in Region}
+
+
+# -- the metadata is checked on load, by type and range ----------------------------------------------
+def forge(image: Path, *, meta=None, arrays=None) -> None:
+    """Rewrite program.npz (``meta(dict)`` edits meta_json, ``arrays(dict)`` the arrays) as a careful
+    forger would: the manifest's encoding/decoding follow, every checksum is fixed."""
+    import io
+    with np.load(image / "program.npz") as data:
+        stored = {k: data[k] for k in data.files}
+    m = json.loads(str(stored["meta_json"]))
+    if meta is not None:
+        meta(m)
+        stored["meta_json"] = np.array(json.dumps(m))
+    if arrays is not None:
+        arrays(stored)
+    buffer = io.BytesIO()
+    np.savez(buffer, **stored)
+    replace_file(image, "program.npz", buffer.getvalue(), fix_checksum=True)
+    if isinstance(m, dict):
+        rewrite_manifest(image, lambda man: man.update({k: m[k] for k in ("encoding", "decoding") if k in m}))
+
+
+def _set(*keys_and_value):
+    *keys, value = keys_and_value
+
+    def change(m):
+        for k in keys[:-1]:
+            m = m[k]
+        m[keys[-1]] = value
+    return change
+
+
+@pytest.mark.parametrize("change, message", [
+    (_set("encoding", "steps", -5), "encoding: steps must be >= 1, got -5"),
+    (_set("encoding", "steps", 2.5), "encoding: steps must be an int, got float"),
+    (_set("encoding", "steps", "eight"), "encoding: steps must be an int, got str"),
+    (_set("encoding", "steps", True), "encoding: steps must be an int, got bool"),
+    (_set("encoding", "kind", "evil"), "encoding: unknown encoder kind 'evil'; known: rate, current, latency"),
+    (_set("encoding", "kind", 3), "unknown encoder kind 3"),
+    (_set("encoding", "dataset", ""), "encoding: dataset must be a non-empty string"),
+    (_set("encoding", [1]), "encoding must be a JSON object"),
+    (_set("decoding", "kind", "evil"), "unknown decoding kind 'evil'"),
+    (_set("decoding", "kind", None), "decoding.kind must be 'count' or 'vote', got None"),
+    (_set("decoding", "n_classes", -3), "decoding.n_classes must be an integer >= 1, got -3"),
+    (_set("decoding", "n_classes", 2.5), "decoding.n_classes must be an integer >= 1, got 2.5"),
+    (_set("decoding", "n_classes", "eight"), "decoding.n_classes must be an integer >= 1, got 'eight'"),
+    (_set("decoding", "n_classes", 3), "decoding 'count' needs one output neuron per class"),
+    (_set("decoding", {"kind": "vote", "labels": [0, 1.5], "n_classes": 2}), "decoding.labels must be a list of"),
+    (_set("decoding", {"kind": "vote", "labels": [0, 7], "n_classes": 2}), r"labels must be in -1..1"),
+    (_set("layers", "hidden", [0, 3.0]), r"layers.hidden\[1\] \(size\) must be an integer >= 1, got 3.0"),
+    (_set("layers", "hidden", [0]), r"layers.hidden must be \[first, size\]"),
+    (_set("layers", "hidden", [-1, 3]), r"layers.hidden\[0\] \(first\) must be an integer >= 0"),
+    (_set("input_axons", "4"), "input_axons must be an integer >= 0, got '4'"),
+    (_set("output_layers", ["nope"]), r"output_layers\[0\] must be the name of a layer, got 'nope'"),
+    (_set("wta_groups", "out", 0), "wta_groups.out must be an integer >= 1, got 0"),
+    (_set("wta_groups", "ghost", 1), r"wta_groups \(a key\) must be the name of a layer"),
+    (_set("layer_axons", "hidden", "4..6"), r"layer_axons.hidden must be \[first, size\]"),
+    (_set("projections", 0, "plastic", "yes"), r"projections\[0\].plastic must be true or false"),
+    (_set("projections", 0, "source", "ghost"), r"projections\[0\].source must be the name of a layer or 'input'"),
+    (_set("projections", 0, "synapses", -1), r"projections\[0\].synapses must be an integer >= 0"),
+    (lambda m: m.pop("decoding"), r"metadata field\(s\) decoding missing"),
+])
+def test_metadata_checked_on_load(image, change, message):
+    forge(image, meta=change)
+    for load in (load_image_dir, lambda path: load_program_npz(path / "program.npz")):
+        with pytest.raises(ImageDirError, match=rf"^program.npz: .*{message}") as info:
+            load(image)
+        assert "\n" not in str(info.value)
+
+
+def _array(name, value):
+    def change(arrays):
+        arrays[name] = value
+    return change
+
+
+def _learning(field, value):
+    def change(arrays):
+        learning = json.loads(str(arrays["learning_json"]))
+        learning[field] = value
+        arrays["learning_json"] = np.array(json.dumps(learning))
+    return change
+
+
+def _projection_ids(compiled, value, index=0, dtype=np.int64):
+    ids = compiled.synapse_projection.astype(dtype)
+    ids[index] = value
+    return _array("synapse_projection", ids)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda c: _array("n_inputs", np.array(4.7)), "n_inputs must be one integer, got a float64 array"),
+    (lambda c: _array("n_inputs", np.array("4")), "n_inputs must be one integer"),
+    (lambda c: _array("n_inputs", np.array([4, 4])), r"n_inputs must be one integer, .* shape \(2,\)"),
+    (lambda c: _learning("a_plus", 0.9), "learning field a_plus must be an integer, got 0.9"),
+    (lambda c: _learning("soft_bound", 1), "learning field soft_bound must be true or false, got 1"),
+    (lambda c: _learning("w_max", None), "learning field w_max must be an integer, got None"),
+    (lambda c: _projection_ids(c, 2 ** 64 - 1, dtype=np.uint64),
+     r"synapse_projection\[0\] = 18446744073709551615 names no projection"),
+    (lambda c: _projection_ids(c, 99), r"synapse_projection\[0\] = 99 names no projection \(the metadata lists 4"),
+    (lambda c: _projection_ids(c, 1), r"projection 0 \(input -> hidden\) lists 11 synapses, synapse_projection "
+                                      r"gives it 10"),
+    (lambda c: _array("synapse_projection", c.synapse_projection.astype(float)),
+     "synapse_projection must be a 1-D integer array, got float64"),
+])
+def test_scalars_and_projection_ids_checked_on_load(image, compiled, make, message):
+    assert list(compiled.synapse_projection[:1]) == [0]
+    forge(image, arrays=make(compiled))
+    with pytest.raises(ImageDirError, match=rf"^program.npz: {message}"):
+        load_image_dir(image)
+
+
+@pytest.mark.parametrize("key", ["meta_json", "learning_json", "config_json"])
+def test_deeply_nested_json_in_program_npz(image, key):
+    forge(image, arrays=_array(key, np.array("[" * 100000 + "]" * 100000)))
+    with pytest.raises(ImageDirError, match=r"^program.npz: config/learning/metadata JSON is nested too deeply$"):
+        load_program_npz(image / "program.npz")
+
+
+def test_deeply_nested_json_in_the_manifest(image):
+    (image / "manifest.json").write_text('{"format": ' + "[" * 100000 + "]" * 100000 + "}")
+    with pytest.raises(ImageDirError, match=r"^manifest.json: JSON nested too deeply$"):
+        load_image_dir(image)
+
+
+def test_run_refuses_bad_metadata_in_one_line(image, capsys):
+    from neurocore.tools import cli
+    forge(image, meta=_set("encoding", "kind", "evil"))
+    assert cli.main(["run", str(image)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and len(captured.err.splitlines()) == 1
+    assert "unknown encoder kind 'evil'" in captured.err
+
+
+def test_metadata_checked_before_writing(tmp_path, compiled):
+    bad = dataclasses.replace(compiled, encoding={"kind": "evil"})
+    with pytest.raises(ImageDirError, match=r"cannot write .*img: encoding: unknown encoder kind 'evil'"):
+        write_image_dir(bad, tmp_path / "img")
+    assert list(tmp_path.iterdir()) == []
