@@ -16,7 +16,7 @@ import importlib
 import os
 import sys
 
-from .cli_common import PROG, ArgumentParser, UsageError, one_line
+from .cli_common import PROG, ArgumentParser, MissingCommand, UsageError, add_subcommands, one_line
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -62,8 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "(Amaranth core, numba golden model, compiler and tools).",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
-                                       title="commands")
+    subparsers = add_subcommands(parser, dest="command", metavar="COMMAND", title="commands")
     for name in COMMANDS:
         command_module(name).register(subparsers)
     return parser
@@ -85,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        if isinstance(args.func, MissingCommand):
+            args.func()
     except SystemExit as exc:  # --help / --version (0) and argument errors (2)
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     try:

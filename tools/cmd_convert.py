@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .cli_common import (UsageError, add_command, non_negative_int, positive_float_up_to, positive_int,
-                         print_json)
+from .cli_common import (UsageError, add_command, add_dataset_arguments, add_json_argument, add_seed_argument,
+                         add_steps_argument, positive_float_up_to, positive_int, print_result)
 
 DESCRIPTION = """\
 ANN-to-SNN conversion on a dataset: train a ReLU MLP with scikit-learn (or load
@@ -45,20 +45,16 @@ _percentile = positive_float_up_to(100, "a number in (0, 100]")
 def register(subparsers) -> None:
     parser = add_command(subparsers, "convert", help="convert a trained ANN to an SNN and evaluate it",
                          description=DESCRIPTION, examples=EXAMPLES)
-    parser.add_argument("--dataset", default="digits", metavar="NAME",
-                        help="digits, mnist or fashion-mnist (default: %(default)s)")
-    parser.add_argument("--data-dir", default=None, metavar="PATH", help="directory of the IDX files (mnist)")
-    parser.add_argument("--steps", type=positive_int, default=16, metavar="T",
-                        help="time steps per sample for the headline accuracy (default: %(default)s)")
+    add_dataset_arguments(parser)
+    add_steps_argument(parser, "time steps per sample for the headline accuracy (default: %(default)s)",
+                       default=16)
     parser.add_argument("--weight-bits", type=positive_int, default=None, metavar="W",
                         help="signed weight width of the core, 2..16 (default: the core's, 8)")
     parser.add_argument("--hidden", type=_int_list, default=None, metavar="N[,N...]",
                         help="hidden layer sizes of the trained MLP (default: 128)")
     parser.add_argument("--encoder", choices=("current", "rate"), default="current",
                         help="input spike encoding (default: %(default)s)")
-    parser.add_argument("--seed", type=non_negative_int, default=0, metavar="S",
-                        help="seed of the MLP training, the calibration subset and the rate encoder "
-                             "(default: %(default)s)")
+    add_seed_argument(parser, "seed of the MLP training, the calibration subset and the rate encoder")
     parser.add_argument("--percentile", type=_percentile, default=None, metavar="P",
                         help="normalisation percentile of the activations (default: 99.9)")
     parser.add_argument("--curve", type=_int_list, default=None, metavar="T[,T...]",
@@ -71,7 +67,7 @@ def register(subparsers) -> None:
     parser.add_argument("--out", default=None, metavar="DIR", help="write the compiled image directory")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out directory")
     parser.add_argument("--plot", default=None, metavar="PNG", help="save the accuracy-vs-T curve as a PNG")
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_json_argument(parser, "the report")
     parser.set_defaults(func=run)
 
 
@@ -135,8 +131,5 @@ def run(args) -> int:
     except KeyError as exc:
         raise UsageError(f"unknown dataset {args.dataset!r} ({exc})") from None
     result["plot"] = str(plot_curve(result, args.plot)) if args.plot else None
-    if args.json:
-        print_json(result)
-    else:
-        print(format_report(result))
+    print_result(result, args.json, format_report)
     return 0

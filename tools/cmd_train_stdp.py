@@ -4,7 +4,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .cli_common import UsageError, add_command, non_negative_int, positive_int, print_json
+from .cli_common import (UsageError, add_command, add_dataset_arguments, add_json_argument, add_seed_argument,
+                         add_steps_argument, positive_int, print_json)
 
 DESCRIPTION = """\
 Train K excitatory neurons without labels, after Diehl & Cook (2015): rate-coded
@@ -30,22 +31,17 @@ neurocore train-stdp --dataset mnist --data-dir ~/data/mnist --neurons 256 --epo
 def register(subparsers) -> None:
     parser = add_command(subparsers, "train-stdp", help="unsupervised STDP training on the golden model",
                          description=DESCRIPTION, examples=EXAMPLES)
-    parser.add_argument("--dataset", default="digits", metavar="NAME",
-                        help="digits (bundled), mnist or fashion-mnist (default: %(default)s)")
-    parser.add_argument("--data-dir", default=None, metavar="DIR",
-                        help="directory with the IDX files of mnist / fashion-mnist")
+    add_dataset_arguments(parser)
     parser.add_argument("--neurons", type=positive_int, default=256, metavar="K",
                         help="excitatory neurons (default: %(default)s; the default core holds 256)")
     parser.add_argument("--epochs", type=positive_int, default=12, metavar="E",
                         help="passes over the training set (default: %(default)s)")
-    parser.add_argument("--steps", type=positive_int, default=None, metavar="T",
-                        help="steps per training sample (default: the rule's, 2)")
-    parser.add_argument("--eval-steps", type=positive_int, default=None, metavar="T",
-                        help="steps per sample for labelling and testing (default: the rule's, 64)")
+    add_steps_argument(parser, "steps per training sample (default: the rule's, 2)")
+    add_steps_argument(parser, "steps per sample for labelling and testing (default: the rule's, 64)",
+                       flag="--eval-steps")
     parser.add_argument("--rule", choices=("trace", "multiplicative"), default="trace",
                         help="STDP rule (default: %(default)s)")
-    parser.add_argument("--seed", type=non_negative_int, default=0, metavar="S",
-                        help="seed of the initial weights, sample order and spike trains (default: %(default)s)")
+    add_seed_argument(parser, "seed of the initial weights, sample order and spike trains")
     parser.add_argument("--limit", type=positive_int, default=None, metavar="N",
                         help="use only the first N training and N test samples (quick runs)")
     parser.add_argument("--out", default=None, metavar="DIR",
@@ -53,7 +49,7 @@ def register(subparsers) -> None:
     parser.add_argument("--force", action="store_true", help="replace an existing --out directory")
     parser.add_argument("--plot", default=None, metavar="PNG",
                         help="save the learned receptive fields as a PNG grid")
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_json_argument(parser, "the report")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
     parser.set_defaults(func=run)
 
