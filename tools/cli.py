@@ -5,9 +5,9 @@ function (see :mod:`neurocore.tools.cli_common`). To add a command, write that m
 add its name to :data:`COMMANDS`.
 
 Exit status: 0 on success, 2 for a usage error (bad arguments, or a ``UsageError``,
-``ValueError`` or ``FileNotFoundError`` raised by a command; reported as one line
-``neurocore: error: <message>`` on stderr, without a traceback), 130 on Ctrl-C.
-Set ``NEUROCORE_DEBUG=1`` to get the traceback of such an error instead.
+``ValueError``, ``OSError`` or ``MemoryError`` raised by a command; reported as one line
+``neurocore: error: <message>`` on stderr, without a traceback; an OS error names its path),
+130 on Ctrl-C. Set ``NEUROCORE_DEBUG=1`` to get the traceback of such an error instead.
 """
 from __future__ import annotations
 
@@ -74,8 +74,12 @@ def _error(message: str) -> int:
 
 
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, FileNotFoundError) and exc.filename is not None:
-        return f"{exc.strerror or 'no such file or directory'}: {exc.filename}"
+    if isinstance(exc, OSError) and exc.filename is not None:
+        paths = f"{exc.filename}" + (f" -> {exc.filename2}" if exc.filename2 is not None else "")
+        return f"{exc.strerror or type(exc).__name__}: {paths}"
+    if isinstance(exc, MemoryError):
+        return (f"not enough memory ({exc or 'MemoryError'}); ask for less: fewer --steps, samples "
+                f"or neurons, or a smaller --batch-size")
     return str(exc) or type(exc).__name__
 
 
@@ -92,10 +96,6 @@ def main(argv: list[str] | None = None) -> int:
         status = args.func(args)
         sys.stdout.flush()
         return 0 if status is None else int(status)
-    except (UsageError, ValueError, FileNotFoundError) as exc:
-        if os.environ.get("NEUROCORE_DEBUG"):
-            raise
-        return _error(_describe(exc))
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
@@ -107,6 +107,10 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ValueError):
             pass
         return 141
+    except (UsageError, ValueError, OSError, MemoryError) as exc:
+        if os.environ.get("NEUROCORE_DEBUG"):
+            raise
+        return _error(_describe(exc))
 
 
 if __name__ == "__main__":

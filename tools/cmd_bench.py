@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from .cli_common import (MAX_BENCH_STEPS, UsageError, add_command, add_json_argument, add_seed_argument,
                          add_steps_argument, add_subcommands, positive_int, print_result)
+from .cli_io import output_path
 
 DESCRIPTION = """\
 Performance benchmarks. Each target is a subcommand:
@@ -90,6 +91,8 @@ def run_core(args) -> int:
     from ..sim.cosim import available_simulators
     from .bench_core import core_benchmark, format_core
 
+    if args.work_dir is not None:
+        output_path(args.work_dir, "--work-dir", directory=True, make_parents=True)
     if args.simulator not in available_simulators():
         raise UsageError(f"simulator {args.simulator} is not installed "
                          f"(available: {', '.join(available_simulators()) or 'none'})")

@@ -1,10 +1,8 @@
 """``neurocore compile``: re-place a compiled network onto a core config and write an image dir."""
 from __future__ import annotations
 
-from pathlib import Path
-
 from .cli_common import UsageError, add_command, add_config_argument, add_json_argument, print_json
-from .cli_io import load_source, parse_config
+from .cli_io import load_source, output_path, parse_config, writing
 
 DESCRIPTION = """\
 Re-place a compiled network onto a core configuration and write a new image
@@ -45,16 +43,17 @@ def run(args) -> int:
     from ..sw.compiler import compile_network, freeze_network
     from ..sw.image_dir import write_image_dir
 
+    out = output_path(args.output, "-o", directory=True, make_parents=True)
     source = load_source(args.source)
     config = parse_config(args.config) if args.config is not None else source.config
-    out = Path(args.output)
     if out.exists() and not args.force:
         raise UsageError(f"{out} already exists (use --force to replace it)")
     net = source.to_network()
     if args.freeze:
         net = freeze_network(net)
     compiled = compile_network(net, config)
-    write_image_dir(compiled, out, overwrite=args.force)
+    with writing("-o", out):
+        write_image_dir(compiled, out, overwrite=args.force)
     use = compiled.utilisation()
     if args.json:
         print_json({"source": str(args.source), "output": str(out), "config": config.to_dict(),

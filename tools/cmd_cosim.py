@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .cli_common import (UsageError, add_command, add_dataset_arguments, add_json_argument, add_seed_argument,
                          add_steps_argument, positive_int, print_json)
-from .cli_io import image_and_test_data
+from .cli_io import image_and_test_data, output_path
 
 DESCRIPTION = """\
 Co-simulate the core on the generated Verilog under cocotb against the golden
@@ -50,6 +50,8 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from ..sim.cosim import available_simulators, random_cosim
 
+    if args.work_dir is not None:
+        output_path(args.work_dir, "--work-dir", directory=True, make_parents=True)
     if args.simulator not in available_simulators():
         raise UsageError(f"simulator {args.simulator} is not installed "
                          f"(available: {', '.join(available_simulators()) or 'none'})")

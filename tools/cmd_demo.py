@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from .cli_common import (add_command, add_json_argument, add_seed_argument, add_steps_argument, positive_int,
                          print_result)
+from .cli_io import output_path
 
 DESCRIPTION = """\
 The whole flow on scikit-learn's 8x8 digits (no download): train a 64-128-10
@@ -57,6 +58,7 @@ def run(args) -> int:
     from .demo import format_summary, run_demo
 
     # a refused --out, a missing simulator or too many --samples raise ValueError: one-line error
+    output_path(args.out, "--out", directory=True, make_parents=True)
     report = run_demo(args.out, samples=args.samples, steps=args.steps, simulator=args.simulator,
                       cosim=not args.no_cosim, seed=args.seed, force=args.force,
                       progress=not args.no_progress)

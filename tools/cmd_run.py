@@ -6,7 +6,7 @@ from pathlib import Path
 
 from .cli_common import (add_command, add_dataset_arguments, add_image_arguments, add_json_argument,
                          add_seed_argument, add_steps_argument, positive_int, print_json)
-from .cli_io import IMAGE_DEFAULT_STEPS, image_and_test_data
+from .cli_io import IMAGE_DEFAULT_STEPS, image_and_test_data, output_path, writing
 
 DESCRIPTION = """\
 Evaluate an image directory on the test split of a dataset with the bit-exact
@@ -49,6 +49,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from ..sw.evaluate import evaluate
 
+    plot_dir = output_path(args.plot, "--plot", directory=True) if args.plot else None
     compiled, x, y, steps, encoder, dataset_name = image_and_test_data(
         args.image, config=args.config, dataset=args.dataset, data_dir=args.data_dir,
         steps=args.steps, encoder=args.encoder, limit=args.limit)
@@ -56,8 +57,11 @@ def run(args) -> int:
     result = evaluate(compiled, x, y, steps=int(steps), encoder=encoder, seed=args.seed,
                       batch_size=args.batch_size, progress=args.progress)
     elapsed = time.perf_counter() - t0
-    plots = write_plots(args.plot, compiled, x, y, result, steps=steps, encoder=encoder,
-                        seed=args.seed, dataset=dataset_name) if args.plot else None
+    plots = None
+    if plot_dir is not None:
+        with writing("--plot", plot_dir):
+            plots = write_plots(plot_dir, compiled, x, y, result, steps=steps, encoder=encoder,
+                                seed=args.seed, dataset=dataset_name)
     report = {
         "image": str(args.image),
         "dataset": dataset_name,

@@ -5,7 +5,7 @@ import sys
 
 from .cli_common import (PROG, UsageError, add_command, add_config_argument, add_json_argument,
                          add_seed_argument, one_line, positive_float_up_to, print_result)
-from .cli_io import load_source, parse_config
+from .cli_io import load_source, output_path, parse_config
 
 TARGET_NAMES = ("ice40-up5k", "ecp5-25k", "ecp5-85k")   # = neurocore.tools.synth.TARGETS
 
@@ -76,6 +76,8 @@ def run(args) -> int:
 
     if args.learn and args.image is None:
         raise UsageError("--learn needs --image")
+    if args.work_dir is not None:
+        output_path(args.work_dir, "--work-dir", directory=True, make_parents=True)
     target = synth.TARGETS[args.target]
     try:
         synth.check_tools(target)   # before the (slow) design generation

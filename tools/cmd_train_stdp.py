@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-from .cli_common import (UsageError, add_command, add_dataset_arguments, add_json_argument, add_seed_argument,
-                         add_steps_argument, positive_int, print_json)
+from .cli_common import (MAX_NEURONS, UsageError, add_command, add_dataset_arguments, add_json_argument,
+                         add_seed_argument, add_steps_argument, int_in_range, positive_int, print_json)
+from .cli_io import output_path, writing
 
 DESCRIPTION = """\
 Train K excitatory neurons without labels, after Diehl & Cook (2015): rate-coded
@@ -32,8 +32,10 @@ def register(subparsers) -> None:
     parser = add_command(subparsers, "train-stdp", help="unsupervised STDP training on the golden model",
                          description=DESCRIPTION, examples=EXAMPLES)
     add_dataset_arguments(parser)
-    parser.add_argument("--neurons", type=positive_int, default=256, metavar="K",
-                        help="excitatory neurons (default: %(default)s; the default core holds 256)")
+    parser.add_argument("--neurons", type=int_in_range(1, MAX_NEURONS, f"an integer in 1..{MAX_NEURONS}"),
+                        default=256, metavar="K",
+                        help=f"excitatory neurons (default: %(default)s; the default core holds 256); "
+                             f"at most {MAX_NEURONS}, a core's largest")
     parser.add_argument("--epochs", type=positive_int, default=12, metavar="E",
                         help="passes over the training set (default: %(default)s)")
     add_steps_argument(parser, "steps per training sample (default: the rule's, 2)")
@@ -57,11 +59,10 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from ..sw.stdp import plot_weights, train_stdp
 
-    out = Path(args.out) if args.out else None
+    out = output_path(args.out, "--out", directory=True, make_parents=True) if args.out else None
     if out is not None and out.exists() and not args.force:
         raise UsageError(f"--out: {out} already exists (use --force to replace it)")
-    if args.plot is not None and not Path(args.plot).parent.is_dir():
-        raise UsageError(f"--plot: directory {Path(args.plot).parent} does not exist")
+    plot = output_path(args.plot, "--plot") if args.plot is not None else None
     result = train_stdp(dataset=args.dataset, neurons=args.neurons, epochs=args.epochs, steps=args.steps,
                         eval_steps=args.eval_steps, seed=args.seed, rule=args.rule,
                         progress=not args.no_progress, data_dir=args.data_dir,
@@ -69,11 +70,13 @@ def run(args) -> int:
     report = result.to_dict()
     if out is not None:
         from ..sw.image_dir import write_image_dir
-        write_image_dir(result.compiled, out, overwrite=args.force)
+        with writing("--out", out):
+            write_image_dir(result.compiled, out, overwrite=args.force)
         report["out"] = str(out)
-    if args.plot is not None:
-        plot_weights(result, args.plot)
-        report["plot"] = str(args.plot)
+    if plot is not None:
+        with writing("--plot", plot):
+            plot_weights(result, plot)
+        report["plot"] = str(plot)
     if args.json:
         print_json(report)
         return 0
@@ -90,8 +93,8 @@ def run(args) -> int:
           f"{report['weights']['at_w_max']:.1%} at w_max")
     if out is not None:
         print(f"image     : {out}")
-    if args.plot is not None:
-        print(f"plot      : {args.plot}")
+    if plot is not None:
+        print(f"plot      : {plot}")
     print(f"seconds   : {report['seconds']:.1f}")
     sys.stdout.flush()
     return 0

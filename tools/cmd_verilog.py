@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .cli_common import add_command
-from .cli_io import parse_config
+from .cli_io import output_path, parse_config, writing
 
 DESCRIPTION = """\
 Write the neuromorphic core as Verilog (top module `core`) for a core
@@ -28,8 +28,10 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from ..sim.cosim import write_verilog
 
+    output = output_path(args.output, "-o", make_parents=True)
     config = parse_config(args.config)
-    path = write_verilog(config, args.output)
+    with writing("-o", output):
+        path = write_verilog(config, output)
     print(f"wrote {path} ({path.stat().st_size} bytes) for config {config.hash()[:12]}: "
           f"{config.neurons} neurons, {config.axons} axons, {config.synapses} synapses")
     return 0
