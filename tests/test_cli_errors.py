@@ -2,7 +2,9 @@
 ``neurocore: error: ...`` on stderr, no traceback, and nothing written (issue 9, section 6).
 
 The cases: deeply nested or non-object ``--config`` JSON; sizes above their documented bound
-(``--steps``, ``--curve``, ``--hidden``, ``--neurons``); OS errors on output paths.
+(``--steps``, ``--curve``, ``--hidden``, ``--neurons``); OS errors on output paths; a missing
+parent folder of ``--plot`` / ``--save-ann``; unknown options; an error while a progress bar
+is drawn; ``--plot`` without a suffix reports the file it wrote.
 """
 from __future__ import annotations
 
@@ -15,8 +17,8 @@ from neurocore.hw.program import NeuronParams
 from neurocore.sw.compiler import compile_network
 from neurocore.sw.image_dir import write_image_dir
 from neurocore.sw.network import Population, Projection, SnnNetwork
-from neurocore.tools import cli, cmd_demo
-from neurocore.tools.cli_common import MAX_BENCH_STEPS, MAX_NEURONS, MAX_STEPS
+from neurocore.tools import cli, cli_io, cmd_demo
+from neurocore.tools.cli_common import MAX_BENCH_STEPS, MAX_NEURONS, MAX_STEPS, UsageError
 
 HUGE = "1000000000000"
 
@@ -217,3 +219,83 @@ def test_other_os_errors_are_one_line(capsys, cwd, monkeypatch):
         raise NotADirectoryError(20, "Not a directory", "FILE/sub")
     monkeypatch.setattr(cmd_demo, "run", fail)
     assert one_error(capsys, "demo") == "neurocore: error: Not a directory: FILE/sub"
+
+
+# -- missing parent folders ------------------------------------------------------------------------
+@pytest.mark.parametrize("argv, message", [
+    (["convert", "--save-ann", "new/ann.joblib"], "--save-ann new/ann.joblib: directory new does not exist"),
+    (["convert", "--plot", "new/curve.png"], "--plot new/curve.png: directory new does not exist"),
+    (["train-stdp", "--plot", "new/w.png"], "--plot new/w.png: directory new does not exist"),
+    (["run", "{img}", "--plot", "new/plots"], "--plot new/plots: directory new does not exist"),
+], ids=lambda v: " ".join(v) if isinstance(v, list) else None)
+def test_missing_parent_folder_is_refused(capsys, cwd, image, argv, message):
+    argv = [str(image) if a == "{img}" else a for a in argv]
+    assert one_error(capsys, *argv) == f"neurocore: error: {message}"
+    assert not (cwd / "new").exists()
+
+
+def test_output_path_creates_nothing(tmp_path):
+    with pytest.raises(UsageError, match="directory .*a/b does not exist"):
+        cli_io.output_path(tmp_path / "a" / "b" / "c.png", "--plot")
+    assert cli_io.output_path(tmp_path / "a" / "b", "--out", directory=True, make_parents=True) == \
+        tmp_path / "a" / "b"
+    assert listing(tmp_path) == []
+
+
+# -- smaller ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("argv, message", [
+    (["--frob"], "unknown option --frob (see 'neurocore --help')"),
+    (["--frob", "--fizz"], "unknown options --frob --fizz (see 'neurocore --help')"),
+    (["bench", "--frob"], "unknown option --frob (see 'neurocore --help')"),
+    (["demo", "--frob"], "unknown option --frob (see 'neurocore --help')"),
+    (["demo", "extra"], "unexpected argument extra (see 'neurocore --help')"),
+    ([], "the following arguments are required: COMMAND (see 'neurocore --help')"),
+    (["bench"], "the following arguments are required: TARGET (see 'neurocore bench --help')"),
+], ids=lambda v: " ".join(v) or "<none>")
+def test_unknown_options_are_named(capsys, argv, message):
+    assert one_error(capsys, *argv) == f"neurocore: error: {message}"
+
+
+def test_error_line_is_not_glued_to_a_progress_bar(capsys, monkeypatch):
+    from tqdm import tqdm
+
+    def fail(args):
+        bar = tqdm(total=10, desc="training")       # a bar left open by the error
+        bar.update(3)
+        raise UsageError("it went wrong")
+    monkeypatch.setattr(cmd_demo, "run", fail)
+    status = cli.main(["demo"])
+    out, err = capsys.readouterr()
+    assert status == 2 and out == ""
+    lines = err.split("\n")
+    assert lines[-1] == "" and lines[-2] == "neurocore: error: it went wrong", repr(err)
+    assert "training" in lines[-3]
+
+
+def test_error_after_an_unfinished_line(capsys, monkeypatch):
+    import sys
+
+    def fail(args):
+        sys.stderr.write("\rstatus: building")
+        raise UsageError("it went wrong")
+    monkeypatch.setattr(cmd_demo, "run", fail)
+    assert cli.main(["demo"]) == 2
+    assert capsys.readouterr().err == "\rstatus: building\nneurocore: error: it went wrong\n"
+
+
+def test_plot_path_is_the_file_written(tmp_path):
+    (tmp_path / "DIR").mkdir()
+    assert cli_io.plot_path(tmp_path / "DIR") == tmp_path / "DIR.png"
+    assert cli_io.plot_path(tmp_path / "w") == tmp_path / "w.png"
+    assert cli_io.plot_path(tmp_path / "w.png") == tmp_path / "w.png"
+    assert cli_io.plot_path(tmp_path / "w.svg") == tmp_path / "w.svg"
+
+
+def test_plot_without_suffix_reports_the_png(capsys, cwd):
+    status = cli.main(["train-stdp", "--neurons", "4", "--epochs", "1", "--limit", "20", "--eval-steps", "4",
+                       "--no-progress", "--plot", "DIR"])
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    assert "plot      : DIR.png" in out.splitlines()
+    assert (cwd / "DIR.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert listing(cwd / "DIR") == []

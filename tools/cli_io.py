@@ -22,7 +22,7 @@ from pathlib import Path
 from .cli_common import UsageError
 
 __all__ = ["IMAGE_DEFAULT_STEPS", "parse_config", "load_source", "image_and_test_data", "output_path",
-           "writing"]
+           "plot_path", "writing"]
 
 IMAGE_DEFAULT_STEPS = 32   # steps per sample of an image whose manifest names none
 
@@ -158,6 +158,18 @@ def _shown_ancestor(ancestor: Path, path: Path) -> str:
         if candidate.absolute() == ancestor:
             return str(candidate)
     return str(ancestor)
+
+
+def plot_path(text, option: str = "--plot") -> Path:
+    """The file a ``--plot`` option writes (checked as :func:`output_path`).
+
+    matplotlib saves a name without suffix as ``<name>.png``; the path returned is that file,
+    so that the command reports what it wrote.
+    """
+    path = Path(text)
+    if not path.suffix:
+        path = path.with_name(path.name + ".png")
+    return output_path(path, option)
 
 
 @contextlib.contextmanager

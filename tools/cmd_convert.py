@@ -7,7 +7,7 @@ from pathlib import Path
 from .cli_common import (MAX_NEURONS, MAX_STEPS, UsageError, add_command, add_dataset_arguments,
                          add_json_argument, add_seed_argument, add_steps_argument, positive_float_up_to,
                          positive_int, print_result)
-from .cli_io import output_path, writing
+from .cli_io import output_path, plot_path, writing
 
 DESCRIPTION = """\
 ANN-to-SNN conversion on a dataset: train a ReLU MLP with scikit-learn (or load
@@ -73,10 +73,12 @@ def register(subparsers) -> None:
     parser.add_argument("--ann", default=None, metavar="FILE",
                         help="load a fitted sklearn MLPClassifier (joblib/pickle) instead of training "
                              "(only load files you trust)")
-    parser.add_argument("--save-ann", default=None, metavar="FILE", help="save the trained MLP (joblib)")
+    parser.add_argument("--save-ann", default=None, metavar="FILE", help="save the trained MLP (joblib; its folder must exist)")
     parser.add_argument("--out", default=None, metavar="DIR", help="write the compiled image directory")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out directory")
-    parser.add_argument("--plot", default=None, metavar="PNG", help="save the accuracy-vs-T curve as a PNG")
+    parser.add_argument("--plot", default=None, metavar="PNG",
+                        help="save the accuracy-vs-T curve as a PNG (its folder must exist; a name "
+                             "without suffix gets .png)")
     add_json_argument(parser, "the report")
     parser.set_defaults(func=run)
 
@@ -138,7 +140,7 @@ def run(args) -> int:
             raise UsageError(f"--out {args.out} already exists (use --overwrite to replace it)")
     if args.save_ann is not None:
         output_path(args.save_ann, "--save-ann")
-    plot = output_path(args.plot, "--plot") if args.plot is not None else None
+    plot = plot_path(args.plot) if args.plot is not None else None
     curve = () if args.no_curve else (args.curve if args.curve is not None else DEFAULT_CURVE)
     try:
         result = convert_dataset(

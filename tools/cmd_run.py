@@ -41,7 +41,7 @@ def register(subparsers) -> None:
     parser.add_argument("--progress", action="store_true", help="show a progress bar")
     parser.add_argument("--plot", default=None, metavar="DIR",
                         help="write PNG plots to DIR: spike raster and membrane traces of the first "
-                             "evaluated sample, confusion matrix")
+                             "evaluated sample, confusion matrix (DIR is created if its parent exists)")
     add_json_argument(parser)
     parser.set_defaults(func=run)
 

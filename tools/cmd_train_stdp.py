@@ -5,7 +5,7 @@ import sys
 
 from .cli_common import (MAX_NEURONS, UsageError, add_command, add_dataset_arguments, add_json_argument,
                          add_seed_argument, add_steps_argument, int_in_range, positive_int, print_json)
-from .cli_io import output_path, writing
+from .cli_io import output_path, plot_path, writing
 
 DESCRIPTION = """\
 Train K excitatory neurons without labels, after Diehl & Cook (2015): rate-coded
@@ -50,7 +50,8 @@ def register(subparsers) -> None:
                         help="write the trained network as an image directory")
     parser.add_argument("--force", action="store_true", help="replace an existing --out directory")
     parser.add_argument("--plot", default=None, metavar="PNG",
-                        help="save the learned receptive fields as a PNG grid")
+                        help="save the learned receptive fields as a PNG grid (its folder must exist; "
+                             "a name without suffix gets .png)")
     add_json_argument(parser, "the report")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
     parser.set_defaults(func=run)
@@ -62,7 +63,7 @@ def run(args) -> int:
     out = output_path(args.out, "--out", directory=True, make_parents=True) if args.out else None
     if out is not None and out.exists() and not args.force:
         raise UsageError(f"--out: {out} already exists (use --force to replace it)")
-    plot = output_path(args.plot, "--plot") if args.plot is not None else None
+    plot = plot_path(args.plot) if args.plot is not None else None
     result = train_stdp(dataset=args.dataset, neurons=args.neurons, epochs=args.epochs, steps=args.steps,
                         eval_steps=args.eval_steps, seed=args.seed, rule=args.rule,
                         progress=not args.no_progress, data_dir=args.data_dir,
