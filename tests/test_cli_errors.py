@@ -246,9 +246,11 @@ def test_output_path_creates_nothing(tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["--frob"], "unknown option --frob (see 'neurocore --help')"),
     (["--frob", "--fizz"], "unknown options --frob --fizz (see 'neurocore --help')"),
-    (["bench", "--frob"], "unknown option --frob (see 'neurocore --help')"),
-    (["demo", "--frob"], "unknown option --frob (see 'neurocore --help')"),
-    (["demo", "extra"], "unexpected argument extra (see 'neurocore --help')"),
+    (["bench", "--frob"], "unknown option --frob (see 'neurocore bench --help')"),
+    (["bench", "golden", "--frob", "x"], "unknown option --frob; unexpected argument x "
+                                         "(see 'neurocore bench golden --help')"),
+    (["demo", "--frob"], "unknown option --frob (see 'neurocore demo --help')"),
+    (["demo", "extra"], "unexpected argument extra (see 'neurocore demo --help')"),
     ([], "the following arguments are required: COMMAND (see 'neurocore --help')"),
     (["bench"], "the following arguments are required: TARGET (see 'neurocore bench --help')"),
 ], ids=lambda v: " ".join(v) or "<none>")

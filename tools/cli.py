@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "(Amaranth core, numba golden model, compiler and tools).",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.set_defaults(command_parser=parser)
     subparsers = add_subcommands(parser, dest="command", metavar="COMMAND", title="commands")
     for name in COMMANDS:
         command_module(name).register(subparsers)
@@ -113,7 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI on ``argv`` (default: ``sys.argv[1:]``) and return the exit status."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extras = parser.parse_known_args(argv)
+        if extras:  # reported by the command they were given to, which names its own --help
+            args.command_parser.error(f"unrecognized arguments: {' '.join(extras)}")
         if isinstance(args.func, MissingCommand):
             args.func()
     except SystemExit as exc:  # --help / --version (0) and argument errors (2)

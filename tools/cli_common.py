@@ -84,9 +84,11 @@ def add_command(subparsers, name: str, *, help: str, description: str, examples:
     ``# comments``); it is printed under an ``examples:`` heading at the end of ``--help``.
     """
     body = "\n".join("  " + line if line.strip() else "" for line in examples.strip("\n").splitlines())
-    return subparsers.add_parser(
+    parser = subparsers.add_parser(
         name, help=help, description=description, epilog=f"examples:\n{body}",
         formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
+    parser.set_defaults(command_parser=parser)   # names this command's --help in its errors
+    return parser
 
 
 class MissingCommand:
