@@ -8,6 +8,7 @@ Writing: :func:`output_path` checks an output path before any work is done, so t
 ``-o`` / ``--out`` / ``--plot`` / ``--save-ann`` / ``--work-dir`` is one line naming the
 option and the path, and not a traceback at the end of a long run; :func:`plot_path` is the
 file a ``--plot PNG`` option writes (matplotlib adds ``.png`` to a name without suffix);
+:func:`check_simulation` checks ``--work-dir`` and ``--simulator`` of a co-simulation;
 :func:`writing` turns an OS error while writing into the same kind of line.
 
 Every problem is a :class:`~neurocore.tools.cli_common.UsageError` (one line, exit status 2).
@@ -22,7 +23,7 @@ from pathlib import Path
 from .cli_common import UsageError
 
 __all__ = ["IMAGE_DEFAULT_STEPS", "parse_config", "load_source", "image_and_test_data", "output_path",
-           "plot_path", "writing"]
+           "plot_path", "check_simulation", "writing"]
 
 IMAGE_DEFAULT_STEPS = 32   # steps per sample of an image whose manifest names none
 
@@ -170,6 +171,18 @@ def plot_path(text, option: str = "--plot") -> Path:
     if not path.suffix:
         path = path.with_name(path.name + ".png")
     return output_path(path, option)
+
+
+def check_simulation(args) -> None:
+    """Before a co-simulation: ``args.work_dir`` (if given) is a usable output folder and
+    ``args.simulator`` is installed."""
+    from ..sim.cosim import available_simulators
+
+    if args.work_dir is not None:
+        output_path(args.work_dir, "--work-dir", directory=True, make_parents=True)
+    if args.simulator not in available_simulators():
+        raise UsageError(f"simulator {args.simulator} is not installed "
+                         f"(available: {', '.join(available_simulators()) or 'none'})")
 
 
 @contextlib.contextmanager

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from .cli_common import (MAX_BENCH_STEPS, UsageError, add_command, add_json_argument, add_seed_argument,
                          add_steps_argument, add_subcommands, positive_int, print_result)
-from .cli_io import output_path
+from .cli_io import check_simulation
 
 DESCRIPTION = """\
 Performance benchmarks. Each target is a subcommand:
@@ -88,14 +88,9 @@ def run_golden(args) -> int:
 
 
 def run_core(args) -> int:
-    from ..sim.cosim import available_simulators
     from .bench_core import core_benchmark, format_core
 
-    if args.work_dir is not None:
-        output_path(args.work_dir, "--work-dir", directory=True, make_parents=True)
-    if args.simulator not in available_simulators():
-        raise UsageError(f"simulator {args.simulator} is not installed "
-                         f"(available: {', '.join(available_simulators()) or 'none'})")
+    check_simulation(args)
     result = core_benchmark(args.simulator, tuple(args.fan_outs or (64, 256)), steps=args.steps,
                             seed=args.seed, learning=not args.no_learning, work_dir=args.work_dir,
                             progress=not args.json)

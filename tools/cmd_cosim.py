@@ -1,9 +1,9 @@
 """``neurocore cosim``: run random programs on the RTL (cocotb) and the golden model, compare."""
 from __future__ import annotations
 
-from .cli_common import (UsageError, add_command, add_dataset_arguments, add_json_argument, add_seed_argument,
+from .cli_common import (add_command, add_dataset_arguments, add_json_argument, add_seed_argument,
                          add_steps_argument, positive_int, print_json)
-from .cli_io import image_and_test_data, output_path
+from .cli_io import check_simulation, image_and_test_data
 
 DESCRIPTION = """\
 Co-simulate the core on the generated Verilog under cocotb against the golden
@@ -48,13 +48,9 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..sim.cosim import available_simulators, random_cosim
+    from ..sim.cosim import random_cosim
 
-    if args.work_dir is not None:
-        output_path(args.work_dir, "--work-dir", directory=True, make_parents=True)
-    if args.simulator not in available_simulators():
-        raise UsageError(f"simulator {args.simulator} is not installed "
-                         f"(available: {', '.join(available_simulators()) or 'none'})")
+    check_simulation(args)
     if args.image is not None:
         return run_image(args)
     summary = random_cosim(args.random, args.seed, simulator=args.simulator, work_dir=args.work_dir,
