@@ -121,7 +121,11 @@ BOUNDS = [
 ]
 
 
-@pytest.mark.parametrize("argv, option, expected, command", BOUNDS, ids=lambda v: " ".join(v) if isinstance(v, list) else None)
+def case_id(value):
+    return " ".join(value) if isinstance(value, list) else None
+
+
+@pytest.mark.parametrize("argv, option, expected, command", BOUNDS, ids=case_id)
 def test_huge_sizes_are_refused(capsys, cwd, image, argv, option, expected, command):
     argv = [str(image) if a == "{img}" else a for a in argv]
     value = repr(HUGE) if "comma" in expected else HUGE
@@ -130,7 +134,7 @@ def test_huge_sizes_are_refused(capsys, cwd, image, argv, option, expected, comm
     assert listing(cwd) == ["DIR", "FILE"]
 
 
-@pytest.mark.parametrize("argv, option, expected, command", BOUNDS, ids=lambda v: " ".join(v) if isinstance(v, list) else None)
+@pytest.mark.parametrize("argv, option, expected, command", BOUNDS, ids=case_id)
 def test_bounds_are_documented(capsys, argv, option, expected, command):
     """Each bounded option states its bound in --help."""
     status = cli.main(command.split() + ["--help"])
@@ -178,11 +182,12 @@ OUTPUTS = [
     (["bench", "core", "--work-dir", "FILE"], "--work-dir FILE: exists and is not a directory"),
     (["synth", "--target", "ice40-up5k", "--work-dir", "FILE"], "--work-dir FILE: exists and is not a directory"),
     (["demo", "--no-cosim", "--out", "FILE/sub"], "--out FILE/sub: FILE is not a directory"),
-    (["demo", "--no-cosim", "--out", "FILE"], "--out FILE: exists and is not a directory"),
+    (["demo", "--no-cosim", "--out", "FILE"],
+     "--out FILE exists and is not a directory; pass --force to replace it"),
 ]
 
 
-@pytest.mark.parametrize("argv, message", OUTPUTS, ids=lambda v: " ".join(v) if isinstance(v, list) else None)
+@pytest.mark.parametrize("argv, message", OUTPUTS, ids=case_id)
 def test_bad_output_paths(capsys, cwd, image, argv, message):
     argv = [str(image) if a == "{img}" else a for a in argv]
     assert one_error(capsys, *argv) == f"neurocore: error: {message}"
@@ -227,7 +232,7 @@ def test_other_os_errors_are_one_line(capsys, cwd, monkeypatch):
     (["convert", "--plot", "new/curve.png"], "--plot new/curve.png: directory new does not exist"),
     (["train-stdp", "--plot", "new/w.png"], "--plot new/w.png: directory new does not exist"),
     (["run", "{img}", "--plot", "new/plots"], "--plot new/plots: directory new does not exist"),
-], ids=lambda v: " ".join(v) if isinstance(v, list) else None)
+], ids=case_id)
 def test_missing_parent_folder_is_refused(capsys, cwd, image, argv, message):
     argv = [str(image) if a == "{img}" else a for a in argv]
     assert one_error(capsys, *argv) == f"neurocore: error: {message}"

@@ -127,19 +127,20 @@ def image_and_test_data(image, *, config=None, dataset=None, data_dir=None, step
 
 
 # -- writing ---------------------------------------------------------------------------------------
-def output_path(text, option: str, *, directory: bool = False, make_parents: bool = False) -> Path:
+def output_path(text, option: str, *, directory: bool | None = False, make_parents: bool = False) -> Path:
     """Check the output path ``text`` of ``option`` before anything is computed; returns it.
 
     A file output (``directory=False``) must not be an existing directory; a directory
-    output must not be an existing file. Its parent folder must exist, or with
+    output (``True``) must not be an existing file; with ``None`` what may be replaced is
+    left to the command (``demo --force``). Its parent folder must exist, or with
     ``make_parents`` the nearest existing ancestor must be a folder (the command creates
     the rest). Whether an existing output may be replaced is the command's decision.
     """
     path = Path(text)
     shown = f"{option} {text}"
-    if path.is_dir() and not directory:
+    if path.is_dir() and directory is False:
         raise UsageError(f"{shown}: is a directory (give a file name)")
-    if path.exists() and not path.is_dir() and directory:
+    if path.exists() and not path.is_dir() and directory is True:
         raise UsageError(f"{shown}: exists and is not a directory")
     parent = path.absolute().parent
     if not parent.is_dir():

@@ -73,7 +73,8 @@ def register(subparsers) -> None:
     parser.add_argument("--ann", default=None, metavar="FILE",
                         help="load a fitted sklearn MLPClassifier (joblib/pickle) instead of training "
                              "(only load files you trust)")
-    parser.add_argument("--save-ann", default=None, metavar="FILE", help="save the trained MLP (joblib; its folder must exist)")
+    parser.add_argument("--save-ann", default=None, metavar="FILE",
+                        help="save the trained MLP (joblib; its folder must exist)")
     parser.add_argument("--out", default=None, metavar="DIR", help="write the compiled image directory")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out directory")
     parser.add_argument("--plot", default=None, metavar="PNG",

@@ -58,7 +58,7 @@ def run(args) -> int:
     from .demo import format_summary, run_demo
 
     # a refused --out, a missing simulator or too many --samples raise ValueError: one-line error
-    output_path(args.out, "--out", directory=True, make_parents=True)
+    output_path(args.out, "--out", directory=None, make_parents=True)   # what --force may replace: run_demo
     report = run_demo(args.out, samples=args.samples, steps=args.steps, simulator=args.simulator,
                       cosim=not args.no_cosim, seed=args.seed, force=args.force,
                       progress=not args.no_progress)
