@@ -8,6 +8,7 @@ is drawn; ``--plot`` without a suffix reports the file it wrote.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -106,11 +107,12 @@ def test_config_of_the_wrong_kind_of_values(capsys, cwd):
 
 
 # -- sizes above their bound -----------------------------------------------------------------------
+INTEGERS = "comma-separated positive integers"
 BOUNDS = [
     (["run", "{img}", "--steps"], "--steps", f"an integer in 1..{MAX_STEPS}", "run"),
     (["convert", "--steps"], "--steps", f"an integer in 1..{MAX_STEPS}", "convert"),
-    (["convert", "--curve"], "--curve", f"comma-separated integers in 1..{MAX_STEPS}", "convert"),
-    (["convert", "--hidden"], "--hidden", f"comma-separated integers in 1..{MAX_NEURONS}", "convert"),
+    (["convert", "--curve"], "--curve", f"{INTEGERS}, each at most {MAX_STEPS}", "convert"),
+    (["convert", "--hidden"], "--hidden", f"{INTEGERS}, each at most {MAX_NEURONS}", "convert"),
     (["train-stdp", "--steps"], "--steps", f"an integer in 1..{MAX_STEPS}", "train-stdp"),
     (["train-stdp", "--eval-steps"], "--eval-steps", f"an integer in 1..{MAX_STEPS}", "train-stdp"),
     (["train-stdp", "--neurons"], "--neurons", f"an integer in 1..{MAX_NEURONS}", "train-stdp"),
@@ -144,7 +146,7 @@ def test_bounds_are_documented(capsys, argv, option, expected, command):
     first = next(i for i, line in enumerate(lines) if line.startswith(f"  {option} "))
     end = next(i for i in range(first + 1, len(lines)) if not lines[i].startswith(" " * 6))
     entry = " ".join(" ".join(lines[first:end]).split())      # the option's help, unwrapped
-    maximum = expected.rsplit("..", 1)[1]
+    maximum = re.search(r"(\d+)$", expected).group(1)
     assert f"at most {maximum}" in entry, entry
 
 

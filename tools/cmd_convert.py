@@ -33,7 +33,7 @@ neurocore convert --curve 1,2,4,8,16,32 --plot docs/img/convert_accuracy_vs_T.pn
 
 def _int_list(maximum: int):
     """An argparse type: comma-separated integers in 1..``maximum``."""
-    what = f"comma-separated integers in 1..{maximum}"
+    what = f"comma-separated positive integers, each at most {maximum}"
 
     def parse(text: str) -> tuple[int, ...]:
         try:
