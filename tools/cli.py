@@ -16,7 +16,8 @@ import importlib
 import os
 import sys
 
-from .cli_common import PROG, ArgumentParser, MissingCommand, UsageError, add_subcommands, one_line
+from .cli_common import (PROG, ArgumentParser, LineTracker, MissingCommand, UsageError, add_subcommands,
+                         print_error, print_line)
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -69,37 +70,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _LineTracker:
-    """``sys.stderr`` while a command runs: remembers whether the last write ended a line."""
-
-    def __init__(self, stream):
-        self.stream, self.at_line_start = stream, True
-
-    def write(self, text):
-        if text:
-            self.at_line_start = text.endswith("\n")
-        return self.stream.write(text)
-
-    def __getattr__(self, name):
-        return getattr(self.stream, name)
-
-
-def _report(line: str) -> None:
-    """Print ``line`` on stderr on a line of its own: progress bars still open are closed first
-    (tqdm leaves them on their line), and a line left unfinished by other progress is ended."""
-    tqdm = sys.modules.get("tqdm")
-    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", ())):
-        bar.close()
-    if isinstance(sys.stderr, _LineTracker) and not sys.stderr.at_line_start:
-        sys.stderr.write("\n")
-    print(line, file=sys.stderr)
-
-
-def _error(message: str) -> int:
-    _report(f"{PROG}: error: {one_line(message)}")
-    return 2
-
-
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.filename is not None:
         paths = f"{exc.filename}" + (f" -> {exc.filename2}" if exc.filename2 is not None else "")
@@ -122,13 +92,13 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # --help / --version (0) and argument errors (2)
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     stderr = sys.stderr
-    sys.stderr = _LineTracker(stderr)
+    sys.stderr = LineTracker(stderr)
     try:
         status = args.func(args)
         sys.stdout.flush()
         return 0 if status is None else int(status)
     except KeyboardInterrupt:
-        _report(f"{PROG}: interrupted")
+        print_line(f"{PROG}: interrupted")
         return 130
     except BrokenPipeError:
         # the reader went away (e.g. `neurocore demo | head`): stop quietly
@@ -141,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, ValueError, OSError, MemoryError) as exc:
         if os.environ.get("NEUROCORE_DEBUG"):
             raise
-        return _error(_describe(exc))
+        print_error(_describe(exc))
+        return 2
     finally:
         sys.stderr = stderr
 

@@ -25,7 +25,7 @@ __all__ = ["PROG", "MAX_STEPS", "MAX_BENCH_STEPS", "MAX_NEURONS", "UsageError", 
            "MissingCommand", "add_command", "add_subcommands", "add_config_argument", "add_image_arguments",
            "add_dataset_arguments", "add_steps_argument", "add_seed_argument", "add_json_argument",
            "one_line", "int_in_range", "positive_int", "non_negative_int", "positive_float_up_to",
-           "print_result", "print_json"]
+           "LineTracker", "print_line", "print_error", "print_result", "print_json"]
 
 PROG = "neurocore"
 
@@ -186,6 +186,38 @@ def add_seed_argument(parser, help: str, *, default: int | None = 0) -> None:
 def add_json_argument(parser, what: str = "the result") -> None:
     """``--json``: print ``what`` as JSON on stdout (progress, if any, stays on stderr)."""
     parser.add_argument("--json", action="store_true", help=f"print {what} as JSON")
+
+
+class LineTracker:
+    """``sys.stderr`` while a command runs (set by ``main``): remembers whether the last write
+    ended a line, so that :func:`print_line` can start a line of its own."""
+
+    def __init__(self, stream):
+        self.stream, self.at_line_start = stream, True
+
+    def write(self, text):
+        if text:
+            self.at_line_start = text.endswith("\n")
+        return self.stream.write(text)
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
+def print_line(line: str) -> None:
+    """Print ``line`` on stderr on a line of its own: progress bars still open are closed first
+    (tqdm leaves them on their line), and a line left unfinished by other progress is ended."""
+    tqdm = sys.modules.get("tqdm")
+    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", ())):
+        bar.close()
+    if isinstance(sys.stderr, LineTracker) and not sys.stderr.at_line_start:
+        sys.stderr.write("\n")
+    print(line, file=sys.stderr)
+
+
+def print_error(message: str) -> None:
+    """``neurocore: error: <message>`` in one line on stderr (see :func:`print_line`)."""
+    print_line(f"{PROG}: error: {one_line(message)}")
 
 
 def print_result(result, as_json: bool, text) -> None:

@@ -1,10 +1,8 @@
 """``neurocore synth``: synthesise, place and route the core for an FPGA; report fit and Fmax."""
 from __future__ import annotations
 
-import sys
-
-from .cli_common import (PROG, UsageError, add_command, add_config_argument, add_json_argument,
-                         add_seed_argument, one_line, positive_float_up_to, print_result)
+from .cli_common import (UsageError, add_command, add_config_argument, add_json_argument, add_seed_argument,
+                         positive_float_up_to, print_error, print_result)
 from .cli_io import load_source, output_path, parse_config
 
 TARGET_NAMES = ("ice40-up5k", "ecp5-25k", "ecp5-85k")   # = neurocore.tools.synth.TARGETS
@@ -82,7 +80,7 @@ def run(args) -> int:
     try:
         synth.check_tools(target)   # before the (slow) design generation
     except synth.ToolsMissing as exc:
-        print(f"{PROG}: error: {one_line(str(exc))}", file=sys.stderr)
+        print_error(str(exc))
         return 2
     program = None
     config = parse_config(args.config) if args.config is not None else None
@@ -100,7 +98,7 @@ def run(args) -> int:
                                   seed=args.seed, zero_init=args.zero_init,
                                   progress=not args.quiet)
     except synth.SynthError as exc:
-        print(f"{PROG}: error: {one_line(str(exc))}", file=sys.stderr)
+        print_error(str(exc))
         return 1
     print_result(result, args.json, synth.format_report)
     return 0 if result["fits"] and result["timing_met"] else 1
