@@ -54,7 +54,7 @@ def register(subparsers) -> None:
     golden = add_command(targets, "golden", help="golden-model throughput: SOP/s, neuron updates/s",
                          description=GOLDEN_DESCRIPTION, examples=GOLDEN_EXAMPLES)
     add_json_argument(golden)
-    add_steps_argument(golden, "time steps per run (default: the benchmark's own, 10000)",
+    add_steps_argument(golden, "time steps per run (default: the benchmark's own)",
                        maximum=MAX_BENCH_STEPS, metavar="N")
     golden.add_argument("--repeats", type=positive_int, default=3, metavar="R",
                         help="timed repetitions, the best is reported (default: %(default)s)")

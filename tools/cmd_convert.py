@@ -59,8 +59,8 @@ def register(subparsers) -> None:
     parser.add_argument("--weight-bits", type=positive_int, default=None, metavar="W",
                         help="signed weight width of the core, 2..16 (default: the core's, 8)")
     parser.add_argument("--hidden", type=_int_list(MAX_NEURONS), default=None, metavar="N[,N...]",
-                        help=f"hidden layer sizes of the trained MLP (default: 128); together with the "
-                             f"outputs at most {MAX_NEURONS} neurons, a core's largest")
+                        help=f"hidden layer sizes of the trained MLP (default: 128); in all at most "
+                             f"{MAX_NEURONS} neurons, a core's largest")
     parser.add_argument("--encoder", choices=("current", "rate"), default="current",
                         help="input spike encoding (default: %(default)s)")
     add_seed_argument(parser, "seed of the MLP training, the calibration subset and the rate encoder")
