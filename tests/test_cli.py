@@ -175,3 +175,14 @@ def test_readme_starts_with_the_two_commands():
     assert "|| true" not in tests[0]
     # CI runs exactly this block
     assert "README.md" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_commands_import_no_other_command():
+    """Shared CLI code lives in cli_common / cli_io, never in another command's module."""
+    import ast
+
+    for path in sorted((ROOT / "tools").glob("cmd_*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] + [alias.name for alias in node.names]
+                assert not any(name.startswith("cmd_") for name in names), f"{path.name} imports {names}"

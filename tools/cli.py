@@ -5,9 +5,9 @@ function (see :mod:`neurocore.tools.cli_common`). To add a command, write that m
 add its name to :data:`COMMANDS`.
 
 Exit status: 0 on success, 2 for a usage error (bad arguments, or a ``UsageError``,
-``ValueError`` or ``FileNotFoundError`` raised by a command; reported as one line
-``neurocore: error: <message>`` on stderr, without a traceback), 130 on Ctrl-C.
-Set ``NEUROCORE_DEBUG=1`` to get the traceback of such an error instead.
+``ValueError``, ``OSError`` or ``MemoryError`` raised by a command; reported as one line
+``neurocore: error: <message>`` on stderr, without a traceback; an OS error names its path),
+130 on Ctrl-C. Set ``NEUROCORE_DEBUG=1`` to get the traceback of such an error instead.
 """
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ import importlib
 import os
 import sys
 
-from .cli_common import PROG, ArgumentParser, UsageError, one_line
+from .cli_common import (PROG, ArgumentParser, LineTracker, MissingCommand, UsageError, add_subcommands,
+                         print_error, print_line)
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -62,21 +63,20 @@ def build_parser() -> argparse.ArgumentParser:
                     "(Amaranth core, numba golden model, compiler and tools).",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
-                                       title="commands")
+    parser.set_defaults(command_parser=parser)
+    subparsers = add_subcommands(parser, dest="command", metavar="COMMAND", title="commands")
     for name in COMMANDS:
         command_module(name).register(subparsers)
     return parser
 
 
-def _error(message: str) -> int:
-    print(f"{PROG}: error: {one_line(message)}", file=sys.stderr)
-    return 2
-
-
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, FileNotFoundError) and exc.filename is not None:
-        return f"{exc.strerror or 'no such file or directory'}: {exc.filename}"
+    if isinstance(exc, OSError) and exc.filename is not None:
+        paths = f"{exc.filename}" + (f" -> {exc.filename2}" if exc.filename2 is not None else "")
+        return f"{exc.strerror or type(exc).__name__}: {paths}"
+    if isinstance(exc, MemoryError):
+        return (f"not enough memory ({exc or 'MemoryError'}); ask for less: fewer --steps, samples "
+                f"or neurons, or a smaller --batch-size")
     return str(exc) or type(exc).__name__
 
 
@@ -84,19 +84,21 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI on ``argv`` (default: ``sys.argv[1:]``) and return the exit status."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extras = parser.parse_known_args(argv)
+        if extras:  # reported by the command they were given to, which names its own --help
+            args.command_parser.error(f"unrecognized arguments: {' '.join(extras)}")
+        if isinstance(args.func, MissingCommand):
+            args.func()
     except SystemExit as exc:  # --help / --version (0) and argument errors (2)
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    stderr = sys.stderr
+    sys.stderr = LineTracker(stderr)
     try:
         status = args.func(args)
         sys.stdout.flush()
         return 0 if status is None else int(status)
-    except (UsageError, ValueError, FileNotFoundError) as exc:
-        if os.environ.get("NEUROCORE_DEBUG"):
-            raise
-        return _error(_describe(exc))
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
+        print_line(f"{PROG}: interrupted")
         return 130
     except BrokenPipeError:
         # the reader went away (e.g. `neurocore demo | head`): stop quietly
@@ -106,6 +108,13 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ValueError):
             pass
         return 141
+    except (UsageError, ValueError, OSError, MemoryError) as exc:
+        if os.environ.get("NEUROCORE_DEBUG"):
+            raise
+        print_error(_describe(exc))
+        return 2
+    finally:
+        sys.stderr = stderr
 
 
 if __name__ == "__main__":

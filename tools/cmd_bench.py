@@ -1,7 +1,9 @@
 """``neurocore bench``: performance benchmarks (``bench golden``, ``bench core``)."""
 from __future__ import annotations
 
-from .cli_common import UsageError, add_command, non_negative_int, positive_int, print_json
+from .cli_common import (MAX_BENCH_STEPS, UsageError, add_command, add_json_argument, add_seed_argument,
+                         add_steps_argument, add_subcommands, positive_int, print_result)
+from .cli_io import check_simulation
 
 DESCRIPTION = """\
 Performance benchmarks. Each target is a subcommand:
@@ -48,30 +50,27 @@ neurocore bench core --simulator icarus --fan-out 64 --steps 20   # quicker, sma
 def register(subparsers) -> None:
     parser = add_command(subparsers, "bench", help="performance benchmarks (golden model, RTL core)",
                          description=DESCRIPTION, examples=EXAMPLES)
-    targets = parser.add_subparsers(dest="target", metavar="TARGET", required=True, title="targets")
+    targets = add_subcommands(parser, dest="target", metavar="TARGET", title="targets")
     golden = add_command(targets, "golden", help="golden-model throughput: SOP/s, neuron updates/s",
                          description=GOLDEN_DESCRIPTION, examples=GOLDEN_EXAMPLES)
-    golden.add_argument("--json", action="store_true", help="print the result as JSON")
-    golden.add_argument("--steps", type=positive_int, default=None, metavar="N",
-                        help="time steps per run (default: the benchmark's own)")
+    add_json_argument(golden)
+    add_steps_argument(golden, "time steps per run (default: the benchmark's own)",
+                       maximum=MAX_BENCH_STEPS, metavar="N")
     golden.add_argument("--repeats", type=positive_int, default=3, metavar="R",
                         help="timed repetitions, the best is reported (default: %(default)s)")
-    golden.add_argument("--seed", type=non_negative_int, default=0, metavar="S",
-                        help="seed of the benchmark network and inputs (default: %(default)s)")
+    add_seed_argument(golden, "seed of the benchmark network and inputs")
     golden.set_defaults(func=run_golden)
 
     core = add_command(targets, "core", help="RTL cycle counts in co-simulation: SOP/clock, cycles/step",
                        description=CORE_DESCRIPTION, examples=CORE_EXAMPLES)
     core.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator",
                       help="HDL simulator (default: %(default)s)")
-    core.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_json_argument(core)
     core.add_argument("--fan-out", type=positive_int, action="append", default=None, metavar="F",
                       dest="fan_outs", help="fan-out of the inference networks; repeat for several "
                                             "(default: 64 and 256)")
-    core.add_argument("--steps", type=positive_int, default=None, metavar="N",
-                      help="time steps per case (default: the benchmark's own, 100)")
-    core.add_argument("--seed", type=non_negative_int, default=0, metavar="S",
-                      help="seed of the test networks and inputs (default: %(default)s)")
+    add_steps_argument(core, "time steps per case (default: the benchmark's own, 100)", metavar="N")
+    add_seed_argument(core, "seed of the test networks and inputs")
     core.add_argument("--no-learning", action="store_true", help="skip the learning case")
     core.add_argument("--work-dir", metavar="DIR", default=None,
                       help="where the Verilog, the build and the logs go (default: a new temporary directory)")
@@ -84,25 +83,16 @@ def run_golden(args) -> int:
     except ImportError as exc:
         raise UsageError(f"the golden benchmark is not available in this installation ({exc})") from None
     result = golden_benchmark(steps=args.steps, seed=args.seed, repeats=args.repeats)
-    if args.json:
-        print_json(result)
-    else:
-        print(format_golden(result))
+    print_result(result, args.json, format_golden)
     return 0
 
 
 def run_core(args) -> int:
-    from ..sim.cosim import available_simulators
     from .bench_core import core_benchmark, format_core
 
-    if args.simulator not in available_simulators():
-        raise UsageError(f"simulator {args.simulator} is not installed "
-                         f"(available: {', '.join(available_simulators()) or 'none'})")
+    check_simulation(args)
     result = core_benchmark(args.simulator, tuple(args.fan_outs or (64, 256)), steps=args.steps,
                             seed=args.seed, learning=not args.no_learning, work_dir=args.work_dir,
                             progress=not args.json)
-    if args.json:
-        print_json(result)
-    else:
-        print(format_core(result))
+    print_result(result, args.json, format_core)
     return 1 if result["mismatches"] else 0

@@ -1,9 +1,8 @@
 """``neurocore compile``: re-place a compiled network onto a core config and write an image dir."""
 from __future__ import annotations
 
-from pathlib import Path
-
-from .cli_common import UsageError, add_command, print_json
+from .cli_common import UsageError, add_command, add_config_argument, add_json_argument, print_json
+from .cli_io import load_source, output_path, parse_config, writing
 
 DESCRIPTION = """\
 Re-place a compiled network onto a core configuration and write a new image
@@ -30,44 +29,31 @@ def register(subparsers) -> None:
                          description=DESCRIPTION, examples=EXAMPLES)
     parser.add_argument("source", metavar="SOURCE", help="image directory or program .npz")
     parser.add_argument("-o", "--output", required=True, metavar="DIR", help="image directory to write")
-    parser.add_argument("--config", metavar="JSON_OR_FILE", default=None,
-                        help="target CoreConfig fields as a JSON object or JSON file "
-                             "(default: the source's config)")
+    add_config_argument(parser, "target CoreConfig fields as a JSON object or JSON file "
+                                "(default: the source's config)")
     parser.add_argument("--freeze", action="store_true",
                         help="for inference-only cores: make every synapse non-plastic and fold theta "
                              "into the thresholds (same behaviour with learning off)")
     parser.add_argument("--force", action="store_true", help="replace DIR if it exists (atomically)")
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_json_argument(parser)
     parser.set_defaults(func=run)
-
-
-def load_source(source: str):
-    """A CompiledNetwork from an image directory or a program .npz."""
-    from ..sw.image_dir import load_image_dir, load_program_npz
-
-    path = Path(source)
-    if path.is_dir():
-        return load_image_dir(path)
-    if path.is_file():
-        return load_program_npz(path)
-    raise UsageError(f"no such image directory or program file: {source}")
 
 
 def run(args) -> int:
     from ..sw.compiler import compile_network, freeze_network
     from ..sw.image_dir import write_image_dir
-    from .cmd_verilog import parse_config
 
+    out = output_path(args.output, "-o", directory=True, make_parents=True)
     source = load_source(args.source)
     config = parse_config(args.config) if args.config is not None else source.config
-    out = Path(args.output)
     if out.exists() and not args.force:
         raise UsageError(f"{out} already exists (use --force to replace it)")
     net = source.to_network()
     if args.freeze:
         net = freeze_network(net)
     compiled = compile_network(net, config)
-    write_image_dir(compiled, out, overwrite=args.force)
+    with writing("-o", out):
+        write_image_dir(compiled, out, overwrite=args.force)
     use = compiled.utilisation()
     if args.json:
         print_json({"source": str(args.source), "output": str(out), "config": config.to_dict(),

@@ -4,8 +4,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .cli_common import (UsageError, add_command, non_negative_int, positive_float_up_to, positive_int,
-                         print_json)
+from .cli_common import (MAX_NEURONS, MAX_STEPS, UsageError, add_command, add_dataset_arguments,
+                         add_json_argument, add_seed_argument, add_steps_argument, positive_float_up_to,
+                         positive_int, print_result)
+from .cli_io import output_path, plot_path, writing
 
 DESCRIPTION = """\
 ANN-to-SNN conversion on a dataset: train a ReLU MLP with scikit-learn (or load
@@ -29,14 +31,20 @@ neurocore convert --dataset mnist --data-dir ~/data/mnist --hidden 256 --steps 3
 neurocore convert --curve 1,2,4,8,16,32 --plot docs/img/convert_accuracy_vs_T.png"""
 
 
-def _int_list(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(v) for v in text.replace(" ", ",").split(",") if v)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}") from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}")
-    return values
+def _int_list(maximum: int):
+    """An argparse type: comma-separated integers in 1..``maximum``."""
+    what = f"comma-separated positive integers, each at most {maximum}"
+
+    def parse(text: str) -> tuple[int, ...]:
+        try:
+            values = tuple(int(v) for v in text.replace(" ", ",").split(",") if v)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not values or min(values) < 1 or max(values) > maximum:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return values
+    parse.__name__ = what
+    return parse
 
 
 _percentile = positive_float_up_to(100, "a number in (0, 100]")
@@ -45,33 +53,34 @@ _percentile = positive_float_up_to(100, "a number in (0, 100]")
 def register(subparsers) -> None:
     parser = add_command(subparsers, "convert", help="convert a trained ANN to an SNN and evaluate it",
                          description=DESCRIPTION, examples=EXAMPLES)
-    parser.add_argument("--dataset", default="digits", metavar="NAME",
-                        help="digits, mnist or fashion-mnist (default: %(default)s)")
-    parser.add_argument("--data-dir", default=None, metavar="PATH", help="directory of the IDX files (mnist)")
-    parser.add_argument("--steps", type=positive_int, default=16, metavar="T",
-                        help="time steps per sample for the headline accuracy (default: %(default)s)")
+    add_dataset_arguments(parser)
+    add_steps_argument(parser, "time steps per sample for the headline accuracy (default: %(default)s)",
+                       default=16)
     parser.add_argument("--weight-bits", type=positive_int, default=None, metavar="W",
                         help="signed weight width of the core, 2..16 (default: the core's, 8)")
-    parser.add_argument("--hidden", type=_int_list, default=None, metavar="N[,N...]",
-                        help="hidden layer sizes of the trained MLP (default: 128)")
+    parser.add_argument("--hidden", type=_int_list(MAX_NEURONS), default=None, metavar="N[,N...]",
+                        help=f"hidden layer sizes of the trained MLP (default: 128); in all at most "
+                             f"{MAX_NEURONS} neurons, a core's largest")
     parser.add_argument("--encoder", choices=("current", "rate"), default="current",
                         help="input spike encoding (default: %(default)s)")
-    parser.add_argument("--seed", type=non_negative_int, default=0, metavar="S",
-                        help="seed of the MLP training, the calibration subset and the rate encoder "
-                             "(default: %(default)s)")
+    add_seed_argument(parser, "seed of the MLP training, the calibration subset and the rate encoder")
     parser.add_argument("--percentile", type=_percentile, default=None, metavar="P",
                         help="normalisation percentile of the activations (default: 99.9)")
-    parser.add_argument("--curve", type=_int_list, default=None, metavar="T[,T...]",
-                        help="time steps of the accuracy-vs-T curve (default: 1,2,4,8,12,16,24,32,64)")
+    parser.add_argument("--curve", type=_int_list(MAX_STEPS), default=None, metavar="T[,T...]",
+                        help=f"time steps of the accuracy-vs-T curve (default: 1,2,4,8,12,16,24,32,64); "
+                             f"each at most {MAX_STEPS}")
     parser.add_argument("--no-curve", action="store_true", help="evaluate only at --steps")
     parser.add_argument("--ann", default=None, metavar="FILE",
                         help="load a fitted sklearn MLPClassifier (joblib/pickle) instead of training "
                              "(only load files you trust)")
-    parser.add_argument("--save-ann", default=None, metavar="FILE", help="save the trained MLP (joblib)")
+    parser.add_argument("--save-ann", default=None, metavar="FILE",
+                        help="save the trained MLP (joblib; its folder must exist)")
     parser.add_argument("--out", default=None, metavar="DIR", help="write the compiled image directory")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out directory")
-    parser.add_argument("--plot", default=None, metavar="PNG", help="save the accuracy-vs-T curve as a PNG")
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--plot", default=None, metavar="PNG",
+                        help="save the accuracy-vs-T curve as a PNG (its folder must exist; a name "
+                             "without suffix gets .png)")
+    add_json_argument(parser, "the report")
     parser.set_defaults(func=run)
 
 
@@ -123,8 +132,16 @@ def run(args) -> int:
         raise UsageError("--curve and --no-curve exclude each other")
     if args.no_curve and args.plot is not None:
         raise UsageError("--plot needs the curve; drop --no-curve")
-    if args.out is not None and Path(args.out).exists() and not args.overwrite:
-        raise UsageError(f"--out {args.out} already exists (use --overwrite to replace it)")
+    if args.hidden is not None and sum(args.hidden) > MAX_NEURONS:
+        raise UsageError(f"--hidden: {sum(args.hidden)} hidden neurons in all, a core holds at most "
+                         f"{MAX_NEURONS}")
+    if args.out is not None:
+        output_path(args.out, "--out", directory=True, make_parents=True)
+        if Path(args.out).exists() and not args.overwrite:
+            raise UsageError(f"--out {args.out} already exists (use --overwrite to replace it)")
+    if args.save_ann is not None:
+        output_path(args.save_ann, "--save-ann")
+    plot = plot_path(args.plot) if args.plot is not None else None
     curve = () if args.no_curve else (args.curve if args.curve is not None else DEFAULT_CURVE)
     try:
         result = convert_dataset(
@@ -134,9 +151,9 @@ def run(args) -> int:
             out=args.out, overwrite=args.overwrite, save_ann_path=args.save_ann, progress=True)
     except KeyError as exc:
         raise UsageError(f"unknown dataset {args.dataset!r} ({exc})") from None
-    result["plot"] = str(plot_curve(result, args.plot)) if args.plot else None
-    if args.json:
-        print_json(result)
-    else:
-        print(format_report(result))
+    result["plot"] = None
+    if plot is not None:
+        with writing("--plot", plot):
+            result["plot"] = str(plot_curve(result, plot))
+    print_result(result, args.json, format_report)
     return 0

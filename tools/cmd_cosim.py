@@ -1,7 +1,9 @@
 """``neurocore cosim``: run random programs on the RTL (cocotb) and the golden model, compare."""
 from __future__ import annotations
 
-from .cli_common import UsageError, add_command, non_negative_int, positive_int, print_json
+from .cli_common import (add_command, add_dataset_arguments, add_json_argument, add_seed_argument,
+                         add_steps_argument, positive_int, print_json)
+from .cli_io import check_simulation, image_and_test_data
 
 DESCRIPTION = """\
 Co-simulate the core on the generated Verilog under cocotb against the golden
@@ -31,30 +33,24 @@ def register(subparsers) -> None:
     source.add_argument("--image", metavar="DIR", help="compiled image directory to run on test samples")
     parser.add_argument("--samples", type=positive_int, default=50, metavar="N",
                         help="with --image: test samples to run (default: %(default)s)")
-    parser.add_argument("--dataset", default=None, help="with --image: dataset (default: the image's)")
-    parser.add_argument("--data-dir", default=None, metavar="PATH",
-                        help="with --image: directory of the MNIST/Fashion-MNIST IDX files")
-    parser.add_argument("--steps", type=positive_int, default=None, metavar="T",
-                        help="with --image: steps per sample (default: the image's)")
+    add_dataset_arguments(parser, default=None, default_text="the image's", when="with --image: ")
+    add_steps_argument(parser, "with --image: steps per sample (default: the image's)")
     parser.add_argument("--encoder", default=None, help="with --image: spike encoder (default: the image's)")
-    parser.add_argument("--seed", type=non_negative_int, default=0, metavar="S",
-                        help="seed of the program generator or of the input encoder (default: %(default)s)")
+    add_seed_argument(parser, "seed of the program generator or of the input encoder")
     parser.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator",
                         help="HDL simulator (default: %(default)s)")
     parser.add_argument("--waves", action="store_true",
                         help="dump waveforms (Verilator: FST, Icarus: FST) into the work directory")
     parser.add_argument("--work-dir", metavar="DIR", default=None,
                         help="where the Verilog, builds and waveforms go (default: a new temporary directory)")
-    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_json_argument(parser, "the summary")
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from ..sim.cosim import available_simulators, random_cosim
+    from ..sim.cosim import random_cosim
 
-    if args.simulator not in available_simulators():
-        raise UsageError(f"simulator {args.simulator} is not installed "
-                         f"(available: {', '.join(available_simulators()) or 'none'})")
+    check_simulation(args)
     if args.image is not None:
         return run_image(args)
     summary = random_cosim(args.random, args.seed, simulator=args.simulator, work_dir=args.work_dir,
@@ -76,7 +72,6 @@ def run(args) -> int:
 
 def run_image(args) -> int:
     from ..sw.image_cosim import image_cosim
-    from .cmd_run import image_and_test_data
 
     compiled, x, y, steps, encoder, dataset = image_and_test_data(
         args.image, dataset=args.dataset, data_dir=args.data_dir, steps=args.steps,

@@ -1,7 +1,9 @@
 """``neurocore demo``: the whole flow on the digits dataset, with a summary and a report folder."""
 from __future__ import annotations
 
-from .cli_common import add_command, non_negative_int, positive_int, print_json
+from .cli_common import (add_command, add_json_argument, add_seed_argument, add_steps_argument, positive_int,
+                         print_result)
+from .cli_io import output_path
 
 DESCRIPTION = """\
 The whole flow on scikit-learn's 8x8 digits (no download): train a 64-128-10
@@ -41,15 +43,13 @@ def register(subparsers) -> None:
                         help="replace --out even if it is not an earlier report")
     parser.add_argument("--samples", type=positive_int, default=DEFAULT_SAMPLES, metavar="N",
                         help="test samples to co-simulate on the RTL (default: %(default)s)")
-    parser.add_argument("--steps", type=positive_int, default=DEFAULT_STEPS, metavar="T",
-                        help="time steps per sample (default: %(default)s)")
+    add_steps_argument(parser, "time steps per sample (default: %(default)s)", default=DEFAULT_STEPS)
     parser.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator",
                         help="HDL simulator of the co-simulation (default: %(default)s)")
     parser.add_argument("--no-cosim", action="store_true",
                         help="skip the RTL co-simulation (e.g. without an HDL simulator)")
-    parser.add_argument("--seed", type=non_negative_int, default=0, metavar="S",
-                        help="seed of the ANN's training and the calibration subset (default: %(default)s)")
-    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_seed_argument(parser, "seed of the ANN's training and the calibration subset")
+    add_json_argument(parser, "the summary")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
     parser.set_defaults(func=run)
 
@@ -58,11 +58,9 @@ def run(args) -> int:
     from .demo import format_summary, run_demo
 
     # a refused --out, a missing simulator or too many --samples raise ValueError: one-line error
+    output_path(args.out, "--out", directory=None, make_parents=True)   # what --force may replace: run_demo
     report = run_demo(args.out, samples=args.samples, steps=args.steps, simulator=args.simulator,
                       cosim=not args.no_cosim, seed=args.seed, force=args.force,
                       progress=not args.no_progress)
-    if args.json:
-        print_json(report)
-    else:
-        print(format_summary(report))
+    print_result(report, args.json, format_summary)
     return 1 if report["cosim_mismatches"] else 0

@@ -1,7 +1,8 @@
 """``neurocore inspect``: summarise a compiled image directory without running it."""
 from __future__ import annotations
 
-from .cli_common import add_command, add_image_arguments, print_json
+from .cli_common import add_command, add_image_arguments, add_json_argument, print_result
+from .cli_io import parse_config
 
 DESCRIPTION = """\
 Verify an image directory (every checksum, the config hash, the program's
@@ -24,7 +25,7 @@ def register(subparsers) -> None:
     parser = add_command(subparsers, "inspect", help="summarise a compiled image directory",
                          description=DESCRIPTION, examples=EXAMPLES)
     add_image_arguments(parser)
-    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_json_argument(parser, "the summary")
     parser.set_defaults(func=run)
 
 
@@ -108,11 +109,6 @@ def format_inspect(info: dict) -> str:
 
 
 def run(args) -> int:
-    from .cmd_verilog import parse_config
-
     info = inspect_image(args.image, parse_config(args.config) if args.config is not None else None)
-    if args.json:
-        print_json(info)
-    else:
-        print(format_inspect(info))
+    print_result(info, args.json, format_inspect)
     return 0

@@ -4,8 +4,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .cli_common import (UsageError, add_command, add_image_arguments, non_negative_int, positive_int,
-                         print_json)
+from .cli_common import (add_command, add_dataset_arguments, add_image_arguments, add_json_argument,
+                         add_seed_argument, add_steps_argument, positive_int, print_json)
+from .cli_io import IMAGE_DEFAULT_STEPS, image_and_test_data, output_path, writing
 
 DESCRIPTION = """\
 Evaluate an image directory on the test split of a dataset with the bit-exact
@@ -23,70 +24,32 @@ neurocore run build/img --dataset digits --limit 100 --encoder latency --steps 1
 neurocore run build/img --config core.json     # refuse an image compiled for another core
 neurocore run build/digits-img --plot plots/    # raster, membrane traces, confusion matrix"""
 
-DEFAULT_STEPS = 32
-
 
 def register(subparsers) -> None:
     parser = add_command(subparsers, "run", help="evaluate a compiled image on a dataset (golden model)",
                          description=DESCRIPTION, examples=EXAMPLES)
     add_image_arguments(parser)
-    parser.add_argument("--dataset", default=None, metavar="NAME",
-                        help="digits, mnist or fashion-mnist (default: the image's, else digits)")
-    parser.add_argument("--data-dir", default=None, metavar="PATH", help="directory of the IDX files (mnist)")
-    parser.add_argument("--steps", type=positive_int, default=None, metavar="T",
-                        help=f"time steps per sample (default: the image's, else {DEFAULT_STEPS})")
+    add_dataset_arguments(parser, default=None, default_text="the image's, else digits")
+    add_steps_argument(parser, f"time steps per sample (default: the image's, else {IMAGE_DEFAULT_STEPS})")
     parser.add_argument("--encoder", default=None, metavar="NAME",
                         help="rate, current or latency (default: the image's, else rate)")
     parser.add_argument("--limit", type=positive_int, default=None, metavar="N",
                         help="evaluate only the first N test samples")
-    parser.add_argument("--seed", type=non_negative_int, default=0, metavar="S",
-                        help="seed of the rate encoder (default: %(default)s)")
+    add_seed_argument(parser, "seed of the rate encoder")
     parser.add_argument("--batch-size", type=positive_int, default=256, metavar="B",
                         help="samples per golden-model call (default: %(default)s)")
     parser.add_argument("--progress", action="store_true", help="show a progress bar")
     parser.add_argument("--plot", default=None, metavar="DIR",
                         help="write PNG plots to DIR: spike raster and membrane traces of the first "
-                             "evaluated sample, confusion matrix")
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+                             "evaluated sample, confusion matrix (DIR is created if its parent exists)")
+    add_json_argument(parser)
     parser.set_defaults(func=run)
-
-
-def image_and_test_data(image, *, config=None, dataset=None, data_dir=None, steps=None,
-                        encoder=None, limit=None):
-    """Load an image directory and the test split it is evaluated on.
-
-    Dataset, steps and encoder default to the image's encoding section. Returns
-    ``(compiled, x, y, steps, encoder, dataset_name)``; shared by ``run`` and ``cosim --image``.
-    """
-    from ..sw.datasets import load_dataset
-    from ..sw.encoders import ENCODERS
-    from ..sw.image_dir import load_image_dir
-
-    from .cmd_verilog import parse_config
-
-    compiled = load_image_dir(image, config=parse_config(config) if config is not None else None)
-    enc = compiled.encoding
-    dataset_name = dataset or enc.get("dataset") or "digits"
-    steps = steps or enc.get("steps") or DEFAULT_STEPS
-    encoder = encoder or (enc.get("kind") if enc.get("kind") in ENCODERS else None) or "rate"
-    if encoder not in ENCODERS:
-        raise UsageError(f"unknown encoder {encoder!r}; choose one of {', '.join(ENCODERS)}")
-    try:
-        data = load_dataset(dataset_name, data_dir)
-    except KeyError as exc:
-        raise UsageError(f"unknown dataset {dataset_name!r} ({exc})") from None
-    x, y = data.x_test, data.y_test
-    if limit is not None:
-        x, y = x[:limit], y[:limit]
-    if x.shape[1] != compiled.input_axons:
-        raise UsageError(f"dataset {dataset_name!r} has {x.shape[1]} features per sample but the image "
-                         f"has {compiled.input_axons} input axons")
-    return compiled, x, y, int(steps), encoder, dataset_name
 
 
 def run(args) -> int:
     from ..sw.evaluate import evaluate
 
+    plot_dir = output_path(args.plot, "--plot", directory=True) if args.plot else None
     compiled, x, y, steps, encoder, dataset_name = image_and_test_data(
         args.image, config=args.config, dataset=args.dataset, data_dir=args.data_dir,
         steps=args.steps, encoder=args.encoder, limit=args.limit)
@@ -94,8 +57,11 @@ def run(args) -> int:
     result = evaluate(compiled, x, y, steps=int(steps), encoder=encoder, seed=args.seed,
                       batch_size=args.batch_size, progress=args.progress)
     elapsed = time.perf_counter() - t0
-    plots = write_plots(args.plot, compiled, x, y, result, steps=steps, encoder=encoder,
-                        seed=args.seed, dataset=dataset_name) if args.plot else None
+    plots = None
+    if plot_dir is not None:
+        with writing("--plot", plot_dir):
+            plots = write_plots(plot_dir, compiled, x, y, result, steps=steps, encoder=encoder,
+                                seed=args.seed, dataset=dataset_name)
     report = {
         "image": str(args.image),
         "dataset": dataset_name,

@@ -1,9 +1,9 @@
 """``neurocore synth``: synthesise, place and route the core for an FPGA; report fit and Fmax."""
 from __future__ import annotations
 
-import sys
-
-from .cli_common import PROG, UsageError, add_command, one_line, positive_float_up_to, print_json
+from .cli_common import (UsageError, add_command, add_config_argument, add_json_argument, add_seed_argument,
+                         positive_float_up_to, print_error, print_result)
+from .cli_io import load_source, output_path, parse_config
 
 TARGET_NAMES = ("ice40-up5k", "ecp5-25k", "ecp5-85k")   # = neurocore.tools.synth_flow.TARGETS
 
@@ -45,9 +45,8 @@ def register(subparsers) -> None:
                          description=DESCRIPTION, examples=EXAMPLES)
     parser.add_argument("--target", required=True, choices=TARGET_NAMES, metavar="TARGET",
                         help=f"the FPGA: {', '.join(TARGET_NAMES)}")
-    parser.add_argument("--config", metavar="JSON_OR_FILE", default=None,
-                        help="CoreConfig fields as a JSON object or a JSON file (default: the defaults; "
-                             "with --image: the image's config, which it must match)")
+    add_config_argument(parser, "CoreConfig fields as a JSON object or a JSON file (default: the defaults; "
+                                "with --image: the image's config, which it must match)")
     parser.add_argument("--image", metavar="DIR", default=None,
                         help="bake a compiled image directory into the memories and registers")
     parser.add_argument("--learn", action="store_true",
@@ -64,28 +63,28 @@ def register(subparsers) -> None:
                         help="ice40-up5k: keep the zero power-up contents of large memories (by "
                              "default, with RTLIL input, they are left undefined so that Yosys can "
                              "put them in SPRAM)")
-    parser.add_argument("--seed", type=int, default=None, help="nextpnr placement seed")
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_seed_argument(parser, "nextpnr placement seed", default=None)
+    add_json_argument(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
     from . import synth_flow, synth_report
-    from .cmd_verilog import parse_config
 
     if args.learn and args.image is None:
         raise UsageError("--learn needs --image")
+    if args.work_dir is not None:
+        output_path(args.work_dir, "--work-dir", directory=True, make_parents=True)
     target = synth_flow.TARGETS[args.target]
     try:
         synth_flow.check_tools(target)   # before the (slow) design generation
     except synth_flow.ToolsMissing as exc:
-        print(f"{PROG}: error: {one_line(str(exc))}", file=sys.stderr)
+        print_error(str(exc))
         return 2
     program = None
     config = parse_config(args.config) if args.config is not None else None
     if args.image is not None:
-        from .cmd_compile import load_source
         compiled = load_source(args.image)
         if config is not None and compiled.config != config:
             raise UsageError(f"--config differs from the image's config ({compiled.config.hash()[:12]}); "
@@ -99,10 +98,7 @@ def run(args) -> int:
                                        seed=args.seed, zero_init=args.zero_init,
                                        progress=not args.quiet)
     except synth_flow.SynthError as exc:
-        print(f"{PROG}: error: {one_line(str(exc))}", file=sys.stderr)
+        print_error(str(exc))
         return 1
-    if args.json:
-        print_json(result)
-    else:
-        print(synth_report.format_report(result))
+    print_result(result, args.json, synth_report.format_report)
     return 0 if result["fits"] and result["timing_met"] else 1

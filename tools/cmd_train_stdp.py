@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-from .cli_common import UsageError, add_command, non_negative_int, positive_int, print_json
+from .cli_common import (MAX_NEURONS, UsageError, add_command, add_dataset_arguments, add_json_argument,
+                         add_seed_argument, add_steps_argument, int_in_range, positive_int, print_json)
+from .cli_io import output_path, plot_path, writing
 
 DESCRIPTION = """\
 Train K excitatory neurons without labels, after Diehl & Cook (2015): rate-coded
@@ -30,30 +31,28 @@ neurocore train-stdp --dataset mnist --data-dir ~/data/mnist --neurons 256 --epo
 def register(subparsers) -> None:
     parser = add_command(subparsers, "train-stdp", help="unsupervised STDP training on the golden model",
                          description=DESCRIPTION, examples=EXAMPLES)
-    parser.add_argument("--dataset", default="digits", metavar="NAME",
-                        help="digits (bundled), mnist or fashion-mnist (default: %(default)s)")
-    parser.add_argument("--data-dir", default=None, metavar="DIR",
-                        help="directory with the IDX files of mnist / fashion-mnist")
-    parser.add_argument("--neurons", type=positive_int, default=256, metavar="K",
-                        help="excitatory neurons (default: %(default)s; the default core holds 256)")
+    add_dataset_arguments(parser)
+    parser.add_argument("--neurons", type=int_in_range(1, MAX_NEURONS, f"an integer in 1..{MAX_NEURONS}"),
+                        default=256, metavar="K",
+                        help=f"excitatory neurons (default: %(default)s; the default core holds 256); "
+                             f"at most {MAX_NEURONS}, a core's largest")
     parser.add_argument("--epochs", type=positive_int, default=12, metavar="E",
                         help="passes over the training set (default: %(default)s)")
-    parser.add_argument("--steps", type=positive_int, default=None, metavar="T",
-                        help="steps per training sample (default: the rule's, 2)")
-    parser.add_argument("--eval-steps", type=positive_int, default=None, metavar="T",
-                        help="steps per sample for labelling and testing (default: the rule's, 64)")
+    add_steps_argument(parser, "steps per training sample (default: the rule's, 2)")
+    add_steps_argument(parser, "steps per sample for labelling and testing (default: the rule's, 64)",
+                       flag="--eval-steps")
     parser.add_argument("--rule", choices=("trace", "multiplicative"), default="trace",
                         help="STDP rule (default: %(default)s)")
-    parser.add_argument("--seed", type=non_negative_int, default=0, metavar="S",
-                        help="seed of the initial weights, sample order and spike trains (default: %(default)s)")
+    add_seed_argument(parser, "seed of the initial weights, sample order and spike trains")
     parser.add_argument("--limit", type=positive_int, default=None, metavar="N",
                         help="use only the first N training and N test samples (quick runs)")
     parser.add_argument("--out", default=None, metavar="DIR",
                         help="write the trained network as an image directory")
     parser.add_argument("--force", action="store_true", help="replace an existing --out directory")
     parser.add_argument("--plot", default=None, metavar="PNG",
-                        help="save the learned receptive fields as a PNG grid")
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+                        help="save the learned receptive fields as a PNG grid (its folder must exist; "
+                             "a name without suffix gets .png)")
+    add_json_argument(parser, "the report")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
     parser.set_defaults(func=run)
 
@@ -61,11 +60,10 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from ..sw.stdp import plot_weights, train_stdp
 
-    out = Path(args.out) if args.out else None
+    out = output_path(args.out, "--out", directory=True, make_parents=True) if args.out else None
     if out is not None and out.exists() and not args.force:
         raise UsageError(f"--out: {out} already exists (use --force to replace it)")
-    if args.plot is not None and not Path(args.plot).parent.is_dir():
-        raise UsageError(f"--plot: directory {Path(args.plot).parent} does not exist")
+    plot = plot_path(args.plot) if args.plot is not None else None
     result = train_stdp(dataset=args.dataset, neurons=args.neurons, epochs=args.epochs, steps=args.steps,
                         eval_steps=args.eval_steps, seed=args.seed, rule=args.rule,
                         progress=not args.no_progress, data_dir=args.data_dir,
@@ -73,11 +71,13 @@ def run(args) -> int:
     report = result.to_dict()
     if out is not None:
         from ..sw.image_dir import write_image_dir
-        write_image_dir(result.compiled, out, overwrite=args.force)
+        with writing("--out", out):
+            write_image_dir(result.compiled, out, overwrite=args.force)
         report["out"] = str(out)
-    if args.plot is not None:
-        plot_weights(result, args.plot)
-        report["plot"] = str(args.plot)
+    if plot is not None:
+        with writing("--plot", plot):
+            plot_weights(result, plot)
+        report["plot"] = str(plot)
     if args.json:
         print_json(report)
         return 0
@@ -94,8 +94,8 @@ def run(args) -> int:
           f"{report['weights']['at_w_max']:.1%} at w_max")
     if out is not None:
         print(f"image     : {out}")
-    if args.plot is not None:
-        print(f"plot      : {args.plot}")
+    if plot is not None:
+        print(f"plot      : {plot}")
     print(f"seconds   : {report['seconds']:.1f}")
     sys.stdout.flush()
     return 0

@@ -1,10 +1,8 @@
 """``neurocore verilog``: write the core as Verilog."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-from .cli_common import UsageError, add_command
+from .cli_common import add_command
+from .cli_io import output_path, parse_config, writing
 
 DESCRIPTION = """\
 Write the neuromorphic core as Verilog (top module `core`) for a core
@@ -27,32 +25,13 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def parse_config(text: str | None):
-    """A CoreConfig from inline JSON or a JSON file path (None: the default config)."""
-    from ..hw.config import CoreConfig
-
-    if text is None:
-        return CoreConfig()
-    source = text
-    if not text.lstrip().startswith("{"):
-        path = Path(text)
-        if not path.is_file():
-            raise UsageError(f"--config: no such file: {text} (give a JSON object or a JSON file)")
-        source = path.read_text()
-    try:
-        fields = json.loads(source)
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"--config: invalid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
-    if not isinstance(fields, dict):
-        raise UsageError("--config: expected a JSON object of CoreConfig fields")
-    return CoreConfig.from_dict(fields)
-
-
 def run(args) -> int:
     from ..hw.verilog import write_verilog
 
+    output = output_path(args.output, "-o", make_parents=True)
     config = parse_config(args.config)
-    path = write_verilog(config, args.output)
+    with writing("-o", output):
+        path = write_verilog(config, output)
     print(f"wrote {path} ({path.stat().st_size} bytes) for config {config.hash()[:12]}: "
           f"{config.neurons} neurons, {config.axons} axons, {config.synapses} synapses")
     return 0

@@ -1,7 +1,7 @@
 """PNG plots of a compiled network's activity, for ``neurocore demo`` and ``neurocore run --plot``.
 
 Every function draws with matplotlib's Agg backend (no display needed), writes one PNG
-(creating the parent directory) and returns its path:
+(creating its folder, whose parent must exist) and returns its path:
 
 * :func:`accuracy_curve`: accuracy versus time steps of a
   :func:`neurocore.sw.convert.pipeline.convert_dataset` result (the float ANN as a line,
@@ -47,7 +47,7 @@ def _pyplot():
 
 def _save(fig, path) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(exist_ok=True)   # one level: a mistyped path does not grow folders
     fig.savefig(path)
     _pyplot().close(fig)
     return path
