@@ -24,6 +24,7 @@ from amaranth.lib import data, memory, stream
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from .arith import decay
 from .component import CoreComponent
 from .config import CoreConfig
 from .layouts import fired_layout, neuron_param_layout, neuron_state_layout
@@ -297,7 +298,7 @@ class NeuronUnit(CoreComponent):
         b_leaked = Signal(signed(vbits))
         m.d.comb += [
             b_refractory.eq(state.refrac != 0),
-            b_leaked.eq(Mux(param.leak_shift != 0, state.v - (state.v >> param.leak_shift), state.v)),
+            b_leaked.eq(decay(state.v, param.leak_shift)),
         ]
         with m.If(scan_advance):
             m.d.sync += [
@@ -320,8 +321,7 @@ class NeuronUnit(CoreComponent):
             d_yd = Signal(unsigned(cfg.trace_bits))
             d_yj = Signal(unsigned(cfg.trace_bits))         # ... plus the jump, saturated
             with m.If(scan_advance):
-                m.d.sync += c_yd.eq(Mux(self.post_decay_shift != 0,
-                                        y_rd_data - (y_rd_data >> self.post_decay_shift), y_rd_data))
+                m.d.sync += c_yd.eq(decay(y_rd_data, self.post_decay_shift))
         if has_theta_wr:
             c_theta_d = Signal(unsigned(vbits - 1))         # decayed theta
             c_theta_inc = Signal(unsigned(vbits - 1))
@@ -329,9 +329,7 @@ class NeuronUnit(CoreComponent):
             d_theta_j = Signal(unsigned(vbits - 1))         # ... plus theta_inc, saturated
             with m.If(scan_advance):
                 m.d.sync += [
-                    c_theta_d.eq(Mux(param.theta_decay_shift != 0,
-                                     theta_rd_data - (theta_rd_data >> param.theta_decay_shift),
-                                     theta_rd_data)),
+                    c_theta_d.eq(decay(theta_rd_data, param.theta_decay_shift)),
                     c_theta_inc.eq(param.theta_inc),
                 ]
 
