@@ -15,7 +15,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from amaranth.hdl import Elaboratable, Module
+from amaranth.hdl import Elaboratable, Module, Signal, signed
 from amaranth.sim import Simulator
 
 from neurocore.hw.config import CoreConfig
@@ -206,7 +206,6 @@ def test_lif_exhaustive_v_acc():
 
 def test_helpers():
     """``saturating_add`` and ``fire_reset`` on every small input (they also serve the commit)."""
-    from amaranth.hdl import Signal, signed
     x, inc, fire, mode = Signal(4), Signal(4), Signal(), Signal()
     margin, held = Signal(4), Signal(signed(5))
     m = Module()
