@@ -19,16 +19,43 @@ accepted (``fired.ready`` low).
 """
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Module, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .component import CoreComponent
 from .config import CoreConfig
 from .layouts import fired_layout, neuron_param_layout, neuron_state_layout
+from .lif import LifUpdate, integrated_layout, leaked_layout, saturating_add
+from .widths import REFRACTORY_BITS, TRACE_DECAY_BITS
+from .wta_commit import WtaCommit
 
 __all__ = ["NeuronUnit"]
+
+
+def _drive(port, addr, en, data=None) -> list:
+    """Drive a memory port: ``addr``, ``en`` and (write port) ``data``; nothing for an absent
+    port (``None``)."""
+    if port is None:
+        return []
+    return [port.addr.eq(addr), port.en.eq(en)] + ([] if data is None else [port.data.eq(data)])
+
+
+def _fire_layout(config: CoreConfig) -> data.StructLayout:
+    """The parameters a firing neuron needs in stage D: reset, refractory period, route, output."""
+    return data.StructLayout({
+        "reset_mode": unsigned(1),
+        "refractory": unsigned(REFRACTORY_BITS),
+        "route_valid": unsigned(1),
+        "route": unsigned(config.axon_index_bits),
+        "output": unsigned(1),
+    })
+
+
+def _offer(fired, valid, neuron, word) -> list:
+    """Drive the ``fired`` stream: ``neuron`` with the route and output flag of ``word``."""
+    return [fired.valid.eq(valid), fired.payload.neuron.eq(neuron),
+            *(fired.payload[name].eq(word[name]) for name in ("route_valid", "route", "output"))]
 
 
 class NeuronUnit(CoreComponent):
@@ -88,7 +115,13 @@ class NeuronUnit(CoreComponent):
       host / integrator onto them otherwise). The memories must not change while ``busy``
       except through the unit.
 
-    Internal memories (created in ``elaborate``, only with ``config.wta``): a candidate buffer
+    Parts: the arithmetic of every stage is :class:`~neurocore.hw.lif.LifUpdate` (the unit
+    holds the pipeline registers between its cuts); winner-take-all is
+    :class:`~neurocore.hw.wta_commit.WtaCommit` (only with ``config.wta``). The unit keeps
+    the scan pipeline, the sequencing and the multiplexing of its memory ports and ``fired``
+    between the scan and the commit.
+
+    Internal memories (in the ``WtaCommit`` submodule, only with ``config.wta``): a candidate buffer
     (``config.neurons`` words of neuron index, margin and group of the WTA candidates) and a
     WTA group table (``wta_groups + 1`` words of valid bit, best margin, best neuron). The
     group table is self-cleaning: the commit invalidates every group's entry when it
@@ -104,7 +137,7 @@ class NeuronUnit(CoreComponent):
     learn : In(1)
         Phase 4 enabled for this step (theta and ``y`` updates); sampled at ``start``.
         Ignored when the core is configured without ``learning``.
-    post_decay_shift : In(4), post_jump : In(trace_bits)
+    post_decay_shift : In(TRACE_DECAY_BITS), post_jump : In(trace_bits)
         Global learning parameters of the post trace; constant during a pass. Present iff
         ``config.learning``.
     busy : Out(1)
@@ -166,7 +199,7 @@ class NeuronUnit(CoreComponent):
                 members["theta_wr"] = In(memory.WritePort.Signature(addr_width=nib,
                                                                     shape=self.theta_shape(config)))
         if config.learning:
-            members["post_decay_shift"] = In(4)
+            members["post_decay_shift"] = In(TRACE_DECAY_BITS)
             members["post_jump"] = In(config.trace_bits)
             members["y_rd"] = In(memory.ReadPort.Signature(addr_width=nib, shape=self.y_shape(config)))
             members["y_wr"] = In(memory.WritePort.Signature(addr_width=nib, shape=self.y_shape(config)))
@@ -190,351 +223,137 @@ class NeuronUnit(CoreComponent):
         m = Module()
         cfg = self._config
         nib = cfg.neuron_index_bits
-        vbits = cfg.membrane_bits
-        v_min, v_max = cfg.membrane_range
-        theta_max = cfg.theta_max
-        trace_max = cfg.trace_max
         has_theta = cfg.adaptive_threshold
         has_learn = cfg.learning
         has_theta_wr = has_theta and has_learn
         has_wta = cfg.wta
 
-        def usat(value, maximum):
-            """``value`` clamped to ``maximum`` (both non-negative)."""
-            return Mux(value > maximum, maximum, value)
-
-        # -- internal memories (WTA only) -----------------------------------------------------
+        m.submodules.lif = lif = LifUpdate(config=cfg)           # the neuron rule, stages B-D
         if has_wta:
-            cand_layout = data.StructLayout({
-                "neuron": unsigned(nib),
-                "margin": unsigned(vbits - 1),
-                "group": unsigned(cfg.wta_group_bits),
-            })
-            m.submodules.cand_mem = cand_mem = Memory(shape=cand_layout, depth=cfg.neurons, init=[])
-            cand_wr = cand_mem.write_port()
-            cand_rd = cand_mem.read_port(domain="sync")
-            group_layout = data.StructLayout({
-                "valid": unsigned(1),
-                "margin": unsigned(vbits - 1),
-                "neuron": unsigned(nib),
-            })
-            m.submodules.group_mem = group_mem = Memory(shape=group_layout, depth=cfg.wta_groups + 1,
-                                                        init=[])
-            group_wr = group_mem.write_port()
-            # Transparent: in the scan, neuron n+1 reads its group's entry in the cycle in which
-            # neuron n writes it.
-            group_rd = group_mem.read_port(domain="sync", transparent_for=(group_wr,))
+            m.submodules.wta = wta = WtaCommit(config=cfg)       # group winners, commit pass
 
         # -- control state --------------------------------------------------------------------
         learn_q = Signal()                 # learn, sampled at start
         idx = Signal(nib + 1)              # scan: next neuron to read
-        count = Signal(nib + 1)            # WTA candidates recorded
         done = Signal()
         m.d.sync += done.eq(0)
         m.d.comb += self.done.eq(done)
-
         in_scan = Signal()
         in_commit = Signal()
-
         param = self.param_rd.data
-        state = self.state_rd.data
-        theta_rd_data = self.theta_rd.data if has_theta else Const(0, unsigned(vbits - 1))
 
         # ==== scan pipeline ===================================================================
-        # A: issue reads of neuron idx.  B: read data present; leak, threshold, decays; acc
-        # written back (0).  C: v2 = sat(v1 + acc + bias); theta and y jumps.  D: compare; a
-        # neuron without WTA group that crosses threshold fires (reset, refractory, jumps, one
-        # word on `fired`); state, theta and y written; a WTA candidate is recorded in the
-        # candidate buffer and the group table.
+        # A: issue reads of neuron idx.  B: read data present; LIF stage B (leak, threshold,
+        # decays); acc written back (0).  C: LIF stage C (v2 = sat(v1 + acc + bias), jumps).
+        # D: LIF stage D (compare); a neuron without WTA group that crosses threshold fires
+        # (one word on `fired`); state, theta and y written; a WTA candidate is recorded.
         # Backpressure: while D holds a firing neuron that `fired` does not accept, the whole
         # pipeline holds (no read issued, so the read ports hold their data; no write).
         scan_advance = Signal()            # stage D is not stalled on `fired`
         scan_more = Signal()               # neurons left to issue
         issue = Signal()
-        b_valid = Signal()
-        b_neuron = Signal(nib)
-        c_valid = Signal()
-        c_neuron = Signal(nib)
-        c_v1 = Signal(signed(vbits))       # leaked v (or held v when refractory)
-        c_ab = Signal(signed(max(vbits, cfg.accumulator_bits) + 1))   # acc + bias
-        c_thr = Signal(unsigned(vbits))    # threshold + theta (<= 2^V - 2)
-        c_refractory = Signal()
-        c_refrac = Signal(8)               # counter after this step when not firing
-        c_group = Signal(cfg.wta_group_bits)
-        d_valid = Signal()
-        d_neuron = Signal(nib)
-        d_v2 = Signal(signed(vbits))
-        d_thr = Signal(unsigned(vbits))
-        d_refractory = Signal()
-        d_refrac = Signal(8)
-        d_group = Signal(cfg.wta_group_bits)
-        # parameters a firing neuron needs in stage D: reset, refractory period, route, output
-        fire_layout = data.StructLayout({
-            "reset_mode": unsigned(1),
-            "refractory": unsigned(8),
-            "route_valid": unsigned(1),
-            "route": unsigned(cfg.axon_index_bits),
-            "output": unsigned(1),
-        })
-        c_fp = Signal(fire_layout)
-        d_fp = Signal(fire_layout)
+        b_valid, c_valid, d_valid = Signal(), Signal(), Signal()
+        b_neuron, c_neuron, d_neuron = Signal(nib), Signal(nib), Signal(nib)
+        c_group, d_group = Signal(cfg.wta_group_bits), Signal(cfg.wta_group_bits)
+        c_lif = Signal(leaked_layout(cfg))         # LIF stage B result, registered
+        d_lif = Signal(integrated_layout(cfg))     # LIF stage C result, registered
+        c_fp, d_fp = Signal(_fire_layout(cfg)), Signal(_fire_layout(cfg))
 
         m.d.comb += [
             scan_more.eq(idx != self.n_neurons),
             issue.eq(in_scan & scan_more & scan_advance),
         ]
         with m.If(scan_advance):
-            m.d.sync += [
-                b_valid.eq(issue),
-                c_valid.eq(b_valid),
-                d_valid.eq(c_valid),
-            ]
+            m.d.sync += [b_valid.eq(issue), c_valid.eq(b_valid), d_valid.eq(c_valid)]
         with m.If(issue):
             m.d.sync += [idx.eq(idx + 1), b_neuron.eq(idx)]
 
-        # stage B
-        b_refractory = Signal()
-        b_leaked = Signal(signed(vbits))
-        m.d.comb += [
-            b_refractory.eq(state.refrac != 0),
-            b_leaked.eq(Mux(param.leak_shift != 0, state.v - (state.v >> param.leak_shift), state.v)),
-        ]
-        with m.If(scan_advance):
-            m.d.sync += [
-                c_neuron.eq(b_neuron),
-                c_v1.eq(Mux(b_refractory, state.v, b_leaked)),
-                c_ab.eq(self.acc_rd.data + param.bias),
-                c_thr.eq(param.threshold + theta_rd_data),
-                c_refractory.eq(b_refractory),
-                c_refrac.eq(Mux(b_refractory, state.refrac - 1, 0)),
-                c_group.eq(param.wta_group if has_wta else 0),
-                c_fp.reset_mode.eq(param.reset_mode),
-                c_fp.refractory.eq(param.refractory),
-                c_fp.route_valid.eq(param.route_valid),
-                c_fp.route.eq(param.route),
-                c_fp.output.eq(param.output),
-            ]
+        # the LIF block: stage B on the words read, stages C and D on their registers
+        m.d.comb += [lif.param.eq(param), lif.state.eq(self.state_rd.data), lif.acc.eq(self.acc_rd.data),
+                     lif.leaked_q.eq(c_lif), lif.integrated_q.eq(d_lif)]
+        if has_theta:
+            m.d.comb += lif.theta.eq(self.theta_rd.data)
         if has_learn:
-            y_rd_data = self.y_rd.data
-            c_yd = Signal(unsigned(cfg.trace_bits))         # decayed post trace
-            d_yd = Signal(unsigned(cfg.trace_bits))
-            d_yj = Signal(unsigned(cfg.trace_bits))         # ... plus the jump, saturated
-            with m.If(scan_advance):
-                m.d.sync += c_yd.eq(Mux(self.post_decay_shift != 0,
-                                        y_rd_data - (y_rd_data >> self.post_decay_shift), y_rd_data))
-        if has_theta_wr:
-            c_theta_d = Signal(unsigned(vbits - 1))         # decayed theta
-            c_theta_inc = Signal(unsigned(vbits - 1))
-            d_theta_d = Signal(unsigned(vbits - 1))
-            d_theta_j = Signal(unsigned(vbits - 1))         # ... plus theta_inc, saturated
-            with m.If(scan_advance):
-                m.d.sync += [
-                    c_theta_d.eq(Mux(param.theta_decay_shift != 0,
-                                     theta_rd_data - (theta_rd_data >> param.theta_decay_shift),
-                                     theta_rd_data)),
-                    c_theta_inc.eq(param.theta_inc),
-                ]
-
-        # stage C
-        c_sum = Signal(signed(c_ab.shape().width + 1))
-        m.d.comb += c_sum.eq(c_v1 + c_ab)          # full precision: max(V, C) + 2 bits
-        c_v2 = Signal(signed(vbits))
-        with m.If(c_refractory):
-            m.d.comb += c_v2.eq(c_v1)                # refractory: input and bias discarded
-        with m.Elif(c_sum > v_max):
-            m.d.comb += c_v2.eq(v_max)
-        with m.Elif(c_sum < v_min):
-            m.d.comb += c_v2.eq(v_min)
-        with m.Else():
-            m.d.comb += c_v2.eq(c_sum)
+            m.d.comb += [lif.y.eq(self.y_rd.data), lif.post_decay_shift.eq(self.post_decay_shift),
+                         lif.post_jump.eq(self.post_jump)]
         with m.If(scan_advance):
             m.d.sync += [
-                d_neuron.eq(c_neuron),
-                d_v2.eq(c_v2),
-                d_thr.eq(c_thr),
-                d_refractory.eq(c_refractory),
-                d_refrac.eq(c_refrac),
+                c_neuron.eq(b_neuron),                                  # B -> C
+                c_lif.eq(lif.leaked),
+                c_group.eq(param.wta_group if has_wta else 0),
+                *(c_fp[name].eq(param[name]) for name in c_fp.shape().members),
+                d_neuron.eq(c_neuron),                                  # C -> D
+                d_lif.eq(lif.integrated),
                 d_group.eq(c_group),
                 d_fp.eq(c_fp),
             ]
-            if has_learn:
-                m.d.sync += [d_yd.eq(c_yd), d_yj.eq(usat(c_yd + self.post_jump, trace_max))]
-            if has_theta_wr:
-                m.d.sync += [d_theta_d.eq(c_theta_d),
-                             d_theta_j.eq(usat(c_theta_d + c_theta_inc, theta_max))]
 
         # stage D
         d_cand = Signal()                           # v2 >= thr (not refractory)
         d_fire = Signal()                           # fires now: candidate without WTA group
-        d_margin = Signal(unsigned(vbits - 1))      # v2 - thr, 0 .. 2^(V-1)-2 for a candidate
         m.d.comb += [
-            d_cand.eq(d_valid & ~d_refractory & (d_v2 >= d_thr)),
+            d_cand.eq(d_valid & lif.candidate),
             d_fire.eq(d_cand & (d_group == 0)),
-            d_margin.eq(d_v2 - d_thr),
             scan_advance.eq(~d_fire | self.fired.ready),
+            lif.fire.eq(d_fire), lif.reset_mode.eq(d_fp.reset_mode), lif.refractory.eq(d_fp.refractory),
         ]
         if has_wta:
-            # A WTA candidate never stalls (it does not fire here), so its writes need no
-            # scan_advance.
-            d_wta = Signal()
-            m.d.comb += d_wta.eq(d_cand & (d_group != 0))
-            with m.If(d_wta):
-                m.d.sync += count.eq(count + 1)
+            # A WTA candidate never stalls (it does not fire here): it is recorded at once.
             m.d.comb += [
-                cand_wr.en.eq(d_wta),
-                cand_wr.addr.eq(count),
-                cand_wr.data.neuron.eq(d_neuron),
-                cand_wr.data.margin.eq(d_margin),
-                cand_wr.data.group.eq(d_group),
+                wta.lookup.eq(c_valid & scan_advance), wta.lookup_group.eq(c_group),     # stage C
+                wta.candidate.eq(d_cand), wta.cand_neuron.eq(d_neuron),                  # stage D
+                wta.cand_margin.eq(lif.margin), wta.cand_group.eq(d_group),
+                wta.run.eq(in_commit), wta.ready.eq(self.fired.ready),                   # commit
+                wta.reset_mode.eq(param.reset_mode), wta.refractory.eq(param.refractory),
             ]
-            best = group_rd.data
-            d_better = Signal()
-            m.d.comb += d_better.eq(d_wta & (~best.valid | (d_margin > best.margin)))
 
-        # ==== commit pipeline (WTA only) ======================================================
-        # P: read candidate-buffer entry cidx.  Q: entry present; read its params, theta, y and
-        # group entry.  R: decide win / lose, write back, emit a winner on `fired` (may stall).
-        if has_wta:
-            cidx = Signal(nib + 1)             # next candidate-buffer entry to read
-            q_valid = Signal()
-            r_valid = Signal()
-            r_neuron = Signal(nib)
-            r_margin = Signal(unsigned(vbits - 1))
-            r_group = Signal(cfg.wta_group_bits)
-            r_fire = Signal()
-            advance = Signal()
-            entry = cand_rd.data
-            m.d.comb += [
-                r_fire.eq(group_rd.data.valid & (group_rd.data.neuron == r_neuron)),
-                advance.eq(~r_valid | ~r_fire | self.fired.ready),
-            ]
-            r_write = Signal()
-            m.d.comb += r_write.eq(r_valid & advance)
-            with m.If(in_commit & advance):
-                m.d.sync += [
-                    r_valid.eq(q_valid),
-                    r_neuron.eq(entry.neuron),
-                    r_margin.eq(entry.margin),
-                    r_group.eq(entry.group),
-                    q_valid.eq(cidx != count),
-                ]
-                with m.If(cidx != count):
-                    m.d.sync += cidx.eq(cidx + 1)
-
-        # ==== memory port and `fired` multiplexing ============================================
+        # ==== memory port and `fired` multiplexing: the commit (WTA) or the scan ==============
+        theta_rd = self.theta_rd if has_theta else None
+        theta_wr, theta_new, theta_jumped = (
+            (self.theta_wr, lif.new_theta, saturating_add(theta_rd.data, param.theta_inc, cfg.theta_max))
+            if has_theta_wr else (None, None, None))
+        y_rd, y_wr, y_new, y_jumped = (
+            (self.y_rd, self.y_wr, lif.new_y, saturating_add(self.y_rd.data, self.post_jump, cfg.trace_max))
+            if has_learn else (None, None, None, None))
         with m.If(in_commit):
             if has_wta:
+                # a winner's theta and y jump from the decayed values the scan wrote
+                jump = wta.write & wta.win & learn_q
                 m.d.comb += [
-                    self.fired.valid.eq(r_valid & r_fire),
-                    self.fired.payload.neuron.eq(r_neuron),
-                    self.fired.payload.route_valid.eq(param.route_valid),
-                    self.fired.payload.route.eq(param.route),
-                    self.fired.payload.output.eq(param.output),
-                    cand_rd.addr.eq(cidx),
-                    cand_rd.en.eq(advance),
-                    self.param_rd.addr.eq(entry.neuron),
-                    self.param_rd.en.eq(advance),
-                    self.state_rd.en.eq(0),
-                    self.acc_rd.en.eq(0),
-                    self.state_wr.addr.eq(r_neuron),
-                    self.state_wr.en.eq(r_write),
-                    # winner: reset to 0 or by subtraction (v2 - thr); loser: v = 0, no refractory
-                    self.state_wr.data.v.eq(Mux(r_fire & param.reset_mode, r_margin, 0)),
-                    self.state_wr.data.refrac.eq(Mux(r_fire, param.refractory, 0)),
-                    self.acc_wr.en.eq(0),
-                    group_rd.addr.eq(entry.group),
-                    group_rd.en.eq(advance),
-                    # the winner invalidates its group's entry: the table cleans itself
-                    group_wr.addr.eq(r_group),
-                    group_wr.en.eq(r_write & r_fire),
-                    group_wr.data.valid.eq(0),
+                    *_offer(self.fired, wta.fired_valid, wta.neuron, param),
+                    *_drive(self.param_rd, wta.read_neuron, wta.read),
+                    *_drive(self.state_rd, 0, 0),
+                    *_drive(self.acc_rd, 0, 0),
+                    *_drive(self.acc_wr, 0, 0),
+                    *_drive(self.state_wr, wta.neuron, wta.write, wta.state),
+                    *_drive(theta_rd, wta.read_neuron, wta.read & learn_q),
+                    *_drive(theta_wr, wta.neuron, jump, theta_jumped),
+                    *_drive(y_rd, wta.read_neuron, wta.read & learn_q),
+                    *_drive(y_wr, wta.neuron, jump, y_jumped),
                 ]
-                if has_theta:
-                    m.d.comb += [
-                        self.theta_rd.addr.eq(entry.neuron),
-                        self.theta_rd.en.eq(advance & learn_q),
-                    ]
-                if has_theta_wr:
-                    # theta_rd.data is the decayed theta written by the scan
-                    m.d.comb += [
-                        self.theta_wr.addr.eq(r_neuron),
-                        self.theta_wr.en.eq(r_write & r_fire & learn_q),
-                        self.theta_wr.data.eq(usat(theta_rd_data + param.theta_inc, theta_max)),
-                    ]
-                if has_learn:
-                    # y_rd.data is yd, written by the scan
-                    m.d.comb += [
-                        self.y_rd.addr.eq(entry.neuron),
-                        self.y_rd.en.eq(advance & learn_q),
-                        self.y_wr.addr.eq(r_neuron),
-                        self.y_wr.en.eq(r_write & r_fire & learn_q),
-                        self.y_wr.data.eq(usat(self.y_rd.data + self.post_jump, trace_max)),
-                    ]
         with m.Else():
-            d_write = Signal()
+            d_write = d_valid & scan_advance
             m.d.comb += [
-                d_write.eq(d_valid & scan_advance),
-                self.fired.valid.eq(d_fire),
-                self.fired.payload.neuron.eq(d_neuron),
-                self.fired.payload.route_valid.eq(d_fp.route_valid),
-                self.fired.payload.route.eq(d_fp.route),
-                self.fired.payload.output.eq(d_fp.output),
-                self.param_rd.addr.eq(idx),
-                self.param_rd.en.eq(issue),
-                self.state_rd.addr.eq(idx),
-                self.state_rd.en.eq(issue),
-                self.acc_rd.addr.eq(idx),
-                self.acc_rd.en.eq(issue),
-                self.acc_wr.addr.eq(b_neuron),
-                self.acc_wr.en.eq(b_valid & scan_advance),     # acc := 0 for the next step
-                self.acc_wr.data.eq(0),
-                self.state_wr.addr.eq(d_neuron),
-                self.state_wr.en.eq(d_write),
-                # firing: reset to 0 or by subtraction, refractory period; otherwise v2 (held v
-                # when refractory) - a WTA candidate's word is rewritten by the commit
-                self.state_wr.data.v.eq(Mux(d_fire, Mux(d_fp.reset_mode, d_margin, 0), d_v2)),
-                self.state_wr.data.refrac.eq(Mux(d_fire, d_fp.refractory, d_refrac)),
+                *_offer(self.fired, d_fire, d_neuron, d_fp),
+                *_drive(self.param_rd, idx, issue),
+                *_drive(self.state_rd, idx, issue),
+                *_drive(self.acc_rd, idx, issue),
+                *_drive(self.acc_wr, b_neuron, b_valid & scan_advance, 0),   # acc := 0 for the next step
+                # a WTA candidate's word (v2) is rewritten by the commit
+                *_drive(self.state_wr, d_neuron, d_write, lif.new_state),
+                *_drive(theta_rd, idx, issue),
+                *_drive(theta_wr, d_neuron, d_write & learn_q, theta_new),
+                *_drive(y_rd, idx, issue & learn_q),
+                *_drive(y_wr, d_neuron, d_write & learn_q, y_new),
             ]
-            if has_wta:
-                m.d.comb += [
-                    cand_rd.en.eq(0),
-                    group_rd.addr.eq(c_group),
-                    group_rd.en.eq(c_valid & scan_advance),
-                    group_wr.addr.eq(d_group),
-                    group_wr.en.eq(d_better),
-                    group_wr.data.valid.eq(1),
-                    group_wr.data.margin.eq(d_margin),
-                    group_wr.data.neuron.eq(d_neuron),
-                ]
-            if has_theta:
-                m.d.comb += [
-                    self.theta_rd.addr.eq(idx),
-                    self.theta_rd.en.eq(issue),
-                ]
-            if has_theta_wr:
-                m.d.comb += [
-                    self.theta_wr.addr.eq(d_neuron),
-                    self.theta_wr.en.eq(d_write & learn_q),
-                    self.theta_wr.data.eq(Mux(d_fire, d_theta_j, d_theta_d)),
-                ]
-            if has_learn:
-                m.d.comb += [
-                    self.y_rd.addr.eq(idx),
-                    self.y_rd.en.eq(issue & learn_q),
-                    self.y_wr.addr.eq(d_neuron),
-                    self.y_wr.en.eq(d_write & learn_q),
-                    self.y_wr.data.eq(Mux(d_fire, d_yj, d_yd)),
-                ]
 
         # ==== sequencing ======================================================================
         with m.FSM(name="phase"):
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.sync += [
-                        idx.eq(0),
-                        count.eq(0),
-                        learn_q.eq(self.learn if has_learn else 0),
-                    ]
+                    m.d.sync += [idx.eq(0), learn_q.eq(self.learn if has_learn else 0)]
+                    if has_wta:
+                        m.d.comb += wta.clear.eq(1)
                     m.next = "SCAN"
             with m.State("SCAN"):
                 m.d.comb += [in_scan.eq(1), self.busy.eq(1)]
@@ -543,11 +362,11 @@ class NeuronUnit(CoreComponent):
                 # there is no WTA candidate to commit.
                 with m.If(~scan_more & ~b_valid & ~c_valid & scan_advance):
                     if has_wta:
-                        with m.If((count == 0) & ~d_wta):
+                        with m.If(~wta.pending):
                             m.d.sync += done.eq(1)
                             m.next = "IDLE"
                         with m.Else():
-                            m.d.sync += [cidx.eq(0), q_valid.eq(0), r_valid.eq(0)]
+                            m.d.comb += wta.begin.eq(1)
                             m.next = "COMMIT"
                     else:
                         m.d.sync += done.eq(1)
@@ -555,7 +374,7 @@ class NeuronUnit(CoreComponent):
             if has_wta:
                 with m.State("COMMIT"):
                     m.d.comb += [in_commit.eq(1), self.busy.eq(1)]
-                    with m.If((cidx == count) & ~q_valid & (~r_valid | advance)):
+                    with m.If(wta.last):
                         m.d.sync += done.eq(1)
                         m.next = "IDLE"
         return m

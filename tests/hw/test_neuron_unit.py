@@ -1,8 +1,9 @@
 """Tests of ``neurocore.hw.neuron_unit.NeuronUnit`` (spec phase 2 + theta / y part of phase 4).
 
-* ``spec_step`` is a small Python model written line by line from docs/core-spec.md,
-  section 5 (phase 2, WTA, reset; theta and post-trace updates of phase 4). It is checked
-  against the golden model (``neurocore.sim.golden``) on random single-step programs.
+* ``spec_step`` composes the per-rule functions of ``neurocore.sim.reference`` (the
+  line-by-line spec, docs/core-spec.md section 5: phase 2, WTA, reset; theta and post-trace
+  updates of phase 4) over the unit's memories. It is checked against the golden model
+  (``neurocore.sim.golden``) on random single-step programs.
 * The unit is simulated (async Amaranth testbenches) in a harness that owns the memories,
   on many random cases per configuration, including consecutive steps on the same state
   (which also exercises the self-cleaning WTA group table), random backpressure on
@@ -25,66 +26,46 @@ from amaranth.sim import Simulator
 from neurocore.hw.config import CoreConfig
 from neurocore.hw.layouts import neuron_param_layout, neuron_state_layout
 from neurocore.hw.neuron_unit import NeuronUnit
+from neurocore.sim import reference
 
 # Units built only to inspect their signature (or to provoke a ValueError) are never elaborated.
 pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 
 
-# ==== Python model of the spec ==================================================================
-def _decay(value: int, shift: int) -> int:
-    return value - (value >> shift) if shift > 0 else value
+# ==== the spec, from the per-rule functions of the reference ===================================
+def _update(cfg: CoreConfig, p: dict, state: dict, i: int):
+    """``reference.neuron_update`` of neuron ``i``: ``(v, refrac, candidate, margin)``."""
+    return reference.neuron_update(state["v"][i], state["refrac"][i], state["acc"][i],
+                                   leak_shift=p["leak_shift"], bias=p["bias"], threshold=p["threshold"],
+                                   theta=state["theta"][i], V=cfg.membrane_bits)
 
 
 def spec_step(cfg: CoreConfig, params: list[dict], state: dict, n: int, learn: bool,
               post_decay_shift: int, post_jump: int):
     """One step of phase 2 (+ WTA, reset) and the theta / y part of phase 4 over neurons
-    ``0 .. n-1``. ``state`` holds lists ``v, refrac, theta, y, acc``; returns the new state
-    (a copy, ``acc`` of the active neurons zeroed) and the fired neurons in index order."""
-    v_min, v_max = cfg.membrane_range
-    v = list(state["v"])
-    refrac = list(state["refrac"])
-    theta = list(state["theta"])
-    y = list(state["y"])
-    acc = list(state["acc"])
-    cand, margin = [], {}
-    for i in range(n):
+    ``0 .. n-1``, composed from ``neurocore.sim.reference``'s rules (neuron_update, wta, reset,
+    theta_update, decay, trace_jump). ``state`` holds lists ``v, refrac, theta, y, acc``;
+    returns the new state (a copy, ``acc`` of the active neurons zeroed) and the fired neurons
+    in index order."""
+    new = {key: list(values) for key, values in state.items()}
+    update = [_update(cfg, params[i], state, i) for i in range(n)]
+    group = [params[i]["wta_group"] if cfg.wta else 0 for i in range(n)]
+    fired, loser = reference.wta([u[2] for u in update], [u[3] for u in update], group)
+    for i, (v, refrac, _, margin) in enumerate(update):
         p = params[i]
-        if refrac[i] > 0:
-            refrac[i] -= 1
-            continue
-        v1 = _decay(v[i], p["leak_shift"])
-        v2 = min(max(v1 + acc[i] + p["bias"], v_min), v_max)
-        thr = p["threshold"] + theta[i]
-        if v2 >= thr:
-            cand.append(i)
-            margin[i] = v2 - thr
-        v[i] = v2
-    best: dict[int, int] = {}
-    for i in cand:
-        g = params[i]["wta_group"]
-        if g > 0 and (g not in best or margin[i] > margin[best[g]]):
-            best[g] = i
-    fired = []
-    for i in cand:
-        g = params[i]["wta_group"]
-        if g > 0 and best[g] != i:
-            v[i] = 0
-            continue
-        fired.append(i)
-        v[i] = 0 if params[i]["reset_mode"] == 0 else margin[i]
-        refrac[i] = params[i]["refractory"]
-    if learn:
-        for i in range(n):
-            th = _decay(theta[i], params[i]["theta_decay_shift"])
-            yd = _decay(y[i], post_decay_shift)
-            if i in fired:
-                th = min(th + params[i]["theta_inc"], cfg.theta_max)
-                yd = min(yd + post_jump, cfg.trace_max)
-            theta[i] = th
-            y[i] = yd
-    for i in range(n):
-        acc[i] = 0
-    return dict(v=v, refrac=refrac, theta=theta, y=y, acc=acc), fired
+        if loser[i]:
+            v = 0                                      # loser: no refractory, no theta increment
+        elif fired[i]:
+            v, refrac = reference.reset(margin, p["reset_mode"]), p["refractory"]
+        new["v"][i], new["refrac"][i], new["acc"][i] = v, refrac, 0
+        if learn and cfg.adaptive_threshold:
+            new["theta"][i] = reference.theta_update(state["theta"][i], fired[i], theta_inc=p["theta_inc"],
+                                                     theta_decay_shift=p["theta_decay_shift"],
+                                                     V=cfg.membrane_bits)
+        if learn:
+            new["y"][i] = reference.trace_jump(reference.decay(state["y"][i], post_decay_shift), post_jump,
+                                               fired[i], cfg.trace_bits)
+    return new, [i for i in range(n) if fired[i]]
 
 
 # ==== random cases ==============================================================================
@@ -415,15 +396,8 @@ def test_unit_matches_spec(name):
 def _candidates(cfg, params, state, n, wta_only=False):
     """Number of phase-2 candidates of a step; with ``wta_only`` only those of a WTA group
     (the commit pass visits exactly these)."""
-    v_min, v_max = cfg.membrane_range
-    count = 0
-    for i in range(n):
-        if state["refrac"][i] > 0 or (wta_only and not (cfg.wta and params[i]["wta_group"] != 0)):
-            continue
-        v1 = _decay(state["v"][i], params[i]["leak_shift"])
-        v2 = min(max(v1 + state["acc"][i] + params[i]["bias"], v_min), v_max)
-        count += v2 >= params[i]["threshold"] + state["theta"][i]
-    return count
+    return sum(_update(cfg, params[i], state, i)[2] for i in range(n)
+               if not wta_only or (cfg.wta and params[i]["wta_group"] != 0))
 
 
 def test_wta_ties_and_groups_directed():
