@@ -20,7 +20,8 @@ Verilog with the program baked in), cosim/ (build and simulation logs) and four
 PNG plots (accuracy vs time steps, spike raster and membrane traces of test
 sample 0, confusion matrix). The folder is built next to --out and renamed into
 place at the end; an existing directory is replaced only if it is an earlier
-report (or empty), or with --force.
+report (or empty), and with --force also an earlier image directory; never a
+directory of other files, the current directory or one of its parents.
 
 Exit status 1 when the RTL and the golden model disagree. About 2-3 minutes on
 2 cores, including the Verilator build; progress bars go to stderr."""
@@ -40,7 +41,8 @@ def register(subparsers) -> None:
     parser.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
                         help="report folder (default: %(default)s in the current directory)")
     parser.add_argument("--force", action="store_true",
-                        help="replace --out even if it is not an earlier report")
+                        help="also replace --out when it is an earlier image directory (never a "
+                             "directory of other files)")
     parser.add_argument("--samples", type=positive_int, default=DEFAULT_SAMPLES, metavar="N",
                         help="test samples to co-simulate on the RTL (default: %(default)s)")
     add_steps_argument(parser, "time steps per sample (default: %(default)s)", default=DEFAULT_STEPS)

@@ -63,6 +63,9 @@ def run(args) -> int:
     out = output_path(args.out, "--out", directory=True, make_parents=True) if args.out else None
     if out is not None and out.exists() and not args.force:
         raise UsageError(f"--out: {out} already exists (use --force to replace it)")
+    if out is not None:
+        from ..sw.image_dir import check_image_path
+        check_image_path(out, overwrite=args.force)   # what --force may not replace: before training
     plot = plot_path(args.plot) if args.plot is not None else None
     result = train_stdp(dataset=args.dataset, neurons=args.neurons, epochs=args.epochs, steps=args.steps,
                         eval_steps=args.eval_steps, seed=args.seed, rule=args.rule,

@@ -199,6 +199,21 @@ def test_cli_out_exists(capsys, tmp_path):
     assert status == 2 and "already exists" in err
 
 
+def test_cli_force_refuses_a_folder_of_other_files_before_training(capsys, tmp_path, monkeypatch):
+    """--force replaces only an earlier output of the toolkit, and says so before it trains."""
+    import neurocore.sw.stdp as stdp
+
+    def no_training(**kwargs):
+        raise AssertionError("trained before checking --out")
+    monkeypatch.setattr(stdp, "train_stdp", no_training)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    status, out, err = run_cli(capsys, "train-stdp", "--out", str(mine), "--force", "--no-progress")
+    assert status == 2 and err.count("\n") == 1 and "not an earlier neurocore output" in err, err
+    assert (mine / "notes.txt").read_text() == "keep me"
+
+
 def test_cli_end_to_end(capsys, tmp_path):
     out_dir, png = tmp_path / "img", tmp_path / "w.png"
     status, out, err = run_cli(capsys, "train-stdp", "--dataset", "digits", "--neurons", "10",
