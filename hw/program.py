@@ -10,6 +10,7 @@ import dataclasses
 import numpy as np
 
 from .config import CoreConfig
+from .widths import AMPLITUDE_MAX, LEARN_SHIFT_MAX, REFRACTORY_MAX, TRACE_DECAY_MAX
 
 __all__ = ["NeuronParams", "LearningParams", "CoreProgram", "CoreState", "synapse_rows",
            "accumulator_bounds", "accumulator_bits"]
@@ -20,7 +21,6 @@ NEURON_FIELDS = ("threshold", "leak_shift", "reset_mode", "refractory", "bias",
 RESET_TO_ZERO = 0
 RESET_BY_SUBTRACTION = 1
 NO_ROUTE = -1
-REFRACTORY_MAX = 255
 
 
 def _int_array(values, name: str) -> np.ndarray:
@@ -153,11 +153,11 @@ class LearningParams:
 
     def validate(self, config: CoreConfig) -> None:
         wlo, whi = config.weight_range
-        _check_scalar(self.a_plus, "learning.a_plus", 0, 255)
-        _check_scalar(self.a_minus, "learning.a_minus", 0, 255)
-        _check_scalar(self.shift, "learning.shift", 0, 47)
-        _check_scalar(self.pre_decay_shift, "learning.pre_decay_shift", 0, 15)
-        _check_scalar(self.post_decay_shift, "learning.post_decay_shift", 0, 15)
+        _check_scalar(self.a_plus, "learning.a_plus", 0, AMPLITUDE_MAX)
+        _check_scalar(self.a_minus, "learning.a_minus", 0, AMPLITUDE_MAX)
+        _check_scalar(self.shift, "learning.shift", 0, LEARN_SHIFT_MAX)
+        _check_scalar(self.pre_decay_shift, "learning.pre_decay_shift", 0, TRACE_DECAY_MAX)
+        _check_scalar(self.post_decay_shift, "learning.post_decay_shift", 0, TRACE_DECAY_MAX)
         _check_scalar(self.pre_jump, "learning.pre_jump", 0, config.trace_max)
         _check_scalar(self.post_jump, "learning.post_jump", 0, config.trace_max)
         _check_scalar(self.w_min, "learning.w_min", wlo, whi)

@@ -49,6 +49,7 @@ import re
 import numpy as np
 
 from ..hw.config import CoreConfig
+from ..hw.widths import CONFIG_RANGES
 from ..hw.program import (NEURON_FIELDS, NO_ROUTE, CoreProgram, LearningParams, NeuronParams,
                           accumulator_bits, accumulator_bounds, synapse_rows)
 from .network import INPUT, Population, Projection, SnnNetwork
@@ -56,8 +57,9 @@ from .network import INPUT, Population, Projection, SnnNetwork
 __all__ = ["CompiledNetwork", "compile_network", "choose_config", "network_needs", "freeze_network",
            "CAPACITIES"]
 
-# Capacities the compiler checks, with the largest value a CoreConfig allows.
-CAPACITIES = {"neurons": 65536, "axons": 65536, "synapses": 1 << 24, "wta_groups": 256}
+# Capacities the compiler checks, with the largest value a CoreConfig allows (hw/widths.py).
+CAPACITIES = {name: CONFIG_RANGES[name][1] for name in ("neurons", "axons", "synapses", "wta_groups")}
+_WIDEST_ACCUMULATOR = CONFIG_RANGES["accumulator_bits"][1]
 _CAPACITY_NAMES = {"neurons": "neurons", "axons": "axons", "synapses": "synapses",
                    "wta_groups": "WTA groups"}
 
@@ -421,9 +423,9 @@ def _choose_config(net: SnnNetwork, placed: _Placement) -> CoreConfig:
     too_big = [f"{needs[n]} {_CAPACITY_NAMES[n]} but the largest core has {CAPACITIES[n]} "
                f"(overflow by {needs[n] - CAPACITIES[n]})" for n in needs if needs[n] > CAPACITIES[n]]
     acc_bits = _accumulator_bits(net, placed)
-    if acc_bits > 32:
+    if acc_bits > _WIDEST_ACCUMULATOR:
         too_big.append(f"a {acc_bits}-bit accumulator (the sum of a neuron's weights) but the widest "
-                       "is 32 bits")
+                       f"is {_WIDEST_ACCUMULATOR} bits")
     if too_big:
         raise ValueError("network does not fit any core: it needs " + "; ".join(too_big))
     raised = {}
