@@ -316,3 +316,75 @@ def test_choose_config_widens_the_accumulator_when_the_bound_needs_it():
     if default.accumulator_bits < 17:
         with pytest.raises(ValueError, match="accumulator overflow"):
             compile_network(net, dataclasses.replace(cfg, accumulator_bits=default.accumulator_bits))
+
+
+# -- a program's metadata must account for every synapse -----------------------------------------------
+def rebuilt(c: CompiledNetwork, synapse_projection) -> CompiledNetwork:
+    return CompiledNetwork.from_meta(c.program, c.meta(), synapse_projection)
+
+
+def test_synapse_projection_must_name_existing_projections():
+    # once: ids of a projection that does not exist lost those synapses in to_network(), and
+    # `neurocore compile` wrote an image with 0 synapses
+    c = compile_network(small_net())
+    ids = c.synapse_projection.copy()
+    first = int(np.flatnonzero(ids == 0)[0])
+    ids[ids == 0] = 7
+    with pytest.raises(ValueError, match=re.escape(
+            f"network metadata does not match the program: synapse_projection[{first}] = 7 is outside -1..3")):
+        rebuilt(c, ids)
+    with pytest.raises(ValueError, match=re.escape(f"synapse_projection[{first}] = 7 is outside -1..3")):
+        dataclasses.replace(c, synapse_projection=ids).to_network()
+
+
+def test_synapse_projection_must_match_the_program():
+    c = compile_network(small_net())
+    ids = c.synapse_projection
+    s = int(np.flatnonzero((ids >= 0) & (c.program.weight != 0))[0])
+    gap = ids.copy()
+    gap[s] = -1
+    with pytest.raises(ValueError, match=re.escape(
+            f"synapse_projection[{s}] = -1 marks a gap (zero weight, fixed), but synapse {s} has weight "
+            f"{int(c.program.weight[s])}")):
+        rebuilt(c, gap)
+    moved = ids.copy()
+    moved[s] = (ids[s] + 1) % len(c.projections)
+    with pytest.raises(ValueError, match=r"projection \d \(\w+->\w+\) has \d+ synapses but synapse_projection "
+                                         r"gives it \d+"):
+        rebuilt(c, moved)
+    with pytest.raises(ValueError, match=re.escape(f"synapse_projection has {len(ids) - 1} entries, the program "
+                                                   f"has {len(ids)} synapses")):
+        rebuilt(c, ids[:-1])
+    with pytest.raises(ValueError, match=re.escape("synapse_projection must be a 1-D integer array, got shape "
+                                                   f"({len(ids)},) dtype float64")):
+        rebuilt(c, ids.astype(float))
+    assert np.array_equal(rebuilt(c, ids).synapse_projection, ids)      # the real one passes
+    assert rebuilt(c, None).synapse_projection is None
+
+
+# -- networks refuse what would be truncated or wrapped ------------------------------------------------
+U64_MAX = int(np.iinfo(np.uint64).max)
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda: Projection("input", "a", [0, 1], [0, 1], [0.5, 1.0]),
+     "projection input->a: weight must be a 1-D integer array, got shape (2,) dtype float64"),
+    (lambda: Projection("input", "a", [0], [0], np.array([U64_MAX], np.uint64)),
+     f"projection input->a: weight[0] = {U64_MAX} is outside -32768..32767"),
+    (lambda: Projection("input", "a", [[0, 1]], [0, 1], [1, 1]),
+     "projection input->a: pre must be a 1-D integer array, got shape (1, 2) dtype int64"),
+    (lambda: Projection("input", "a", [0], [0], [1], plastic="no"),
+     "projection input->a: plastic must be True or False, got 'no'"),
+    (lambda: Population("a", NeuronParams.uniform(2, threshold=5), theta=[0.5, 1]),
+     "population a: theta must be a 1-D integer array, got shape (2,) dtype float64"),
+    (lambda: Population("a", NeuronParams.uniform(2, threshold=5), output=1),
+     "population a: output must be True or False, got 1"),
+    (lambda: SnnNetwork(n_inputs=64.7, populations=[], projections=[]),
+     "n_inputs must be a non-negative integer, got 64.7"),
+    (lambda: SnnNetwork(n_inputs="64", populations=[], projections=[]),
+     "n_inputs must be a non-negative integer, got '64'"),
+], ids=["float weight", "uint64 weight", "2-D pre", "plastic str", "float theta", "output int", "n_inputs float",
+        "n_inputs str"])
+def test_network_refuses_bad_values(make, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        make()
