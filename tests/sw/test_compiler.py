@@ -388,3 +388,18 @@ U64_MAX = int(np.iinfo(np.uint64).max)
 def test_network_refuses_bad_values(make, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         make()
+
+
+def test_program_npz_naming_a_missing_projection_is_refused(tmp_path):
+    # once: passed inspect and run, and `neurocore compile` wrote an image with 0 synapses, exit 0
+    from neurocore.sw.image_dir import ImageDirError, load_program_npz, write_image_dir
+
+    c = compile_network(small_net())
+    write_image_dir(c, tmp_path / "img")
+    arrays = dict(np.load(tmp_path / "img" / "program.npz"))
+    arrays["synapse_projection"] = np.where(arrays["synapse_projection"] >= 0, 9, -1)
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(ImageDirError, match=re.escape("bad.npz: network metadata does not match the program: "
+                                                      "synapse_projection[0] = 9 is outside -1..3")):
+        load_program_npz(tmp_path / "bad.npz")
+    assert load_program_npz(tmp_path / "img" / "program.npz").program.n_synapses == c.program.n_synapses
