@@ -27,6 +27,7 @@ import numba
 import numpy as np
 
 from ..hw.program import CoreProgram, CoreState
+from ..hw.widths import CONFIG_RANGES
 from .checks import run_arguments
 
 __all__ = ["RunResult", "BatchResult", "run", "run_batch", "warmup"]
@@ -50,6 +51,12 @@ class BatchResult:
     sops: np.ndarray     # int64[B]
     state: CoreState     # state after the last sample
 
+
+# The kernels' narrow types must hold the widest core hw/widths.py allows (module docstring).
+if not (CONFIG_RANGES["neurons"][1] <= 1 << 16 and CONFIG_RANGES["weight_bits"][1] <= 16
+        and CONFIG_RANGES["accumulator_bits"][1] <= 32):
+    raise ImportError("hw/widths.py allows a core wider than the golden model's uint16 targets, "
+                      "int16 weights or int32 accumulators: widen them in sim/golden.py")
 
 # Rows of the packed neuron-parameter matrix (int64[8, n_neurons]).
 _THRESHOLD, _LEAK, _RESET, _REFRACTORY, _BIAS, _THETA_INC, _THETA_DECAY, _GROUP = range(8)

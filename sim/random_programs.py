@@ -201,7 +201,7 @@ def random_program(rng, **overrides) -> tuple[CoreProgram, np.ndarray]:
         C = max(W, needed())
         if rng.random() < 0.4:
             C += int(rng.choice([1, 2, 8, 32]))
-        C = min(C, 32)
+        C = min(C, CONFIG_RANGES["accumulator_bits"][1])
     while needed() > C:       # turn the last contributing synapse of an offending neuron into a gap
         upper, lower = accumulator_bounds(n_neurons, target, weight, plastic, lp)
         chi, clo = (1 << (C - 1)) - 1, -(1 << (C - 1))
