@@ -70,13 +70,21 @@ def flag_array(values, name: str) -> np.ndarray:
 
 
 def check_int(value, name: str, low: int, high: int) -> int:
-    """``value`` as an ``int``: a Python or numpy integer (not a bool) in ``low..high``."""
+    """``value`` as an ``int``: a Python or numpy integer (not a bool; a 0-d integer array, as
+    ``numpy.load`` gives, counts as its value) in ``low..high``."""
+    value = _unwrap(value)
     _check_scalar(value, name, low, high)
     return int(value)
 
 
+def _unwrap(value):
+    """A 0-d array's value (what ``numpy.load`` gives for a stored scalar); anything else as is."""
+    return value[()] if isinstance(value, np.ndarray) and value.ndim == 0 else value
+
+
 def check_count(value, name: str) -> int:
     """``value`` as an ``int``: a non-negative Python or numpy integer (not a bool)."""
+    value = _unwrap(value)
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
         raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
     return int(value)
@@ -232,13 +240,14 @@ class LearningParams:
         for name, (low, high) in _LEARNING_FIXED.items():
             object.__setattr__(self, name, check_int(getattr(self, name), f"learning.{name}", low, high))
         for name in _LEARNING_CONFIGURED:
-            value = getattr(self, name)
+            value = _unwrap(getattr(self, name))
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
                 raise ValueError(f"learning.{name} must be an integer, got {value!r}")
             object.__setattr__(self, name, int(value))
-        if not isinstance(self.soft_bound, (bool, np.bool_)):
-            raise ValueError(f"learning.soft_bound must be True or False, got {self.soft_bound!r}")
-        object.__setattr__(self, "soft_bound", bool(self.soft_bound))
+        soft_bound = _unwrap(self.soft_bound)
+        if not isinstance(soft_bound, (bool, np.bool_)):
+            raise ValueError(f"learning.soft_bound must be True or False, got {soft_bound!r}")
+        object.__setattr__(self, "soft_bound", bool(soft_bound))
 
     def validate(self, config: CoreConfig) -> None:
         wlo, whi = config.weight_range

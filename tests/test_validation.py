@@ -432,6 +432,9 @@ def test_construction_refuses_what_entry_refuses():
         NeuronParams.uniform(3.0, threshold=10)
     # numpy integers are integers; they become plain int
     assert base(n_inputs=np.int64(2)).n_inputs == 2 and type(base(n_inputs=np.uint8(2)).n_inputs) is int
+    assert base(n_inputs=np.array(2)).n_inputs == 2                   # a 0-d array, as from numpy.load
+    with pytest.raises(ValueError, match=exact("n_inputs must be an integer in 0..65536, got np.float64(64.7)")):
+        base(n_inputs=np.array(64.7))
 
 
 def test_program_validates_on_construction():
