@@ -5,8 +5,9 @@ Arrays are numpy ``int64`` (or ``bool``) so every engine can use them directly.
 
 Every field is converted where it enters, on construction and on every later assignment
 (:func:`int_array`, :func:`flag_array`, :func:`check_int`): 1-D arrays of an integer type,
-integer scalars, each value inside the widest range any :class:`CoreConfig` allows, so
-nothing can wrap or be truncated in the conversion. ``CoreProgram.validate()`` then checks
+integer scalars, each value inside the range its field can hold (weights and theta: the
+program's config; indices and neuron parameters: the widest core, :data:`WIDEST`), checked
+before the conversion, so nothing can wrap or be truncated in it. ``CoreProgram.validate()`` then checks
 the program against its own config; a program is validated when it is built, and the
 models validate it again at the start of every run (an array may have been changed in
 place since).

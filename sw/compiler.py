@@ -333,7 +333,11 @@ def freeze_network(net: SnnNetwork) -> SnnNetwork:
             params["threshold"] = params["threshold"] + pop.theta
         params["theta_inc"][:] = 0
         params["theta_decay_shift"][:] = 0
-        populations.append(Population(pop.name, NeuronParams(**params), output=pop.output, wta=pop.wta))
+        try:
+            frozen = NeuronParams(**params)
+        except ValueError as exc:        # a folded threshold beyond what any core holds
+            raise ValueError(f"layer '{pop.name}' (threshold + theta folded): {exc}") from None
+        populations.append(Population(pop.name, frozen, output=pop.output, wta=pop.wta))
     projections = [Projection(pr.source, pr.target, pr.pre.copy(), pr.post.copy(), pr.weight.copy(),
                               plastic=False) for pr in net.projections]
     return SnnNetwork(n_inputs=net.n_inputs, populations=populations, projections=projections,

@@ -403,3 +403,12 @@ def test_program_npz_naming_a_missing_projection_is_refused(tmp_path):
                                                       "synapse_projection[0] = 9 is outside -1..3")):
         load_program_npz(tmp_path / "bad.npz")
     assert load_program_npz(tmp_path / "img" / "program.npz").program.n_synapses == c.program.n_synapses
+
+
+def test_freeze_names_the_layer_of_a_threshold_no_core_holds():
+    top = (1 << 31) - 1                                      # the largest threshold (V = 32)
+    pop = Population("big", NeuronParams.uniform(2, threshold=top), output=True, theta=[0, 5])
+    net = SnnNetwork(n_inputs=1, populations=[pop], projections=[Projection("input", "big", [0], [0], [1])])
+    with pytest.raises(ValueError, match=re.escape(
+            f"layer 'big' (threshold + theta folded): neurons.threshold[1] = {top + 5} is outside 0..{top}")):
+        freeze_network(net)
