@@ -51,7 +51,7 @@ import numpy as np
 from ..hw.config import CoreConfig
 from ..hw.widths import CONFIG_RANGES
 from ..hw.program import (NEURON_FIELDS, NO_ROUTE, CoreProgram, LearningParams, NeuronParams,
-                          accumulator_bits, accumulator_bounds, int_array, synapse_rows)
+                          accumulator_bits, accumulator_bounds, check_count, int_array, synapse_rows)
 from .network import INPUT, Population, Projection, SnnNetwork
 
 __all__ = ["CompiledNetwork", "compile_network", "choose_config", "network_needs", "freeze_network",
@@ -512,7 +512,8 @@ def _normalise_decoding(decoding: dict, n_outputs: int) -> dict:
     kind = decoding.setdefault("kind", "count")
     if kind == "count":
         decoding.setdefault("n_classes", n_outputs)
-        if int(decoding["n_classes"]) != n_outputs:
+        decoding["n_classes"] = check_count(decoding["n_classes"], "decoding: n_classes")
+        if decoding["n_classes"] != n_outputs:
             raise ValueError(f"decoding 'count' needs one output neuron per class: n_classes = "
                              f"{decoding['n_classes']} but the network has {n_outputs} output neurons")
     elif kind == "vote":
@@ -520,7 +521,7 @@ def _normalise_decoding(decoding: dict, n_outputs: int) -> dict:
             raise ValueError("decoding 'vote' needs 'labels' (one class per output neuron, -1: none) "
                              "and 'n_classes'")
         labels = np.asarray(decoding["labels"])
-        k = int(decoding["n_classes"])
+        k = check_count(decoding["n_classes"], "decoding 'vote': n_classes")
         if labels.shape != (n_outputs,) or not np.issubdtype(labels.dtype, np.integer):
             raise ValueError(f"decoding 'vote': labels must be {n_outputs} integers (one per output "
                              f"neuron), got shape {labels.shape}")

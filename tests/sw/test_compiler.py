@@ -279,7 +279,13 @@ def test_vote_decoding():
                          ({"kind": "vote", "labels": [0, 1, 5], "n_classes": 2}, r"-1..1"),
                          ({"kind": "max"}, "unknown decoding kind"),
                          ({"kind": "count", "n_classes": 4}, "one output neuron per class"),
-                         ({"kind": "count", "fn": print}, "JSON data")]:
+                         ({"kind": "count", "fn": print}, "JSON data"),
+                         ({"kind": "count", "n_classes": 3.0},
+                          re.escape("decoding: n_classes must be a non-negative integer, got 3.0")),
+                         ({"kind": "vote", "labels": [0, 0, 1], "n_classes": "2"},
+                          re.escape("decoding 'vote': n_classes must be a non-negative integer, got '2'")),
+                         ({"kind": "vote", "labels": [0, 0, 1], "n_classes": -3},
+                          re.escape("decoding 'vote': n_classes must be a non-negative integer, got -3"))]:
         net.decoding = bad
         with pytest.raises(ValueError, match=pattern):
             compile_network(net)
