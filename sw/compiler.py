@@ -233,14 +233,20 @@ class CompiledNetwork:
                   synapse_projection: np.ndarray | None = None) -> "CompiledNetwork":
         """Inverse of :meth:`meta`: the types, and ``synapse_projection`` against the program
         (:meth:`check_synapse_projection`)."""
+        def span(name, key, value):          # (first, size): two integers, nothing truncated
+            if not isinstance(value, (list, tuple)) or len(value) != 2:
+                raise ValueError(f"{name}['{key}'] must be [first, size], got {value!r}")
+            return (check_count(value[0], f"{name}['{key}'] first"), check_count(value[1], f"{name}['{key}'] size"))
+
         try:
             compiled = cls(program=program,
-                           layers={str(k): (int(v[0]), int(v[1])) for k, v in meta["layers"].items()},
-                           input_axons=int(meta["input_axons"]),
+                           layers={str(k): span("layers", k, v) for k, v in meta["layers"].items()},
+                           input_axons=check_count(meta["input_axons"], "input_axons"),
                            encoding=dict(meta["encoding"]), decoding=dict(meta["decoding"]),
                            output_layers=[str(x) for x in meta["output_layers"]],
-                           layer_axons={str(k): (int(v[0]), int(v[1])) for k, v in meta["layer_axons"].items()},
-                           wta_groups={str(k): int(v) for k, v in meta["wta_groups"].items()},
+                           layer_axons={str(k): span("layer_axons", k, v) for k, v in meta["layer_axons"].items()},
+                           wta_groups={str(k): check_count(v, f"wta_groups['{k}']")
+                                       for k, v in meta["wta_groups"].items()},
                            projections=[dict(p) for p in meta["projections"]],
                            synapse_projection=synapse_projection)
         except (KeyError, TypeError, IndexError, AttributeError, ValueError) as exc:

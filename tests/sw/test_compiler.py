@@ -418,3 +418,20 @@ def test_freeze_names_the_layer_of_a_threshold_no_core_holds():
     with pytest.raises(ValueError, match=re.escape(
             f"layer 'big' (threshold + theta folded): neurons.threshold[1] = {top + 5} is outside 0..{top}")):
         freeze_network(net)
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("layers", {"hidden": [0, 2.5], "out": [3, 2], "side": [5, 2]},
+     "layers['hidden'] size must be a non-negative integer, got 2.5"),
+    ("layers", {"hidden": [0, 3, 1], "out": [3, 2], "side": [5, 2]},
+     "layers['hidden'] must be [first, size], got [0, 3, 1]"),
+    ("input_axons", "4", "input_axons must be a non-negative integer, got '4'"),
+    ("layer_axons", {"hidden": [4.0, 3], "side": [7, 2]},
+     "layer_axons['hidden'] first must be a non-negative integer, got 4.0"),
+    ("wta_groups", {"out": True, "side": 2}, "wta_groups['out'] must be a non-negative integer, got True"),
+], ids=["float size", "three numbers", "str inputs", "float first", "bool group"])
+def test_metadata_numbers_are_not_truncated(key, value, message):
+    c = compile_network(small_net())
+    with pytest.raises(ValueError, match=re.escape(f"network metadata is incomplete or malformed (ValueError: "
+                                                   f"{message})")):
+        CompiledNetwork.from_meta(c.program, c.meta() | {key: value}, c.synapse_projection)
