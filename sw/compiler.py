@@ -236,7 +236,8 @@ class CompiledNetwork:
         def span(name, key, value):          # (first, size): two integers, nothing truncated
             if not isinstance(value, (list, tuple)) or len(value) != 2:
                 raise ValueError(f"{name}['{key}'] must be [first, size], got {value!r}")
-            return (check_count(value[0], f"{name}['{key}'] first"), check_count(value[1], f"{name}['{key}'] size"))
+            return (check_count(value[0], f"{name}['{key}'] first"),
+                    check_count(value[1], f"{name}['{key}'] size"))
 
         try:
             compiled = cls(program=program,
