@@ -8,6 +8,8 @@ import dataclasses
 import hashlib
 import json
 
+from .widths import CONFIG_RANGES
+
 __all__ = ["CoreConfig"]
 
 
@@ -36,17 +38,8 @@ class CoreConfig:
     wta: bool = True
     adaptive_threshold: bool = True
 
-    # (field, low, high); booleans are checked separately.
-    _RANGES = (
-        ("neurons", 1, 65536),
-        ("axons", 1, 65536),
-        ("synapses", 1, 1 << 24),
-        ("weight_bits", 2, 16),
-        ("membrane_bits", 8, 32),
-        ("accumulator_bits", 2, 32),   # further bounded below by weight_bits
-        ("trace_bits", 2, 16),
-        ("wta_groups", 1, 256),
-    )
+    # (field, low, high) from hw/widths.py; booleans are checked separately.
+    _RANGES = tuple((name, low, high) for name, (low, high) in CONFIG_RANGES.items())
 
     def __post_init__(self):
         for name, low, high in self._RANGES:

@@ -47,7 +47,10 @@ def pack(shape, value=None, **fields) -> int:
     _check_names(shape, fields)
     word = 0
     for name, offset, width, signed in _fields(shape):
-        v = int(fields.get(name, 0))
+        v = fields.get(name, 0)
+        if not isinstance(v, (int, np.integer, np.bool_)):
+            raise ValueError(f"field {name or 'value'} must be an integer, got {v!r}")
+        v = int(v)
         low, high = (-(1 << (width - 1)), (1 << (width - 1)) - 1) if signed else (0, (1 << width) - 1)
         if not low <= v <= high:
             raise ValueError(f"field {name or 'value'} = {v} does not fit {width} "
@@ -61,7 +64,10 @@ def pack_many(shape, values=None, **fields) -> list[int]:
     if values is not None:
         fields = {"": values}
     _check_names(shape, fields)
-    arrays = {name: np.asarray(v, np.int64).reshape(-1) for name, v in fields.items()}
+    arrays = {name: np.asarray(v).reshape(-1) for name, v in fields.items()}
+    for name, v in arrays.items():
+        if v.size and v.dtype != np.bool_ and not np.issubdtype(v.dtype, np.integer):
+            raise ValueError(f"field {name or 'value'} must hold integers, got dtype {v.dtype}")
     count = len(next(iter(arrays.values()))) if arrays else 0
     words = np.zeros(count, dtype=object)
     for name, offset, width, signed in _fields(shape):
@@ -71,9 +77,10 @@ def pack_many(shape, values=None, **fields) -> list[int]:
         if bad.size:
             raise ValueError(f"field {name or 'value'}[{int(bad[0])}] = {int(v[bad[0]])} does not fit "
                              f"{width} {'signed' if signed else 'unsigned'} bits ({low}..{high})")
-        # Two's complement in ``width`` bits, then shifted into place as Python ints (words
+        # The range was checked on the values as given (no int64 conversion could wrap them);
+        # two's complement in ``width`` bits, then shifted into place as Python ints (words
         # may be wider than 64 bits).
-        field = (v.astype(object) & ((1 << width) - 1)) << offset
+        field = (v.astype(np.int64).astype(object) & ((1 << width) - 1)) << offset
         words = words + field
     return [int(w) for w in words]
 
@@ -138,13 +145,14 @@ def program_registers(program: CoreProgram, *, learn: bool = False) -> dict[Regi
 
 
 def state_images(config: CoreConfig, state: CoreState) -> dict[Region, list[int]]:
-    """The state regions holding ``state`` (pending spikes are not host visible)."""
+    """The state regions holding ``state`` (pending spikes are not host visible); a value
+    that does not fit its word raises ``ValueError``, as in :func:`program_images`."""
     images = {Region.STATE: pack_many(word_shape(config, Region.STATE), v=state.v, refrac=state.refrac)}
     if config.adaptive_threshold:
-        images[Region.THETA] = [int(t) for t in state.theta]
+        images[Region.THETA] = pack_many(word_shape(config, Region.THETA), state.theta)
     if config.learning:
-        images[Region.POST] = [int(y) for y in state.y]
-        images[Region.PRE] = [int(x) for x in state.x]
+        images[Region.POST] = pack_many(word_shape(config, Region.POST), state.y)
+        images[Region.PRE] = pack_many(word_shape(config, Region.PRE), state.x)
     return images
 
 

@@ -2,6 +2,15 @@
 
 The data layout and every range check follow docs/core-spec.md, sections 2-4 and 7.
 Arrays are numpy ``int64`` (or ``bool``) so every engine can use them directly.
+
+Every field is converted where it enters, on construction and on every later assignment
+(:func:`int_array`, :func:`flag_array`, :func:`check_int`): 1-D arrays of an integer type,
+integer scalars, each value inside the range its field can hold (weights and theta: the
+program's config; indices and neuron parameters: the widest core, :data:`WIDEST`), checked
+before the conversion, so nothing can wrap or be truncated in it. ``CoreProgram.validate()`` then checks
+the program against its own config; a program is validated when it is built, and the
+models validate it again at the start of every run (an array may have been changed in
+place since).
 """
 from __future__ import annotations
 
@@ -10,9 +19,11 @@ import dataclasses
 import numpy as np
 
 from .config import CoreConfig
+from .widths import (AMPLITUDE_MAX, CONFIG_RANGES, LEARN_SHIFT_MAX, REFRACTORY_MAX, SHIFT_BITS,
+                     TRACE_DECAY_MAX)
 
 __all__ = ["NeuronParams", "LearningParams", "CoreProgram", "CoreState", "synapse_rows",
-           "accumulator_bounds", "accumulator_bits"]
+           "accumulator_bounds", "accumulator_bits", "int_array", "flag_array", "check_int", "check_count"]
 
 NEURON_FIELDS = ("threshold", "leak_shift", "reset_mode", "refractory", "bias",
                  "theta_inc", "theta_decay_shift", "wta_group")
@@ -20,16 +31,64 @@ NEURON_FIELDS = ("threshold", "leak_shift", "reset_mode", "refractory", "bias",
 RESET_TO_ZERO = 0
 RESET_BY_SUBTRACTION = 1
 NO_ROUTE = -1
-REFRACTORY_MAX = 255
 
 
-def _int_array(values, name: str) -> np.ndarray:
+# The largest core: every entry check uses its ranges (the config's own come in validate()).
+WIDEST = CoreConfig(**{name: high for name, (_, high) in CONFIG_RANGES.items()})
+_SHIFT_MAX = (1 << SHIFT_BITS) - 1
+
+
+def int_array(values, name: str, low: int, high: int) -> np.ndarray:
+    """``values`` as a new 1-D ``int64`` array, every element in ``low..high``.
+
+    Bools count as 0/1 and an empty list as an empty array; anything else must be a 1-D
+    array of an integer type (floats, strings, objects and 2-D arrays are refused). The
+    range is checked before the conversion, so a ``uint64`` 2^64-1 is refused, not wrapped
+    to -1.
+    """
     array = np.asarray(values)
     if array.dtype == bool or (array.ndim == 1 and array.size == 0):
         array = array.astype(np.int64)   # bools; and empty lists, which numpy makes float64
     if array.ndim != 1 or not np.issubdtype(array.dtype, np.integer):
         raise ValueError(f"{name} must be a 1-D integer array, got shape {array.shape} dtype {array.dtype}")
+    _check_range(array, name, low, high)
     return array.astype(np.int64)
+
+
+def flag_array(values, name: str) -> np.ndarray:
+    """``values`` as a new 1-D ``bool`` array: bools, or integers 0/1 (nothing else)."""
+    array = np.asarray(values)
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D array of flags (bool or 0/1), got shape {array.shape}")
+    if array.dtype != bool:
+        if array.size and not np.issubdtype(array.dtype, np.integer):
+            raise ValueError(f"{name} must be a 1-D array of flags (bool or 0/1), got dtype {array.dtype}")
+        bad = np.flatnonzero((array != 0) & (array != 1))
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(f"{name}[{i}] = {array[i]} is not a flag (0/1 or bool)")
+    return array.astype(bool)
+
+
+def check_int(value, name: str, low: int, high: int) -> int:
+    """``value`` as an ``int``: a Python or numpy integer (not a bool; a 0-d integer array, as
+    ``numpy.load`` gives, counts as its value) in ``low..high``."""
+    value = _unwrap(value)
+    _check_scalar(value, name, low, high)
+    return int(value)
+
+
+def _unwrap(value):
+    """A 0-d array's value (what ``numpy.load`` gives for a stored scalar); anything else as is."""
+    return value[()] if isinstance(value, np.ndarray) and value.ndim == 0 else value
+
+
+def check_count(value, name: str) -> int:
+    """``value`` as an ``int``: a non-negative Python or numpy integer (not a bool)."""
+    value = _unwrap(value)
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    return int(value)
 
 
 def _check_range(array: np.ndarray, name: str, low: int, high: int) -> None:
@@ -100,6 +159,15 @@ def synapse_rows(axon: np.ndarray, target: np.ndarray, n_axons: int) -> tuple[np
     return ptr, row_target, source
 
 
+# What a field of each parameter can hold in the widest core (docs/core-spec.md, section 2).
+_NEURON_WIDEST = {
+    "threshold": (0, WIDEST.theta_max), "leak_shift": (0, _SHIFT_MAX),
+    "reset_mode": (RESET_TO_ZERO, RESET_BY_SUBTRACTION), "refractory": (0, REFRACTORY_MAX),
+    "bias": WIDEST.membrane_range, "theta_inc": (0, WIDEST.theta_max),
+    "theta_decay_shift": (0, _SHIFT_MAX), "wta_group": (0, WIDEST.wta_groups),
+}
+
+
 @dataclasses.dataclass
 class NeuronParams:
     """Per-neuron parameters (docs/core-spec.md, section 2), one ``int64`` array each."""
@@ -113,9 +181,16 @@ class NeuronParams:
     theta_decay_shift: np.ndarray
     wta_group: np.ndarray
 
+    def __setattr__(self, name, value):
+        if name in _NEURON_WIDEST:
+            value = int_array(value, f"neurons.{name}", *_NEURON_WIDEST[name])
+        object.__setattr__(self, name, value)
+
     def __post_init__(self):
-        for name in NEURON_FIELDS:
-            setattr(self, name, _int_array(getattr(self, name), f"neurons.{name}"))
+        self.check_lengths()
+
+    def check_lengths(self) -> None:
+        """Every field has one value per neuron (as many as ``threshold``)."""
         n = len(self.threshold)
         for name in NEURON_FIELDS:
             if len(getattr(self, name)) != n:
@@ -133,7 +208,17 @@ class NeuronParams:
         values = dict(threshold=threshold, leak_shift=leak_shift, reset_mode=reset_mode,
                       refractory=refractory, bias=bias, theta_inc=theta_inc,
                       theta_decay_shift=theta_decay_shift, wta_group=wta_group)
-        return cls(**{k: np.full(n, v, dtype=np.int64) for k, v in values.items()})
+        n = check_count(n, "NeuronParams.uniform: n")
+        return cls(**{k: np.full(n, check_int(v, f"neurons.{k}", *_NEURON_WIDEST[k]), dtype=np.int64)
+                      for k, v in values.items()})
+
+
+# Learning parameters with a fixed range (section 4); the others' ranges depend on the config.
+_LEARNING_FIXED = {
+    "a_plus": (0, AMPLITUDE_MAX), "a_minus": (0, AMPLITUDE_MAX), "shift": (0, LEARN_SHIFT_MAX),
+    "pre_decay_shift": (0, TRACE_DECAY_MAX), "post_decay_shift": (0, TRACE_DECAY_MAX),
+}
+_LEARNING_CONFIGURED = ("pre_jump", "post_jump", "w_min", "w_max")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,19 +236,47 @@ class LearningParams:
     w_max: int = 0
     soft_bound: bool = False
 
+    def __post_init__(self):
+        """The checks that need no config; values become plain ``int`` / ``bool``."""
+        for name, (low, high) in _LEARNING_FIXED.items():
+            object.__setattr__(self, name, check_int(getattr(self, name), f"learning.{name}", low, high))
+        for name in _LEARNING_CONFIGURED:
+            value = _unwrap(getattr(self, name))
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise ValueError(f"learning.{name} must be an integer, got {value!r}")
+            object.__setattr__(self, name, int(value))
+        soft_bound = _unwrap(self.soft_bound)
+        if not isinstance(soft_bound, (bool, np.bool_)):
+            raise ValueError(f"learning.soft_bound must be True or False, got {soft_bound!r}")
+        object.__setattr__(self, "soft_bound", bool(soft_bound))
+
     def validate(self, config: CoreConfig) -> None:
         wlo, whi = config.weight_range
-        _check_scalar(self.a_plus, "learning.a_plus", 0, 255)
-        _check_scalar(self.a_minus, "learning.a_minus", 0, 255)
-        _check_scalar(self.shift, "learning.shift", 0, 47)
-        _check_scalar(self.pre_decay_shift, "learning.pre_decay_shift", 0, 15)
-        _check_scalar(self.post_decay_shift, "learning.post_decay_shift", 0, 15)
+        _check_scalar(self.a_plus, "learning.a_plus", 0, AMPLITUDE_MAX)
+        _check_scalar(self.a_minus, "learning.a_minus", 0, AMPLITUDE_MAX)
+        _check_scalar(self.shift, "learning.shift", 0, LEARN_SHIFT_MAX)
+        _check_scalar(self.pre_decay_shift, "learning.pre_decay_shift", 0, TRACE_DECAY_MAX)
+        _check_scalar(self.post_decay_shift, "learning.post_decay_shift", 0, TRACE_DECAY_MAX)
         _check_scalar(self.pre_jump, "learning.pre_jump", 0, config.trace_max)
         _check_scalar(self.post_jump, "learning.post_jump", 0, config.trace_max)
         _check_scalar(self.w_min, "learning.w_min", wlo, whi)
         _check_scalar(self.w_max, "learning.w_max", self.w_min, whi)
         if not isinstance(self.soft_bound, (bool, np.bool_)):
             raise ValueError(f"learning.soft_bound must be True or False, got {self.soft_bound!r}")
+
+
+def _value_ranges(cfg: CoreConfig) -> dict[str, tuple[int, int]]:
+    """The range of the weights and theta values in a core of config ``cfg`` (sections 2, 3)."""
+    return {"weight": cfg.weight_range, "theta": (0, cfg.theta_max if cfg.adaptive_threshold else 0)}
+
+
+# Index arrays: what they can hold in the widest core. validate() then checks them against
+# the program's sizes (targets below n_neurons, routes to internal axons, ...), whose
+# messages name the capacity a program exceeds.
+_INDEX_RANGES = {"ptr": (0, WIDEST.synapses), "target": (0, WIDEST.neurons - 1),
+                 "route": (NO_ROUTE, WIDEST.axons - 1), "outputs": (0, WIDEST.neurons - 1)}
+_PROGRAM_ARRAYS = (*_INDEX_RANGES, *_value_ranges(WIDEST))
+_PROGRAM_PARTS = {"config": CoreConfig, "neurons": NeuronParams, "learning": LearningParams}
 
 
 @dataclasses.dataclass
@@ -188,20 +301,22 @@ class CoreProgram:
     learning: LearningParams = dataclasses.field(default_factory=LearningParams)
     theta: np.ndarray | None = None   # initial threshold adaptation per neuron (None: zeros)
 
+    def __setattr__(self, name, value):
+        """Convert and check a field where it enters (construction or a later assignment)."""
+        if name in _PROGRAM_ARRAYS:
+            if name == "theta" and value is None:       # the default: zeros, one per neuron
+                value = np.zeros(len(self.neurons), np.int64)
+            value = int_array(value, name, *(_INDEX_RANGES | _value_ranges(self.config))[name])
+        elif name == "plastic":
+            value = flag_array(value, name)
+        elif name == "n_inputs":
+            value = check_int(value, name, 0, WIDEST.axons)
+        elif name in _PROGRAM_PARTS and not isinstance(value, _PROGRAM_PARTS[name]):
+            raise ValueError(f"{name} must be a {_PROGRAM_PARTS[name].__name__}, got {type(value).__name__}")
+        object.__setattr__(self, name, value)
+
     def __post_init__(self):
-        if self.theta is None:
-            self.theta = np.zeros(len(self.neurons), np.int64)
-        self.theta = _int_array(self.theta, "theta")
-        self.ptr = _int_array(self.ptr, "ptr")
-        self.target = _int_array(self.target, "target")
-        self.weight = _int_array(self.weight, "weight")
-        plastic = np.asarray(self.plastic).reshape(-1)
-        if plastic.dtype != bool and plastic.size and not np.isin(plastic, (0, 1)).all():
-            i = int(np.flatnonzero(~np.isin(plastic, (0, 1)))[0])
-            raise ValueError(f"plastic[{i}] = {plastic[i]} is not a flag (0/1 or bool)")
-        self.plastic = plastic.astype(bool)
-        self.route = _int_array(self.route, "route")
-        self.outputs = _int_array(self.outputs, "outputs")
+        self.validate()
 
     @property
     def n_axons(self) -> int:
@@ -232,10 +347,14 @@ class CoreProgram:
         out. An axon listed twice for one neuron is rejected (merge the weights first).
         ``route=None`` gives no neuron a route. The result is validated.
         """
-        axon = _int_array(axon, "axon")
-        target = _int_array(target, "target")
-        weight = _int_array(weight, "weight")
-        plastic = np.zeros(len(axon), bool) if plastic is None else np.asarray(plastic, bool)
+        for name, value in (("config", config), ("neurons", neurons)):
+            if not isinstance(value, _PROGRAM_PARTS[name]):
+                raise ValueError(f"{name} must be a {_PROGRAM_PARTS[name].__name__}, got {type(value).__name__}")
+        n_axons = check_int(n_axons, "n_axons", 1, WIDEST.axons)
+        axon = int_array(axon, "axon", 0, WIDEST.axons - 1)
+        target = int_array(target, "target", *_INDEX_RANGES["target"])
+        weight = int_array(weight, "weight", *config.weight_range)
+        plastic = np.zeros(len(axon), bool) if plastic is None else flag_array(plastic, "plastic")
         if not (len(axon) == len(target) == len(weight) == len(plastic)):
             raise ValueError(f"synapse arrays differ in length: axon {len(axon)}, target {len(target)}, "
                              f"weight {len(weight)}, plastic {len(plastic)}")
@@ -247,12 +366,10 @@ class CoreProgram:
         row_plastic = np.zeros(len(source), bool)
         row_weight[filled] = weight[source[filled]]
         row_plastic[filled] = plastic[source[filled]]
-        program = cls(config=config, n_inputs=n_inputs, ptr=ptr, target=row_target,
-                      weight=row_weight, plastic=row_plastic, neurons=neurons,
-                      route=np.full(len(neurons), NO_ROUTE) if route is None else route,
-                      outputs=outputs, learning=learning or LearningParams(), theta=theta)
-        program.validate()
-        return program
+        return cls(config=config, n_inputs=n_inputs, ptr=ptr, target=row_target,
+                   weight=row_weight, plastic=row_plastic, neurons=neurons,
+                   route=np.full(len(neurons), NO_ROUTE) if route is None else route,
+                   outputs=outputs, learning=learning or LearningParams(), theta=theta)
 
     # -- derived tables -------------------------------------------------------------------
     def synapse_axon(self) -> np.ndarray:
@@ -336,7 +453,8 @@ class CoreProgram:
                 raise ValueError(f"target[{i}] = {int(self.target[i])}, must be target[{i - 1}] + 1 = "
                                  f"{int(self.target[i - 1]) + 1}: a row (axon {int(self.synapse_axon()[i])}) "
                                  f"drives consecutive neurons")
-        _check_range(self.weight, "weight", *cfg.weight_range)
+        ranges = _value_ranges(cfg)
+        _check_range(self.weight, "weight", *ranges["weight"])
         if self.plastic.any() and not cfg.learning:
             i = int(np.flatnonzero(self.plastic)[0])
             raise ValueError(f"plastic[{i}] is set but the core is configured without learning")
@@ -344,6 +462,7 @@ class CoreProgram:
         # neurons
         theta_max = cfg.theta_max
         p = self.neurons
+        p.check_lengths()
         _check_range(p.threshold, "neurons.threshold", 1, theta_max)
         _check_range(p.leak_shift, "neurons.leak_shift", 0, cfg.membrane_bits - 1)
         _check_range(p.reset_mode, "neurons.reset_mode", RESET_TO_ZERO, RESET_BY_SUBTRACTION)
@@ -355,7 +474,7 @@ class CoreProgram:
 
         if len(self.theta) != n:
             raise ValueError(f"theta has length {len(self.theta)}, expected {n} (one per neuron)")
-        _check_range(self.theta, "theta", 0, theta_max if cfg.adaptive_threshold else 0)
+        _check_range(self.theta, "theta", *ranges["theta"])
 
         # routes and outputs
         if len(self.route) != n:
@@ -383,15 +502,21 @@ class CoreProgram:
             w = self.weight[self.plastic]
             _check_range(w, "plastic weight", self.learning.w_min, self.learning.w_max)
 
-        # accumulator bound (docs/core-spec.md, section 3)
-        upper, lower = self.accumulator_bounds()
-        lo, hi = cfg.accumulator_range
-        for bound, ok in ((upper, upper <= hi), (lower, lower >= lo)):
-            if not ok.all():
-                i = int(np.flatnonzero(~ok)[0])
-                raise ValueError(f"neuron {i} can receive {int(bound[i])} in one step, beyond the "
-                                 f"{cfg.accumulator_bits}-bit accumulator range {lo}..{hi}")
+        _check_accumulator_bound(self, self.weight, "")
         return self
+
+
+def _check_accumulator_bound(program: CoreProgram, weight: np.ndarray, what: str) -> None:
+    """The accumulator bound (docs/core-spec.md, section 3) with these (program or live) weights."""
+    cfg = program.config
+    upper, lower = accumulator_bounds(program.n_neurons, program.target, weight, program.plastic,
+                                      program.learning)
+    lo, hi = cfg.accumulator_range
+    for bound, ok in ((upper, upper <= hi), (lower, lower >= lo)):
+        if not ok.all():
+            i = int(np.flatnonzero(~ok)[0])
+            raise ValueError(f"{what}neuron {i} can receive {int(bound[i])} in one step, beyond the "
+                             f"{cfg.accumulator_bits}-bit accumulator range {lo}..{hi}")
 
 
 @dataclasses.dataclass
@@ -419,6 +544,47 @@ class CoreState:
 
     def copy(self) -> "CoreState":
         return CoreState(**{f.name: getattr(self, f.name).copy() for f in dataclasses.fields(self)})
+
+    def checked(self, program: CoreProgram) -> "CoreState":
+        """A copy in ``int64`` (``pending``: bool), after checking that ``program`` can be in
+        this state (docs/core-spec.md, section 2): every field of the right shape and an
+        integer type, inside its width; ``pending`` only on internal axons; plastic weights
+        in ``w_min .. w_max``; the accumulator bound holding for the live weights. Raises
+        ``ValueError`` naming the field, the value and the allowed range.
+        """
+        cfg = program.config
+        n, a = program.n_neurons, program.n_axons
+        lp = program.learning
+        ranges = _value_ranges(cfg)
+        fields = {   # name: (length, low, high)
+            "v": (n, *cfg.membrane_range),
+            "refrac": (n, 0, REFRACTORY_MAX),
+            "theta": (n, *ranges["theta"]),
+            "y": (n, 0, cfg.trace_max),
+            "x": (a, 0, cfg.trace_max),
+            "pending": (a, 0, 1),
+            "weight": (program.n_synapses, *ranges["weight"]),
+        }
+        out = {}
+        for name, (length, low, high) in fields.items():
+            value = getattr(self, name)
+            shape = np.shape(value)
+            if shape != (length,):
+                raise ValueError(f"state.{name} has shape {shape}, expected ({length},)")
+            out[name] = (flag_array(value, f"state.{name}") if name == "pending"
+                         else int_array(value, f"state.{name}", low, high))
+        if out["pending"][:program.n_inputs].any():
+            i = int(np.flatnonzero(out["pending"][:program.n_inputs])[0])
+            raise ValueError(f"state.pending[{i}] is set on host axon {i}: only internal axons "
+                             f"{program.n_inputs}..{a - 1} can be pending")
+        w = out["weight"]
+        bad = np.flatnonzero(program.plastic & ((w < lp.w_min) | (w > lp.w_max)))
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(f"state.weight[{i}] = {int(w[i])} is a plastic weight outside "
+                             f"w_min..w_max = {lp.w_min}..{lp.w_max}")
+        _check_accumulator_bound(program, out["weight"], "state.weight: ")
+        return CoreState(**out)
 
     def clear(self) -> None:
         """*Clear state* (spec section 6): zero everything but weights and theta."""

@@ -27,6 +27,8 @@ import numba
 import numpy as np
 
 from ..hw.program import CoreProgram, CoreState
+from ..hw.widths import CONFIG_RANGES
+from .checks import run_arguments
 
 __all__ = ["RunResult", "BatchResult", "run", "run_batch", "warmup"]
 
@@ -49,6 +51,12 @@ class BatchResult:
     sops: np.ndarray     # int64[B]
     state: CoreState     # state after the last sample
 
+
+# The kernels' narrow types must hold the widest core hw/widths.py allows (module docstring).
+if not (CONFIG_RANGES["neurons"][1] <= 1 << 16 and CONFIG_RANGES["weight_bits"][1] <= 16
+        and CONFIG_RANGES["accumulator_bits"][1] <= 32):
+    raise ImportError("hw/widths.py allows a core wider than the golden model's uint16 targets, "
+                      "int16 weights or int32 accumulators: widen them in sim/golden.py")
 
 # Rows of the packed neuron-parameter matrix (int64[8, n_neurons]).
 _THRESHOLD, _LEAK, _RESET, _REFRACTORY, _BIAS, _THETA_INC, _THETA_DECAY, _GROUP = range(8)
@@ -294,33 +302,6 @@ class _Packed:
         self.widths = np.array([v_min, v_max, cfg.theta_max, cfg.trace_max, cfg.wta_groups], np.int64)
 
 
-def _check_inputs(program: CoreProgram, inputs, batched: bool) -> np.ndarray:
-    inputs = np.asarray(inputs)
-    want = "[B, T, n_inputs]" if batched else "[T, n_inputs]"
-    ndim = 3 if batched else 2
-    if inputs.ndim != ndim or inputs.shape[-1] != program.n_inputs:
-        raise ValueError(f"inputs must have shape {want} with n_inputs = {program.n_inputs}, "
-                         f"got {inputs.shape}")
-    if inputs.dtype != np.bool_:
-        if not np.isin(inputs, (0, 1)).all():
-            raise ValueError("inputs must be spikes: booleans or 0/1 values")
-        inputs = inputs.astype(np.bool_)
-    return np.ascontiguousarray(inputs)
-
-
-def _check_learn(program: CoreProgram, learn: bool) -> None:
-    if learn and not program.config.learning:
-        raise ValueError("learn=True needs a core configured with learning (CoreConfig.learning)")
-
-
-def _start_state(program: CoreProgram, state: CoreState | None) -> CoreState:
-    state = CoreState.initial(program) if state is None else state.copy()
-    for name, size in (("v", program.n_neurons), ("x", program.n_axons), ("weight", program.n_synapses)):
-        if len(getattr(state, name)) != size:
-            raise ValueError(f"state.{name} has length {len(getattr(state, name))}, the program needs {size}")
-    return state
-
-
 def _run_packed(packed: _Packed, inputs: np.ndarray, learn: bool, state: CoreState,
                 record_neurons: bool) -> RunResult:
     """Run one sample on an already packed program; ``state`` is updated in place."""
@@ -344,11 +325,11 @@ def run(program: CoreProgram, inputs, *, learn: bool = False, state: CoreState |
     """Run ``program`` for ``T`` steps on host input spikes ``inputs`` (bool ``[T, n_inputs]``).
 
     ``state`` is the state to start from (it is not modified; default: the state right after
-    loading the program). ``learn`` enables phase 4 (STDP, traces, theta).
+    loading the program). ``learn`` enables phase 4 (STDP, traces, theta). The arguments are
+    checked first (:mod:`neurocore.sim.checks`: the program validated, the state fitted to it).
     """
-    _check_learn(program, learn)
-    inputs = _check_inputs(program, inputs, batched=False)
-    return _run_packed(_Packed(program), inputs, learn, _start_state(program, state), record_neurons)
+    inputs, learn, state = run_arguments(program, inputs, learn=learn, state=state, batched=False)
+    return _run_packed(_Packed(program), inputs, learn, state, record_neurons)
 
 
 def run_batch(program: CoreProgram, inputs, *, learn: bool = False, state: CoreState | None = None,
@@ -358,12 +339,10 @@ def run_batch(program: CoreProgram, inputs, *, learn: bool = False, state: CoreS
     Weights and theta carry from sample to sample (they change only when ``learn``). With
     learning off the samples run in parallel threads; with learning on they run in order.
     ``progress`` shows a progress bar over samples (learning on only; the parallel path is
-    one call).
+    one call). The arguments are checked first, as for :func:`run`.
     """
-    _check_learn(program, learn)
-    inputs = _check_inputs(program, inputs, batched=True)
+    inputs, learn, state = run_arguments(program, inputs, learn=learn, state=state, batched=True)
     packed = _Packed(program)
-    state = _start_state(program, state)
     batch, steps = inputs.shape[0], inputs.shape[1]
     spikes = np.zeros((batch, steps, program.n_outputs), np.bool_)
     sops = np.zeros(batch, np.int64)

@@ -17,8 +17,10 @@ import dataclasses
 import numpy as np
 
 from ..hw.config import CoreConfig
-from ..hw.program import (NO_ROUTE, REFRACTORY_MAX, CoreProgram, CoreState, LearningParams,
-                          NeuronParams, accumulator_bits, accumulator_bounds)
+from ..hw.program import (NO_ROUTE, CoreProgram, CoreState, LearningParams, NeuronParams,
+                          accumulator_bits, accumulator_bounds)
+from ..hw.widths import (AMPLITUDE_BITS, AMPLITUDE_MAX, CONFIG_RANGES, LEARN_SHIFT_MAX, REFRACTORY_MAX,
+                         TRACE_DECAY_MAX)
 
 __all__ = ["random_program", "random_inputs", "random_state"]
 
@@ -99,10 +101,10 @@ def random_program(rng, **overrides) -> tuple[CoreProgram, np.ndarray]:
         return fixed[name] if name in fixed else draw()
 
     # -- widths and features (section 1) --------------------------------------------------------
-    W = cfg("weight_bits", lambda: _biased(rng, 2, 16, extra=(3, 4, 8)))
-    V = cfg("membrane_bits", lambda: _biased(rng, 8, 32, extra=(9, 12, 16)))
-    X = cfg("trace_bits", lambda: _biased(rng, 2, 16, extra=(3, 4, 8)))
-    G = cfg("wta_groups", lambda: _biased(rng, 1, 256, extra=(2, 3, 4)))
+    W = cfg("weight_bits", lambda: _biased(rng, *CONFIG_RANGES["weight_bits"], extra=(3, 4, 8)))
+    V = cfg("membrane_bits", lambda: _biased(rng, *CONFIG_RANGES["membrane_bits"], extra=(9, 12, 16)))
+    X = cfg("trace_bits", lambda: _biased(rng, *CONFIG_RANGES["trace_bits"], extra=(3, 4, 8)))
+    G = cfg("wta_groups", lambda: _biased(rng, *CONFIG_RANGES["wta_groups"], extra=(2, 3, 4)))
     learning = cfg("learning", lambda: bool(rng.random() < 0.6))
     wta = cfg("wta", lambda: bool(rng.random() < 0.6))
     adaptive = cfg("adaptive_threshold", lambda: bool(rng.random() < 0.6))
@@ -113,9 +115,9 @@ def random_program(rng, **overrides) -> tuple[CoreProgram, np.ndarray]:
     wscale = 1 << (W - 1)
 
     # -- sizes (section 3) ----------------------------------------------------------------------
-    cap_n = fixed.get("neurons", 1 << 16)
-    cap_a = fixed.get("axons", 1 << 16)
-    cap_s = fixed.get("synapses", 1 << 24)
+    cap_n = fixed.get("neurons", CONFIG_RANGES["neurons"][1])
+    cap_a = fixed.get("axons", CONFIG_RANGES["axons"][1])
+    cap_s = fixed.get("synapses", CONFIG_RANGES["synapses"][1])
     n_neurons = overrides.get("n_neurons")
     if n_neurons is None:
         n_neurons = _biased(rng, 1, min(overrides.get("max_neurons", 12), cap_n), extra=(2, 3))
@@ -143,14 +145,15 @@ def random_program(rng, **overrides) -> tuple[CoreProgram, np.ndarray]:
     else:
         w_min, w_max = sorted((_biased(rng, wlo, whi), _biased(rng, wlo, whi)))
     soft_bound = bool(rng.random() < 0.4)
-    product_bits = 8 + X + (2 * (W + 1) if soft_bound else 0)
+    product_bits = AMPLITUDE_BITS + X + (2 * (W + 1) if soft_bound else 0)   # widest dw product
     lp = LearningParams(
-        a_plus=_biased(rng, 0, 255, extra=(2, 128)),
-        a_minus=_biased(rng, 0, 255, extra=(2, 128)),
-        shift=(_biased(rng, 0, 47) if rng.random() < 0.15
-               else int(rng.integers(max(0, product_bits - 2 * W - 8), min(47, max(1, product_bits - 4))))),
-        pre_decay_shift=_biased(rng, 0, 15, extra=(2, 3)),
-        post_decay_shift=_biased(rng, 0, 15, extra=(2, 3)),
+        a_plus=_biased(rng, 0, AMPLITUDE_MAX, extra=(2, 128)),
+        a_minus=_biased(rng, 0, AMPLITUDE_MAX, extra=(2, 128)),
+        shift=(_biased(rng, 0, LEARN_SHIFT_MAX) if rng.random() < 0.15
+               else int(rng.integers(max(0, product_bits - 2 * W - 8),
+                                     min(LEARN_SHIFT_MAX, max(1, product_bits - 4))))),
+        pre_decay_shift=_biased(rng, 0, TRACE_DECAY_MAX, extra=(2, 3)),
+        post_decay_shift=_biased(rng, 0, TRACE_DECAY_MAX, extra=(2, 3)),
         pre_jump=_biased(rng, 0, trace_max),
         post_jump=_biased(rng, 0, trace_max),
         w_min=int(w_min), w_max=int(w_max), soft_bound=soft_bound)
@@ -198,7 +201,7 @@ def random_program(rng, **overrides) -> tuple[CoreProgram, np.ndarray]:
         C = max(W, needed())
         if rng.random() < 0.4:
             C += int(rng.choice([1, 2, 8, 32]))
-        C = min(C, 32)
+        C = min(C, CONFIG_RANGES["accumulator_bits"][1])
     while needed() > C:       # turn the last contributing synapse of an offending neuron into a gap
         upper, lower = accumulator_bounds(n_neurons, target, weight, plastic, lp)
         chi, clo = (1 << (C - 1)) - 1, -(1 << (C - 1))

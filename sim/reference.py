@@ -19,6 +19,7 @@ import numpy as np
 
 from ..hw.config import CoreConfig
 from ..hw.program import NO_ROUTE, RESET_TO_ZERO, CoreProgram, CoreState, LearningParams
+from .checks import run_arguments
 from .golden import BatchResult, RunResult   # the result types are shared with the golden model
 
 __all__ = ["run", "run_batch", "RunResult", "BatchResult", "sat", "usat", "decay", "accumulate", "leak",
@@ -320,53 +321,15 @@ class _Core:
                                              theta_decay_shift=self.theta_decay_shift[n], V=self.V)
 
 
-# -- argument checking --------------------------------------------------------------------------------
-def _check_inputs(program: CoreProgram, inputs, ndim: int) -> np.ndarray:
-    shape_text = "[T, n_inputs]" if ndim == 2 else "[B, T, n_inputs]"
-    array = np.asarray(inputs)
-    if array.ndim != ndim:
-        raise ValueError(f"inputs must have shape {shape_text} = [..., {program.n_inputs}], "
-                         f"got shape {array.shape}")
-    if array.shape[-1] != program.n_inputs:
-        raise ValueError(f"inputs must have n_inputs = {program.n_inputs} columns (shape {shape_text}), "
-                         f"got shape {array.shape}")
-    if array.dtype != bool:
-        if not np.issubdtype(array.dtype, np.integer) or (array.size and not np.isin(array, (0, 1)).all()):
-            raise ValueError(f"inputs must be a bool array (or integers 0/1), got dtype {array.dtype}")
-        array = array.astype(bool)
-    return array
-
-
-def _check_state(program: CoreProgram, state: CoreState) -> None:
-    if not isinstance(state, CoreState):
-        raise ValueError(f"state must be a CoreState, got {type(state).__name__}")
-    sizes = dict(v=program.n_neurons, refrac=program.n_neurons, theta=program.n_neurons,
-                 y=program.n_neurons, x=program.n_axons, pending=program.n_axons,
-                 weight=program.n_synapses)
-    for name, size in sizes.items():
-        value = np.asarray(getattr(state, name))
-        if value.shape != (size,):
-            raise ValueError(f"state.{name} has shape {value.shape}, expected ({size},)")
-
-
-def _check_learn(program: CoreProgram, learn) -> bool:
-    if learn and not program.config.learning:
-        raise ValueError("learn=True needs a core configured with learning (CoreConfig.learning=False)")
-    return bool(learn)
-
-
 # -- public API ----------------------------------------------------------------------------------
 def run(program: CoreProgram, inputs, *, learn: bool = False, state: CoreState | None = None,
         record_neurons: bool = False) -> RunResult:
     """Run ``T`` steps (spec section 5) from ``state`` (default: the program's initial state).
 
-    ``inputs`` is bool ``[T, n_inputs]``. ``state`` is not modified.
+    ``inputs`` is bool ``[T, n_inputs]``. ``state`` is not modified. The arguments are
+    checked as in the golden model (:mod:`neurocore.sim.checks`).
     """
-    learn = _check_learn(program, learn)
-    inputs = _check_inputs(program, inputs, 2)
-    if state is None:
-        state = CoreState.initial(program)
-    _check_state(program, state)
+    inputs, learn, state = run_arguments(program, inputs, learn=learn, state=state, batched=False)
     core = _Core(program, state)
     T = inputs.shape[0]
     rows = [[bool(b) for b in row] for row in inputs.tolist()]
@@ -386,11 +349,7 @@ def run(program: CoreProgram, inputs, *, learn: bool = False, state: CoreState |
 def run_batch(program: CoreProgram, inputs, *, learn: bool = False,
               state: CoreState | None = None) -> BatchResult:
     """For each sample ``b``: clear state (section 6), run ``T`` steps. Weights and theta carry over."""
-    learn = _check_learn(program, learn)
-    inputs = _check_inputs(program, inputs, 3)
-    if state is None:
-        state = CoreState.initial(program)
-    _check_state(program, state)
+    inputs, learn, state = run_arguments(program, inputs, learn=learn, state=state, batched=True)
     core = _Core(program, state)
     B, T = inputs.shape[0], inputs.shape[1]
     spikes = np.zeros((B, T, program.n_outputs), bool)

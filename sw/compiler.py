@@ -49,15 +49,17 @@ import re
 import numpy as np
 
 from ..hw.config import CoreConfig
+from ..hw.widths import CONFIG_RANGES
 from ..hw.program import (NEURON_FIELDS, NO_ROUTE, CoreProgram, LearningParams, NeuronParams,
-                          accumulator_bits, accumulator_bounds, synapse_rows)
+                          accumulator_bits, accumulator_bounds, check_count, int_array, synapse_rows)
 from .network import INPUT, Population, Projection, SnnNetwork
 
 __all__ = ["CompiledNetwork", "compile_network", "choose_config", "network_needs", "freeze_network",
            "CAPACITIES"]
 
-# Capacities the compiler checks, with the largest value a CoreConfig allows.
-CAPACITIES = {"neurons": 65536, "axons": 65536, "synapses": 1 << 24, "wta_groups": 256}
+# Capacities the compiler checks, with the largest value a CoreConfig allows (hw/widths.py).
+CAPACITIES = {name: CONFIG_RANGES[name][1] for name in ("neurons", "axons", "synapses", "wta_groups")}
+_WIDEST_ACCUMULATOR = CONFIG_RANGES["accumulator_bits"][1]
 _CAPACITY_NAMES = {"neurons": "neurons", "axons": "axons", "synapses": "synapses",
                    "wta_groups": "WTA groups"}
 
@@ -198,24 +200,64 @@ class CompiledNetwork:
             "projections": [dict(pr) for pr in self.projections],
         }
 
+    def check_synapse_projection(self) -> None:
+        """``synapse_projection`` (when given) must agree with the program and ``projections``.
+
+        One entry per synapse address; each a projection index ``0 .. len(projections)-1`` or
+        -1 for a gap, and a gap is a zero-weight, fixed synapse; projection ``i`` owns as many
+        synapses as its ``synapses`` field says. Anything else would lose synapses silently
+        when the network is rebuilt (:meth:`to_network`, ``neurocore compile``).
+        """
+        if self.synapse_projection is None:
+            return
+        p, k = self.program, len(self.projections)
+        ids = int_array(self.synapse_projection, "synapse_projection", -1, k - 1)
+        if len(ids) != p.n_synapses:
+            raise ValueError(f"synapse_projection has {len(ids)} entries, the program has {p.n_synapses} "
+                             "synapses")
+        gap = ids < 0
+        bad = np.flatnonzero(gap & ((p.weight != 0) | p.plastic))
+        if bad.size:
+            s = int(bad[0])
+            raise ValueError(f"synapse_projection[{s}] = -1 marks a gap (zero weight, fixed), but synapse {s} "
+                             f"has weight {int(p.weight[s])}{' and is plastic' if p.plastic[s] else ''}")
+        counts = np.bincount(ids[~gap], minlength=k)
+        for i, pr in enumerate(self.projections):
+            if "synapses" in pr and int(pr["synapses"]) != counts[i]:
+                raise ValueError(f"projection {i} ({pr.get('source')}->{pr.get('target')}) has "
+                                 f"{int(pr['synapses'])} synapses but synapse_projection gives it {int(counts[i])}")
+        self.synapse_projection = ids
+
     @classmethod
     def from_meta(cls, program: CoreProgram, meta: dict,
                   synapse_projection: np.ndarray | None = None) -> "CompiledNetwork":
-        """Inverse of :meth:`meta` (no consistency checks beyond the types)."""
+        """Inverse of :meth:`meta`: the types, and ``synapse_projection`` against the program
+        (:meth:`check_synapse_projection`)."""
+        def span(name, key, value):          # (first, size): two integers, nothing truncated
+            if not isinstance(value, (list, tuple)) or len(value) != 2:
+                raise ValueError(f"{name}['{key}'] must be [first, size], got {value!r}")
+            return (check_count(value[0], f"{name}['{key}'] first"),
+                    check_count(value[1], f"{name}['{key}'] size"))
+
         try:
-            return cls(program=program,
-                       layers={str(k): (int(v[0]), int(v[1])) for k, v in meta["layers"].items()},
-                       input_axons=int(meta["input_axons"]),
-                       encoding=dict(meta["encoding"]), decoding=dict(meta["decoding"]),
-                       output_layers=[str(x) for x in meta["output_layers"]],
-                       layer_axons={str(k): (int(v[0]), int(v[1])) for k, v in meta["layer_axons"].items()},
-                       wta_groups={str(k): int(v) for k, v in meta["wta_groups"].items()},
-                       projections=[dict(p) for p in meta["projections"]],
-                       synapse_projection=(None if synapse_projection is None
-                                           else np.asarray(synapse_projection, np.int64)))
+            compiled = cls(program=program,
+                           layers={str(k): span("layers", k, v) for k, v in meta["layers"].items()},
+                           input_axons=check_count(meta["input_axons"], "input_axons"),
+                           encoding=dict(meta["encoding"]), decoding=dict(meta["decoding"]),
+                           output_layers=[str(x) for x in meta["output_layers"]],
+                           layer_axons={str(k): span("layer_axons", k, v) for k, v in meta["layer_axons"].items()},
+                           wta_groups={str(k): check_count(v, f"wta_groups['{k}']")
+                                       for k, v in meta["wta_groups"].items()},
+                           projections=[dict(p) for p in meta["projections"]],
+                           synapse_projection=synapse_projection)
         except (KeyError, TypeError, IndexError, AttributeError, ValueError) as exc:
             raise ValueError(f"network metadata is incomplete or malformed "
                              f"({type(exc).__name__}: {exc})") from None
+        try:
+            compiled.check_synapse_projection()
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"network metadata does not match the program: {exc}") from None
+        return compiled
 
     def to_network(self) -> SnnNetwork:
         """The :class:`SnnNetwork` this was compiled from (up to projection splitting).
@@ -253,7 +295,8 @@ class CompiledNetwork:
         if (target_layer[p.target] < 0).any():
             s = int(np.flatnonzero(target_layer[p.target] < 0)[0])
             raise ValueError(f"synapse {s} targets neuron {int(p.target[s])}, which belongs to no layer")
-        if self.synapse_projection is not None and len(self.synapse_projection) == p.n_synapses:
+        self.check_synapse_projection()
+        if self.synapse_projection is not None:
             groups = [(np.flatnonzero(self.synapse_projection == i), pr)
                       for i, pr in enumerate(self.projections)]
         else:
@@ -297,7 +340,11 @@ def freeze_network(net: SnnNetwork) -> SnnNetwork:
             params["threshold"] = params["threshold"] + pop.theta
         params["theta_inc"][:] = 0
         params["theta_decay_shift"][:] = 0
-        populations.append(Population(pop.name, NeuronParams(**params), output=pop.output, wta=pop.wta))
+        try:
+            frozen = NeuronParams(**params)
+        except ValueError as exc:        # a folded threshold beyond what any core holds
+            raise ValueError(f"layer '{pop.name}' (threshold + theta folded): {exc}") from None
+        populations.append(Population(pop.name, frozen, output=pop.output, wta=pop.wta))
     projections = [Projection(pr.source, pr.target, pr.pre.copy(), pr.post.copy(), pr.weight.copy(),
                               plastic=False) for pr in net.projections]
     return SnnNetwork(n_inputs=net.n_inputs, populations=populations, projections=projections,
@@ -421,9 +468,9 @@ def _choose_config(net: SnnNetwork, placed: _Placement) -> CoreConfig:
     too_big = [f"{needs[n]} {_CAPACITY_NAMES[n]} but the largest core has {CAPACITIES[n]} "
                f"(overflow by {needs[n] - CAPACITIES[n]})" for n in needs if needs[n] > CAPACITIES[n]]
     acc_bits = _accumulator_bits(net, placed)
-    if acc_bits > 32:
+    if acc_bits > _WIDEST_ACCUMULATOR:
         too_big.append(f"a {acc_bits}-bit accumulator (the sum of a neuron's weights) but the widest "
-                       "is 32 bits")
+                       f"is {_WIDEST_ACCUMULATOR} bits")
     if too_big:
         raise ValueError("network does not fit any core: it needs " + "; ".join(too_big))
     raised = {}
@@ -472,7 +519,8 @@ def _normalise_decoding(decoding: dict, n_outputs: int) -> dict:
     kind = decoding.setdefault("kind", "count")
     if kind == "count":
         decoding.setdefault("n_classes", n_outputs)
-        if int(decoding["n_classes"]) != n_outputs:
+        decoding["n_classes"] = check_count(decoding["n_classes"], "decoding: n_classes")
+        if decoding["n_classes"] != n_outputs:
             raise ValueError(f"decoding 'count' needs one output neuron per class: n_classes = "
                              f"{decoding['n_classes']} but the network has {n_outputs} output neurons")
     elif kind == "vote":
@@ -480,7 +528,7 @@ def _normalise_decoding(decoding: dict, n_outputs: int) -> dict:
             raise ValueError("decoding 'vote' needs 'labels' (one class per output neuron, -1: none) "
                              "and 'n_classes'")
         labels = np.asarray(decoding["labels"])
-        k = int(decoding["n_classes"])
+        k = check_count(decoding["n_classes"], "decoding 'vote': n_classes")
         if labels.shape != (n_outputs,) or not np.issubdtype(labels.dtype, np.integer):
             raise ValueError(f"decoding 'vote': labels must be {n_outputs} integers (one per output "
                              f"neuron), got shape {labels.shape}")
@@ -584,13 +632,9 @@ def compile_network(net: SnnNetwork, config: CoreConfig | None = None) -> Compil
     syn_weight[filled] = placed.weight[source[filled]]
     syn_plastic[filled] = placed.plastic[source[filled]]
     syn_proj[filled] = placed.projection[source[filled]]
-    program = CoreProgram(config=config, n_inputs=net.n_inputs, ptr=ptr, target=row_target,
-                          weight=syn_weight, plastic=syn_plastic,
-                          neurons=NeuronParams(**params), route=route, outputs=outputs,
-                          learning=lp, theta=theta)
 
-    # accumulator bound, named by layer (spec section 3)
-    upper, lower = program.accumulator_bounds()
+    # accumulator bound, named by layer (spec section 3), before the program's own validation
+    upper, lower = accumulator_bounds(n_neurons, row_target, syn_weight, syn_plastic, lp)
     lo, hi = config.accumulator_range
     for bound, ok, what in ((upper, upper <= hi, "sum of its positive weights"),
                             (lower, lower >= lo, "sum of its negative weights")):
@@ -605,7 +649,10 @@ def compile_network(net: SnnNetwork, config: CoreConfig | None = None) -> Compil
                 + (f"; {bad.size} neurons affected" if bad.size > 1 else "")
                 + "; lower the weights or use a wider accumulator_bits")
     try:
-        program.validate()
+        program = CoreProgram(config=config, n_inputs=net.n_inputs, ptr=ptr, target=row_target,
+                              weight=syn_weight, plastic=syn_plastic,
+                              neurons=NeuronParams(**params), route=route, outputs=outputs,
+                              learning=lp, theta=theta)       # validated on construction
     except ValueError as exc:
         raise ValueError(_layer_message(str(exc), layers)) from None
 

@@ -16,11 +16,12 @@ import dataclasses
 
 import numpy as np
 
-from ..hw.program import LearningParams, NeuronParams
+from ..hw.program import WIDEST, LearningParams, NeuronParams, check_count, int_array
 
 __all__ = ["Population", "Projection", "SnnNetwork", "INPUT"]
 
 INPUT = "input"
+_INDEX_RANGE = (0, np.iinfo(np.int64).max)   # pre/post: checked against the population sizes
 
 
 @dataclasses.dataclass
@@ -40,15 +41,22 @@ class Population:
     theta: np.ndarray | None = None
 
     def __post_init__(self):
-        if not self.name or self.name == INPUT:
-            raise ValueError(f"population name {self.name!r} is reserved or empty")
+        if not isinstance(self.name, str) or not self.name or self.name == INPUT:
+            raise ValueError(f"population name {self.name!r} is reserved, empty or not a string")
+        if not isinstance(self.params, NeuronParams):
+            raise ValueError(f"population {self.name}: params must be a NeuronParams, got "
+                             f"{type(self.params).__name__}")
+        for flag in ("output", "wta"):
+            if not isinstance(getattr(self, flag), (bool, np.bool_)):
+                raise ValueError(f"population {self.name}: {flag} must be True or False, got "
+                                 f"{getattr(self, flag)!r}")
         if (self.params.wta_group != 0).any():
             raise ValueError(f"population {self.name}: set wta=True instead of params.wta_group")
         if self.theta is not None:
-            self.theta = np.asarray(self.theta, np.int64)
-            if self.theta.shape != (self.size,):
-                raise ValueError(f"population {self.name}: theta has shape {self.theta.shape}, "
+            if np.shape(self.theta) != (self.size,):
+                raise ValueError(f"population {self.name}: theta has shape {np.shape(self.theta)}, "
                                  f"expected ({self.size},)")
+            self.theta = int_array(self.theta, f"population {self.name}: theta", 0, WIDEST.theta_max)
 
     @property
     def size(self) -> int:
@@ -67,9 +75,13 @@ class Projection:
     plastic: bool = False
 
     def __post_init__(self):
-        self.pre = np.asarray(self.pre, np.int64).reshape(-1)
-        self.post = np.asarray(self.post, np.int64).reshape(-1)
-        self.weight = np.asarray(self.weight, np.int64).reshape(-1)
+        what = f"projection {self.source}->{self.target}"
+        self.pre = int_array(self.pre, f"{what}: pre", *_INDEX_RANGE)
+        self.post = int_array(self.post, f"{what}: post", *_INDEX_RANGE)
+        self.weight = int_array(self.weight, f"{what}: weight", *WIDEST.weight_range)
+        if not isinstance(self.plastic, (bool, np.bool_)):
+            raise ValueError(f"{what}: plastic must be True or False, got {self.plastic!r}")
+        self.plastic = bool(self.plastic)
         if not (len(self.pre) == len(self.post) == len(self.weight)):
             raise ValueError(f"projection {self.source}->{self.target}: pre ({len(self.pre)}), post "
                              f"({len(self.post)}) and weight ({len(self.weight)}) differ in length")
@@ -103,8 +115,9 @@ class SnnNetwork:
         names = [p.name for p in self.populations]
         if len(set(names)) != len(names):
             raise ValueError(f"population names must be unique, got {names}")
-        if self.n_inputs < 0:
-            raise ValueError(f"n_inputs must be >= 0, got {self.n_inputs}")
+        self.n_inputs = check_count(self.n_inputs, "n_inputs")
+        if not isinstance(self.learning, LearningParams):
+            raise ValueError(f"learning must be a LearningParams, got {type(self.learning).__name__}")
         sizes = {p.name: p.size for p in self.populations} | {INPUT: self.n_inputs}
         for proj in self.projections:
             for role, name, index in (("source", proj.source, proj.pre), ("target", proj.target, proj.post)):

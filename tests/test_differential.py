@@ -89,6 +89,8 @@ def _run_both(program, inputs, learn, state):
         assert state.equals(before), "run() modified the state it was given"
     assert isinstance(g.sops, int) and isinstance(r.sops, int)
     assert_same_run(g, r, program, inputs, learn, state)
+    # every field stayed inside its width: the final state is one the program can start from
+    assert g.state.checked(program).equals(g.state)
     # without record_neurons the result is the same and neuron_spikes is None
     g2 = golden.run(program, inputs, learn=learn, state=state)
     r2 = reference.run(program, inputs, learn=learn, state=state)
@@ -133,6 +135,7 @@ def test_run_batch(data, case, learn, from_state):
         pytest.fail(f"output spikes differ in sample {b} at (sample, step, column) "
                     f"{np.argwhere(g.spikes != r.spikes)[:10].tolist()}")
     assert np.array_equal(g.sops, r.sops), f"sops: golden {g.sops.tolist()} reference {r.sops.tolist()}"
+    assert g.state.checked(program).equals(g.state)          # every field inside its width
     assert_same_state(g.state, r.state, "batch final state")
 
 

@@ -249,9 +249,11 @@ LEARNING_LIMITS = [
 
 @pytest.mark.parametrize("name,value,message", LEARNING_LIMITS, ids=[f"{n}={v!r}" for n, v, _ in LEARNING_LIMITS])
 def test_learning_parameter_ranges(name, value, message):
+    # refused by LearningParams itself where the range needs no config, else by validate()
     program = base()
-    program.learning = dataclasses.replace(LEARNING, **{name: value})
-    raises(program, message)
+    with pytest.raises(ValueError, match=exact(message)):
+        program.learning = dataclasses.replace(LEARNING, **{name: value})
+        program.validate()
 
 
 def test_features_left_out():
@@ -264,6 +266,8 @@ def test_features_left_out():
     # theta_inc > 0 without adaptive_threshold
     no_theta = dataclasses.replace(CONFIG, adaptive_threshold=False)
     with pytest.raises(ValueError, match=exact("neurons.theta_inc[0] = 1 is outside 0..0")):
+        base(no_theta, theta=None)
+    with pytest.raises(ValueError, match=exact("theta[1] = 5 is outside 0..0")):      # where it enters
         base(no_theta)
     # initial theta without adaptive_threshold
     program = base()
@@ -293,7 +297,9 @@ def test_routes():
 
 def test_outputs():
     raises(bad_program(lambda p: setattr(p, "outputs", np.array([0, 3]))), "outputs[1] = 3 is outside 0..2")
-    raises(bad_program(lambda p: setattr(p, "outputs", np.array([-1]))), "outputs[0] = -1 is outside 0..2")
+    raises(bad_program(lambda p: p.outputs.__setitem__(0, -1)), "outputs[0] = -1 is outside 0..2")
+    with pytest.raises(ValueError, match=exact("outputs[0] = -1 is outside 0..65535")):   # where it enters
+        base().outputs = np.array([-1])
     raises(bad_program(lambda p: setattr(p, "outputs", np.array([2, 0, 2]))), "outputs lists neuron 2 more than once")
 
 
@@ -356,3 +362,230 @@ def test_run_rejects_state_of_another_program(model):
     state.v = state.v[:2]
     with pytest.raises(ValueError, match=r"state\.v"):
         model.run(program, np.zeros((1, 2), bool), state=state)
+
+
+# -- fields refused where they enter (section 7): nothing wraps, nothing is truncated -------------
+U64_MAX = int(np.iinfo(np.uint64).max)     # wraps to -1 in a plain int64 conversion
+
+
+def set_field(name, value):
+    return lambda p: setattr(p, name, value)
+
+
+# (id, action on a valid program, exact message)
+ENTRY_CASES = [
+    ("uint64 weight", set_field("weight", np.full(5, U64_MAX, np.uint64)),
+     f"weight[0] = {U64_MAX} is outside -128..127 (5 values out of range)"),
+    ("uint64 route", set_field("route", np.array([U64_MAX, 3, 2], np.uint64)),
+     f"route[0] = {U64_MAX} is outside -1..65535"),
+    ("uint64 target", set_field("target", np.array([0, 1, 2, 0, U64_MAX], np.uint64)),
+     f"target[4] = {U64_MAX} is outside 0..65535"),
+    ("uint64 theta", set_field("theta", np.array([U64_MAX, 0, 0], np.uint64)),
+     f"theta[0] = {U64_MAX} is outside 0..127"),
+    ("uint64 bias", lambda p: setattr(p.neurons, "bias", np.full(3, U64_MAX, np.uint64)),
+     f"neurons.bias[0] = {U64_MAX} is outside -2147483648..2147483647 (3 values out of range)"),
+    ("float weight", set_field("weight", np.array([5.0, -5, 3, 1, 2])),
+     "weight must be a 1-D integer array, got shape (5,) dtype float64"),
+    ("float threshold", lambda p: setattr(p.neurons, "threshold", np.full(3, 10.5)),
+     "neurons.threshold must be a 1-D integer array, got shape (3,) dtype float64"),
+    ("string ptr", set_field("ptr", np.array(["0", "2", "3", "4", "5"])),
+     "ptr must be a 1-D integer array, got shape (5,) dtype <U1"),
+    ("2-D plastic", set_field("plastic", np.zeros((1, 5), bool)),
+     "plastic must be a 1-D array of flags (bool or 0/1), got shape (1, 5)"),
+    ("plastic 2", set_field("plastic", [2, 0, 0, 0, 0]), "plastic[0] = 2 is not a flag (0/1 or bool)"),
+    ("float plastic", set_field("plastic", [0.5, 0, 0, 0, 0]),
+     "plastic must be a 1-D array of flags (bool or 0/1), got dtype float64"),
+    ("2-D outputs", set_field("outputs", np.array([[0, 2]])),
+     "outputs must be a 1-D integer array, got shape (1, 2) dtype int64"),
+    ("n_inputs 64.7", set_field("n_inputs", 64.7), "n_inputs must be an integer in 0..65536, got 64.7"),
+    ("n_inputs '64'", set_field("n_inputs", "64"), "n_inputs must be an integer in 0..65536, got '64'"),
+    ("n_inputs True", set_field("n_inputs", True), "n_inputs must be an integer in 0..65536, got True"),
+    ("config dict", set_field("config", {"neurons": 4}), "config must be a CoreConfig, got dict"),
+    ("learning dict", set_field("learning", {"a_plus": 1}), "learning must be a LearningParams, got dict"),
+    ("neurons list", set_field("neurons", [1, 2, 3]), "neurons must be a NeuronParams, got list"),
+]
+
+
+@pytest.mark.parametrize("action,message", [c[1:] for c in ENTRY_CASES], ids=[c[0] for c in ENTRY_CASES])
+def test_fields_refused_where_they_enter(action, message):
+    program = base()
+    before = {name: getattr(program, name) for name in ("weight", "route", "ptr", "plastic")}
+    with pytest.raises(ValueError, match=exact(message)):
+        action(program)
+    for name, value in before.items():                       # nothing half-assigned
+        assert getattr(program, name) is value
+
+
+def test_construction_refuses_what_entry_refuses():
+    with pytest.raises(ValueError, match=exact(f"weight[0] = {U64_MAX} is outside -128..127")):
+        base(weight=np.array([U64_MAX, 0, 0, 0, 0], np.uint64))
+    with pytest.raises(ValueError, match=exact("n_inputs must be an integer in 0..65536, got 64.7")):
+        base(n_inputs=64.7)
+    with pytest.raises(ValueError, match=exact("plastic must be a 1-D array of flags (bool or 0/1), "
+                                               "got shape (1, 5)")):
+        base(plastic=[[False, False, True, False, False]])
+    with pytest.raises(ValueError, match=exact("n_axons must be an integer in 1..65536, got 4.0")):
+        base(n_axons=4.0)
+    with pytest.raises(ValueError, match=exact("neurons.threshold must be an integer in 0..2147483647, got 10.5")):
+        NeuronParams.uniform(3, threshold=10.5)
+    with pytest.raises(ValueError, match=exact("NeuronParams.uniform: n must be a non-negative integer, got 3.0")):
+        NeuronParams.uniform(3.0, threshold=10)
+    # numpy integers are integers; they become plain int
+    assert base(n_inputs=np.int64(2)).n_inputs == 2 and type(base(n_inputs=np.uint8(2)).n_inputs) is int
+    assert base(n_inputs=np.array(2)).n_inputs == 2                   # a 0-d array, as from numpy.load
+    with pytest.raises(ValueError, match=exact("n_inputs must be an integer in 0..65536, got np.float64(64.7)")):
+        base(n_inputs=np.array(64.7))
+
+
+def test_program_validates_on_construction():
+    program = base()
+    fields = {f.name: getattr(program, f.name) for f in dataclasses.fields(program)}
+    target = program.target.copy()
+    target[4] = 3                                            # n_neurons = 3
+    with pytest.raises(ValueError, match=exact("target[4] = 3 is outside 0..2")):
+        CoreProgram(**{**fields, "target": target})
+    with pytest.raises(ValueError, match=exact("target[4] = 3 is outside 0..2")):
+        dataclasses.replace(program, target=target)
+    with pytest.raises(ValueError, match=exact("neurons.bias has length 2, expected 3")):
+        program.neurons.bias = np.zeros(2, np.int64)         # accepted by the field, refused as a whole
+        program.validate()
+
+
+LEARNING_ENTRY = [
+    ("a_plus", 0.9, "learning.a_plus must be an integer in 0..255, got 0.9"),
+    ("a_minus", np.float64(2.0), "learning.a_minus must be an integer in 0..255, got np.float64(2.0)"),
+    ("shift", "3", "learning.shift must be an integer in 0..47, got '3'"),
+    ("pre_decay_shift", 16, "learning.pre_decay_shift = 16 is outside 0..15"),
+    ("pre_jump", 1.5, "learning.pre_jump must be an integer, got 1.5"),
+    ("w_max", U64_MAX + 0.0, f"learning.w_max must be an integer, got {float(U64_MAX)!r}"),
+    ("w_min", None, "learning.w_min must be an integer, got None"),
+    ("soft_bound", "no", "learning.soft_bound must be True or False, got 'no'"),
+]
+
+
+@pytest.mark.parametrize("name,value,message", LEARNING_ENTRY, ids=[f"{n}={v!r}" for n, v, _ in LEARNING_ENTRY])
+def test_learning_parameters_refused_on_construction(name, value, message):
+    with pytest.raises(ValueError, match=exact(message)):
+        LearningParams(**{name: value})
+
+
+def test_learning_parameters_become_plain_values():
+    lp = LearningParams(a_plus=np.int64(3), w_min=np.int16(-4), w_max=np.uint64(4), soft_bound=np.bool_(True))
+    assert (lp.a_plus, lp.w_min, lp.w_max, lp.soft_bound) == (3, -4, 4, True)
+    assert type(lp.a_plus) is int and type(lp.w_max) is int and type(lp.soft_bound) is bool
+
+
+# -- the models refuse what the spec does not allow, before the first step ---------------------------
+# Each of these once crashed the golden model's kernel (segfault, out-of-bounds write or read,
+# a wrapped weight); both models now refuse them with the same message.
+IN_PLACE_CASES = [
+    ("target 100000", lambda p: p.target.__setitem__(4, 100000), "target[4] = 100000 is outside 0..2"),
+    ("ptr", lambda p: p.ptr.__setitem__(1, 50), "ptr must be non-decreasing: ptr[2] = 3 < ptr[1] = 50"),
+    ("route", lambda p: p.route.__setitem__(2, 70000),
+     "route[2] = 70000 is outside the internal axons 2..3 (or -1 for none)"),
+    ("wta_group", lambda p: p.neurons.wta_group.__setitem__(0, 200), "neurons.wta_group[0] = 200 is outside 0..2"),
+    ("outputs", lambda p: p.outputs.__setitem__(0, -7), "outputs[0] = -7 is outside 0..2"),
+    ("short bias", lambda p: setattr(p.neurons, "bias", np.zeros(2, np.int64)),
+     "neurons.bias has length 2, expected 3"),
+]
+
+
+@MODELS
+@pytest.mark.parametrize("mutate,message", [c[1:] for c in IN_PLACE_CASES], ids=[c[0] for c in IN_PLACE_CASES])
+def test_run_validates_the_program(model, mutate, message):
+    program = base()
+    mutate(program)                        # arrays changed in place after construction
+    with pytest.raises(ValueError, match=exact(message)):
+        model.run(program, np.ones((2, 2), bool))
+    with pytest.raises(ValueError, match=exact(message)):
+        model.run_batch(program, np.ones((1, 2, 2), bool))
+
+
+def set_state(name, value):
+    return lambda s: setattr(s, name, value)
+
+
+def set_item(name, index, value):
+    return lambda s: getattr(s, name).__setitem__(index, value)
+
+
+# V = 8, refractory 8 bits, X = 4, W = 8, n_inputs = 2 of 4 axons; synapse 2 is plastic (w -10..10)
+STATE_CASES = [
+    ("short theta", set_state("theta", np.zeros(2, np.int64)), "state.theta has shape (2,), expected (3,)"),
+    ("2-D v", set_state("v", np.zeros((3, 1), np.int64)), "state.v has shape (3, 1), expected (3,)"),
+    ("weight 40000", set_item("weight", 0, 40000), "state.weight[0] = 40000 is outside -128..127"),
+    ("uint64 weight", set_state("weight", np.full(5, U64_MAX, np.uint64)),
+     f"state.weight[0] = {U64_MAX} is outside -128..127 (5 values out of range)"),
+    ("float v", set_state("v", np.zeros(3)), "state.v must be a 1-D integer array, got shape (3,) dtype float64"),
+    ("v", set_item("v", 1, 128), "state.v[1] = 128 is outside -128..127"),
+    ("refrac", set_item("refrac", 0, 256), "state.refrac[0] = 256 is outside 0..255"),
+    ("theta", set_item("theta", 0, 128), "state.theta[0] = 128 is outside 0..127"),
+    ("y", set_item("y", 2, 16), "state.y[2] = 16 is outside 0..15"),
+    ("x", set_item("x", 0, -1), "state.x[0] = -1 is outside 0..15"),
+    ("pending 2", set_state("pending", np.array([0, 0, 2, 0])), "state.pending[2] = 2 is not a flag (0/1 or bool)"),
+    ("pending host", set_item("pending", 1, True),
+     "state.pending[1] is set on host axon 1: only internal axons 2..3 can be pending"),
+    ("plastic weight", set_item("weight", 2, 11),
+     "state.weight[2] = 11 is a plastic weight outside w_min..w_max = -10..10"),
+]
+
+
+@MODELS
+@pytest.mark.parametrize("mutate,message", [c[1:] for c in STATE_CASES], ids=[c[0] for c in STATE_CASES])
+def test_run_checks_the_state(model, mutate, message):
+    program = base()
+    state = CoreState.initial(program)
+    mutate(state)
+    with pytest.raises(ValueError, match=exact(message)):
+        model.run(program, np.ones((2, 2), bool), state=state)
+    with pytest.raises(ValueError, match=exact(message)):
+        model.run_batch(program, np.ones((1, 2, 2), bool), state=state)
+
+
+@MODELS
+def test_run_checks_the_accumulator_bound_of_the_live_weights(model):
+    # C = 8: neuron 0 gets exactly 127 from its fixed synapses; one more in the state breaks the bound
+    program = base(dataclasses.replace(CONFIG, accumulator_bits=8), axon=[0, 1, 2, 3], target=[0, 0, 1, 1],
+                   weight=[100, 27, -100, -28], plastic=None)
+    state = CoreState.initial(program)
+    state.weight[1] = 28
+    with pytest.raises(ValueError, match=exact("state.weight: neuron 0 can receive 128 in one step, beyond "
+                                               "the 8-bit accumulator range -128..127")):
+        model.run(program, np.ones((1, 2), bool), state=state)
+
+
+@MODELS
+def test_run_accepts_a_valid_state_and_leaves_it_alone(model):
+    program = base()
+    state = CoreState.initial(program)
+    state.v = np.array([-128, 127, 3], np.int16)             # any integer type within the width
+    state.pending = np.array([0, 0, 1, 0], np.uint8)         # 0/1 flags; internal axon 2
+    state.weight[2] = 10
+    before = state.copy()
+    result = model.run(program, np.zeros((1, 2), bool), state=state)
+    assert state.equals(before) and state.v.dtype == np.int16
+    assert result.state.v.dtype == np.int64 and result.state.pending.dtype == bool
+
+
+@MODELS
+def test_run_refuses_bad_arguments(model):
+    program = base()
+    inputs = np.ones((2, 2), bool)
+    with pytest.raises(ValueError, match=exact("program must be a CoreProgram, got str")):
+        model.run("program.npz", inputs)
+    with pytest.raises(ValueError, match=exact("state must be a CoreState, got dict")):
+        model.run(program, inputs, state={"v": [0, 0, 0]})
+    with pytest.raises(ValueError, match=exact("learn must be True or False, got 'yes'")):
+        model.run(program, inputs, learn="yes")
+    with pytest.raises(ValueError, match=exact("learn=True needs a core configured with learning "
+                                               "(CoreConfig.learning is False)")):
+        model.run(base(dataclasses.replace(CONFIG, learning=False), plastic=None), inputs, learn=True)
+    with pytest.raises(ValueError, match=exact("inputs[1, 0] = 2 is not a spike (bool or 0/1)")):
+        model.run(program, np.array([[0, 1], [2, 0]]))
+    with pytest.raises(ValueError, match=exact("inputs must be spikes: a bool array or integers 0/1, "
+                                               "got dtype float64")):
+        model.run_batch(program, np.full((1, 3, 2), 0.5))
+    with pytest.raises(ValueError, match=exact("inputs must have shape [B, T, n_inputs] with n_inputs = 2, "
+                                               "got shape (3, 2)")):
+        model.run_batch(program, np.zeros((3, 2), bool))
+    assert model.run(program, np.zeros((0, 2))).spikes.shape == (0, 2)     # no steps: any dtype

@@ -1,10 +1,11 @@
 """Memory-image packing: vectorised words equal the per-word reference packing."""
+import numpy as np
 import pytest
 
 from neurocore.hw.host import Region, word_shape
-from neurocore.hw.images import pack, pack_many, program_images, unpack
+from neurocore.hw.images import pack, pack_many, program_images, state_from_images, state_images, unpack
 from neurocore.hw.program import NO_ROUTE
-from neurocore.sim.random_programs import random_program
+from neurocore.sim.random_programs import random_program, random_state
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -64,3 +65,29 @@ def test_pack_rejects_a_field_the_word_does_not_have():
         pack(shape, target=1, weight=0)
     with pytest.raises(ValueError, match=r"word has no field\(s\) target"):
         pack_many(shape, target=[1], weight=[0], plastic=[0])
+
+
+def test_packing_refuses_what_would_wrap_or_truncate():
+    shape = word_shape(random_program(0)[0].config, Region.SYNAPSE)
+    huge = np.iinfo(np.uint64).max                      # -1 after a plain int64 conversion
+    with pytest.raises(ValueError, match=rf"field weight\[0\] = {huge} does not fit"):
+        pack_many(shape, weight=np.array([huge], np.uint64), plastic=[0])
+    with pytest.raises(ValueError, match=r"field weight must hold integers, got dtype float64"):
+        pack_many(shape, weight=[0.5], plastic=[0])
+    with pytest.raises(ValueError, match=r"field weight must be an integer, got 0.5"):
+        pack(shape, weight=0.5)
+    with pytest.raises(ValueError, match=rf"field weight = {huge} does not fit"):
+        pack(shape, weight=np.uint64(huge))
+
+
+def test_state_images_check_every_width():
+    program, _ = random_program(3, learning=True, adaptive_threshold=True, trace_bits=4, membrane_bits=8)
+    state = random_state(4, program)
+    images = state_images(program.config, state)
+    assert images[Region.THETA] == state.theta.tolist() and images[Region.PRE] == state.x.tolist()
+    assert state_from_images(program, program_images(program) | images).theta.tolist() == state.theta.tolist()
+    for name, region, bad in (("theta", "THETA", 128), ("y", "POST", 16), ("x", "PRE", -1)):
+        broken = state.copy()
+        getattr(broken, name)[0] = bad
+        with pytest.raises(ValueError, match=rf"field value\[0\] = {bad} does not fit"):
+            state_images(program.config, broken)

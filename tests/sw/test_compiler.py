@@ -279,7 +279,13 @@ def test_vote_decoding():
                          ({"kind": "vote", "labels": [0, 1, 5], "n_classes": 2}, r"-1..1"),
                          ({"kind": "max"}, "unknown decoding kind"),
                          ({"kind": "count", "n_classes": 4}, "one output neuron per class"),
-                         ({"kind": "count", "fn": print}, "JSON data")]:
+                         ({"kind": "count", "fn": print}, "JSON data"),
+                         ({"kind": "count", "n_classes": 3.0},
+                          re.escape("decoding: n_classes must be a non-negative integer, got 3.0")),
+                         ({"kind": "vote", "labels": [0, 0, 1], "n_classes": "2"},
+                          re.escape("decoding 'vote': n_classes must be a non-negative integer, got '2'")),
+                         ({"kind": "vote", "labels": [0, 0, 1], "n_classes": -3},
+                          re.escape("decoding 'vote': n_classes must be a non-negative integer, got -3"))]:
         net.decoding = bad
         with pytest.raises(ValueError, match=pattern):
             compile_network(net)
@@ -316,3 +322,116 @@ def test_choose_config_widens_the_accumulator_when_the_bound_needs_it():
     if default.accumulator_bits < 17:
         with pytest.raises(ValueError, match="accumulator overflow"):
             compile_network(net, dataclasses.replace(cfg, accumulator_bits=default.accumulator_bits))
+
+
+# -- a program's metadata must account for every synapse -----------------------------------------------
+def rebuilt(c: CompiledNetwork, synapse_projection) -> CompiledNetwork:
+    return CompiledNetwork.from_meta(c.program, c.meta(), synapse_projection)
+
+
+def test_synapse_projection_must_name_existing_projections():
+    # once: ids of a projection that does not exist lost those synapses in to_network(), and
+    # `neurocore compile` wrote an image with 0 synapses
+    c = compile_network(small_net())
+    ids = c.synapse_projection.copy()
+    first = int(np.flatnonzero(ids == 0)[0])
+    ids[ids == 0] = 7
+    with pytest.raises(ValueError, match=re.escape(
+            f"network metadata does not match the program: synapse_projection[{first}] = 7 is outside -1..3")):
+        rebuilt(c, ids)
+    with pytest.raises(ValueError, match=re.escape(f"synapse_projection[{first}] = 7 is outside -1..3")):
+        dataclasses.replace(c, synapse_projection=ids).to_network()
+
+
+def test_synapse_projection_must_match_the_program():
+    c = compile_network(small_net())
+    ids = c.synapse_projection
+    s = int(np.flatnonzero((ids >= 0) & (c.program.weight != 0))[0])
+    gap = ids.copy()
+    gap[s] = -1
+    with pytest.raises(ValueError, match=re.escape(
+            f"synapse_projection[{s}] = -1 marks a gap (zero weight, fixed), but synapse {s} has weight "
+            f"{int(c.program.weight[s])}")):
+        rebuilt(c, gap)
+    moved = ids.copy()
+    moved[s] = (ids[s] + 1) % len(c.projections)
+    with pytest.raises(ValueError, match=r"projection \d \(\w+->\w+\) has \d+ synapses but synapse_projection "
+                                         r"gives it \d+"):
+        rebuilt(c, moved)
+    with pytest.raises(ValueError, match=re.escape(f"synapse_projection has {len(ids) - 1} entries, the program "
+                                                   f"has {len(ids)} synapses")):
+        rebuilt(c, ids[:-1])
+    with pytest.raises(ValueError, match=re.escape("synapse_projection must be a 1-D integer array, got shape "
+                                                   f"({len(ids)},) dtype float64")):
+        rebuilt(c, ids.astype(float))
+    assert np.array_equal(rebuilt(c, ids).synapse_projection, ids)      # the real one passes
+    assert rebuilt(c, None).synapse_projection is None
+
+
+# -- networks refuse what would be truncated or wrapped ------------------------------------------------
+U64_MAX = int(np.iinfo(np.uint64).max)
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda: Projection("input", "a", [0, 1], [0, 1], [0.5, 1.0]),
+     "projection input->a: weight must be a 1-D integer array, got shape (2,) dtype float64"),
+    (lambda: Projection("input", "a", [0], [0], np.array([U64_MAX], np.uint64)),
+     f"projection input->a: weight[0] = {U64_MAX} is outside -32768..32767"),
+    (lambda: Projection("input", "a", [[0, 1]], [0, 1], [1, 1]),
+     "projection input->a: pre must be a 1-D integer array, got shape (1, 2) dtype int64"),
+    (lambda: Projection("input", "a", [0], [0], [1], plastic="no"),
+     "projection input->a: plastic must be True or False, got 'no'"),
+    (lambda: Population("a", NeuronParams.uniform(2, threshold=5), theta=[0.5, 1]),
+     "population a: theta must be a 1-D integer array, got shape (2,) dtype float64"),
+    (lambda: Population("a", NeuronParams.uniform(2, threshold=5), output=1),
+     "population a: output must be True or False, got 1"),
+    (lambda: SnnNetwork(n_inputs=64.7, populations=[], projections=[]),
+     "n_inputs must be a non-negative integer, got 64.7"),
+    (lambda: SnnNetwork(n_inputs="64", populations=[], projections=[]),
+     "n_inputs must be a non-negative integer, got '64'"),
+], ids=["float weight", "uint64 weight", "2-D pre", "plastic str", "float theta", "output int", "n_inputs float",
+        "n_inputs str"])
+def test_network_refuses_bad_values(make, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        make()
+
+
+def test_program_npz_naming_a_missing_projection_is_refused(tmp_path):
+    # once: passed inspect and run, and `neurocore compile` wrote an image with 0 synapses, exit 0
+    from neurocore.sw.image_dir import ImageDirError, load_program_npz, write_image_dir
+
+    c = compile_network(small_net())
+    write_image_dir(c, tmp_path / "img")
+    arrays = dict(np.load(tmp_path / "img" / "program.npz"))
+    arrays["synapse_projection"] = np.where(arrays["synapse_projection"] >= 0, 9, -1)
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(ImageDirError, match=re.escape("bad.npz: network metadata does not match the program: "
+                                                      "synapse_projection[0] = 9 is outside -1..3")):
+        load_program_npz(tmp_path / "bad.npz")
+    assert load_program_npz(tmp_path / "img" / "program.npz").program.n_synapses == c.program.n_synapses
+
+
+def test_freeze_names_the_layer_of_a_threshold_no_core_holds():
+    top = (1 << 31) - 1                                      # the largest threshold (V = 32)
+    pop = Population("big", NeuronParams.uniform(2, threshold=top), output=True, theta=[0, 5])
+    net = SnnNetwork(n_inputs=1, populations=[pop], projections=[Projection("input", "big", [0], [0], [1])])
+    with pytest.raises(ValueError, match=re.escape(
+            f"layer 'big' (threshold + theta folded): neurons.threshold[1] = {top + 5} is outside 0..{top}")):
+        freeze_network(net)
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("layers", {"hidden": [0, 2.5], "out": [3, 2], "side": [5, 2]},
+     "layers['hidden'] size must be a non-negative integer, got 2.5"),
+    ("layers", {"hidden": [0, 3, 1], "out": [3, 2], "side": [5, 2]},
+     "layers['hidden'] must be [first, size], got [0, 3, 1]"),
+    ("input_axons", "4", "input_axons must be a non-negative integer, got '4'"),
+    ("layer_axons", {"hidden": [4.0, 3], "side": [7, 2]},
+     "layer_axons['hidden'] first must be a non-negative integer, got 4.0"),
+    ("wta_groups", {"out": True, "side": 2}, "wta_groups['out'] must be a non-negative integer, got True"),
+], ids=["float size", "three numbers", "str inputs", "float first", "bool group"])
+def test_metadata_numbers_are_not_truncated(key, value, message):
+    c = compile_network(small_net())
+    with pytest.raises(ValueError, match=re.escape(f"network metadata is incomplete or malformed (ValueError: "
+                                                   f"{message})")):
+        CompiledNetwork.from_meta(c.program, c.meta() | {key: value}, c.synapse_projection)
