@@ -21,7 +21,8 @@ TOPLEVEL = "core"
 def write_verilog(config: CoreConfig, path, *, program: CoreProgram | None = None,
                   learn: bool = False) -> Path:
     """Write the core as Verilog (module ``core``); with ``program``, its memory images and
-    registers become the initial contents. Written to a temporary file, then renamed."""
+    registers become the initial contents. Written to a temporary sibling, then renamed: a
+    failed write leaves neither a partial ``path`` nor the temporary file."""
     from amaranth.back import verilog
 
     from .core import Core
@@ -29,7 +30,10 @@ def write_verilog(config: CoreConfig, path, *, program: CoreProgram | None = Non
     text = verilog.convert(Core.for_program(config, program, learn=learn), name=TOPLEVEL)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path

@@ -190,7 +190,7 @@ class _Core:
     """The program (read-only) as plain lists, and the state (mutable) as plain lists."""
 
     def __init__(self, program: CoreProgram, state: CoreState):
-        program.validate()
+        # program and state were checked by sim.checks.run_arguments
         cfg: CoreConfig = program.config
         self.cfg = cfg
         self.V = cfg.membrane_bits

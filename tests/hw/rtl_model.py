@@ -18,7 +18,7 @@ import dataclasses
 import numpy as np
 
 from neurocore.hw.program import CoreProgram, CoreState
-from neurocore.sim import golden
+from neurocore.sim.checks import run_arguments
 from neurocore.sim.golden import BatchResult, RunResult
 
 from test_core import run_core
@@ -52,10 +52,8 @@ def _simulate(program: CoreProgram, inputs: np.ndarray, learn: bool, state: Core
 
 
 def _start(program: CoreProgram, learn, inputs, state: CoreState | None, batched: bool):
-    """The golden model's checks of the arguments; the start state (a copy)."""
-    golden._check_learn(program, learn)
-    inputs = golden._check_inputs(program, inputs, batched=batched)
-    state = golden._start_state(program, state)
+    """The models' checks of the arguments (sim/checks.py); the start state (a copy)."""
+    inputs, learn, state = run_arguments(program, inputs, learn=learn, state=state, batched=batched)
     if not batched and state.pending.any():       # (a batch clears them before its first sample)
         raise ValueError("the RTL core cannot load pending spikes: they are not host visible")
     return inputs, state

@@ -396,10 +396,12 @@ def _projection_ids(compiled, value, index=0, dtype=np.int64):
     (lambda c: _learning("soft_bound", 1), "learning field soft_bound must be true or false, got 1"),
     (lambda c: _learning("w_max", None), "learning field w_max must be an integer, got None"),
     (lambda c: _projection_ids(c, 2 ** 64 - 1, dtype=np.uint64),
-     r"synapse_projection\[0\] = 18446744073709551615 names no projection"),
-    (lambda c: _projection_ids(c, 99), r"synapse_projection\[0\] = 99 names no projection \(the metadata lists 4"),
-    (lambda c: _projection_ids(c, 1), r"projection 0 \(input -> hidden\) lists 11 synapses, synapse_projection "
-                                      r"gives it 10"),
+     r"network metadata does not match the program: synapse_projection\[0\] = 18446744073709551615 is "
+     r"outside -1\.\.3"),
+    (lambda c: _projection_ids(c, 99), r"network metadata does not match the program: synapse_projection\[0\] = 99 "
+                                       r"is outside -1\.\.3"),
+    (lambda c: _projection_ids(c, 1), r"network metadata does not match the program: projection 0 \(input->hidden\) "
+                                      r"has 11 synapses but synapse_projection gives it 10"),
     (lambda c: _array("synapse_projection", c.synapse_projection.astype(float)),
      "synapse_projection must be a 1-D integer array, got float64"),
 ])
