@@ -218,9 +218,7 @@ class _Core:
         self.route = _ints(program.route)
         self.outputs = _ints(program.outputs)
         # learning parameters (section 4)
-        lp = program.learning
-        self.lp = LearningParams(**{f: (bool if f == "soft_bound" else int)(getattr(lp, f))
-                                    for f in LearningParams.__dataclass_fields__})
+        self.lp = program.learning            # frozen, plain int / bool fields
         # plastic synapses of each neuron, for LTP ("every plastic s with target[s] == n")
         self.plastic_of = plastic_by_target(self.target, self.plastic, self.n_neurons)
         # state (section 2)
