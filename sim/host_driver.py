@@ -147,6 +147,7 @@ class StreamSink:
             self.stall_cycles += 1
 
     def hold(self, ready: int) -> None:
+        """Drive ``ready`` to ``ready`` until the next :meth:`take`."""
         self.transport.set(self._ready, ready)
 
     async def collect(self, on_word: Callable[[int], None]) -> None:

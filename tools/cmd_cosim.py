@@ -1,7 +1,10 @@
 """``neurocore cosim``: run random programs on the RTL (cocotb) and the golden model, compare."""
 from __future__ import annotations
 
+import argparse
+
 from .cli_common import UsageError, add_command, non_negative_int, positive_int, print_json
+
 
 DESCRIPTION = """\
 Co-simulate the core on the generated Verilog under cocotb against the golden
@@ -9,15 +12,22 @@ model, comparing every output spike and, at the end, v, refrac, theta, traces
 and every weight read back over the host interface. Two sources of work:
 
   --random N    N random programs (every feature, learning off and on, three
-                width configurations)
+                width configurations; N <= 10^9, drawn one at a time, so a
+                large N starts at once)
   --image DIR   a compiled image directory, on --samples test samples of its
                 dataset, encoded as `neurocore run` encodes them; also reports
                 both sides' accuracy and per-sample spike-count agreement
+
+With --stall P the consumers of spike_out and rsp hold ready low with
+probability P (0 <= P < 1) in every cycle in which the core offers a word; the
+summary's stall_cycles counts those cycles. The comparison is unchanged: every
+output spike must arrive once, in the order the spec gives.
 
 Exit status 1 when anything mismatches."""
 
 EXAMPLES = """\
 neurocore cosim --random 50 --seed 1 --json
+neurocore cosim --random 20 --stall 0.9 --json  # a consumer that is mostly busy
 neurocore cosim --random 10 --simulator icarus
 neurocore cosim --random 4 --waves --work-dir build/cosim   # FST/VCD waveforms
 neurocore cosim --image build/digits-img --samples 50 --json"""
@@ -27,7 +37,8 @@ def register(subparsers) -> None:
     parser = add_command(subparsers, "cosim", help="RTL vs golden model on random programs",
                          description=DESCRIPTION, examples=EXAMPLES)
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--random", type=positive_int, metavar="N", help="number of random programs")
+    source.add_argument("--random", type=_program_count, metavar="N",
+                        help="number of random programs (1..10^9)")
     source.add_argument("--image", metavar="DIR", help="compiled image directory to run on test samples")
     parser.add_argument("--samples", type=positive_int, default=50, metavar="N",
                         help="with --image: test samples to run (default: %(default)s)")
@@ -37,8 +48,12 @@ def register(subparsers) -> None:
     parser.add_argument("--steps", type=positive_int, default=None, metavar="T",
                         help="with --image: steps per sample (default: the image's)")
     parser.add_argument("--encoder", default=None, help="with --image: spike encoder (default: the image's)")
+    parser.add_argument("--stall", type=_stall_probability, default=0.0, metavar="P",
+                        help="with --random: probability that spike_out.ready and rsp.ready are "
+                             "low in a cycle, 0 <= P < 1 (default: %(default)s)")
     parser.add_argument("--seed", type=non_negative_int, default=0, metavar="S",
-                        help="seed of the program generator or of the input encoder (default: %(default)s)")
+                        help="seed of the program generator and the stall draws, or of the input encoder "
+                             "(default: %(default)s)")
     parser.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator",
                         help="HDL simulator (default: %(default)s)")
     parser.add_argument("--waves", action="store_true",
@@ -49,6 +64,24 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
+def _program_count(text: str) -> int:
+    from ..sim.cosim import check_program_count
+
+    try:
+        return check_program_count(positive_int(text))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _stall_probability(text: str) -> float:
+    from ..sim.host_driver import check_stall
+
+    try:
+        return check_stall(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def run(args) -> int:
     from ..sim.cosim import available_simulators, random_cosim
 
@@ -56,14 +89,17 @@ def run(args) -> int:
         raise UsageError(f"simulator {args.simulator} is not installed "
                          f"(available: {', '.join(available_simulators()) or 'none'})")
     if args.image is not None:
+        if args.stall:
+            raise UsageError("--stall applies to --random only")
         return run_image(args)
     summary = random_cosim(args.random, args.seed, simulator=args.simulator, work_dir=args.work_dir,
-                           waves=args.waves, progress=not args.json)
+                           waves=args.waves, progress=not args.json, stall=args.stall)
     if args.json:
         print_json(summary)
     else:
         print(f"{summary['programs']} programs ({summary['learning_programs']} with learning) on "
-              f"{summary['simulator']}: {summary['mismatches']} mismatches")
+              f"{summary['simulator']}, stall {summary['stall']}: {summary['mismatches']} mismatches, "
+              f"{summary['stall_cycles']} stall cycles")
         print(f"  {summary['steps']} steps, {summary['sops']} synaptic ops, {summary['cycles']} cycles "
               f"({summary['sop_per_cycle']} SOP/cycle), {summary['output_spikes']} output spikes, "
               f"{summary['weight_changes']} weights changed by learning")
