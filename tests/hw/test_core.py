@@ -6,7 +6,6 @@ low at random (backpressure).
 """
 from __future__ import annotations
 
-import dataclasses
 import random
 
 import numpy as np
@@ -25,6 +24,7 @@ from neurocore.sim.host_protocol import (Command, decode_readback, load_commands
                                          output_spike_order)
 from neurocore.sim.random_programs import random_program
 
+from output_bursts import NO_GROUP, burst_program
 from synapse_ports import watch_synapse_ports
 
 
@@ -117,36 +117,17 @@ def test_core_matches_golden(seed, learning, stall):
     assert (stats["stall_cycles"] > 0) == (stall > 0), stats["stall_cycles"]
 
 
-def _busy_output_program(config):
-    """24 output neurons that fire in every step (bias >= threshold, no leak): WTA group 1 is
-    {0, 4} and group 2 is {2, 7}, where the larger bias wins; the 20 others have no group.
-    22 spikes per step: more than the 16-word output FIFO holds."""
-    from neurocore.hw.program import CoreProgram, NeuronParams
-
-    n = 24
-    group = np.zeros(n, np.int64)
-    group[[0, 4]], group[[2, 7]] = 1, 2
-    bias = np.full(n, 4, np.int64)
-    bias[[2, 4]] = 6
-    neurons = dataclasses.replace(NeuronParams.uniform(n, threshold=4), wta_group=group, bias=bias)
-    return CoreProgram.from_synapses(config, n_inputs=1, n_axons=1, axon=[0], target=[0],
-                                     weight=[0], neurons=neurons, outputs=list(range(n)))
-
-
 def test_stalled_consumer_never_loses_duplicates_or_reorders_output_spikes():
     """A consumer of ``spike_out`` that is mostly busy (ready low with probability 0.9) fills
     the 16-word output FIFO, so the core stalls; every spike still arrives exactly once and in
     the spec's order: per step the neurons without WTA group in increasing index, then the
     WTA winners in increasing index (2 wins group 2, 4 wins group 1)."""
-    config = CoreConfig(neurons=24, axons=4, synapses=8, wta_groups=2, learning=False,
-                        adaptive_threshold=False)
-    program = _busy_output_program(config)
+    program = burst_program()
     steps = 6
     inputs = np.zeros((1, steps, 1), bool)
     want = golden.run_batch(program, inputs)
     expected = output_spike_order(program, want.spikes)
-    no_group = [1, 3, 5, 6] + list(range(8, 24))
-    assert expected[:22] == [(n, 0) for n in no_group + [2, 4]]
+    assert expected[:22] == [(n, 0) for n in NO_GROUP + [2, 4]]
     assert len(expected) == 22 * steps
     _, _, free = run_core(program, inputs, learn=False, step_registers=STEP_REGISTERS)
     assert free["spikes"] == expected and free["spike_out_stall_cycles"] == 0
