@@ -8,7 +8,8 @@ The pieces, each usable alone:
   testbench :mod:`neurocore.sim.cocotb_tb`;
 * :func:`compare`: check one case's RTL results against :func:`neurocore.sim.golden.run_batch`
   (every output spike, and at the end v, refrac, theta, traces and every weight);
-* :func:`random_cosim`: the ``neurocore cosim --random N`` flow.
+* :func:`random_cosim`: the ``neurocore cosim --random N [--stall P]`` flow (programs drawn
+  lazily, consumers of ``rsp`` and ``spike_out`` stalling at random).
 """
 from __future__ import annotations
 
@@ -27,10 +28,12 @@ from ..hw.config import CoreConfig
 from ..hw.program import CoreProgram
 from ..hw.verilog import TOPLEVEL, write_verilog
 from . import golden
-from .host_protocol import decode_readback
+from .host_driver import check_stall
+from .host_protocol import decode_readback, output_spike_order
 
 __all__ = ["SIMULATORS", "available_simulators", "build", "run_cases", "compare",
-           "rtl_spikes", "CaseReport", "random_cosim", "COSIM_CONFIGS"]
+           "rtl_spikes", "CaseReport", "random_cases", "random_cosim", "COSIM_CONFIGS",
+           "MAX_RANDOM_PROGRAMS"]
 
 SIMULATORS = ("verilator", "icarus")
 
@@ -112,14 +115,25 @@ def build(config: CoreConfig, simulator: str, build_dir, *, waves: bool = False)
     return runner
 
 
-def run_cases(runner, config: CoreConfig, cases, build_dir, *, waves: bool = False) -> list[dict]:
-    """Run ``(program, inputs, learn)`` cases on a built core; returns the raw results."""
+def run_cases(runner, config: CoreConfig, cases, build_dir, *, waves: bool = False,
+              stall: float = 0.0, seeds=None) -> list[dict]:
+    """Run ``(program, inputs, learn)`` cases on a built core; returns the raw results.
+
+    ``stall``: probability that the ``rsp`` and ``spike_out`` consumers hold ``ready`` low
+    in a cycle (:class:`neurocore.sim.host_driver.StreamSink`); ``seeds``: one seed of those
+    draws per case (default ``0, 1, ...``).
+    """
     build_dir = Path(build_dir)
+    cases = list(cases)
+    options = {"stall": check_stall(stall),
+               "seeds": list(range(len(cases))) if seeds is None else [int(s) for s in seeds]}
+    if len(options["seeds"]) != len(cases):
+        raise ValueError(f"{len(options['seeds'])} stall seeds for {len(cases)} cases")
     with tempfile.TemporaryDirectory(prefix="cosim-", dir=build_dir) as tmp:
         cases_path = Path(tmp) / "cases.pkl"
         results_path = Path(tmp) / "results.pkl"
         with open(cases_path, "wb") as f:
-            pickle.dump((config, list(cases)), f)
+            pickle.dump((config, cases, options), f)
         env = {"NEUROCORE_COSIM_CASES": str(cases_path), "NEUROCORE_COSIM_RESULTS": str(results_path),
                "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         runner.test(test_module="neurocore.sim.cocotb_tb", hdl_toplevel=TOPLEVEL, build_dir=build_dir,
@@ -144,6 +158,7 @@ class CaseReport:
     wall_seconds: float
     output_spikes: int        # golden output spikes (how much the case exercised)
     weight_changes: int       # synapses whose weight learning changed (golden)
+    stall_cycles: int = 0     # cycles the rsp / spike_out consumers held ready low on a word
 
 
 def rtl_spikes(program: CoreProgram, raw: dict, samples: int, steps: int) -> tuple[np.ndarray, list]:
@@ -171,6 +186,15 @@ def compare(program: CoreProgram, inputs: np.ndarray, learn: bool, raw: dict) ->
         problems.append(f"sample {b} step {t} neuron {int(program.outputs[j])}: "
                         f"RTL {'spiked' if got[b, t, j] else 'silent'}, golden "
                         f"{'spiked' if want.spikes[b, t, j] else 'silent'}")
+    # The exact stream: no spike lost, duplicated or out of the order the spec gives.
+    order = [(s["neuron"], s["step"]) for s in raw["spikes"]]
+    expected = output_spike_order(program, want.spikes)
+    if order != expected:
+        k = next((i for i, (a, e) in enumerate(zip(order, expected)) if a != e),
+                 min(len(order), len(expected)))
+        problems.append(f"output spike stream differs from spike {k} on: RTL "
+                        f"{order[k:k + 3]}, expected {expected[k:k + 3]} "
+                        f"({len(order)} vs {len(expected)} spikes)")
     state = decode_readback(program, raw["words"])
     for name in ("v", "refrac", "theta", "y", "x", "weight"):
         a, e = getattr(state, name), getattr(want.state, name)
@@ -188,11 +212,22 @@ def compare(program: CoreProgram, inputs: np.ndarray, learn: bool, raw: dict) ->
     return CaseReport(ok=not problems, mismatches=problems, sops=rtl_sops,
                       cycles=sum(raw["step_cycles"]), steps=samples * steps,
                       wall_seconds=raw["wall_seconds"], output_spikes=int(want.spikes.sum()),
-                      weight_changes=int((want.state.weight != program.weight).sum()))
+                      weight_changes=int((want.state.weight != program.weight).sum()),
+                      stall_cycles=int(raw.get("stall_cycles", 0)))
+
+
+MAX_RANDOM_PROGRAMS = 10 ** 9
+"""Upper bound of ``neurocore cosim --random N``. Cases are drawn lazily and only totals are
+kept, so memory does not grow with N; at roughly 0.1-1 s of simulation per program, 10^9
+programs already take years."""
+
+CHUNK_PROGRAMS = 50
+"""Programs of one config run per simulator launch (a launch costs about a second)."""
 
 
 def random_cases(n: int, seed: int, configs=COSIM_CONFIGS, *, attempts: int = 30):
-    """``n`` random cases (learning alternately off and on) spread over ``configs``.
+    """Yield ``n`` random cases ``(program, inputs, learn)`` (learning alternately off and
+    on) spread over ``configs``, one at a time: a huge ``n`` costs nothing up front.
 
     A drawn program that does nothing visible (no output spike, or with learning no weight
     change, in the golden model) is redrawn, up to ``attempts`` times, so that the comparison
@@ -201,7 +236,6 @@ def random_cases(n: int, seed: int, configs=COSIM_CONFIGS, *, attempts: int = 30
     from .random_programs import random_program
 
     rng = np.random.default_rng(seed)
-    cases = []
     for i in range(n):
         config = dataclasses.replace(configs[i % len(configs)], learning=True)
         learn = bool(i % 2)
@@ -213,55 +247,103 @@ def random_cases(n: int, seed: int, configs=COSIM_CONFIGS, *, attempts: int = 30
             want = golden.run_batch(program, inputs, learn=learn)
             if want.spikes.any() and (not learn or (want.state.weight != program.weight).any()):
                 break
-        cases.append((program, inputs, learn))
-    return cases
+        yield program, inputs, learn
+
+
+def check_program_count(n) -> int:
+    """``n`` as the number of random programs, or ``ValueError`` naming the limit."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= MAX_RANDOM_PROGRAMS:
+        raise ValueError(f"the number of random programs must be an integer in "
+                         f"1..{MAX_RANDOM_PROGRAMS}, got {n!r}")
+    return int(n)
 
 
 def random_cosim(n: int, seed: int, *, simulator: str = "verilator", work_dir=None,
-                 waves: bool = False, progress: bool = False) -> dict:
-    """Generate ``n`` random programs, run each in RTL and in the golden model, compare."""
+                 waves: bool = False, progress: bool = False, stall: float = 0.0,
+                 configs=COSIM_CONFIGS) -> dict:
+    """Generate ``n`` random programs, run each in RTL and in the golden model, compare.
+
+    Programs are drawn lazily and run in chunks of :data:`CHUNK_PROGRAMS` per config (one
+    Verilog build per config, made when its first chunk is due); only totals and the first
+    failures are kept. ``stall``: probability that the ``rsp`` and ``spike_out`` consumers
+    hold ``ready`` low in a cycle in which the core offers a word (0 <= stall < 1).
+    ``configs``: the configurations the programs are spread over (one build each).
+    """
+    n = check_program_count(n)
+    stall = check_stall(stall)
     work_dir = Path(work_dir or tempfile.mkdtemp(prefix="neurocore-cosim-"))
-    cases = random_cases(n, seed)
-    by_config: dict[CoreConfig, list[int]] = {}
-    for i, (program, _, _) in enumerate(cases):
-        by_config.setdefault(program.config, []).append(i)
-    reports: list[CaseReport | None] = [None] * n
+    totals = dict.fromkeys(("learning_programs", "steps", "sops", "cycles", "output_spikes",
+                            "weight_changes", "stall_cycles"), 0)
+    failures: list[dict] = []
+    mismatches = 0
+    wall = 0.0
     build_seconds = 0.0
+    runners: dict[CoreConfig, object] = {}
+    pending: dict[CoreConfig, list[tuple[int, tuple]]] = {}
     bar = None
     if progress:
         from tqdm import tqdm
         bar = tqdm(total=n, desc=f"cosim ({simulator})", unit="program")
-    for k, (config, indices) in enumerate(by_config.items()):
+
+    def run_chunk(config):
+        nonlocal mismatches, wall, build_seconds
+        chunk = pending.pop(config)
+        k = list(runners).index(config)
         build_dir = work_dir / f"{simulator}-config{k}"
-        t0 = time.perf_counter()
-        runner = build(config, simulator, build_dir, waves=waves)
-        build_seconds += time.perf_counter() - t0
-        raws = run_cases(runner, config, [cases[i] for i in indices], build_dir, waves=waves)
-        for i, raw in zip(indices, raws):
-            reports[i] = compare(*cases[i], raw)
+        if runners[config] is None:
+            if bar:
+                bar.set_postfix_str(f"building the model of config {k}")
+            t0 = time.perf_counter()
+            runners[config] = build(config, simulator, build_dir, waves=waves)
+            build_seconds += time.perf_counter() - t0
+            if bar:
+                bar.set_postfix_str("")
+        raws = run_cases(runners[config], config, [case for _, case in chunk], build_dir,
+                         waves=waves, stall=stall, seeds=[seed * MAX_RANDOM_PROGRAMS + i
+                                                          for i, _ in chunk])
+        for (i, case), raw in zip(chunk, raws):
+            report = compare(*case, raw)
+            totals["learning_programs"] += case[2]
+            for key in ("steps", "sops", "cycles", "output_spikes", "weight_changes",
+                        "stall_cycles"):
+                totals[key] += getattr(report, key)
+            wall += report.wall_seconds
+            if not report.ok:
+                mismatches += 1
+                if len(failures) < 10:
+                    failures.append({"case": i, "learn": case[2], "problems": report.mismatches})
             if bar:
                 bar.update()
-    if bar:
-        bar.close()
-    sops = sum(r.sops for r in reports)
-    cycles = sum(r.cycles for r in reports)
-    wall = sum(r.wall_seconds for r in reports)
-    failures = [{"case": i, "learn": cases[i][2], "problems": r.mismatches}
-                for i, r in enumerate(reports) if not r.ok]
+
+    try:
+        for i, case in enumerate(random_cases(n, seed, configs)):
+            config = case[0].config
+            runners.setdefault(config, None)
+            pending.setdefault(config, []).append((i, case))
+            if len(pending[config]) == CHUNK_PROGRAMS:
+                run_chunk(config)
+        for config in list(pending):
+            run_chunk(config)
+    finally:
+        if bar:
+            bar.close()
+    sops, cycles = totals["sops"], totals["cycles"]
     return {
         "simulator": simulator,
         "programs": n,
-        "learning_programs": sum(1 for c in cases if c[2]),
-        "mismatches": len(failures),
-        "steps": sum(r.steps for r in reports),
+        "learning_programs": totals["learning_programs"],
+        "stall": stall,
+        "mismatches": mismatches,
+        "stall_cycles": totals["stall_cycles"],
+        "steps": totals["steps"],
         "sops": sops,
         "cycles": cycles,
         "sop_per_cycle": round(sops / cycles, 4) if cycles else 0.0,
-        "output_spikes": sum(r.output_spikes for r in reports),
-        "weight_changes": sum(r.weight_changes for r in reports),
+        "output_spikes": totals["output_spikes"],
+        "weight_changes": totals["weight_changes"],
         "sim_cycles_per_s": round(cycles / wall) if wall else 0,
         "build_seconds": round(build_seconds, 1),
         "sim_seconds": round(wall, 2),
-        "failures": failures[:10],
+        "failures": sorted(failures, key=lambda f: f["case"]),
         "work_dir": str(work_dir),
     }

@@ -16,7 +16,7 @@ from ..hw.images import pack, program_images, program_registers, state_from_imag
 from ..hw.program import CoreProgram, CoreState
 
 __all__ = ["Command", "load_commands", "clear_command", "step_command", "readback_plan",
-           "decode_readback", "input_axons"]
+           "decode_readback", "input_axons", "output_spike_order"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +63,28 @@ def step_command() -> Command:
 def input_axons(row) -> list[int]:
     """The host axon ids of one step's input row (bool ``[n_inputs]``)."""
     return np.flatnonzero(np.asarray(row)).tolist()
+
+
+def output_spike_order(program: CoreProgram, spikes, *, first_step: int = 0) -> list[tuple[int, int]]:
+    """The ``(neuron, step)`` pairs the core emits on ``spike_out``, in the order it emits them,
+    for the output spikes ``spikes`` (bool ``[samples, T, n_outputs]``, as the golden model
+    reports them) run one sample after the other from step ``first_step`` on.
+
+    docs/core-spec.md section 5, phase 3: within a step, first the output neurons without WTA group
+    in increasing index, then the WTA winners in increasing index; ``step`` counts every
+    STEP since reset (CLEAR does not reset it).
+    """
+    spikes = np.asarray(spikes, bool)
+    outputs = np.asarray(program.outputs, np.int64)
+    if outputs.size == 0:
+        return []
+    # emission rank of each output column within a step: (in a WTA group, neuron index)
+    in_group = np.asarray(program.neurons.wta_group, np.int64)[outputs] != 0
+    columns = sorted(range(len(outputs)), key=lambda j: (bool(in_group[j]), int(outputs[j])))
+    order = []
+    for k, row in enumerate(spikes.reshape(-1, len(outputs))):
+        order += [(int(outputs[j]), first_step + k) for j in columns if row[j]]
+    return order
 
 
 def readback_plan(program: CoreProgram) -> list[tuple[Region, int]]:

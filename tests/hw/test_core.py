@@ -1,4 +1,9 @@
-"""The whole Core in amaranth.sim against the golden model, through the host interface."""
+"""The whole Core in amaranth.sim against the golden model, through the host interface.
+
+The host is :class:`neurocore.sim.host_driver.HostDriver`, the same driver the cocotb
+testbench uses; ``stall`` makes the consumers of ``spike_out`` and ``rsp`` hold ``ready``
+low at random (backpressure).
+"""
 from __future__ import annotations
 
 import random
@@ -12,12 +17,14 @@ from neurocore.hw.config import CoreConfig
 from neurocore.hw.core import Core
 from neurocore.hw.host import Opcode, Region, Register
 from neurocore.hw.images import unpack
-from neurocore.hw.host import output_spike_layout
 from neurocore.sim import golden
-from neurocore.sim.host_protocol import (Command, clear_command, decode_readback, input_axons,
-                                         load_commands, readback_plan, step_command)
+from neurocore.sim.cosim import rtl_spikes
+from neurocore.sim.host_driver import STEP_REGISTERS, run_amaranth
+from neurocore.sim.host_protocol import (Command, decode_readback, load_commands,
+                                         output_spike_order)
 from neurocore.sim.random_programs import random_program
 
+from output_bursts import NO_GROUP, burst_program
 from synapse_ports import watch_synapse_ports
 
 
@@ -33,11 +40,16 @@ class _WatchedCore(Core):
         return m
 
 
-def run_core(program, inputs, *, learn, samples=1, baked=False, state=None, clear_first=True,
-             read_every_step=False):
+def run_core(program, inputs, *, learn, samples=1, baked=False, stall=0.0, seed=0,
+             step_registers=(), state=None, clear_first=True, read_every_step=False):
     """Run ``inputs`` ([samples, T, n_inputs]) on the Core; returns spikes, state, stats.
 
     ``baked``: the program is the memories' initial contents instead of being loaded.
+    ``stall``: probability that the ``spike_out`` and ``rsp`` consumers hold ``ready`` low in
+    a cycle (draws seeded by ``seed``). ``stats`` holds the final registers (``status``,
+    ``errors``, ``steps``, ``sops``, ``ltp_updates``), the output spikes in arrival order
+    (``spikes``, ``(neuron, step)`` pairs), ``stall_cycles``, ``spike_out_stall_cycles``,
+    ``step_registers`` (name -> value per step) and the synapse-port counts (``syn_*``).
     ``state``: loaded after the program (its host-visible fields: pending spikes are not).
     ``clear_first``: a CLEAR before the first sample too (False: it runs from the loaded state).
     ``read_every_step``: also read the state and LAST_STEP_SOPS back after every step
@@ -51,73 +63,32 @@ def run_core(program, inputs, *, learn, samples=1, baked=False, state=None, clea
            if baked else _WatchedCore(config=cfg))
     sim = Simulator(dut)
     sim.add_clock(1e-8)
-    spikes = []
     result = {}
     watch_synapse_ports(sim, dut.syn_clients, result, prefix="syn_")
-    layout = output_spike_layout(cfg)
+    raw = {}
 
-    async def put(ctx, stream, value):
-        ctx.set(stream.payload.as_value() if hasattr(stream.payload, "as_value") else stream.payload,
-                value)
-        ctx.set(stream.valid, 1)
-        await ctx.tick().until(stream.ready)
-        ctx.set(stream.valid, 0)
+    async def host(driver):
+        registers = tuple(step_registers)
+        if read_every_step and Register.LAST_STEP_SOPS not in registers:
+            registers += (Register.LAST_STEP_SOPS,)
+        raw.update(await driver.run_case(program, inputs[:samples], learn=learn, load=not baked,
+                                         state=state, clear_first=clear_first,
+                                         step_registers=registers, step_words=read_every_step))
 
-    async def command(ctx, c: Command):
-        await put(ctx, dut.cmd, c.packed(cfg))
-
-    async def read(ctx, region, index):
-        await command(ctx, Command(Opcode.READ, region, index))
-        ctx.set(dut.rsp.ready, 1)
-        word, = await ctx.tick().sample(dut.rsp.payload).until(dut.rsp.valid)
-        ctx.set(dut.rsp.ready, 0)
-        return int(word)
-
-    async def monitor(ctx):
-        ctx.set(dut.spike_out.ready, 1)
-        async for _, _, valid, payload in ctx.tick().sample(dut.spike_out.valid,
-                                                             dut.spike_out.payload.as_value()):
-            if valid:
-                spikes.append(unpack(layout, int(payload)))
-
-    async def read_state(ctx):
-        return decode_readback(program, [await read(ctx, region, i) for region, i in readback_plan(program)])
-
-    async def host(ctx):
-        for c in ([] if baked else load_commands(program, learn=learn, state=state)):
-            await command(ctx, c)
-        result["step_states"], result["step_sops"] = [], []
-        step = 0
-        for b in range(samples):
-            if b or clear_first:
-                await command(ctx, clear_command())
-            for row in inputs[b]:
-                for axon in input_axons(row):
-                    await put(ctx, dut.spike_in, axon)
-                await command(ctx, step_command())
-                step += 1
-                if read_every_step:
-                    result["step_states"].append(await read_state(ctx))
-                    result["step_sops"].append(await read(ctx, Region.REG, Register.LAST_STEP_SOPS.value))
-        status = await read(ctx, Region.REG, Register.STATUS.value)
-        await ctx.tick().repeat(30)     # drain the output FIFO
-        result["status"] = status
-        result["words"] = [await read(ctx, region, i) for region, i in readback_plan(program)]
-        result["errors"] = await read(ctx, Region.REG, Register.ERRORS.value)
-        result["steps"] = await read(ctx, Region.REG, Register.STEP_COUNT.value)
-        result["sops"] = await read(ctx, Region.REG, Register.SOPS.value)
-        result["ltp_updates"] = await read(ctx, Region.REG, Register.LTP_UPDATES.value)
-
-    sim.add_testbench(host)
-    sim.add_testbench(monitor, background=True)
-    sim.run()
-    steps = inputs.shape[1]
-    out = np.zeros((samples, steps, program.n_outputs), bool)
-    column = {int(n): j for j, n in enumerate(program.outputs)}
-    for spike in spikes:
-        b, t = divmod(spike["step"], steps)
-        out[b, t, column[spike["neuron"]]] = True
-    return out, decode_readback(program, result["words"]), result
+    run_amaranth(sim, dut, cfg, host, stall=stall, seed=seed)
+    regs = raw["registers"]
+    result.update(status=regs["STATUS"], errors=regs["ERRORS"], steps=regs["STEP_COUNT"],
+                  sops=regs["SOPS"], ltp_updates=regs["LTP_UPDATES"],
+                  spikes=[(s["neuron"], s["step"]) for s in raw["spikes"]],
+                  stall_cycles=raw["stall_cycles"],
+                  spike_out_stall_cycles=raw["spike_out_stall_cycles"],
+                  step_registers=raw["step_registers"])
+    result.update(step_states=[decode_readback(program, w) for w in raw["step_words"]],
+                  step_sops=raw["step_registers"].get(Register.LAST_STEP_SOPS.name, []) if read_every_step
+                  else [])
+    out, stray = rtl_spikes(program, raw, samples, inputs.shape[1])
+    assert not stray, f"output spikes of no output neuron or past the last step: {stray}"
+    return out, decode_readback(program, raw["words"]), result
 
 
 def assert_state_equal(got, want):
@@ -132,21 +103,75 @@ CONFIGS = [
 ]
 
 
+@pytest.mark.parametrize("stall", [0.0, 0.3, 0.9])
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("learning", [False, True])
-def test_core_matches_golden(seed, learning):
+def test_core_matches_golden(seed, learning, stall):
+    """Random programs against the golden model, with the consumers of ``spike_out`` and
+    ``rsp`` holding ``ready`` low with probability ``stall`` in every cycle: the output
+    spike stream is the golden model's spikes, each once, in the order of the spec."""
     program, inputs = random_program(seed * 2 + int(learning), learning=learning, batch=2,
                                      max_steps=6, max_neurons=8, max_synapses=24)
-    out, state, stats = run_core(program, inputs, learn=learning, samples=2)
+    out, state, stats = run_core(program, inputs, learn=learning, samples=2, stall=stall,
+                                 seed=seed)
     want = golden.run_batch(program, inputs, learn=learning)
     assert stats["errors"] == 0 and stats["status"] & 1 == 0
     assert stats["steps"] == inputs.shape[0] * inputs.shape[1]
     assert stats["sops"] == int(want.sops.sum())
     assert np.array_equal(out, want.spikes), f"spikes differ:\ncore {np.argwhere(out)}\ngolden {np.argwhere(want.spikes)}"
+    assert stats["spikes"] == output_spike_order(program, want.spikes)
     assert_state_equal(state, want.state)
     assert stats["syn_both"] == 0, "the synapse memory was read and written in the same cycle"
     assert stats["syn_reads"] >= stats["sops"]       # integration reads, LTP reads
     assert stats["syn_writes"] >= stats["ltp_updates"]
+    # every READ offers an rsp word: a stalling consumer stalls some of them
+    assert (stats["stall_cycles"] > 0) == (stall > 0), stats["stall_cycles"]
+
+
+def test_stalled_consumer_never_loses_duplicates_or_reorders_output_spikes():
+    """A consumer of ``spike_out`` that is mostly busy (ready low with probability 0.9) fills
+    the 16-word output FIFO, so the core stalls; every spike still arrives exactly once and in
+    the spec's order: per step the neurons without WTA group in increasing index, then the
+    WTA winners in increasing index (2 wins group 2, 4 wins group 1)."""
+    program = burst_program()
+    steps = 6
+    inputs = np.zeros((1, steps, 1), bool)
+    want = golden.run_batch(program, inputs)
+    expected = output_spike_order(program, want.spikes)
+    assert expected[:22] == [(n, 0) for n in NO_GROUP + [2, 4]]
+    assert len(expected) == 22 * steps
+    _, _, free = run_core(program, inputs, learn=False, step_registers=STEP_REGISTERS)
+    assert free["spikes"] == expected and free["spike_out_stall_cycles"] == 0
+    free_cycles = free["step_registers"]["LAST_STEP_CYCLES"]
+    for seed in range(2):
+        out, state, stats = run_core(program, inputs, learn=False, stall=0.9, seed=seed,
+                                     step_registers=STEP_REGISTERS)
+        assert stats["spikes"] == expected, seed
+        assert np.array_equal(out, want.spikes)
+        assert_state_equal(state, want.state)
+        assert stats["errors"] == 0 and stats["steps"] == steps
+        assert stats["spike_out_stall_cycles"] > len(expected), stats["spike_out_stall_cycles"]
+        # the FIFO filled up: the stalled consumer made every step itself longer
+        stalled_cycles = stats["step_registers"]["LAST_STEP_CYCLES"]
+        assert all(s > f for s, f in zip(stalled_cycles, free_cycles)), (stalled_cycles, free_cycles)
+
+
+@pytest.mark.parametrize("learning", [False, True])
+def test_stalled_consumer_keeps_random_output_streams(learning):
+    """Busier random programs (dense inputs, up to 12 neurons) with a consumer stalling at 0.3
+    and 0.9: the exact ordered (neuron, step) stream equals the golden model's."""
+    stalled_spikes = 0
+    for seed in range(3):
+        program, inputs = random_program(700 + seed, learning=learning, batch=1, steps=10,
+                                         density=0.7, max_neurons=12, max_synapses=48)
+        want = golden.run_batch(program, inputs, learn=learning)
+        expected = output_spike_order(program, want.spikes)
+        for stall in (0.3, 0.9):
+            _, state, stats = run_core(program, inputs, learn=learning, stall=stall, seed=seed)
+            assert stats["spikes"] == expected, (seed, stall)
+            assert_state_equal(state, want.state)
+            stalled_spikes += stats["spike_out_stall_cycles"]
+    assert stalled_spikes > 0
 
 
 def test_learning_steps_never_read_and_write_synapses_at_once():
@@ -194,14 +219,14 @@ def test_reading_a_memory_word_does_not_change_it():
     config = program.config
     images = program_images(program)
 
-    async def body(ctx, host, dut):
+    async def body(host, dut):
         for region, words in images.items():
             for i, word in enumerate(words):
-                await host.command(ctx, Opcode.WRITE, region, i, word)
+                await host.command(Command(Opcode.WRITE, region, i, word))
         for _ in range(2):                       # a READ must not write its idle data word
             for region, words in images.items():
                 for i, word in enumerate(words):
-                    assert await host.read(ctx, region, i) == word, (region, i)
+                    assert await host.read(region, i) == word, (region, i)
 
     _simulate(config, body)
 
@@ -213,41 +238,16 @@ def test_core_converts_to_verilog():
         assert port in text
 
 
-class _Host:
-    """Minimal host-side helpers for directed amaranth.sim tests of the Core."""
-
-    def __init__(self, dut, config):
-        self.dut, self.config = dut, config
-
-    async def put(self, ctx, stream, value):
-        payload = stream.payload
-        ctx.set(payload.as_value() if hasattr(payload, "as_value") else payload, value)
-        ctx.set(stream.valid, 1)
-        await ctx.tick().until(stream.ready)
-        ctx.set(stream.valid, 0)
-
-    async def command(self, ctx, op, region=Region.REG, index=0, data=0):
-        await self.put(ctx, self.dut.cmd, Command(op, region, index, data).packed(self.config))
-
-    async def read(self, ctx, region, index):
-        await self.command(ctx, Opcode.READ, region, index)
-        ctx.set(self.dut.rsp.ready, 1)
-        word, = await ctx.tick().sample(self.dut.rsp.payload).until(self.dut.rsp.valid)
-        ctx.set(self.dut.rsp.ready, 0)
-        return int(word)
-
-
 def _simulate(config, body):
+    """Run ``await body(driver, dut)`` against a fresh Core, ``driver`` a HostDriver."""
     dut = Core(config=config)
     sim = Simulator(dut)
     sim.add_clock(1e-8)
-    host = _Host(dut, config)
 
-    async def tb(ctx):
-        await body(ctx, host, dut)
+    async def host(driver):
+        await body(driver, dut)
 
-    sim.add_testbench(tb)
-    sim.run()
+    run_amaranth(sim, dut, config, host)
 
 
 def test_every_memory_word_writes_and_reads_back():
@@ -264,16 +264,16 @@ def test_every_memory_word_writes_and_reads_back():
     registers[Register.A_PLUS] = 200
     registers[Register.N_NEURONS] = 3
 
-    async def body(ctx, host, dut):
+    async def body(host, dut):
         for (region, index), word in words.items():
-            await host.command(ctx, Opcode.WRITE, region, index, word)
+            await host.command(Command(Opcode.WRITE, region, index, word))
         for register, value in registers.items():
-            await host.command(ctx, Opcode.WRITE, Region.REG, register.value, value)
+            await host.command(Command(Opcode.WRITE, Region.REG, register.value, value))
         for (region, index), word in words.items():
-            assert await host.read(ctx, region, index) == word, (region, index)
+            assert await host.read(region, index) == word, (region, index)
         for register, value in registers.items():
-            assert await host.read(ctx, Region.REG, register.value) == value, register
-        assert await host.read(ctx, Region.REG, Register.ERRORS.value) == 0
+            assert await host.read(Region.REG, register.value) == value, register
+        assert await host.read(Region.REG, Register.ERRORS.value) == 0
 
     _simulate(config, body)
 
@@ -281,20 +281,20 @@ def test_every_memory_word_writes_and_reads_back():
 def test_bad_commands_and_spikes_set_the_sticky_error_flag():
     config = CoreConfig(neurons=4, axons=4, synapses=8, wta_groups=2)
 
-    async def body(ctx, host, dut):
-        await host.command(ctx, Opcode.WRITE, Region.REG, Register.N_INPUTS.value, 2)
-        await host.put(ctx, dut.spike_in, 3)                         # axon >= N_INPUTS
-        await host.command(ctx, Opcode.WRITE, Region.SYNAPSE, 8, 1)  # index beyond depth
-        await host.command(ctx, Opcode.WRITE, Region.REG, Register.CYCLES.value, 1)  # read-only
-        assert ctx.get(dut.error) == 1
-        assert await host.read(ctx, Region.REG, Register.ERRORS.value) == 3
-        assert await host.read(ctx, Region.REG, Register.STATUS.value) & 1 == 1
-        await host.command(ctx, Opcode.WRITE, Region.REG, Register.STATUS.value, 1)  # clear
-        assert await host.read(ctx, Region.REG, Register.STATUS.value) & 1 == 0
-        assert ctx.get(dut.error) == 0
+    async def body(host, dut):
+        await host.command(Command(Opcode.WRITE, Region.REG, Register.N_INPUTS.value, 2))
+        await host.spike(3)                         # axon >= N_INPUTS
+        await host.command(Command(Opcode.WRITE, Region.SYNAPSE, 8, 1))  # index beyond depth
+        await host.command(Command(Opcode.WRITE, Region.REG, Register.CYCLES.value, 1))  # read-only
+        assert host.transport.get("error") == 1
+        assert await host.read(Region.REG, Register.ERRORS.value) == 3
+        assert await host.read(Region.REG, Register.STATUS.value) & 1 == 1
+        await host.command(Command(Opcode.WRITE, Region.REG, Register.STATUS.value, 1))  # clear
+        assert await host.read(Region.REG, Register.STATUS.value) & 1 == 0
+        assert host.transport.get("error") == 0
         # The rejected spike never reached the input queue: a step integrates nothing.
-        await host.command(ctx, Opcode.STEP)
-        assert await host.read(ctx, Region.REG, Register.LAST_STEP_SOPS.value) == 0
+        await host.command(Command(Opcode.STEP))
+        assert await host.read(Region.REG, Register.LAST_STEP_SOPS.value) == 0
 
     _simulate(config, body)
 
@@ -308,26 +308,23 @@ def test_unused_region_codes_are_rejected():
     config = CoreConfig(neurons=4, axons=4, synapses=8, wta_groups=2)
     assert not {10, 11, 12, 13, 14, 15} & {r.value for r in Region}
 
-    async def body(ctx, host, dut):
+    async def body(host, dut):
         for region in (Region.SYNAPSE, Region.POINTER, Region.LTP_RANGE):
             for i in range(4):
-                await host.command(ctx, Opcode.WRITE, region, i, 0x15 + i)
+                await host.command(Command(Opcode.WRITE, region, i, 0x15 + i))
         errors = 0
         for code in (10, 11, 15):
             for op in (Opcode.WRITE, Opcode.READ):
                 word = pack(command_layout(config), op=op.value, region=code, index=1, data=0x3f)
-                await host.put(ctx, dut.cmd, word)
+                await host.command(word)
                 errors += 1
                 if op == Opcode.READ:
-                    ctx.set(dut.rsp.ready, 1)
-                    rsp, = await ctx.tick().sample(dut.rsp.payload).until(dut.rsp.valid)
-                    ctx.set(dut.rsp.ready, 0)
-                    assert int(rsp) == 0
-                assert ctx.get(dut.error) == 1
-                assert await host.read(ctx, Region.REG, Register.ERRORS.value) == errors
+                    assert await host.response() == 0
+                assert host.transport.get("error") == 1
+                assert await host.read(Region.REG, Register.ERRORS.value) == errors
         for region in (Region.SYNAPSE, Region.POINTER, Region.LTP_RANGE):
             for i in range(4):
-                assert await host.read(ctx, region, i) == 0x15 + i, (region, i)
+                assert await host.read(region, i) == 0x15 + i, (region, i)
 
     _simulate(config, body)
 
@@ -341,14 +338,14 @@ def test_duplicate_host_spikes_count_once():
                                         weight=[5, 3, 4], neurons=NeuronParams.uniform(2, threshold=100),
                                         outputs=[0, 1])
 
-    async def body(ctx, host, dut):
+    async def body(host, dut):
         for c in load_commands(program):
-            await host.command(ctx, c.op, c.region, c.index, c.data)
+            await host.command(c)
         for axon in (0, 0, 1, 0, 1):           # axon 0 three times, axon 1 twice
-            await host.put(ctx, dut.spike_in, axon)
-        await host.command(ctx, Opcode.STEP)
-        assert await host.read(ctx, Region.REG, Register.LAST_STEP_SOPS.value) == 3
-        state = [await host.read(ctx, Region.STATE, n) for n in range(2)]
+            await host.spike(axon)
+        await host.command(Command(Opcode.STEP))
+        assert await host.read(Region.REG, Register.LAST_STEP_SOPS.value) == 3
+        state = [await host.read(Region.STATE, n) for n in range(2)]
         assert [unpack(neuron_state_layout(config), w)["v"] for w in state] == [5, 7]
 
     from neurocore.hw.layouts import neuron_state_layout
@@ -360,12 +357,12 @@ def test_register_numbers_beyond_the_map_are_not_aliased():
     register 1 (N_NEURONS). A WRITE there is an error and changes nothing; a READ gives 0."""
     config = CoreConfig(neurons=4, axons=4, synapses=8, wta_groups=2)
 
-    async def body(ctx, host, dut):
-        await host.command(ctx, Opcode.WRITE, Region.REG, Register.N_NEURONS.value, 3)
+    async def body(host, dut):
+        await host.command(Command(Opcode.WRITE, Region.REG, Register.N_NEURONS.value, 3))
         for index in (32 + Register.N_NEURONS.value, (1 << 23) + Register.N_NEURONS.value, 31):
-            await host.command(ctx, Opcode.WRITE, Region.REG, index, 2)
-            assert await host.read(ctx, Region.REG, index) == 0
-        assert await host.read(ctx, Region.REG, Register.N_NEURONS.value) == 3
-        assert await host.read(ctx, Region.REG, Register.ERRORS.value) == 3
+            await host.command(Command(Opcode.WRITE, Region.REG, index, 2))
+            assert await host.read(Region.REG, index) == 0
+        assert await host.read(Region.REG, Register.N_NEURONS.value) == 3
+        assert await host.read(Region.REG, Register.ERRORS.value) == 3
 
     _simulate(config, body)
