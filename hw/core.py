@@ -33,11 +33,13 @@ from amaranth.lib.wiring import In, Out
 
 from .component import CoreComponent
 from .config import CoreConfig
-from .host import COUNTER_BITS, Opcode, Region, Register, command_layout, data_bits, \
-    output_spike_layout, word_shape
+from .counter import SaturatingCounter
+from .host import Opcode, Region, Register, command_layout, data_bits, output_spike_layout, \
+    word_shape
 from .integrator import Integrator
 from .neuron_unit import NeuronUnit
 from .stdp import LtpEngine, TraceSweep
+from .widths import AMPLITUDE_BITS, COUNTER_BITS, LEARN_SHIFT_BITS, TRACE_DECAY_BITS
 
 __all__ = ["Core"]
 
@@ -167,7 +169,9 @@ class Core(CoreComponent):
         Initial memory contents (a compiled program baked into the bitstream); words packed
         as by the host interface.
     registers : dict mapping :class:`Register` to int, optional
-        Reset values of the writable registers (n_neurons, learning parameters, ...).
+        Reset values of the writable registers (n_neurons, learning parameters, ...) and of
+        the statistics counters STEP_COUNT, CYCLES, SOPS, ERRORS, FEED_CYCLES and
+        UPDATE_CYCLES (0 by default; a value near ``COUNTER_MAX`` tests their saturation).
 
     Members
     -------
@@ -283,11 +287,11 @@ class Core(CoreComponent):
             Register.N_AXONS: reg(Register.N_AXONS, abits + 1),
             Register.N_INPUTS: reg(Register.N_INPUTS, abits + 1),
             Register.LEARN: reg(Register.LEARN, 1),
-            Register.A_PLUS: reg(Register.A_PLUS, 8),
-            Register.A_MINUS: reg(Register.A_MINUS, 8),
-            Register.SHIFT: reg(Register.SHIFT, 6),
-            Register.PRE_DECAY_SHIFT: reg(Register.PRE_DECAY_SHIFT, 4),
-            Register.POST_DECAY_SHIFT: reg(Register.POST_DECAY_SHIFT, 4),
+            Register.A_PLUS: reg(Register.A_PLUS, AMPLITUDE_BITS),
+            Register.A_MINUS: reg(Register.A_MINUS, AMPLITUDE_BITS),
+            Register.SHIFT: reg(Register.SHIFT, LEARN_SHIFT_BITS),
+            Register.PRE_DECAY_SHIFT: reg(Register.PRE_DECAY_SHIFT, TRACE_DECAY_BITS),
+            Register.POST_DECAY_SHIFT: reg(Register.POST_DECAY_SHIFT, TRACE_DECAY_BITS),
             Register.PRE_JUMP: reg(Register.PRE_JUMP, cfg.trace_bits),
             Register.POST_JUMP: reg(Register.POST_JUMP, cfg.trace_bits),
             Register.W_MIN: reg(Register.W_MIN, w, signed_=True),
@@ -300,27 +304,31 @@ class Core(CoreComponent):
         w_min = regs[Register.W_MIN].as_signed()
         w_max = regs[Register.W_MAX].as_signed()
 
-        def counter(name):
-            return Signal(COUNTER_BITS, name=name)
+        def counter(name, *, amount_bits=1, restart_value=0):
+            """A statistics counter (saturating); its reset value from ``registers``."""
+            register = Register[name.upper()] if name.upper() in Register.__members__ else None
+            m.submodules[name] = ctr = SaturatingCounter(
+                amount_bits=amount_bits, restart_value=restart_value,
+                init=self._registers.get(register, 0))
+            return ctr
 
-        def bump(m, ctr, amount=1):
-            """Saturating add: statistics never wrap."""
-            total = ctr + amount
-            m.d.sync += ctr.eq(Mux(total >= (1 << COUNTER_BITS), (1 << COUNTER_BITS) - 1, total))
-
-        step_count, cycles, sops = counter("step_count"), counter("cycles"), counter("sops_total")
-        last_cycles, last_sops, errors = counter("last_step_cycles"), counter("last_step_sops"), \
-            counter("errors")
-        ltp_updates = counter("ltp_updates")
-        error = Signal()
-        step_cycles = counter("step_cycles")
+        step_count, cycles = counter("step_count"), counter("cycles")
+        sops = counter("sops", amount_bits=COUNTER_BITS)
+        errors = counter("errors")
+        # Cycles of the running STEP: 2 in the accepting cycle (it and FINISH), + 1 per cycle
+        # of FEED .. LTP; LAST_STEP_CYCLES takes it in FINISH.
+        step_cycles = counter("step_cycles", restart_value=2)
         feed_cycles, update_cycles = counter("feed_cycles"), counter("update_cycles")
-        bump(m, cycles)
+        last_cycles, last_sops = Signal(COUNTER_BITS, name="last_step_cycles"), \
+            Signal(COUNTER_BITS, name="last_step_sops")
+        ltp_updates = Signal(COUNTER_BITS, name="ltp_updates")
+        error = Signal()
+        m.d.comb += cycles.amount.eq(1)
         m.d.comb += self.error.eq(error)
         error_now = Signal()      # one more error this cycle
+        m.d.comb += errors.amount.eq(error_now)
         with m.If(error_now):
             m.d.sync += error.eq(1)
-            bump(m, errors)
 
         # ---- block parameters ----------------------------------------------------------------
         m.d.comb += [
@@ -469,12 +477,14 @@ class Core(CoreComponent):
                     m.d.comb += reg_value.eq(sig)
             with m.Case(Register.STATUS.value):
                 m.d.comb += reg_value.eq(error | (self.busy << 1))
-            for register, sig in ((Register.STEP_COUNT, step_count), (Register.CYCLES, cycles),
-                                  (Register.SOPS, sops), (Register.LAST_STEP_CYCLES, last_cycles),
-                                  (Register.LAST_STEP_SOPS, last_sops), (Register.ERRORS, errors),
+            for register, sig in ((Register.STEP_COUNT, step_count.count),
+                                  (Register.CYCLES, cycles.count), (Register.SOPS, sops.count),
+                                  (Register.LAST_STEP_CYCLES, last_cycles),
+                                  (Register.LAST_STEP_SOPS, last_sops),
+                                  (Register.ERRORS, errors.count),
                                   (Register.LTP_UPDATES, ltp_updates),
-                                  (Register.FEED_CYCLES, feed_cycles),
-                                  (Register.UPDATE_CYCLES, update_cycles)):
+                                  (Register.FEED_CYCLES, feed_cycles.count),
+                                  (Register.UPDATE_CYCLES, update_cycles.count)):
                 with m.Case(register.value):
                     m.d.comb += reg_value.eq(sig)
 
@@ -505,7 +515,7 @@ class Core(CoreComponent):
         m.d.comb += nu.fired.ready.eq(in_update & out_ok)
         route_now = nu.fired.valid & nu.fired.ready
         m.d.comb += [
-            out_fifo.w_data.eq(Cat(fired.neuron, step_count)),
+            out_fifo.w_data.eq(Cat(fired.neuron, step_count.count)),
             out_fifo.w_en.eq(route_now & fired.output),
         ]
         next_bank = ~bank
@@ -574,9 +584,9 @@ class Core(CoreComponent):
                                 m.next = "READ_ADDR"
                         with m.Case(Opcode.STEP):
                             m.d.sync += [feed_idx.eq(0), feed_total.eq(in_count + cur_pend),
-                                         feed_valid.eq(0), step_cycles.eq(1), step_sops.eq(0),
-                                         feed_cycles.eq(0), update_cycles.eq(0)]
-                            m.d.comb += integ.clear_count.eq(1)
+                                         feed_valid.eq(0), step_sops.eq(0)]
+                            m.d.comb += [integ.clear_count.eq(1), step_cycles.restart.eq(1),
+                                         feed_cycles.restart.eq(1), update_cycles.restart.eq(1)]
                             if learning:
                                 m.d.sync += ltp_count.eq(0)
                             m.next = "FEED"
@@ -611,8 +621,7 @@ class Core(CoreComponent):
                     m.next = "IDLE"
 
             with m.State("FEED"):
-                m.d.comb += phase.eq(_Phase.FEED)
-                m.d.sync += [step_cycles.eq(step_cycles + 1), feed_cycles.eq(feed_cycles + 1)]
+                m.d.comb += [phase.eq(_Phase.FEED), step_cycles.amount.eq(1), feed_cycles.amount.eq(1)]
                 # A one-entry read stage over the input queue, then the current pending bank.
                 advance = ~feed_valid | integ.axons.ready
                 more = feed_idx < feed_total
@@ -638,15 +647,15 @@ class Core(CoreComponent):
 
             with m.State("UPDATE_START"):
                 # The blocks start once they own the ports (phase UPDATE from this cycle on).
-                m.d.comb += [phase.eq(_Phase.UPDATE), nu.start.eq(1)]
-                m.d.sync += [step_cycles.eq(step_cycles + 1), update_cycles.eq(update_cycles + 1)]
+                m.d.comb += [phase.eq(_Phase.UPDATE), nu.start.eq(1), step_cycles.amount.eq(1),
+                             update_cycles.amount.eq(1)]
                 if learning:
                     m.d.comb += sweep.start.eq(learn)
                 m.next = "UPDATE"
 
             with m.State("UPDATE"):
-                m.d.comb += phase.eq(_Phase.UPDATE)
-                m.d.sync += [step_cycles.eq(step_cycles + 1), update_cycles.eq(update_cycles + 1)]
+                m.d.comb += [phase.eq(_Phase.UPDATE), step_cycles.amount.eq(1),
+                             update_cycles.amount.eq(1)]
                 with m.If(nu.done):
                     m.d.sync += nu_done.eq(1)
                 if learning:
@@ -658,8 +667,7 @@ class Core(CoreComponent):
 
             if learning:
                 with m.State("LTP"):
-                    m.d.comb += phase.eq(_Phase.LTP)
-                    m.d.sync += step_cycles.eq(step_cycles + 1)
+                    m.d.comb += [phase.eq(_Phase.LTP), step_cycles.amount.eq(1)]
                     advance = ~ltp_valid | ltp.fired.ready
                     more = ltp_idx < ltp_count
                     m.d.comb += [ltpq_r.addr.eq(ltp_idx), ltpq_r.en.eq(advance)]
@@ -673,9 +681,8 @@ class Core(CoreComponent):
 
             with m.State("FINISH"):
                 m.d.comb += phase.eq(_Phase.HOST)
-                bump(m, step_count)
-                bump(m, sops, step_sops)
-                m.d.sync += [last_cycles.eq(step_cycles + 1), last_sops.eq(step_sops),
+                m.d.comb += [step_count.amount.eq(1), sops.amount.eq(step_sops)]
+                m.d.sync += [last_cycles.eq(step_cycles.count), last_sops.eq(step_sops),
                              bank.eq(next_bank), in_count.eq(0)]
                 with m.If(bank):
                     m.d.sync += pend_count[1].eq(0)

@@ -15,12 +15,11 @@ from amaranth.lib.wiring import In, Out
 from .component import CoreComponent
 from .config import CoreConfig
 from .layouts import pointer_layout, synapse_layout
-from .plasticity import AMPLITUDE_BITS, LEARN_SHIFT_BITS, WeightUpdate
+from .counter import SaturatingCounter
+from .plasticity import WeightUpdate
+from .widths import AMPLITUDE_BITS, COUNTER_BITS, LEARN_SHIFT_BITS, TRACE_DECAY_BITS
 
-__all__ = ["Integrator", "TRACE_DECAY_BITS", "COUNTER_BITS"]
-
-TRACE_DECAY_BITS = 4     # pre/post_decay_shift: 0..15 (spec section 4)
-COUNTER_BITS = 32        # sops / busy_cycles counters (wrap around)
+__all__ = ["Integrator"]
 
 
 class Integrator(CoreComponent):
@@ -129,11 +128,12 @@ class Integrator(CoreComponent):
         High while ``axons.valid`` is high or anything is buffered or in flight.
     clear_count : ``In(1)``
         Restart the counters (the operations of the same cycle are counted).
-    sops : ``Out(32)``
-        Synaptic operations (synapse addresses issued) since ``clear_count``.
-    busy_cycles : ``Out(32)``
+    sops : ``Out(COUNTER_BITS)``
+        Synaptic operations (synapse addresses issued) since ``clear_count``; saturates at
+        ``COUNTER_MAX`` (a :class:`~neurocore.hw.counter.SaturatingCounter`).
+    busy_cycles : ``Out(COUNTER_BITS)``
         Cycles with ``busy`` high since ``clear_count`` (``sops / busy_cycles`` is the
-        achieved SOP rate).
+        achieved SOP rate); saturates likewise.
     """
 
     def __init__(self, *, config: CoreConfig):
@@ -311,8 +311,8 @@ class Integrator(CoreComponent):
 
         # -- status and counters -----------------------------------------------------------------
         m.d.comb += self.busy.eq(self.axons.valid | in_flight)
-        with m.If(self.clear_count):
-            m.d.sync += [self.sops.eq(issue), self.busy_cycles.eq(self.busy)]
-        with m.Else():
-            m.d.sync += [self.sops.eq(self.sops + issue), self.busy_cycles.eq(self.busy_cycles + self.busy)]
+        for name, event in (("sops", issue), ("busy_cycles", self.busy)):
+            m.submodules[name] = counter = SaturatingCounter()
+            m.d.comb += [counter.restart.eq(self.clear_count), counter.amount.eq(event),
+                         getattr(self, name).eq(counter.count)]
         return m

@@ -19,11 +19,10 @@ from amaranth.lib.wiring import In, Out
 
 from .component import CoreComponent
 from .config import CoreConfig
+from .widths import AMPLITUDE_BITS, LEARN_SHIFT_BITS
 
-__all__ = ["WeightUpdate", "AMPLITUDE_BITS", "LEARN_SHIFT_BITS"]
+__all__ = ["WeightUpdate"]
 
-AMPLITUDE_BITS = 8      # a_plus, a_minus: 0..255 (spec section 4)
-LEARN_SHIFT_BITS = 6    # shift: 0..47 in a program; the datapath is exact for 0..63
 _CHUNK = 16             # multiplier operand slice: unsigned 16 bits fit an iCE40 SB_MAC16
                         # (16x16 unsigned) and an ECP5 MULT18X18D
 

@@ -25,12 +25,11 @@ from amaranth.lib.wiring import In, Out
 from .component import CoreComponent
 from .config import CoreConfig
 from .layouts import ltp_range_layout, pointer_layout, synapse_layout
-from .plasticity import AMPLITUDE_BITS, LEARN_SHIFT_BITS, WeightUpdate
+from .counter import SaturatingCounter
+from .plasticity import WeightUpdate
+from .widths import AMPLITUDE_BITS, COUNTER_BITS, LEARN_SHIFT_BITS, TRACE_DECAY_BITS
 
-__all__ = ["TraceSweep", "LtpEngine", "TRACE_DECAY_BITS", "COUNTER_BITS"]
-
-TRACE_DECAY_BITS = 4     # pre_decay_shift: 0..15 (spec section 4)
-COUNTER_BITS = 32        # updates / busy_cycles counters (wrap around)
+__all__ = ["TraceSweep", "LtpEngine"]
 
 
 class TraceSweep(CoreComponent):
@@ -88,7 +87,7 @@ class TraceSweep(CoreComponent):
         active bitmap is cleared.
     zero : In(1)
         Write 0 to ``x`` and ``active`` of every visited axon; sampled at ``start``.
-    pre_decay_shift : In(4), pre_jump : In(trace_bits)
+    pre_decay_shift : In(TRACE_DECAY_BITS), pre_jump : In(trace_bits)
         Learning parameters (spec section 4); sampled at ``start``.
     busy : Out(1)
         High from the cycle after ``start`` until the last cycle of the pass.
@@ -330,10 +329,11 @@ class LtpEngine(CoreComponent):
         low every write-back of the pass is in memory.
     clear_count : ``In(1)``
         Restart the counters (the events of the same cycle are counted).
-    updates : ``Out(32)``
-        Synapse write-backs (LTP updates performed) since ``clear_count``.
-    busy_cycles : ``Out(32)``
-        Cycles with ``busy`` high since ``clear_count``.
+    updates : ``Out(COUNTER_BITS)``
+        Synapse write-backs (LTP updates performed) since ``clear_count``; saturates at
+        ``COUNTER_MAX`` (a :class:`~neurocore.hw.counter.SaturatingCounter`).
+    busy_cycles : ``Out(COUNTER_BITS)``
+        Cycles with ``busy`` high since ``clear_count``; saturates likewise.
     """
 
     def __init__(self, *, config: CoreConfig):
@@ -479,9 +479,8 @@ class LtpEngine(CoreComponent):
         # -- status and counters --------------------------------------------------------------------
         in_flight = Cat(p_valid, pending, a1_valid, a2_valid, a3_valid, update.busy).any()
         m.d.comb += self.busy.eq(self.fired.valid | in_flight)
-        with m.If(self.clear_count):
-            m.d.sync += [self.updates.eq(self.syn_wr.en), self.busy_cycles.eq(self.busy)]
-        with m.Else():
-            m.d.sync += [self.updates.eq(self.updates + self.syn_wr.en),
-                         self.busy_cycles.eq(self.busy_cycles + self.busy)]
+        for name, event in (("updates", self.syn_wr.en), ("busy_cycles", self.busy)):
+            m.submodules[name] = counter = SaturatingCounter()
+            m.d.comb += [counter.restart.eq(self.clear_count), counter.amount.eq(event),
+                         getattr(self, name).eq(counter.count)]
         return m
