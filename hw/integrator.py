@@ -12,6 +12,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import memory, stream
 from amaranth.lib.wiring import In, Out
 
+from .arith import decay
 from .component import CoreComponent
 from .config import CoreConfig
 from .layouts import pointer_layout, synapse_layout
@@ -285,7 +286,7 @@ class Integrator(CoreComponent):
                 s4_weight.eq(s3_syn.weight),
                 s4_y.eq(self.y_rd.data),
             ]
-            yd = Mux(self.post_decay_shift == 0, s4_y, s4_y - (s4_y >> self.post_decay_shift))
+            yd = decay(s4_y, self.post_decay_shift)
             m.d.comb += [
                 self.y_rd.addr.eq(s2_target),
                 self.y_rd.en.eq(s2_valid & self.learn),

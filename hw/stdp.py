@@ -22,6 +22,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import memory, stream
 from amaranth.lib.wiring import In, Out
 
+from .arith import decay
 from .component import CoreComponent
 from .config import CoreConfig
 from .layouts import ltp_range_layout, pointer_layout, synapse_layout
@@ -187,7 +188,7 @@ class TraceSweep(CoreComponent):
         m.d.sync += [
             c_valid.eq(b_valid),
             c_axon.eq(b_axon),
-            c_xd.eq(Mux(shift_q != 0, x - (x >> shift_q), x)),   # stays in 0..x
+            c_xd.eq(decay(x, shift_q)),   # stays in 0..x
             c_active.eq(self.active_rd.data),
         ]
 
