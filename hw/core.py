@@ -264,19 +264,16 @@ class Core(CoreComponent):
         m.d.comb += [
             integ.clear_count.eq(ctrl.integ_clear), ctrl.integ_busy.eq(integ.busy),
             integ.learn.eq(regs.learn),
-            *(getattr(integ, f).eq(getattr(lp, f))
-              for f in ("a_minus", "shift", "post_decay_shift", "w_min", "w_max", "soft_bound")),
             nu.start.eq(ctrl.nu_start), ctrl.nu_done.eq(nu.done),
             nu.n_neurons.eq(regs.n_neurons), nu.learn.eq(regs.learn),
         ]
         if learning:
+            connect(m, lp, integ.learning, blocks["ltp"].learning)
             connect(m, ctrl.ltp_list, router.ltp_list)
             connect(m, ctrl.ltp_fired, ltp.fired)
             m.d.comb += [
                 ctrl.ltp_count.eq(router.ltp_count), ctrl.ltp_busy.eq(ltp.busy),
                 regs.ltp_updates.eq(ltp.updates), ltp.clear_count.eq(0),
-                *(getattr(ltp, f).eq(getattr(lp, f))
-                  for f in ("a_plus", "shift", "w_min", "w_max", "soft_bound")),
                 nu.post_decay_shift.eq(lp.post_decay_shift), nu.post_jump.eq(lp.post_jump),
                 sweep.start.eq(ctrl.sweep_start), ctrl.sweep_done.eq(sweep.done),
                 sweep.n_axons.eq(regs.n_axons),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import memory, stream
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import In, Out, connect, flipped
 
 from .arith import decay
 from .component import CoreComponent
@@ -18,7 +18,8 @@ from .config import CoreConfig
 from .layouts import pointer_layout, synapse_layout
 from .counter import SaturatingCounter
 from .plasticity import WeightUpdate
-from .widths import AMPLITUDE_BITS, COUNTER_BITS, LEARN_SHIFT_BITS, TRACE_DECAY_BITS
+from .signatures import LearningSignature
+from .widths import COUNTER_BITS
 
 __all__ = ["Integrator"]
 
@@ -123,8 +124,9 @@ class Integrator(CoreComponent):
     y_rd : read port of the post-trace memory, ``unsigned(X)``, neuron addresses.
     learn : ``In(1)``
         Apply LTD to the plastic synapses visited.
-    a_minus, shift, post_decay_shift, w_min, w_max, soft_bound : ``In(...)``
-        Learning parameters (spec section 4); stable while ``busy``.
+    learning : ``In(LearningSignature(config))``
+        Learning parameters (spec section 4; LTD reads ``a_minus``, ``shift``,
+        ``post_decay_shift``, ``w_min``, ``w_max``, ``soft_bound``); stable while ``busy``.
     busy : ``Out(1)``
         High while ``axons.valid`` is high or anything is buffered or in flight.
     clear_count : ``In(1)``
@@ -151,12 +153,7 @@ class Integrator(CoreComponent):
             "acc_wr": In(memory.WritePort.Signature(addr_width=n_bits, shape=signed(config.accumulator_bits))),
             "y_rd": In(memory.ReadPort.Signature(addr_width=n_bits, shape=unsigned(config.trace_bits))),
             "learn": In(1),
-            "a_minus": In(AMPLITUDE_BITS),
-            "shift": In(LEARN_SHIFT_BITS),
-            "post_decay_shift": In(TRACE_DECAY_BITS),
-            "w_min": In(signed(config.weight_bits)),
-            "w_max": In(signed(config.weight_bits)),
-            "soft_bound": In(1),
+            "learning": In(LearningSignature(config)),
             "busy": Out(1),
             "clear_count": In(1),
             "sops": Out(COUNTER_BITS),
@@ -286,7 +283,7 @@ class Integrator(CoreComponent):
                 s4_weight.eq(s3_syn.weight),
                 s4_y.eq(self.y_rd.data),
             ]
-            yd = decay(s4_y, self.post_decay_shift)
+            yd = decay(s4_y, self.learning.post_decay_shift)
             m.d.comb += [
                 self.y_rd.addr.eq(s2_target),
                 self.y_rd.en.eq(s2_valid & self.learn),
@@ -295,17 +292,12 @@ class Integrator(CoreComponent):
                 ltd.in_w.eq(s4_weight),
                 ltd.in_trace.eq(yd),
                 ltd.in_tag.eq(s4_addr),
-                ltd.a_plus.eq(0),
-                ltd.a_minus.eq(self.a_minus),
-                ltd.shift.eq(self.shift),
-                ltd.w_min.eq(self.w_min),
-                ltd.w_max.eq(self.w_max),
-                ltd.soft_bound.eq(self.soft_bound),
                 self.syn_wr.addr.eq(ltd.out_tag),
                 self.syn_wr.data.weight.eq(ltd.out_w),
                 self.syn_wr.data.plastic.eq(1),
                 self.syn_wr.en.eq(ltd.out_valid),
             ]
+            connect(m, flipped(self.learning), ltd.learning)
             in_flight = in_flight | ltd.busy
         else:
             m.d.comb += [self.syn_wr.en.eq(0), self.y_rd.en.eq(0)]

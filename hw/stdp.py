@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import memory, stream
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import In, Out, connect, flipped
 
 from .arith import decay
 from .component import CoreComponent
@@ -28,7 +28,8 @@ from .config import CoreConfig
 from .layouts import ltp_range_layout, pointer_layout, synapse_layout
 from .counter import SaturatingCounter
 from .plasticity import WeightUpdate
-from .widths import AMPLITUDE_BITS, COUNTER_BITS, LEARN_SHIFT_BITS, TRACE_DECAY_BITS
+from .signatures import LearningSignature
+from .widths import COUNTER_BITS, TRACE_DECAY_BITS
 
 __all__ = ["TraceSweep", "LtpEngine"]
 
@@ -323,8 +324,9 @@ class LtpEngine(CoreComponent):
     syn_rd, syn_wr : read / write port of the synapse memory (region 7), ``synapse_layout``.
     x_rd : read port of the pre-trace memory (region 5), ``unsigned(trace_bits)``, axon
         addresses.
-    a_plus, shift, w_min, w_max, soft_bound : ``In(...)``
-        Learning parameters (spec section 4), as in ``WeightUpdate``; stable while ``busy``.
+    learning : ``In(LearningSignature(config))``
+        Learning parameters (spec section 4; LTP reads ``a_plus``, ``shift``, ``w_min``,
+        ``w_max``, ``soft_bound``), as in ``WeightUpdate``; stable while ``busy``.
     busy : ``Out(1)``
         High while ``fired.valid`` is high or anything is buffered or in flight. When it is
         low every write-back of the pass is in memory.
@@ -352,11 +354,7 @@ class LtpEngine(CoreComponent):
             "syn_rd": In(memory.ReadPort.Signature(addr_width=s_bits, shape=synapse_layout(config))),
             "syn_wr": In(memory.WritePort.Signature(addr_width=s_bits, shape=synapse_layout(config))),
             "x_rd": In(memory.ReadPort.Signature(addr_width=a_bits, shape=TraceSweep.x_shape(config))),
-            "a_plus": In(AMPLITUDE_BITS),
-            "shift": In(LEARN_SHIFT_BITS),
-            "w_min": In(signed(config.weight_bits)),
-            "w_max": In(signed(config.weight_bits)),
-            "soft_bound": In(1),
+            "learning": In(LearningSignature(config)),
             "busy": Out(1),
             "clear_count": In(1),
             "updates": Out(COUNTER_BITS),
@@ -461,13 +459,8 @@ class LtpEngine(CoreComponent):
             update.in_w.eq(syn.weight),
             update.in_trace.eq(self.x_rd.data),
             update.in_tag.eq(a3_synapse),
-            update.a_plus.eq(self.a_plus),
-            update.a_minus.eq(0),
-            update.shift.eq(self.shift),
-            update.w_min.eq(self.w_min),
-            update.w_max.eq(self.w_max),
-            update.soft_bound.eq(self.soft_bound),
         ]
+        connect(m, flipped(self.learning), update.learning)
 
         # -- write back -----------------------------------------------------------------------------
         m.d.comb += [
