@@ -1,7 +1,7 @@
 """The step controller of the core: host commands, and the sequence of one time step."""
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal, Value, unsigned
+from amaranth.hdl import Module, Mux, Signal, Value, unsigned
 from amaranth.lib import memory, stream
 from amaranth.lib.wiring import In, Out
 
@@ -10,6 +10,7 @@ from .component import CoreComponent
 from .config import CoreConfig
 from .host import Opcode, Region, command_layout, data_bits, word_shape
 from .phase import Phase
+from .signatures import axon_stream, neuron_stream
 from .widths import COUNTER_BITS, INDEX_BITS
 
 __all__ = ["StepController", "host_regions", "CLEARED_REGIONS"]
@@ -107,7 +108,7 @@ class StepController(CoreComponent):
             "pending": In(memory.ReadPort.Signature(addr_width=abits, shape=unsigned(abits))),
             "pending_count": In(abits + 1),
             "route_clear": Out(1),
-            "axons": Out(stream.Signature(unsigned(abits))),
+            "axons": Out(axon_stream(config)),
             "integ_busy": In(1),
             "integ_clear": Out(1),
             "nu_start": Out(1),
@@ -118,7 +119,7 @@ class StepController(CoreComponent):
                 "ltp_list": In(memory.ReadPort.Signature(addr_width=address_bits(config.neurons),
                                                          shape=unsigned(nbits))),
                 "ltp_count": In(nbits + 1),
-                "ltp_fired": Out(stream.Signature(unsigned(nbits))),
+                "ltp_fired": Out(neuron_stream(config)),
                 "ltp_busy": In(1),
                 "sweep_start": Out(1),
                 "sweep_done": In(1),

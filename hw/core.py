@@ -49,6 +49,7 @@ from .neuron_unit import NeuronUnit
 from .phase import Phase
 from .register_file import RegisterFile
 from .router import SpikeRouter
+from .signatures import axon_stream, output_spike_stream
 from .stdp import LtpEngine, TraceSweep
 
 __all__ = ["Core", "OUTPUT_FIFO_DEPTH"]
@@ -99,8 +100,8 @@ class Core(CoreComponent):
         super().__init__({
             "cmd": In(stream.Signature(command_layout(config))),
             "rsp": Out(stream.Signature(unsigned(data_bits(config)))),
-            "spike_in": In(stream.Signature(unsigned(config.axon_index_bits))),
-            "spike_out": Out(stream.Signature(output_spike_layout(config))),
+            "spike_in": In(axon_stream(config)),
+            "spike_out": Out(output_spike_stream(config)),
             "busy": Out(1),
             "error": Out(1),
         })

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 from amaranth.hdl import Module, Signal, unsigned
-from amaranth.lib import memory, stream
+from amaranth.lib import memory
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .arbiter import address_bits
 from .component import CoreComponent
 from .config import CoreConfig
+from .signatures import axon_stream
 
 __all__ = ["InputSpikeQueue"]
 
@@ -47,7 +48,7 @@ class InputSpikeQueue(CoreComponent):
         self._use_config(config)
         abits = config.axon_index_bits
         super().__init__({
-            "spikes": In(stream.Signature(unsigned(abits))),
+            "spikes": In(axon_stream(config)),
             "enable": In(1),
             "n_inputs": In(abits + 1),
             "rejected": Out(1),

@@ -9,7 +9,7 @@ plastic synapse it visits and writes the new weight back.
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import memory, stream
+from amaranth.lib import memory
 from amaranth.lib.wiring import In, Out, connect, flipped
 
 from .arith import decay
@@ -18,7 +18,7 @@ from .config import CoreConfig
 from .layouts import pointer_layout, synapse_layout
 from .counter import SaturatingCounter
 from .plasticity import WeightUpdate
-from .signatures import LearningSignature
+from .signatures import LearningSignature, axon_stream
 from .widths import COUNTER_BITS
 
 __all__ = ["Integrator"]
@@ -145,7 +145,7 @@ class Integrator(CoreComponent):
         s_bits = config.synapse_address_bits
         n_bits = config.neuron_index_bits
         super().__init__({
-            "axons": In(stream.Signature(unsigned(a_bits))),
+            "axons": In(axon_stream(config)),
             "ptr_rd": In(memory.ReadPort.Signature(addr_width=a_bits, shape=pointer_layout(config))),
             "syn_rd": In(memory.ReadPort.Signature(addr_width=s_bits, shape=synapse_layout(config))),
             "syn_wr": In(memory.WritePort.Signature(addr_width=s_bits, shape=synapse_layout(config))),

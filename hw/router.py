@@ -2,15 +2,14 @@
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
-from amaranth.lib import memory, stream
+from amaranth.lib import memory
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .arbiter import address_bits
 from .component import CoreComponent
 from .config import CoreConfig
-from .host import output_spike_layout
-from .layouts import fired_layout
+from .signatures import fired_stream, output_spike_stream
 from .widths import COUNTER_BITS
 
 __all__ = ["SpikeRouter"]
@@ -52,11 +51,11 @@ class SpikeRouter(CoreComponent):
         self._use_config(config)
         abits, nbits = config.axon_index_bits, config.neuron_index_bits
         members = {
-            "fired": In(stream.Signature(fired_layout(config))),
+            "fired": In(fired_stream(config)),
             "enable": In(1),
             "learn": In(1),
             "step": In(COUNTER_BITS),
-            "spikes": Out(stream.Signature(output_spike_layout(config))),
+            "spikes": Out(output_spike_stream(config)),
             "pending": Out(memory.ReadPort.Signature(addr_width=abits, shape=unsigned(abits))),
             "pending_count": Out(abits + 1),
             "step_start": In(1),

@@ -2,13 +2,39 @@
 from __future__ import annotations
 
 from amaranth.hdl import signed, unsigned
-from amaranth.lib import wiring
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import Out
 
 from .config import CoreConfig
+from .host import output_spike_layout
+from .layouts import fired_layout
 from .widths import AMPLITUDE_BITS, LEARN_SHIFT_BITS, TRACE_DECAY_BITS
 
-__all__ = ["LearningSignature"]
+__all__ = ["LearningSignature", "axon_stream", "neuron_stream", "fired_stream",
+           "output_spike_stream"]
+
+
+# The spike streams. ``stream.Signature`` cannot be subclassed (Amaranth 0.5), so each is a
+# named constructor; equal configs give equal signatures.
+
+def axon_stream(config: CoreConfig) -> stream.Signature:
+    """Axon ids: host input spikes (``spike_in``) and the active axons fed to the integrator."""
+    return stream.Signature(unsigned(config.axon_index_bits))
+
+
+def neuron_stream(config: CoreConfig) -> stream.Signature:
+    """Neuron ids: the fired neurons the LTP engine visits."""
+    return stream.Signature(unsigned(config.neuron_index_bits))
+
+
+def fired_stream(config: CoreConfig) -> stream.Signature:
+    """Fired neurons leaving the neuron unit, with their route and output flag."""
+    return stream.Signature(fired_layout(config))
+
+
+def output_spike_stream(config: CoreConfig) -> stream.Signature:
+    """Output spikes ``(neuron, step)`` (``spike_out``; the layout of ``hw/host.py``)."""
+    return stream.Signature(output_spike_layout(config))
 
 
 class LearningSignature(wiring.Signature):

@@ -18,8 +18,8 @@ applies LTD) -> trace sweep (may overlap the neuron pass: they share no memory) 
 """
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import memory, stream
+from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
+from amaranth.lib import memory
 from amaranth.lib.wiring import In, Out, connect, flipped
 
 from .arith import decay
@@ -28,7 +28,7 @@ from .config import CoreConfig
 from .layouts import ltp_range_layout, pointer_layout, synapse_layout
 from .counter import SaturatingCounter
 from .plasticity import WeightUpdate
-from .signatures import LearningSignature
+from .signatures import LearningSignature, neuron_stream
 from .widths import COUNTER_BITS, TRACE_DECAY_BITS
 
 __all__ = ["TraceSweep", "LtpEngine"]
@@ -348,7 +348,7 @@ class LtpEngine(CoreComponent):
         s_bits = config.synapse_address_bits
         a_bits = config.axon_index_bits
         super().__init__({
-            "fired": In(stream.Signature(unsigned(n_bits))),
+            "fired": In(neuron_stream(config)),
             "range_rd": In(memory.ReadPort.Signature(addr_width=n_bits, shape=ltp_range_layout(config))),
             "ptr_rd": In(memory.ReadPort.Signature(addr_width=a_bits, shape=pointer_layout(config))),
             "syn_rd": In(memory.ReadPort.Signature(addr_width=s_bits, shape=synapse_layout(config))),
