@@ -18,6 +18,7 @@ from .config import CoreConfig
 from .layouts import pointer_layout, synapse_layout
 from .counter import SaturatingCounter
 from .plasticity import WeightUpdate
+from .range_walker import RangeWalker
 from .signatures import LearningSignature, axon_stream
 from .widths import COUNTER_BITS
 
@@ -167,49 +168,27 @@ class Integrator(CoreComponent):
         n_bits = cfg.neuron_index_bits
         syn_shape = synapse_layout(cfg)
 
-        # -- stage P: pointer lookup, one axon buffered ---------------------------------------
-        # The pointer word of the axon in P is ptr_rd.data. While P cannot advance, the
-        # axon id in P is presented again, so the port needs no data hold on en = 0.
-        p_valid = Signal()
-        p_axon = Signal.like(self.axons.payload)
-        p_take = Signal()                      # the address generator loads P this cycle
-        accept = Signal()
+        # -- stages P (pointer look-up, one axon buffered) and S0 (address generator) -----------
+        # The target of address base + j is first + j (spec section 3). The synapse memory is
+        # single-port: in a cycle with an LTD write-back the generator holds and a bubble
+        # travels down the pipeline instead of a synapse. An empty row costs one cycle.
+        m.submodules.rows = rows = RangeWalker(
+            key_bits=len(self.axons.payload), fields={"addr": s_bits, "target": n_bits},
+            count_bits=cfg.neuron_index_bits + 1, drop_empty=False)   # count <= N
         ptr = self.ptr_rd.data
+        connect(m, flipped(self.axons), rows.keys)
+        issue = rows.issue
+        cur_addr, cur_target = rows.index.addr, rows.index.target
         m.d.comb += [
-            accept.eq(~p_valid | p_take),
-            self.axons.ready.eq(accept),
             self.ptr_rd.en.eq(1),
-            self.ptr_rd.addr.eq(Mux(accept, self.axons.payload, p_axon)),
-        ]
-        with m.If(accept):
-            m.d.sync += [
-                p_valid.eq(self.axons.valid),
-                p_axon.eq(self.axons.payload),
-            ]
-
-        # -- stage S0: synapse address generator -----------------------------------------------
-        # Loads the next pointer word in the cycle it issues the last address of the current
-        # list, so that consecutive lists are issued back to back.
-        # The target of address base + j is first + j (spec section 3).
-        # The synapse memory is single-port: in a cycle with an LTD write-back the generator
-        # holds and a bubble travels down the pipeline instead of a synapse.
-        cur_addr = Signal(s_bits)
-        cur_target = Signal(n_bits)
-        cur_left = Signal(cfg.neuron_index_bits + 1)     # count <= N: a row reaches each neuron once
-        pending = Signal()                 # an address is waiting to be issued
-        issue = Signal()
-        m.d.comb += [
-            pending.eq(cur_left != 0),
-            issue.eq(pending & ~self.syn_wr.en),
-            p_take.eq(p_valid & (~pending | (cur_left == 1) & issue)),
+            self.ptr_rd.addr.eq(rows.key_addr),
+            rows.start.addr.eq(ptr.base),
+            rows.start.target.eq(ptr.first),
+            rows.count.eq(ptr.count),
+            rows.hold.eq(self.syn_wr.en),
             self.syn_rd.addr.eq(cur_addr),
             self.syn_rd.en.eq(issue),
         ]
-        with m.If(p_take):
-            m.d.sync += [cur_addr.eq(ptr.base), cur_target.eq(ptr.first), cur_left.eq(ptr.count)]
-        with m.Elif(issue):
-            m.d.sync += [cur_addr.eq(cur_addr + 1), cur_target.eq(cur_target + 1),
-                         cur_left.eq(cur_left - 1)]
 
         # -- stage S1: synapse word arrives ------------------------------------------------------
         s1_valid = Signal()
@@ -270,7 +249,7 @@ class Integrator(CoreComponent):
         # -- LTD --------------------------------------------------------------------------------
         # S3 registers the post trace; S4 decays it and feeds the WeightUpdate, whose output
         # LATENCY cycles later is written back to the synapse memory.
-        in_flight = Cat(p_valid, pending, s1_valid, s2_valid, s3_valid, s4_valid).any()
+        in_flight = Cat(rows.busy, s1_valid, s2_valid, s3_valid, s4_valid).any()
         if cfg.learning:
             m.submodules.ltd = ltd = WeightUpdate(config=cfg, mode="ltd")      # tag: the synapse address
             s4_ltd = Signal()

@@ -28,6 +28,7 @@ from .config import CoreConfig
 from .layouts import ltp_range_layout, pointer_layout, synapse_layout
 from .counter import SaturatingCounter
 from .plasticity import WeightUpdate
+from .range_walker import RangeWalker
 from .signatures import LearningSignature, neuron_stream
 from .widths import COUNTER_BITS, TRACE_DECAY_BITS
 
@@ -368,51 +369,27 @@ class LtpEngine(CoreComponent):
         s_bits = cfg.synapse_address_bits
         a_bits = cfg.axon_index_bits
 
-        # -- stage P: axon range lookup, one neuron buffered ------------------------------------
-        # The range word of the neuron in P is range_rd.data. While P cannot advance, its
-        # neuron is presented again, so the port needs no data hold on en = 0.
-        p_valid = Signal()
-        p_neuron = Signal(n_bits)
-        p_take = Signal()                      # P is consumed (loaded into G, or dropped)
-        accept = Signal()
+        # -- stages P (range look-up, one neuron buffered) and G (axon generator) --------------
+        # An empty range is dropped in P. The synapse memory is single-port: in a cycle with a
+        # write-back the front end (G, A1, A2) stalls, so that A2 issues no synapse read. A1
+        # keeps its pointer word on ptr_rd.data because G issues no read either (a read port
+        # holds its data while ``en`` is low).
+        m.submodules.ranges = ranges = RangeWalker(
+            key_bits=n_bits, fields={"axon": a_bits}, count_bits=a_bits + 1, drop_empty=True)
         rng = self.range_rd.data
-        m.d.comb += [
-            accept.eq(~p_valid | p_take),
-            self.fired.ready.eq(accept),
-            self.range_rd.en.eq(1),
-            self.range_rd.addr.eq(Mux(accept, self.fired.payload, p_neuron)),
-        ]
-        with m.If(accept):
-            m.d.sync += [p_valid.eq(self.fired.valid), p_neuron.eq(self.fired.payload)]
-
-        # -- stage G: axon generator ----------------------------------------------------------------
-        # Loads the next range in the cycle it issues the last axon of the current one, so
-        # consecutive ranges follow each other without a bubble. An empty range is dropped
-        # in P without being loaded.
-        # The synapse memory is single-port: in a cycle with a write-back the front end (G,
-        # A1, A2) stalls, so that A2 issues no synapse read. A1 keeps its pointer word on
-        # ptr_rd.data because G issues no read either (a read port holds its data while ``en``
-        # is low).
         advance = Signal()
-        g_axon = Signal(a_bits)
-        g_left = Signal(a_bits + 1)
-        g_neuron = Signal(n_bits)
-        pending = Signal()                     # an axon is waiting to be issued
-        issue = Signal()
-        p_empty = Signal()
+        connect(m, flipped(self.fired), ranges.keys)
+        issue, g_axon, g_neuron = ranges.issue, ranges.index.axon, ranges.key
         m.d.comb += [
             advance.eq(~self.syn_wr.en),
-            pending.eq(g_left != 0),
-            issue.eq(pending & advance),
-            p_empty.eq(rng.count == 0),
-            p_take.eq(p_valid & (p_empty | ~pending | (g_left == 1) & advance)),
+            self.range_rd.en.eq(1),
+            self.range_rd.addr.eq(ranges.key_addr),
+            ranges.start.axon.eq(rng.first),
+            ranges.count.eq(rng.count),
+            ranges.hold.eq(self.syn_wr.en),
             self.ptr_rd.addr.eq(g_axon),
             self.ptr_rd.en.eq(issue),
         ]
-        with m.If(p_take & ~p_empty):
-            m.d.sync += [g_axon.eq(rng.first), g_left.eq(rng.count), g_neuron.eq(p_neuron)]
-        with m.Elif(issue):
-            m.d.sync += [g_axon.eq(g_axon + 1), g_left.eq(g_left - 1)]
 
         # -- stage A1: pointer word arrives; does the row's window hold the neuron? --------------
         a1_valid = Signal()
@@ -471,7 +448,7 @@ class LtpEngine(CoreComponent):
         ]
 
         # -- status and counters --------------------------------------------------------------------
-        in_flight = Cat(p_valid, pending, a1_valid, a2_valid, a3_valid, update.busy).any()
+        in_flight = Cat(ranges.busy, a1_valid, a2_valid, a3_valid, update.busy).any()
         m.d.comb += self.busy.eq(self.fired.valid | in_flight)
         for name, event in (("updates", self.syn_wr.en), ("busy_cycles", self.busy)):
             m.submodules[name] = counter = SaturatingCounter()
