@@ -133,35 +133,39 @@ class Core(CoreComponent):
                 writers["clear"] = (C, getattr(ctrl, f"clear_{region.name.lower()}"))
             clients[region] = ({"host": (H, getattr(ctrl, host + "_rd"))}, writers)
 
-        def add(region, kind, name, phase, port):
-            clients[region][kind == "w"][name] = (phase, port)
-
-        add(Region.POINTER, "r", "integrator", F, integ.ptr_rd)
-        add(Region.SYNAPSE, "r", "integrator", F, integ.syn_rd)
-        add(Region.ACC, "r", "integrator", F, integ.acc_rd)
-        add(Region.ACC, "w", "integrator_wr", F, integ.acc_wr)
-        add(Region.PARAM, "r", "neuron_unit", U, nu.param_rd)
-        add(Region.STATE, "r", "neuron_unit", U, nu.state_rd)
-        add(Region.STATE, "w", "neuron_unit_wr", U, nu.state_wr)
-        add(Region.ACC, "r", "neuron_unit", U, nu.acc_rd)
-        add(Region.ACC, "w", "neuron_unit_wr", U, nu.acc_wr)
+        # (region, client, phases, block, port): a port named *_wr is a writer.
+        table = [
+            (Region.POINTER, "integrator", F, integ, "ptr_rd"),
+            (Region.SYNAPSE, "integrator", F, integ, "syn_rd"),
+            (Region.ACC, "integrator", F, integ, "acc_rd"),
+            (Region.ACC, "integrator_wr", F, integ, "acc_wr"),
+            (Region.PARAM, "neuron_unit", U, nu, "param_rd"),
+            (Region.STATE, "neuron_unit", U, nu, "state_rd"),
+            (Region.STATE, "neuron_unit_wr", U, nu, "state_wr"),
+            (Region.ACC, "neuron_unit", U, nu, "acc_rd"),
+            (Region.ACC, "neuron_unit_wr", U, nu, "acc_wr"),
+        ]
         if cfg.adaptive_threshold:
-            add(Region.THETA, "r", "neuron_unit", U, nu.theta_rd)
+            table.append((Region.THETA, "neuron_unit", U, nu, "theta_rd"))
             if cfg.learning:
-                add(Region.THETA, "w", "neuron_unit_wr", U, nu.theta_wr)
+                table.append((Region.THETA, "neuron_unit_wr", U, nu, "theta_wr"))
         if cfg.learning:    # without learning the integrator's syn_wr.en is constant 0
             sweep, ltp = blocks["trace_sweep"], blocks["ltp"]
-            add(Region.SYNAPSE, "w", "integrator_wr", F, integ.syn_wr)
-            add(Region.POST, "r", "integrator", F, integ.y_rd)
-            add(Region.POST, "r", "neuron_unit", U, nu.y_rd)
-            add(Region.POST, "w", "neuron_unit_wr", U, nu.y_wr)
-            add(Region.PRE, "r", "trace_sweep", U, sweep.x_rd)
-            add(Region.PRE, "w", "trace_sweep_wr", U, sweep.x_wr)
-            add(Region.PRE, "r", "ltp", L, ltp.x_rd)
-            add(Region.LTP_RANGE, "r", "ltp", L, ltp.range_rd)
-            add(Region.POINTER, "r", "ltp", L, ltp.ptr_rd)   # the integrator reads it in FEED only
-            add(Region.SYNAPSE, "r", "ltp", L, ltp.syn_rd)
-            add(Region.SYNAPSE, "w", "ltp_wr", L, ltp.syn_wr)
+            table += [
+                (Region.SYNAPSE, "integrator_wr", F, integ, "syn_wr"),
+                (Region.POST, "integrator", F, integ, "y_rd"),
+                (Region.POST, "neuron_unit", U, nu, "y_rd"),
+                (Region.POST, "neuron_unit_wr", U, nu, "y_wr"),
+                (Region.PRE, "trace_sweep", U, sweep, "x_rd"),
+                (Region.PRE, "trace_sweep_wr", U, sweep, "x_wr"),
+                (Region.PRE, "ltp", L, ltp, "x_rd"),
+                (Region.LTP_RANGE, "ltp", L, ltp, "range_rd"),
+                (Region.POINTER, "ltp", L, ltp, "ptr_rd"),    # the integrator's in FEED only
+                (Region.SYNAPSE, "ltp", L, ltp, "syn_rd"),
+                (Region.SYNAPSE, "ltp_wr", L, ltp, "syn_wr"),
+            ]
+        for region, client, phases, block, port in table:
+            clients[region][port.endswith("_wr")][client] = (phases, getattr(block, port))
         return clients
 
     def _shared_memory(self, m, name, shape, depth, init, readers, writers, *, single_port, phase):
