@@ -13,7 +13,24 @@ from amaranth.lib.wiring import In, Out
 
 from .widths import COUNTER_BITS
 
-__all__ = ["SaturatingCounter"]
+__all__ = ["SaturatingCounter", "activity_members", "count_activity"]
+
+
+def activity_members(events: str) -> dict:
+    """The status and statistics ports of a datapath block: ``busy``, ``clear_count``,
+    ``<events>`` (its operations) and ``busy_cycles``, both ``Out(COUNTER_BITS)``."""
+    return {"busy": Out(1), "clear_count": In(1), events: Out(COUNTER_BITS),
+            "busy_cycles": Out(COUNTER_BITS)}
+
+
+def count_activity(m: Module, block, events: str, event) -> None:
+    """Drive ``block.<events>`` (counting ``event``) and ``block.busy_cycles`` (counting
+    ``block.busy``) from two :class:`SaturatingCounter`; ``block.clear_count`` restarts both
+    (the events of its own cycle are counted)."""
+    for name, amount in ((events, event), ("busy_cycles", block.busy)):
+        m.submodules[name] = counter = SaturatingCounter()
+        m.d.comb += [counter.restart.eq(block.clear_count), counter.amount.eq(amount),
+                     getattr(block, name).eq(counter.count)]
 
 
 class SaturatingCounter(wiring.Component):

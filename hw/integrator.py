@@ -16,11 +16,10 @@ from .arith import decay
 from .component import CoreComponent
 from .config import CoreConfig
 from .layouts import pointer_layout, synapse_layout
-from .counter import SaturatingCounter
+from .counter import activity_members, count_activity
 from .plasticity import WeightUpdate
 from .range_walker import RangeWalker
-from .signatures import LearningSignature, axon_stream
-from .widths import COUNTER_BITS
+from .signatures import LearningSignature, axon_stream, synapse_ports
 
 __all__ = ["Integrator"]
 
@@ -143,22 +142,17 @@ class Integrator(CoreComponent):
     def __init__(self, *, config: CoreConfig):
         self._use_config(config)
         a_bits = config.axon_index_bits
-        s_bits = config.synapse_address_bits
         n_bits = config.neuron_index_bits
         super().__init__({
             "axons": In(axon_stream(config)),
             "ptr_rd": In(memory.ReadPort.Signature(addr_width=a_bits, shape=pointer_layout(config))),
-            "syn_rd": In(memory.ReadPort.Signature(addr_width=s_bits, shape=synapse_layout(config))),
-            "syn_wr": In(memory.WritePort.Signature(addr_width=s_bits, shape=synapse_layout(config))),
+            **synapse_ports(config),
             "acc_rd": In(memory.ReadPort.Signature(addr_width=n_bits, shape=signed(config.accumulator_bits))),
             "acc_wr": In(memory.WritePort.Signature(addr_width=n_bits, shape=signed(config.accumulator_bits))),
             "y_rd": In(memory.ReadPort.Signature(addr_width=n_bits, shape=unsigned(config.trace_bits))),
             "learn": In(1),
             "learning": In(LearningSignature(config)),
-            "busy": Out(1),
-            "clear_count": In(1),
-            "sops": Out(COUNTER_BITS),
-            "busy_cycles": Out(COUNTER_BITS),
+            **activity_members("sops"),
         })
 
     def elaborate(self, platform):
@@ -173,18 +167,13 @@ class Integrator(CoreComponent):
         # single-port: in a cycle with an LTD write-back the generator holds and a bubble
         # travels down the pipeline instead of a synapse. An empty row costs one cycle.
         m.submodules.rows = rows = RangeWalker(
-            key_bits=len(self.axons.payload), fields={"addr": s_bits, "target": n_bits},
-            count_bits=cfg.neuron_index_bits + 1, drop_empty=False)   # count <= N
-        ptr = self.ptr_rd.data
+            key_bits=len(self.axons.payload), word=pointer_layout(cfg),
+            starts={"addr": "base", "target": "first"}, drop_empty=False)
         connect(m, flipped(self.axons), rows.keys)
+        connect(m, flipped(self.ptr_rd), rows.lookup)
         issue = rows.issue
         cur_addr, cur_target = rows.index.addr, rows.index.target
         m.d.comb += [
-            self.ptr_rd.en.eq(1),
-            self.ptr_rd.addr.eq(rows.key_addr),
-            rows.start.addr.eq(ptr.base),
-            rows.start.target.eq(ptr.first),
-            rows.count.eq(ptr.count),
             rows.hold.eq(self.syn_wr.en),
             self.syn_rd.addr.eq(cur_addr),
             self.syn_rd.en.eq(issue),
@@ -283,8 +272,5 @@ class Integrator(CoreComponent):
 
         # -- status and counters -----------------------------------------------------------------
         m.d.comb += self.busy.eq(self.axons.valid | in_flight)
-        for name, event in (("sops", issue), ("busy_cycles", self.busy)):
-            m.submodules[name] = counter = SaturatingCounter()
-            m.d.comb += [counter.restart.eq(self.clear_count), counter.amount.eq(event),
-                         getattr(self, name).eq(counter.count)]
+        count_activity(m, self, "sops", issue)
         return m

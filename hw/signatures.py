@@ -2,16 +2,25 @@
 from __future__ import annotations
 
 from amaranth.hdl import signed, unsigned
-from amaranth.lib import stream, wiring
-from amaranth.lib.wiring import Out
+from amaranth.lib import memory, stream, wiring
+from amaranth.lib.wiring import In, Out
 
 from .config import CoreConfig
 from .host import output_spike_layout
-from .layouts import fired_layout
+from .layouts import fired_layout, synapse_layout
 from .widths import AMPLITUDE_BITS, LEARN_SHIFT_BITS, TRACE_DECAY_BITS
 
 __all__ = ["LearningSignature", "axon_stream", "neuron_stream", "fired_stream",
-           "output_spike_stream"]
+           "output_spike_stream", "synapse_ports"]
+
+
+def synapse_ports(config: CoreConfig) -> dict:
+    """The members ``syn_rd``, ``syn_wr`` of a client of the synapse memory (the integrator's
+    LTD, the LTP engine): memory ports the client drives. The memory is single-port, so a
+    client never enables both in one cycle (hw/arbiter.py)."""
+    shape, bits = synapse_layout(config), config.synapse_address_bits
+    return {"syn_rd": In(memory.ReadPort.Signature(addr_width=bits, shape=shape)),
+            "syn_wr": In(memory.WritePort.Signature(addr_width=bits, shape=shape))}
 
 
 # The spike streams. ``stream.Signature`` cannot be subclassed (Amaranth 0.5), so each is a

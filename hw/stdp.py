@@ -26,11 +26,11 @@ from .arith import decay
 from .component import CoreComponent
 from .config import CoreConfig
 from .layouts import ltp_range_layout, pointer_layout, synapse_layout
-from .counter import SaturatingCounter
+from .counter import activity_members, count_activity
 from .plasticity import WeightUpdate
 from .range_walker import RangeWalker
-from .signatures import LearningSignature, neuron_stream
-from .widths import COUNTER_BITS, TRACE_DECAY_BITS
+from .signatures import LearningSignature, neuron_stream, synapse_ports
+from .widths import TRACE_DECAY_BITS
 
 __all__ = ["TraceSweep", "LtpEngine"]
 
@@ -346,20 +346,15 @@ class LtpEngine(CoreComponent):
             raise ValueError("LtpEngine: the config has learning=False; the LTP engine is only built "
                              "for a core configured with learning")
         n_bits = config.neuron_index_bits
-        s_bits = config.synapse_address_bits
         a_bits = config.axon_index_bits
         super().__init__({
             "fired": In(neuron_stream(config)),
             "range_rd": In(memory.ReadPort.Signature(addr_width=n_bits, shape=ltp_range_layout(config))),
             "ptr_rd": In(memory.ReadPort.Signature(addr_width=a_bits, shape=pointer_layout(config))),
-            "syn_rd": In(memory.ReadPort.Signature(addr_width=s_bits, shape=synapse_layout(config))),
-            "syn_wr": In(memory.WritePort.Signature(addr_width=s_bits, shape=synapse_layout(config))),
+            **synapse_ports(config),
             "x_rd": In(memory.ReadPort.Signature(addr_width=a_bits, shape=TraceSweep.x_shape(config))),
             "learning": In(LearningSignature(config)),
-            "busy": Out(1),
-            "clear_count": In(1),
-            "updates": Out(COUNTER_BITS),
-            "busy_cycles": Out(COUNTER_BITS),
+            **activity_members("updates"),
         })
 
     def elaborate(self, platform):
@@ -375,17 +370,13 @@ class LtpEngine(CoreComponent):
         # keeps its pointer word on ptr_rd.data because G issues no read either (a read port
         # holds its data while ``en`` is low).
         m.submodules.ranges = ranges = RangeWalker(
-            key_bits=n_bits, fields={"axon": a_bits}, count_bits=a_bits + 1, drop_empty=True)
-        rng = self.range_rd.data
+            key_bits=n_bits, word=ltp_range_layout(cfg), starts={"axon": "first"}, drop_empty=True)
         advance = Signal()
         connect(m, flipped(self.fired), ranges.keys)
+        connect(m, flipped(self.range_rd), ranges.lookup)
         issue, g_axon, g_neuron = ranges.issue, ranges.index.axon, ranges.key
         m.d.comb += [
             advance.eq(~self.syn_wr.en),
-            self.range_rd.en.eq(1),
-            self.range_rd.addr.eq(ranges.key_addr),
-            ranges.start.axon.eq(rng.first),
-            ranges.count.eq(rng.count),
             ranges.hold.eq(self.syn_wr.en),
             self.ptr_rd.addr.eq(g_axon),
             self.ptr_rd.en.eq(issue),
@@ -450,8 +441,5 @@ class LtpEngine(CoreComponent):
         # -- status and counters --------------------------------------------------------------------
         in_flight = Cat(ranges.busy, a1_valid, a2_valid, a3_valid, update.busy).any()
         m.d.comb += self.busy.eq(self.fired.valid | in_flight)
-        for name, event in (("updates", self.syn_wr.en), ("busy_cycles", self.busy)):
-            m.submodules[name] = counter = SaturatingCounter()
-            m.d.comb += [counter.restart.eq(self.clear_count), counter.amount.eq(event),
-                         getattr(self, name).eq(counter.count)]
+        count_activity(m, self, "updates", self.syn_wr.en)
         return m

@@ -9,6 +9,7 @@ import pytest
 from amaranth.hdl import Elaboratable, Module
 from amaranth.lib import data
 from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import connect
 from amaranth.sim import Simulator
 
 from neurocore.hw.range_walker import RangeWalker
@@ -22,7 +23,7 @@ class Harness(Elaboratable):
     and ``b = tag`` both count up."""
 
     def __init__(self, table, drop_empty):
-        self.walker = RangeWalker(key_bits=4, fields={"a": 6, "b": 5}, count_bits=4,
+        self.walker = RangeWalker(key_bits=4, word=RANGE, starts={"a": "first", "b": "tag"},
                                   drop_empty=drop_empty)
         self.memory = Memory(shape=RANGE, depth=KEYS,
                              init=table)
@@ -31,10 +32,7 @@ class Harness(Elaboratable):
         m = Module()
         m.submodules.walker = w = self.walker
         m.submodules.memory = self.memory
-        rd = self.memory.read_port(domain="sync")
-        word = rd.data
-        m.d.comb += [rd.addr.eq(w.key_addr), rd.en.eq(1), w.start.a.eq(word.first),
-                     w.start.b.eq(word.tag), w.count.eq(word.count)]
+        connect(m, w.lookup, self.memory.read_port(domain="sync"))
         return m
 
 
@@ -112,6 +110,9 @@ def test_back_to_back_cycles(drop_empty):
 
 def test_parameters_are_checked():
     with pytest.raises(ValueError, match="key_bits"):
-        RangeWalker(key_bits=0, fields={"a": 3}, count_bits=2, drop_empty=False)
-    with pytest.raises(ValueError, match="a must"):
-        RangeWalker(key_bits=2, fields={"a": True}, count_bits=2, drop_empty=False)
+        RangeWalker(key_bits=0, word=RANGE, starts={"a": "first"}, drop_empty=False)
+    with pytest.raises(ValueError, match="count"):
+        RangeWalker(key_bits=2, word=RANGE, starts={"a": "nothing"}, drop_empty=False)
+    with pytest.raises(ValueError, match="count"):
+        RangeWalker(key_bits=2, word=data.StructLayout({"first": 4}), starts={"a": "first"},
+                    drop_empty=False)
