@@ -20,12 +20,10 @@ from amaranth.lib import data, enum
 from .config import CoreConfig
 from .layouts import ltp_range_layout, neuron_param_layout, neuron_state_layout, pointer_layout, \
     synapse_layout
+from .widths import COUNTER_BITS, INDEX_BITS
 
 __all__ = ["Opcode", "Region", "Register", "command_layout", "output_spike_layout", "data_bits",
-           "INDEX_BITS", "COUNTER_BITS", "word_shape"]
-
-INDEX_BITS = 24       # word index inside a region: covers the largest memory (2^24 synapses)
-COUNTER_BITS = 32     # width of every statistics counter (they saturate, never wrap)
+           "word_shape"]
 
 
 class Opcode(enum.Enum, shape=3):

@@ -9,18 +9,19 @@ plastic synapse it visits and writes the new weight back.
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import memory, stream
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import memory
+from amaranth.lib.wiring import In, Out, connect, flipped
 
+from .arith import decay
 from .component import CoreComponent
 from .config import CoreConfig
 from .layouts import pointer_layout, synapse_layout
-from .plasticity import AMPLITUDE_BITS, LEARN_SHIFT_BITS, WeightUpdate
+from .counter import activity_members, count_activity
+from .plasticity import WeightUpdate
+from .range_walker import RangeWalker
+from .signatures import LearningSignature, axon_stream, synapse_ports
 
-__all__ = ["Integrator", "TRACE_DECAY_BITS", "COUNTER_BITS"]
-
-TRACE_DECAY_BITS = 4     # pre/post_decay_shift: 0..15 (spec section 4)
-COUNTER_BITS = 32        # sops / busy_cycles counters (wrap around)
+__all__ = ["Integrator"]
 
 
 class Integrator(CoreComponent):
@@ -123,43 +124,35 @@ class Integrator(CoreComponent):
     y_rd : read port of the post-trace memory, ``unsigned(X)``, neuron addresses.
     learn : ``In(1)``
         Apply LTD to the plastic synapses visited.
-    a_minus, shift, post_decay_shift, w_min, w_max, soft_bound : ``In(...)``
-        Learning parameters (spec section 4); stable while ``busy``.
+    learning : ``In(LearningSignature(config))``
+        Learning parameters (spec section 4; LTD reads ``a_minus``, ``shift``,
+        ``post_decay_shift``, ``w_min``, ``w_max``, ``soft_bound``); stable while ``busy``.
     busy : ``Out(1)``
         High while ``axons.valid`` is high or anything is buffered or in flight.
     clear_count : ``In(1)``
         Restart the counters (the operations of the same cycle are counted).
-    sops : ``Out(32)``
-        Synaptic operations (synapse addresses issued) since ``clear_count``.
-    busy_cycles : ``Out(32)``
+    sops : ``Out(COUNTER_BITS)``
+        Synaptic operations (synapse addresses issued) since ``clear_count``; saturates at
+        ``COUNTER_MAX`` (a :class:`~neurocore.hw.counter.SaturatingCounter`).
+    busy_cycles : ``Out(COUNTER_BITS)``
         Cycles with ``busy`` high since ``clear_count`` (``sops / busy_cycles`` is the
-        achieved SOP rate).
+        achieved SOP rate); saturates likewise.
     """
 
     def __init__(self, *, config: CoreConfig):
         self._use_config(config)
         a_bits = config.axon_index_bits
-        s_bits = config.synapse_address_bits
         n_bits = config.neuron_index_bits
         super().__init__({
-            "axons": In(stream.Signature(unsigned(a_bits))),
+            "axons": In(axon_stream(config)),
             "ptr_rd": In(memory.ReadPort.Signature(addr_width=a_bits, shape=pointer_layout(config))),
-            "syn_rd": In(memory.ReadPort.Signature(addr_width=s_bits, shape=synapse_layout(config))),
-            "syn_wr": In(memory.WritePort.Signature(addr_width=s_bits, shape=synapse_layout(config))),
+            **synapse_ports(config),
             "acc_rd": In(memory.ReadPort.Signature(addr_width=n_bits, shape=signed(config.accumulator_bits))),
             "acc_wr": In(memory.WritePort.Signature(addr_width=n_bits, shape=signed(config.accumulator_bits))),
             "y_rd": In(memory.ReadPort.Signature(addr_width=n_bits, shape=unsigned(config.trace_bits))),
             "learn": In(1),
-            "a_minus": In(AMPLITUDE_BITS),
-            "shift": In(LEARN_SHIFT_BITS),
-            "post_decay_shift": In(TRACE_DECAY_BITS),
-            "w_min": In(signed(config.weight_bits)),
-            "w_max": In(signed(config.weight_bits)),
-            "soft_bound": In(1),
-            "busy": Out(1),
-            "clear_count": In(1),
-            "sops": Out(COUNTER_BITS),
-            "busy_cycles": Out(COUNTER_BITS),
+            "learning": In(LearningSignature(config)),
+            **activity_members("sops"),
         })
 
     def elaborate(self, platform):
@@ -169,49 +162,22 @@ class Integrator(CoreComponent):
         n_bits = cfg.neuron_index_bits
         syn_shape = synapse_layout(cfg)
 
-        # -- stage P: pointer lookup, one axon buffered ---------------------------------------
-        # The pointer word of the axon in P is ptr_rd.data. While P cannot advance, the
-        # axon id in P is presented again, so the port needs no data hold on en = 0.
-        p_valid = Signal()
-        p_axon = Signal.like(self.axons.payload)
-        p_take = Signal()                      # the address generator loads P this cycle
-        accept = Signal()
-        ptr = self.ptr_rd.data
+        # -- stages P (pointer look-up, one axon buffered) and S0 (address generator) -----------
+        # The target of address base + j is first + j (spec section 3). The synapse memory is
+        # single-port: in a cycle with an LTD write-back the generator holds and a bubble
+        # travels down the pipeline instead of a synapse. An empty row costs one cycle.
+        m.submodules.rows = rows = RangeWalker(
+            key_bits=len(self.axons.payload), word=pointer_layout(cfg),
+            starts={"addr": "base", "target": "first"}, drop_empty=False)
+        connect(m, flipped(self.axons), rows.keys)
+        connect(m, flipped(self.ptr_rd), rows.lookup)
+        issue = rows.issue
+        cur_addr, cur_target = rows.index.addr, rows.index.target
         m.d.comb += [
-            accept.eq(~p_valid | p_take),
-            self.axons.ready.eq(accept),
-            self.ptr_rd.en.eq(1),
-            self.ptr_rd.addr.eq(Mux(accept, self.axons.payload, p_axon)),
-        ]
-        with m.If(accept):
-            m.d.sync += [
-                p_valid.eq(self.axons.valid),
-                p_axon.eq(self.axons.payload),
-            ]
-
-        # -- stage S0: synapse address generator -----------------------------------------------
-        # Loads the next pointer word in the cycle it issues the last address of the current
-        # list, so that consecutive lists are issued back to back.
-        # The target of address base + j is first + j (spec section 3).
-        # The synapse memory is single-port: in a cycle with an LTD write-back the generator
-        # holds and a bubble travels down the pipeline instead of a synapse.
-        cur_addr = Signal(s_bits)
-        cur_target = Signal(n_bits)
-        cur_left = Signal(cfg.neuron_index_bits + 1)     # count <= N: a row reaches each neuron once
-        pending = Signal()                 # an address is waiting to be issued
-        issue = Signal()
-        m.d.comb += [
-            pending.eq(cur_left != 0),
-            issue.eq(pending & ~self.syn_wr.en),
-            p_take.eq(p_valid & (~pending | (cur_left == 1) & issue)),
+            rows.hold.eq(self.syn_wr.en),
             self.syn_rd.addr.eq(cur_addr),
             self.syn_rd.en.eq(issue),
         ]
-        with m.If(p_take):
-            m.d.sync += [cur_addr.eq(ptr.base), cur_target.eq(ptr.first), cur_left.eq(ptr.count)]
-        with m.Elif(issue):
-            m.d.sync += [cur_addr.eq(cur_addr + 1), cur_target.eq(cur_target + 1),
-                         cur_left.eq(cur_left - 1)]
 
         # -- stage S1: synapse word arrives ------------------------------------------------------
         s1_valid = Signal()
@@ -272,7 +238,7 @@ class Integrator(CoreComponent):
         # -- LTD --------------------------------------------------------------------------------
         # S3 registers the post trace; S4 decays it and feeds the WeightUpdate, whose output
         # LATENCY cycles later is written back to the synapse memory.
-        in_flight = Cat(p_valid, pending, s1_valid, s2_valid, s3_valid, s4_valid).any()
+        in_flight = Cat(rows.busy, s1_valid, s2_valid, s3_valid, s4_valid).any()
         if cfg.learning:
             m.submodules.ltd = ltd = WeightUpdate(config=cfg, mode="ltd")      # tag: the synapse address
             s4_ltd = Signal()
@@ -285,7 +251,7 @@ class Integrator(CoreComponent):
                 s4_weight.eq(s3_syn.weight),
                 s4_y.eq(self.y_rd.data),
             ]
-            yd = Mux(self.post_decay_shift == 0, s4_y, s4_y - (s4_y >> self.post_decay_shift))
+            yd = decay(s4_y, self.learning.post_decay_shift)
             m.d.comb += [
                 self.y_rd.addr.eq(s2_target),
                 self.y_rd.en.eq(s2_valid & self.learn),
@@ -294,25 +260,17 @@ class Integrator(CoreComponent):
                 ltd.in_w.eq(s4_weight),
                 ltd.in_trace.eq(yd),
                 ltd.in_tag.eq(s4_addr),
-                ltd.a_plus.eq(0),
-                ltd.a_minus.eq(self.a_minus),
-                ltd.shift.eq(self.shift),
-                ltd.w_min.eq(self.w_min),
-                ltd.w_max.eq(self.w_max),
-                ltd.soft_bound.eq(self.soft_bound),
                 self.syn_wr.addr.eq(ltd.out_tag),
                 self.syn_wr.data.weight.eq(ltd.out_w),
                 self.syn_wr.data.plastic.eq(1),
                 self.syn_wr.en.eq(ltd.out_valid),
             ]
+            connect(m, flipped(self.learning), ltd.learning)
             in_flight = in_flight | ltd.busy
         else:
             m.d.comb += [self.syn_wr.en.eq(0), self.y_rd.en.eq(0)]
 
         # -- status and counters -----------------------------------------------------------------
         m.d.comb += self.busy.eq(self.axons.valid | in_flight)
-        with m.If(self.clear_count):
-            m.d.sync += [self.sops.eq(issue), self.busy_cycles.eq(self.busy)]
-        with m.Else():
-            m.d.sync += [self.sops.eq(self.sops + issue), self.busy_cycles.eq(self.busy_cycles + self.busy)]
+        count_activity(m, self, "sops", issue)
         return m

@@ -10,12 +10,10 @@ from amaranth.hdl import signed, unsigned
 from amaranth.lib import data
 
 from .config import CoreConfig
+from .widths import REFRACTORY_BITS, SHIFT_BITS
 
 __all__ = ["neuron_param_layout", "neuron_state_layout", "synapse_layout", "pointer_layout",
-           "spike_layout", "fired_layout", "REFRACTORY_BITS", "SHIFT_BITS"]
-
-REFRACTORY_BITS = 8   # refractory period and counter: 0..255 steps
-SHIFT_BITS = 5        # leak_shift and theta_decay_shift: 0..V-1 <= 31
+           "spike_layout", "fired_layout", "ltp_range_layout"]
 
 
 def neuron_param_layout(config: CoreConfig) -> data.StructLayout:
@@ -85,5 +83,3 @@ def ltp_range_layout(config: CoreConfig) -> data.StructLayout:
         "count": unsigned(config.axon_index_bits + 1),
     })
 
-
-__all__ += ["ltp_range_layout"]

@@ -19,11 +19,11 @@ from amaranth.lib.wiring import In, Out
 
 from .component import CoreComponent
 from .config import CoreConfig
+from .signatures import LearningSignature
+from .widths import AMPLITUDE_BITS
 
-__all__ = ["WeightUpdate", "AMPLITUDE_BITS", "LEARN_SHIFT_BITS"]
+__all__ = ["WeightUpdate"]
 
-AMPLITUDE_BITS = 8      # a_plus, a_minus: 0..255 (spec section 4)
-LEARN_SHIFT_BITS = 6    # shift: 0..47 in a program; the datapath is exact for 0..63
 _CHUNK = 16             # multiplier operand slice: unsigned 16 bits fit an iCE40 SB_MAC16
                         # (16x16 unsigned) and an ECP5 MULT18X18D
 
@@ -116,8 +116,9 @@ class WeightUpdate(CoreComponent):
     ``valid`` goes down all six stages, the tag through six registers, ``x`` (W) through
     stages 0-3 and the LTP/LTD select (1 bit, only when it is per update) through 0-4.
 
-    The learning parameters (``a_plus``, ``a_minus``, ``shift``, ``w_min``, ``w_max``,
-    ``soft_bound``, spec section 4) are ports read by several stages; they must be stable
+    The learning parameters (``learning``, a :class:`~neurocore.hw.signatures.LearningSignature`:
+    ``a_plus``, ``a_minus``, ``shift``, ``w_min``, ``w_max``, ``soft_bound`` of spec
+    section 4) are read by several stages; they must be stable
     while updates are in flight (``busy``).
 
     Preconditions (guaranteed for plastic synapses by ``CoreProgram.validate`` and by the
@@ -171,19 +172,15 @@ class WeightUpdate(CoreComponent):
             "out_w": Out(signed(w)),
             "out_tag": Out(tag_shape),
             "busy": Out(1),                         # some update is in flight
-            # learning parameters (spec section 4)
-            "a_plus": In(AMPLITUDE_BITS),
-            "a_minus": In(AMPLITUDE_BITS),
-            "shift": In(LEARN_SHIFT_BITS),
-            "w_min": In(signed(w)),
-            "w_max": In(signed(w)),
-            "soft_bound": In(1),
+            # learning parameters (spec section 4); the trace fields are not used here
+            "learning": In(LearningSignature(config)),
         })
 
     def elaborate(self, platform):
         m = Module()
         cfg = self._config
         W, X = cfg.weight_bits, cfg.trace_bits
+        lp = self.learning
 
         def reg(shape, name):
             return Signal(shape, name=name, reset_less=True)
@@ -212,10 +209,10 @@ class WeightUpdate(CoreComponent):
             # -- stage 0: multiplier operands ----------------------------------------------
             amp, trace, u, v = reg(AMPLITUDE_BITS, "amp"), reg(X, "trace"), reg(W, "u"), reg(W, "v")
             m.d.sync += [
-                amp.eq(Mux(ltps[0], self.a_plus, self.a_minus)),
+                amp.eq(Mux(ltps[0], lp.a_plus, lp.a_minus)),
                 trace.eq(self.in_trace),
-                u.eq(self.in_w - self.w_min),
-                v.eq(Mux(self.soft_bound, self.w_max - self.in_w, 0)),
+                u.eq(self.in_w - lp.w_min),
+                v.eq(Mux(lp.soft_bound, lp.w_max - self.in_w, 0)),
                 xs[0].eq(flip(self.in_w, ltps[0])),
             ]
 
@@ -225,7 +222,7 @@ class WeightUpdate(CoreComponent):
             # and then drop the first two DSPs; keep restricts it to the former.
             p = Signal(AMPLITUDE_BITS + X, name="p", reset_less=True, attrs={"keep": 1})
             q = Signal(2 * W - 2, name="q", reset_less=True, attrs={"keep": 1})
-            m.d.sync += [p.eq(amp * trace), q.eq(u * v + ~self.soft_bound)]
+            m.d.sync += [p.eq(amp * trace), q.eq(u * v + ~lp.soft_bound)]
 
             # -- stage 2: products of 16-bit slices (one DSP each, output registered) -------
             partials = []    # (signal, bit offset)
@@ -241,7 +238,7 @@ class WeightUpdate(CoreComponent):
                 prod = partials[0][0]
             else:
                 prod = sum((pp << off for pp, off in partials), Const(0, prod_bits))[:prod_bits]
-            low, flag, zero = _narrow(prod, self.shift, W)
+            low, flag, zero = _narrow(prod, lp.shift, W)
             # dw is registered inverted: the subtraction of stage 4 needs ~dw, and the inverters
             # fold into the shifter's last LUTs here but would cost a LUT each after the register.
             ndw, big = reg(W, "ndw"), reg(1, "big")
@@ -250,12 +247,12 @@ class WeightUpdate(CoreComponent):
             # -- stage 4: t = x - dw, sat = big or t < b ----------------------------------------
             t = Signal(signed(W + 2))
             m.d.comb += t.eq(xs[3] + Cat(ndw, Const(0b11, 2)).as_signed() + 1)    # -dw = ~dw + 1
-            bound = Mux(ltps[4], ~self.w_max, self.w_min)
+            bound = Mux(ltps[4], ~lp.w_max, lp.w_min)
             t_lo, sat = reg(W, "t"), reg(1, "sat")
             m.d.sync += [t_lo.eq(t[:W]), sat.eq(big | (t < bound))]
 
             # -- stage 5: output register ---------------------------------------------------
-            m.d.sync += self.out_w.eq(Mux(sat, Mux(ltps[5], self.w_max, self.w_min), flip(t_lo, ltps[5])))
+            m.d.sync += self.out_w.eq(Mux(sat, Mux(ltps[5], lp.w_max, lp.w_min), flip(t_lo, ltps[5])))
 
         m.d.comb += self.busy.eq(Cat(*valid).any())
         return m

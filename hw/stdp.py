@@ -18,19 +18,21 @@ applies LTD) -> trace sweep (may overlap the neuron pass: they share no memory) 
 """
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import memory, stream
-from amaranth.lib.wiring import In, Out
+from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
+from amaranth.lib import memory
+from amaranth.lib.wiring import In, Out, connect, flipped
 
+from .arith import decay
 from .component import CoreComponent
 from .config import CoreConfig
 from .layouts import ltp_range_layout, pointer_layout, synapse_layout
-from .plasticity import AMPLITUDE_BITS, LEARN_SHIFT_BITS, WeightUpdate
+from .counter import activity_members, count_activity
+from .plasticity import WeightUpdate
+from .range_walker import RangeWalker
+from .signatures import LearningSignature, neuron_stream, synapse_ports
+from .widths import TRACE_DECAY_BITS
 
-__all__ = ["TraceSweep", "LtpEngine", "TRACE_DECAY_BITS", "COUNTER_BITS"]
-
-TRACE_DECAY_BITS = 4     # pre_decay_shift: 0..15 (spec section 4)
-COUNTER_BITS = 32        # updates / busy_cycles counters (wrap around)
+__all__ = ["TraceSweep", "LtpEngine"]
 
 
 class TraceSweep(CoreComponent):
@@ -88,7 +90,7 @@ class TraceSweep(CoreComponent):
         active bitmap is cleared.
     zero : In(1)
         Write 0 to ``x`` and ``active`` of every visited axon; sampled at ``start``.
-    pre_decay_shift : In(4), pre_jump : In(trace_bits)
+    pre_decay_shift : In(TRACE_DECAY_BITS), pre_jump : In(trace_bits)
         Learning parameters (spec section 4); sampled at ``start``.
     busy : Out(1)
         High from the cycle after ``start`` until the last cycle of the pass.
@@ -188,7 +190,7 @@ class TraceSweep(CoreComponent):
         m.d.sync += [
             c_valid.eq(b_valid),
             c_axon.eq(b_axon),
-            c_xd.eq(Mux(shift_q != 0, x - (x >> shift_q), x)),   # stays in 0..x
+            c_xd.eq(decay(x, shift_q)),   # stays in 0..x
             c_active.eq(self.active_rd.data),
         ]
 
@@ -323,17 +325,19 @@ class LtpEngine(CoreComponent):
     syn_rd, syn_wr : read / write port of the synapse memory (region 7), ``synapse_layout``.
     x_rd : read port of the pre-trace memory (region 5), ``unsigned(trace_bits)``, axon
         addresses.
-    a_plus, shift, w_min, w_max, soft_bound : ``In(...)``
-        Learning parameters (spec section 4), as in ``WeightUpdate``; stable while ``busy``.
+    learning : ``In(LearningSignature(config))``
+        Learning parameters (spec section 4; LTP reads ``a_plus``, ``shift``, ``w_min``,
+        ``w_max``, ``soft_bound``), as in ``WeightUpdate``; stable while ``busy``.
     busy : ``Out(1)``
         High while ``fired.valid`` is high or anything is buffered or in flight. When it is
         low every write-back of the pass is in memory.
     clear_count : ``In(1)``
         Restart the counters (the events of the same cycle are counted).
-    updates : ``Out(32)``
-        Synapse write-backs (LTP updates performed) since ``clear_count``.
-    busy_cycles : ``Out(32)``
-        Cycles with ``busy`` high since ``clear_count``.
+    updates : ``Out(COUNTER_BITS)``
+        Synapse write-backs (LTP updates performed) since ``clear_count``; saturates at
+        ``COUNTER_MAX`` (a :class:`~neurocore.hw.counter.SaturatingCounter`).
+    busy_cycles : ``Out(COUNTER_BITS)``
+        Cycles with ``busy`` high since ``clear_count``; saturates likewise.
     """
 
     def __init__(self, *, config: CoreConfig):
@@ -342,24 +346,15 @@ class LtpEngine(CoreComponent):
             raise ValueError("LtpEngine: the config has learning=False; the LTP engine is only built "
                              "for a core configured with learning")
         n_bits = config.neuron_index_bits
-        s_bits = config.synapse_address_bits
         a_bits = config.axon_index_bits
         super().__init__({
-            "fired": In(stream.Signature(unsigned(n_bits))),
+            "fired": In(neuron_stream(config)),
             "range_rd": In(memory.ReadPort.Signature(addr_width=n_bits, shape=ltp_range_layout(config))),
             "ptr_rd": In(memory.ReadPort.Signature(addr_width=a_bits, shape=pointer_layout(config))),
-            "syn_rd": In(memory.ReadPort.Signature(addr_width=s_bits, shape=synapse_layout(config))),
-            "syn_wr": In(memory.WritePort.Signature(addr_width=s_bits, shape=synapse_layout(config))),
+            **synapse_ports(config),
             "x_rd": In(memory.ReadPort.Signature(addr_width=a_bits, shape=TraceSweep.x_shape(config))),
-            "a_plus": In(AMPLITUDE_BITS),
-            "shift": In(LEARN_SHIFT_BITS),
-            "w_min": In(signed(config.weight_bits)),
-            "w_max": In(signed(config.weight_bits)),
-            "soft_bound": In(1),
-            "busy": Out(1),
-            "clear_count": In(1),
-            "updates": Out(COUNTER_BITS),
-            "busy_cycles": Out(COUNTER_BITS),
+            "learning": In(LearningSignature(config)),
+            **activity_members("updates"),
         })
 
     def elaborate(self, platform):
@@ -369,51 +364,23 @@ class LtpEngine(CoreComponent):
         s_bits = cfg.synapse_address_bits
         a_bits = cfg.axon_index_bits
 
-        # -- stage P: axon range lookup, one neuron buffered ------------------------------------
-        # The range word of the neuron in P is range_rd.data. While P cannot advance, its
-        # neuron is presented again, so the port needs no data hold on en = 0.
-        p_valid = Signal()
-        p_neuron = Signal(n_bits)
-        p_take = Signal()                      # P is consumed (loaded into G, or dropped)
-        accept = Signal()
-        rng = self.range_rd.data
-        m.d.comb += [
-            accept.eq(~p_valid | p_take),
-            self.fired.ready.eq(accept),
-            self.range_rd.en.eq(1),
-            self.range_rd.addr.eq(Mux(accept, self.fired.payload, p_neuron)),
-        ]
-        with m.If(accept):
-            m.d.sync += [p_valid.eq(self.fired.valid), p_neuron.eq(self.fired.payload)]
-
-        # -- stage G: axon generator ----------------------------------------------------------------
-        # Loads the next range in the cycle it issues the last axon of the current one, so
-        # consecutive ranges follow each other without a bubble. An empty range is dropped
-        # in P without being loaded.
-        # The synapse memory is single-port: in a cycle with a write-back the front end (G,
-        # A1, A2) stalls, so that A2 issues no synapse read. A1 keeps its pointer word on
-        # ptr_rd.data because G issues no read either (a read port holds its data while ``en``
-        # is low).
+        # -- stages P (range look-up, one neuron buffered) and G (axon generator) --------------
+        # An empty range is dropped in P. The synapse memory is single-port: in a cycle with a
+        # write-back the front end (G, A1, A2) stalls, so that A2 issues no synapse read. A1
+        # keeps its pointer word on ptr_rd.data because G issues no read either (a read port
+        # holds its data while ``en`` is low).
+        m.submodules.ranges = ranges = RangeWalker(
+            key_bits=n_bits, word=ltp_range_layout(cfg), starts={"axon": "first"}, drop_empty=True)
         advance = Signal()
-        g_axon = Signal(a_bits)
-        g_left = Signal(a_bits + 1)
-        g_neuron = Signal(n_bits)
-        pending = Signal()                     # an axon is waiting to be issued
-        issue = Signal()
-        p_empty = Signal()
+        connect(m, flipped(self.fired), ranges.keys)
+        connect(m, flipped(self.range_rd), ranges.lookup)
+        issue, g_axon, g_neuron = ranges.issue, ranges.index.axon, ranges.key
         m.d.comb += [
             advance.eq(~self.syn_wr.en),
-            pending.eq(g_left != 0),
-            issue.eq(pending & advance),
-            p_empty.eq(rng.count == 0),
-            p_take.eq(p_valid & (p_empty | ~pending | (g_left == 1) & advance)),
+            ranges.hold.eq(self.syn_wr.en),
             self.ptr_rd.addr.eq(g_axon),
             self.ptr_rd.en.eq(issue),
         ]
-        with m.If(p_take & ~p_empty):
-            m.d.sync += [g_axon.eq(rng.first), g_left.eq(rng.count), g_neuron.eq(p_neuron)]
-        with m.Elif(issue):
-            m.d.sync += [g_axon.eq(g_axon + 1), g_left.eq(g_left - 1)]
 
         # -- stage A1: pointer word arrives; does the row's window hold the neuron? --------------
         a1_valid = Signal()
@@ -460,13 +427,8 @@ class LtpEngine(CoreComponent):
             update.in_w.eq(syn.weight),
             update.in_trace.eq(self.x_rd.data),
             update.in_tag.eq(a3_synapse),
-            update.a_plus.eq(self.a_plus),
-            update.a_minus.eq(0),
-            update.shift.eq(self.shift),
-            update.w_min.eq(self.w_min),
-            update.w_max.eq(self.w_max),
-            update.soft_bound.eq(self.soft_bound),
         ]
+        connect(m, flipped(self.learning), update.learning)
 
         # -- write back -----------------------------------------------------------------------------
         m.d.comb += [
@@ -477,11 +439,7 @@ class LtpEngine(CoreComponent):
         ]
 
         # -- status and counters --------------------------------------------------------------------
-        in_flight = Cat(p_valid, pending, a1_valid, a2_valid, a3_valid, update.busy).any()
+        in_flight = Cat(ranges.busy, a1_valid, a2_valid, a3_valid, update.busy).any()
         m.d.comb += self.busy.eq(self.fired.valid | in_flight)
-        with m.If(self.clear_count):
-            m.d.sync += [self.updates.eq(self.syn_wr.en), self.busy_cycles.eq(self.busy)]
-        with m.Else():
-            m.d.sync += [self.updates.eq(self.updates + self.syn_wr.en),
-                         self.busy_cycles.eq(self.busy_cycles + self.busy)]
+        count_activity(m, self, "updates", self.syn_wr.en)
         return m

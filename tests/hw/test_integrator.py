@@ -258,7 +258,7 @@ async def load(ctx, h: Harness, program: CoreProgram, y, learn: bool):
     lp = program.learning
     ctx.set(dut.learn, int(learn))
     for name in ("a_minus", "shift", "post_decay_shift", "w_min", "w_max", "soft_bound"):
-        ctx.set(getattr(dut, name), int(getattr(lp, name)))
+        ctx.set(getattr(dut.learning, name), int(getattr(lp, name)))
     ctx.set(dut.clear_count, 1)
     await ctx.tick()
     ctx.set(dut.clear_count, 0)

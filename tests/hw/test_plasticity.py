@@ -64,7 +64,7 @@ def run_batches(config: CoreConfig, batches, *, gaps: bool, stalls: bool, seed: 
         cycle = 0
         for params, updates in batches:
             for name, value in params.items():
-                ctx.set(getattr(dut, name), int(value))
+                ctx.set(getattr(dut.learning, name), int(value))
             got, sent_at = [], {}
             pending = list(enumerate(updates))
             idle = 0

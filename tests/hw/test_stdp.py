@@ -395,8 +395,8 @@ def load_program(ctx, h: LtpHarness, program: CoreProgram, widen: random.Random 
 def set_params(ctx, h: LtpHarness, lp: LearningParams):
     dut = h.dut
     for name in ("a_plus", "shift", "w_min", "w_max"):
-        ctx.set(getattr(dut, name), getattr(lp, name))
-    ctx.set(dut.soft_bound, int(lp.soft_bound))
+        ctx.set(getattr(dut.learning, name), getattr(lp, name))
+    ctx.set(dut.learning.soft_bound, int(lp.soft_bound))
 
 
 async def ltp_pass(ctx, h: LtpHarness, fired, rng: random.Random, p_gap: float):
@@ -812,8 +812,8 @@ def test_constructors():
         LtpEngine(config=CoreConfig(learning=False))
     TraceSweep(config=CoreConfig(learning=False))   # the zero mode is still of use
     members = LtpEngine(config=CoreConfig()).signature.members
-    for name in ("fired", "range_rd", "ptr_rd", "syn_rd", "syn_wr", "x_rd", "a_plus", "shift", "w_min",
-                 "w_max", "soft_bound", "busy", "clear_count", "updates", "busy_cycles"):
+    for name in ("fired", "range_rd", "ptr_rd", "syn_rd", "syn_wr", "x_rd", "learning", "busy",
+                 "clear_count", "updates", "busy_cycles"):
         assert name in members
     assert "rsyn_rd" not in members
     assert WeightUpdate.LATENCY == 6      # the latencies documented in hw/stdp.py assume it

@@ -1,0 +1,85 @@
+"""Named port groups that recur between the blocks of the core."""
+from __future__ import annotations
+
+from amaranth.hdl import signed, unsigned
+from amaranth.lib import memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .config import CoreConfig
+from .host import output_spike_layout
+from .layouts import fired_layout, synapse_layout
+from .widths import AMPLITUDE_BITS, LEARN_SHIFT_BITS, TRACE_DECAY_BITS
+
+__all__ = ["LearningSignature", "axon_stream", "neuron_stream", "fired_stream",
+           "output_spike_stream", "synapse_ports"]
+
+
+def synapse_ports(config: CoreConfig) -> dict:
+    """The members ``syn_rd``, ``syn_wr`` of a client of the synapse memory (the integrator's
+    LTD, the LTP engine): memory ports the client drives. The memory is single-port, so a
+    client never enables both in one cycle (hw/arbiter.py)."""
+    shape, bits = synapse_layout(config), config.synapse_address_bits
+    return {"syn_rd": In(memory.ReadPort.Signature(addr_width=bits, shape=shape)),
+            "syn_wr": In(memory.WritePort.Signature(addr_width=bits, shape=shape))}
+
+
+# The spike streams. ``stream.Signature`` cannot be subclassed (Amaranth 0.5), so each is a
+# named constructor; equal configs give equal signatures.
+
+def axon_stream(config: CoreConfig) -> stream.Signature:
+    """Axon ids: host input spikes (``spike_in``) and the active axons fed to the integrator."""
+    return stream.Signature(unsigned(config.axon_index_bits))
+
+
+def neuron_stream(config: CoreConfig) -> stream.Signature:
+    """Neuron ids: the fired neurons the LTP engine visits."""
+    return stream.Signature(unsigned(config.neuron_index_bits))
+
+
+def fired_stream(config: CoreConfig) -> stream.Signature:
+    """Fired neurons leaving the neuron unit, with their route and output flag."""
+    return stream.Signature(fired_layout(config))
+
+
+def output_spike_stream(config: CoreConfig) -> stream.Signature:
+    """Output spikes ``(neuron, step)`` (``spike_out``; the layout of ``hw/host.py``)."""
+    return stream.Signature(output_spike_layout(config))
+
+
+class LearningSignature(wiring.Signature):
+    """The learning parameters of spec section 4, as the register file drives them.
+
+    ``a_plus``, ``a_minus`` (``AMPLITUDE_BITS``), ``shift`` (``LEARN_SHIFT_BITS``),
+    ``pre_decay_shift``, ``post_decay_shift`` (``TRACE_DECAY_BITS``), ``pre_jump``,
+    ``post_jump`` (``X`` = ``trace_bits``), ``w_min``, ``w_max`` (``signed(W)``),
+    ``soft_bound`` (1). All are ``Out`` from the register file; a block takes them as
+    ``In(LearningSignature(config))`` and reads the fields it needs (they are stable while
+    the block is busy: the host writes registers only while the core is idle).
+    """
+
+    def __init__(self, config: CoreConfig):
+        if not isinstance(config, CoreConfig):
+            raise ValueError(f"LearningSignature: config must be a CoreConfig, got {config!r}")
+        self._config = config
+        w, x = config.weight_bits, config.trace_bits
+        super().__init__({
+            "a_plus": Out(AMPLITUDE_BITS),
+            "a_minus": Out(AMPLITUDE_BITS),
+            "shift": Out(LEARN_SHIFT_BITS),
+            "pre_decay_shift": Out(TRACE_DECAY_BITS),
+            "post_decay_shift": Out(TRACE_DECAY_BITS),
+            "pre_jump": Out(unsigned(x)),
+            "post_jump": Out(unsigned(x)),
+            "w_min": Out(signed(w)),
+            "w_max": Out(signed(w)),
+            "soft_bound": Out(1),
+        })
+
+    def __eq__(self, other):
+        return type(other) is type(self) and other._config == self._config
+
+    def __hash__(self):
+        return hash((type(self), self._config))
+
+    def __repr__(self):
+        return f"LearningSignature({self._config!r})"
