@@ -14,6 +14,7 @@ from neurocore.hw.host import Opcode, Region, Register
 from neurocore.hw.images import pack
 from neurocore.hw.layouts import pointer_layout
 from neurocore.hw.widths import COUNTER_BITS, COUNTER_MAX
+from neurocore.sim.host_driver import run_amaranth
 from neurocore.sim.host_protocol import Command, step_command
 
 
@@ -91,36 +92,18 @@ def test_core_statistics_registers_stop_at_the_max(learning):
     sim.add_clock(1e-8)
     got = {}
 
-    async def command(ctx, c):
-        ctx.set(dut.cmd.payload.as_value(), c.packed(cfg))
-        ctx.set(dut.cmd.valid, 1)
-        await ctx.tick().until(dut.cmd.ready)
-        ctx.set(dut.cmd.valid, 0)
-
-    async def read(ctx, register):
-        await command(ctx, Command(Opcode.READ, Region.REG, register.value))
-        ctx.set(dut.rsp.ready, 1)
-        word, = await ctx.tick().sample(dut.rsp.payload).until(dut.rsp.valid)
-        ctx.set(dut.rsp.ready, 0)
-        return int(word)
-
-    async def host(ctx):
-        ctx.set(dut.spike_out.ready, 1)
+    async def host(driver):
         # One synapse per step (axon 0 -> neuron 0), so SOPS grows by one per step.
-        await command(ctx, Command(Opcode.WRITE, Region.POINTER, 0,
-                                   pack(pointer_layout(cfg), base=0, count=1, first=0)))
+        await driver.command(Command(Opcode.WRITE, Region.POINTER, 0,
+                                     pack(pointer_layout(cfg), base=0, count=1, first=0)))
         for _ in range(6):
-            ctx.set(dut.spike_in.payload, 0)
-            ctx.set(dut.spike_in.valid, 1)
-            await ctx.tick().until(dut.spike_in.ready)
-            ctx.set(dut.spike_in.valid, 0)
-            await command(ctx, step_command())
-            await command(ctx, Command(Opcode.WRITE, Region.REG, 15))   # no such register: an error
+            await driver.spike(0)
+            await driver.command(step_command())
+            await driver.command(Command(Opcode.WRITE, Region.REG, 15))   # no such register: an error
         for register in (*counters, Register.LAST_STEP_SOPS):
-            got[register] = await read(ctx, register)
+            got[register] = await driver.read_register(register)
 
-    sim.add_testbench(host)
-    sim.run()
+    run_amaranth(sim, dut, cfg, host)
     assert got[Register.LAST_STEP_SOPS] == 1, got
     for register in counters:
         assert got[register] == COUNTER_MAX, (register, got[register])
