@@ -78,6 +78,13 @@ def check_int(value, name: str, low: int, high: int) -> int:
     return int(value)
 
 
+def _shown(value) -> str:
+    """``repr(value)`` for a message, cut at 60 characters: values can come from untrusted
+    files (a program.npz), and one line must stay one readable line."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _unwrap(value):
     """A 0-d array's value (what ``numpy.load`` gives for a stored scalar); anything else as is."""
     return value[()] if isinstance(value, np.ndarray) and value.ndim == 0 else value
@@ -87,7 +94,7 @@ def check_count(value, name: str) -> int:
     """``value`` as an ``int``: a non-negative Python or numpy integer (not a bool)."""
     value = _unwrap(value)
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+        raise ValueError(f"{name} must be a non-negative integer, got {_shown(value)}")
     return int(value)
 
 
@@ -102,7 +109,7 @@ def _check_range(array: np.ndarray, name: str, low: int, high: int) -> None:
 
 def _check_scalar(value, name: str, low: int, high: int) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an integer in {low}..{high}, got {value!r}")
+        raise ValueError(f"{name} must be an integer in {low}..{high}, got {_shown(value)}")
     if not low <= value <= high:
         raise ValueError(f"{name} = {value} is outside {low}..{high}")
 
@@ -243,11 +250,11 @@ class LearningParams:
         for name in _LEARNING_CONFIGURED:
             value = _unwrap(getattr(self, name))
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                raise ValueError(f"learning.{name} must be an integer, got {value!r}")
+                raise ValueError(f"learning.{name} must be an integer, got {_shown(value)}")
             object.__setattr__(self, name, int(value))
         soft_bound = _unwrap(self.soft_bound)
         if not isinstance(soft_bound, (bool, np.bool_)):
-            raise ValueError(f"learning.soft_bound must be True or False, got {soft_bound!r}")
+            raise ValueError(f"learning.soft_bound must be True or False, got {_shown(soft_bound)}")
         object.__setattr__(self, "soft_bound", bool(soft_bound))
 
     def validate(self, config: CoreConfig) -> None:

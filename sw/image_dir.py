@@ -39,6 +39,7 @@ images of the program in ``program.npz`` and that the manifest agrees with the p
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -60,8 +61,7 @@ PROGRAM_NPZ = "program.npz"
 # region name (hw.host.Region) -> file name, in the order they are written
 REGION_FILES = {"PARAM": "param.hex", "POINTER": "pointer.hex", "SYNAPSE": "synapse.hex",
                 "THETA": "theta.hex", "LTP_RANGE": "ltp_range.hex"}
-_LEARNING_FIELDS = ("a_plus", "a_minus", "shift", "pre_decay_shift", "post_decay_shift", "pre_jump",
-                    "post_jump", "w_min", "w_max", "soft_bound")
+_LEARNING_FIELDS = tuple(f.name for f in dataclasses.fields(LearningParams))
 
 
 def _json_default(value):
@@ -128,8 +128,7 @@ def _npz_arrays(compiled: CompiledNetwork) -> dict[str, np.ndarray]:
         "format": np.array(FORMAT),
         "format_version": np.array(FORMAT_VERSION),
         "config_json": np.array(json.dumps(p.config.to_dict(), sort_keys=True)),
-        "learning_json": np.array(json.dumps({f: (bool(getattr(lp, f)) if f == "soft_bound"
-                                                  else int(getattr(lp, f))) for f in _LEARNING_FIELDS})),
+        "learning_json": np.array(json.dumps(dataclasses.asdict(lp))),   # plain int / bool fields
         "meta_json": np.array(json.dumps(compiled.meta(), sort_keys=True, default=_json_default)),
         "n_inputs": np.array(p.n_inputs, np.int64),
         "ptr": p.ptr, "target": p.target, "weight": p.weight, "plastic": p.plastic,
@@ -177,11 +176,14 @@ def load_program_npz(path, *, config: CoreConfig | None = None) -> CompiledNetwo
         raise ImageDirError(f"{name}: config/learning/metadata JSON is nested too deeply") from None
     if config is not None and config != stored:
         raise ImageDirError(f"{name}: {_config_mismatch(stored, config)}")
-    _check_scalars(arrays["n_inputs"], learning, name)
+    if not isinstance(learning, dict):
+        raise ImageDirError(f"{name}: learning_json must be a JSON object, got {type(learning).__name__}")
     try:
-        lp = LearningParams(**{f: learning[f] for f in _LEARNING_FIELDS})
+        # Values go in as stored: LearningParams and CoreProgram refuse floats, strings,
+        # bools and arrays (a 0-d integer array counts as its value), so nothing is truncated.
+        lp = LearningParams(**{f: learning.get(f) for f in _LEARNING_FIELDS})
         neurons = NeuronParams(**{f: arrays[f"neurons_{f}"] for f in NEURON_FIELDS})
-        program = CoreProgram(config=stored, n_inputs=int(arrays["n_inputs"]), ptr=arrays["ptr"],
+        program = CoreProgram(config=stored, n_inputs=arrays["n_inputs"], ptr=arrays["ptr"],
                               target=arrays["target"], weight=arrays["weight"], plastic=arrays["plastic"],
                               neurons=neurons, route=arrays["route"], outputs=arrays["outputs"],
                               learning=lp, theta=arrays["theta"])
@@ -201,21 +203,6 @@ def load_program_npz(path, *, config: CoreConfig | None = None) -> CompiledNetwo
         raise ImageDirError(f"{name}: {exc}") from None
     _check_meta(compiled, name)
     return compiled
-
-
-def _check_scalars(n_inputs: np.ndarray, learning, name: str) -> None:
-    """``n_inputs`` one integer, the learning parameters JSON integers (``soft_bound`` a bool)."""
-    if n_inputs.shape != () or not np.issubdtype(n_inputs.dtype, np.integer):
-        raise ImageDirError(f"{name}: n_inputs must be one integer, got a {n_inputs.dtype} array of shape "
-                            f"{n_inputs.shape}")
-    if not isinstance(learning, dict):
-        raise ImageDirError(f"{name}: learning_json must be a JSON object, got {type(learning).__name__}")
-    for f in _LEARNING_FIELDS:
-        value = learning.get(f)
-        if f == "soft_bound" and not isinstance(value, bool):
-            raise ImageDirError(f"{name}: learning field soft_bound must be true or false, got {value!r:.40}")
-        if f != "soft_bound" and (isinstance(value, bool) or not isinstance(value, int)):
-            raise ImageDirError(f"{name}: learning field {f} must be an integer, got {value!r:.40}")
 
 
 # -- network metadata ----------------------------------------------------------------------------
@@ -345,7 +332,6 @@ def _manifest_body(compiled: CompiledNetwork) -> dict:
     from ..hw.images import program_registers
 
     p = compiled.program
-    lp = p.learning
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -354,8 +340,7 @@ def _manifest_body(compiled: CompiledNetwork) -> dict:
         "registers": {reg.name: int(value) for reg, value in program_registers(p, learn=False).items()},
         "learning": {"plastic_synapses": int(p.plastic.sum()),
                      "enabled": bool(p.config.learning and p.plastic.any()),
-                     "params": {f: (bool(getattr(lp, f)) if f == "soft_bound" else int(getattr(lp, f)))
-                                for f in _LEARNING_FIELDS}},
+                     "params": dataclasses.asdict(p.learning)},
         "layers": compiled.summary()["layers"],
         "input_axons": compiled.input_axons,
         "outputs": {"layers": list(compiled.output_layers), "neurons": int(p.n_outputs),

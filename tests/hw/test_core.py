@@ -84,8 +84,7 @@ def run_core(program, inputs, *, learn, samples=1, baked=False, stall=0.0, seed=
                   spike_out_stall_cycles=raw["spike_out_stall_cycles"],
                   step_registers=raw["step_registers"])
     result.update(step_states=[decode_readback(program, w) for w in raw["step_words"]],
-                  step_sops=raw["step_registers"].get(Register.LAST_STEP_SOPS.name, []) if read_every_step
-                  else [])
+                  step_sops=raw["step_registers"][Register.LAST_STEP_SOPS.name] if read_every_step else [])
     out, stray = rtl_spikes(program, raw, samples, inputs.shape[1])
     assert not stray, f"output spikes of no output neuron or past the last step: {stray}"
     return out, decode_readback(program, raw["words"]), result

@@ -389,12 +389,17 @@ def _projection_ids(compiled, value, index=0, dtype=np.int64):
 
 
 @pytest.mark.parametrize("make, message", [
-    (lambda c: _array("n_inputs", np.array(4.7)), "n_inputs must be one integer, got a float64 array"),
-    (lambda c: _array("n_inputs", np.array("4")), "n_inputs must be one integer"),
-    (lambda c: _array("n_inputs", np.array([4, 4])), r"n_inputs must be one integer, .* shape \(2,\)"),
-    (lambda c: _learning("a_plus", 0.9), "learning field a_plus must be an integer, got 0.9"),
-    (lambda c: _learning("soft_bound", 1), "learning field soft_bound must be true or false, got 1"),
-    (lambda c: _learning("w_max", None), "learning field w_max must be an integer, got None"),
+    (lambda c: _array("n_inputs", np.array(4.7)),
+     r"invalid program: n_inputs must be an integer in 0\.\.65536, got np\.float64\(4\.7\)$"),
+    (lambda c: _array("n_inputs", np.array("4")),
+     r"invalid program: n_inputs must be an integer in 0\.\.65536, got np\.str_\('4'\)$"),
+    (lambda c: _array("n_inputs", np.array([4, 4])),
+     r"invalid program: n_inputs must be an integer in 0\.\.65536, got array\(\[4, 4\]\)$"),
+    (lambda c: _learning("a_plus", 0.9), r"invalid program: learning\.a_plus must be an integer in 0\.\.255, got 0\.9$"),
+    (lambda c: _learning("soft_bound", 1), r"invalid program: learning\.soft_bound must be True or False, got 1$"),
+    (lambda c: _learning("w_max", None), r"invalid program: learning\.w_max must be an integer, got None$"),
+    (lambda c: _learning("a_minus", "9" * 1000),
+     r"invalid program: learning\.a_minus must be an integer in 0\.\.255, got '9{56}\.\.\.$"),
     (lambda c: _projection_ids(c, 2 ** 64 - 1, dtype=np.uint64),
      r"network metadata does not match the program: synapse_projection\[0\] = 18446744073709551615 is "
      r"outside -1\.\.3"),
