@@ -203,7 +203,7 @@ class StepController(CoreComponent):
                          wr.en.eq(self._host_en[region] & self._host_write)]
 
     def _idle_state(self, m):
-        cfg, cmd = self._config, self.cmd.payload
+        cmd = self.cmd.payload
         with m.State("IDLE"):
             m.d.comb += [self.phase.eq(Phase.HOST), self.idle.eq(1)]
             # A command waits for the spike pipeline to drain and for a pending response.

@@ -34,18 +34,21 @@ def count_activity(m: Module, block, events: str, event) -> None:
 
 
 class SaturatingCounter(wiring.Component):
-    """``count`` += ``amount`` every cycle, saturating at ``MAX = 2^width - 1``.
+    """``count`` += ``amount`` every cycle with ``enable``, saturating at ``MAX = 2^width - 1``.
 
     Per cycle::
 
         count' = min(restart_value + amount, MAX)   if restart
-        count' = min(count + amount, MAX)           otherwise
+        count' = min(count + amount, MAX)           else if enable
+        count' = count                              otherwise
 
     so a ``restart`` counts the events of its own cycle, and a counter at ``MAX`` stays there
     until the next ``restart`` (or reset). A 1-bit ``amount`` (an event) is counted as an
     increment enabled while ``count != MAX``: no comparator on the sum, the enable of the
-    flip-flops does the saturation. A wider ``amount`` uses the carry out of the sum,
-    ``count' = (sum >= 2^width) ? MAX : sum``.
+    flip-flops does the saturation. A wider ``amount`` clamps the exact sum,
+    ``count' = (sum > MAX) ? MAX : sum``, formed from ``count`` and ``amount`` alone;
+    ``enable`` (1 unless driven) only gates the flip-flops, so a late ``enable`` (SOPS adds the
+    step's count at FINISH) is not in series with the adder.
 
     Parameters (keyword-only)
     -------------------------
@@ -59,8 +62,12 @@ class SaturatingCounter(wiring.Component):
     Members
     -------
     amount : In(amount_bits)
+    enable : In(1, init=1)
     restart : In(1)
     count : Out(width)
+    next : Out(width)
+        The value ``count`` takes at the next clock edge (the D input of its flip-flops): a
+        reader that must see this cycle's events reads it instead of ``count``.
     """
 
     def __init__(self, *, width: int = COUNTER_BITS, amount_bits: int = 1, restart_value: int = 0,
@@ -79,20 +86,25 @@ class SaturatingCounter(wiring.Component):
         self._restart_value = restart_value
         super().__init__({
             "amount": In(amount_bits),
+            "enable": In(1, init=1),
             "restart": In(1),
             "count": Out(width, init=init),
+            "next": Out(width),
         })
 
     def elaborate(self, platform):
         m = Module()
-        width, top = self._width, self.max
+        top = self.max
         restarted = self.amount + self._restart_value
-        if self._amount_bits == 1:
-            with m.If(self.restart):
-                m.d.sync += self.count.eq(restarted)
-            with m.Elif(self.amount & ~self.count.all()):
-                m.d.sync += self.count.eq(self.count + 1)
-            return m
-        total = Mux(self.restart, restarted, self.count + self.amount)
-        m.d.sync += self.count.eq(Mux(total >= (1 << width), top, total))
+        total = self.count + self.amount               # exact: max(width, amount_bits) + 1 bits
+        m.d.comb += self.next.eq(self.count)
+        with m.If(self.restart):
+            m.d.comb += self.next.eq(Mux(restarted > top, top, restarted))
+        with m.Elif(self.enable):
+            if self._amount_bits == 1:
+                with m.If(self.amount & ~self.count.all()):
+                    m.d.comb += self.next.eq(self.count + 1)
+            else:
+                m.d.comb += self.next.eq(Mux(total > top, top, total))
+        m.d.sync += self.count.eq(self.next)
         return m

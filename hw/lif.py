@@ -64,6 +64,7 @@ def integrated_layout(config: CoreConfig) -> data.StructLayout:
     fields = {
         "v2": signed(vbits),                    # sat_V(v1 + acc + bias), or v held when refractory
         "thr": unsigned(vbits),
+        "candidate": unsigned(1),               # not refractory and v2 >= thr
         "refractory": unsigned(1),
         "refrac": unsigned(REFRACTORY_BITS),
     }
@@ -92,11 +93,18 @@ class LifUpdate(CoreComponent):
     Stage C (``integrated`` from ``leaked_q``, the registered ``leaked``)::
 
         v2 = v1 if refractory else sat_V(v1 + ab)                 (sum in max(V, C) + 2 bits)
+        candidate = not refractory and v2 >= thr                  (signed V+1 compare)
         theta_j = usat_(V-1)(theta_d + theta_inc);  yj = usat_X(yd + post_jump)
+
+    The compare is made in stage C, on the sum beside its saturation, so that stage D (whose
+    fire decision gates the whole scan pipeline) starts from a register::
+
+        candidate = not refractory and (v_max >= thr if v1 + ab > v_max else v1 + ab >= thr)
+
+    (a sum below v_min saturates to v_min < 0 <= thr: no candidate, as ``v1 + ab >= thr`` says).
 
     Stage D (from ``integrated_q``)::
 
-        candidate = not refractory and v2 >= thr                  (signed V+1 compare)
         margin    = v2 - thr        (V-1 bits: 0 <= margin <= 2^(V-1) - 2 for a candidate)
         and, with ``fire`` (a candidate that fires, decided by the unit):
         v     = margin or 0 (reset_mode) if fire else v2
@@ -184,7 +192,10 @@ class LifUpdate(CoreComponent):
             m.d.comb += ci.v2.eq(v_min)
         with m.Else():
             m.d.comb += ci.v2.eq(total)
-        m.d.comb += [ci.thr.eq(c.thr), ci.refractory.eq(c.refractory), ci.refrac.eq(c.refrac)]
+        m.d.comb += [
+            ci.candidate.eq(~c.refractory & Mux(total > v_max, v_max >= c.thr, total >= c.thr)),
+            ci.thr.eq(c.thr), ci.refractory.eq(c.refractory), ci.refrac.eq(c.refrac),
+        ]
         if _theta_written(cfg):
             m.d.comb += [ci.theta_d.eq(c.theta_d),
                          ci.theta_j.eq(saturating_add(c.theta_d, c.theta_inc, cfg.theta_max))]
@@ -194,7 +205,7 @@ class LifUpdate(CoreComponent):
         # stage D
         d = self.integrated_q
         m.d.comb += [
-            self.candidate.eq(~d.refractory & (d.v2 >= d.thr)),
+            self.candidate.eq(d.candidate),
             self.margin.eq(d.v2 - d.thr),
             self.new_state.v.eq(fire_reset(self.fire, self.reset_mode, self.margin, d.v2)),
             self.new_state.refrac.eq(Mux(self.fire, self.refractory, d.refrac)),

@@ -2,7 +2,7 @@
 error flag and the statistics counters."""
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Module, Signal
 from amaranth.lib.wiring import In, Out
 
 from .component import CoreComponent
@@ -60,6 +60,17 @@ class RegisterFile(CoreComponent):
     ``error_spike`` (which also set the sticky ``error``); ``step_start`` restarts the count
     of the step's cycles at 2 (the accepting cycle and FINISH) and FEED_CYCLES and
     UPDATE_CYCLES at 0; ``step_cycle``, ``feed_cycle``, ``update_cycle`` add one each;
+
+    Two of these take effect one cycle late, unseen from outside, so that the command
+    decode (where errors and ``step_start`` arise) is not in series with the counters:
+
+    * ``step_start`` restarts the three step counters in the next cycle, counting that
+      cycle's events (the accepting cycle counts none, and a step's counters cannot be read
+      before it ends: no command is accepted during a step);
+    * an error is registered (``error_q``) and then counted and made sticky; ERRORS reads the
+      counter's next value and STATUS and ``error`` read ``error | error_q``, so a read in
+      the cycle after the error sees it.
+
     ``step_done`` (FINISH) adds one to STEP_COUNT and ``step_sops`` to SOPS, and loads
     LAST_STEP_CYCLES (the step's cycles) and LAST_STEP_SOPS (``step_sops``). LTP_UPDATES
     reads ``ltp_updates``.
@@ -153,24 +164,28 @@ class RegisterFile(CoreComponent):
         last_sops = Signal(COUNTER_BITS, name="last_step_sops")
         bad_write = Signal()
         error_now = self.error_cmd | self.error_spike | bad_write
+        error_q = Signal()                     # error_now, one cycle late (see the docstring)
+        step_restart = Signal()                # step_start, one cycle late
         error = Signal(name="error_flag")
+        m.d.sync += [error_q.eq(error_now), step_restart.eq(self.step_start)]
         m.d.comb += [
             cycles.amount.eq(1),
-            errors.amount.eq(error_now),
+            errors.amount.eq(error_q),
             step_count.amount.eq(self.step_done),
-            sops.amount.eq(Mux(self.step_done, self.step_sops, 0)),
-            step_cycles.restart.eq(self.step_start),
+            sops.amount.eq(self.step_sops),
+            sops.enable.eq(self.step_done),
+            step_cycles.restart.eq(step_restart),
             step_cycles.amount.eq(self.step_cycle),
-            feed_cycles.restart.eq(self.step_start),
+            feed_cycles.restart.eq(step_restart),
             feed_cycles.amount.eq(self.feed_cycle),
-            update_cycles.restart.eq(self.step_start),
+            update_cycles.restart.eq(step_restart),
             update_cycles.amount.eq(self.update_cycle),
             self.step_count.eq(step_count.count),
-            self.error.eq(error),
+            self.error.eq(error | error_q),
         ]
         with m.If(self.step_done):
             m.d.sync += [last_cycles.eq(step_cycles.count), last_sops.eq(self.step_sops)]
-        with m.If(error_now):
+        with m.If(error_q):
             m.d.sync += error.eq(1)
 
         # Host writes.
@@ -187,10 +202,10 @@ class RegisterFile(CoreComponent):
 
         # Host reads.
         readable = {**regs,
-                    Register.STATUS: error | (self.busy << 1),
+                    Register.STATUS: error | error_q | (self.busy << 1),
                     Register.STEP_COUNT: step_count.count, Register.CYCLES: cycles.count,
                     Register.SOPS: sops.count, Register.LAST_STEP_CYCLES: last_cycles,
-                    Register.LAST_STEP_SOPS: last_sops, Register.ERRORS: errors.count,
+                    Register.LAST_STEP_SOPS: last_sops, Register.ERRORS: errors.next,
                     Register.LTP_UPDATES: self.ltp_updates,
                     Register.FEED_CYCLES: feed_cycles.count,
                     Register.UPDATE_CYCLES: update_cycles.count}

@@ -25,7 +25,7 @@ from amaranth.lib.wiring import In, Out, connect, flipped
 from .arith import decay
 from .component import CoreComponent
 from .config import CoreConfig
-from .layouts import ltp_range_layout, pointer_layout, synapse_layout
+from .layouts import ltp_range_layout, pointer_layout
 from .counter import activity_members, count_activity
 from .plasticity import WeightUpdate
 from .range_walker import RangeWalker

@@ -19,11 +19,12 @@ from neurocore.sim.host_protocol import Command, step_command
 
 
 def _run_random(counter: SaturatingCounter, restart_value: int, seed: int, cycles: int = 400):
-    """Random amounts and restarts; the count is checked every cycle against
-    ``min(count + amount, MAX)`` (``min(restart_value + amount, MAX)`` on a restart)."""
+    """Random amounts, enables and restarts; the count is checked every cycle against
+    ``min(count + amount, MAX)`` with ``enable``, ``count`` without, and
+    ``min(restart_value + amount, MAX)`` on a restart (whatever ``enable``)."""
     rng = random.Random(seed)
     top = counter.max
-    stats = {"at_max": 0, "held_at_max": 0}
+    stats = {"at_max": 0, "held_at_max": 0, "disabled": 0}
     sim = Simulator(counter)
     sim.add_clock(1e-8)
 
@@ -32,11 +33,15 @@ def _run_random(counter: SaturatingCounter, restart_value: int, seed: int, cycle
         for _ in range(cycles):
             amount = rng.choice([0, 1, rng.randrange(1 << len(counter.amount))])
             restart = int(rng.random() < 0.03)
+            enable = int(rng.random() < 0.8)
             ctx.set(counter.amount, amount)
             ctx.set(counter.restart, restart)
+            ctx.set(counter.enable, enable)
             await ctx.tick()
             before = want
-            want = min((restart_value if restart else want) + amount, top)
+            if restart or enable:
+                want = min((restart_value if restart else want) + amount, top)
+            stats["disabled"] += not (restart or enable) and amount != 0
             got = ctx.get(counter.count)
             assert got == want, (before, amount, restart, got, want)
             stats["at_max"] += got == top
@@ -54,7 +59,7 @@ def test_small_counter_saturates(width, amount_bits):
         restart_value = seed % (1 << width) if (1 << width) - 1 > seed else 0
         counter = SaturatingCounter(width=width, amount_bits=amount_bits, restart_value=restart_value)
         stats = _run_random(counter, restart_value, seed)
-        assert stats["at_max"] > 10 and stats["held_at_max"] > 5, stats
+        assert stats["at_max"] > 10 and stats["held_at_max"] > 5 and stats["disabled"] > 5, stats
 
 
 def test_full_width_counter_from_near_max():
