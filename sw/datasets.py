@@ -495,19 +495,18 @@ def read_cifar10_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"CIFAR-10 file not found: {path}")
-    with open(path, "rb") as f:
-        raw = f.read()
-    if not raw:
+    raw = np.fromfile(path, dtype=np.uint8)   # the bytes as they are, writeable, no copy
+    if not raw.size:
         raise ValueError(f"{path}: empty file: holds no CIFAR-10 records "
                          f"(each is {CIFAR10_RECORD_BYTES} bytes: 1 label + 3072 pixels)")
-    if raw[:2] in _PICKLE_MAGICS:
+    if raw[:2].tobytes() in _PICKLE_MAGICS:
         raise ValueError(f"{path}: a Python pickle (the Python version of CIFAR-10), not a binary "
                          f"batch; neurocore never unpickles: {_CIFAR10_BINARY_HINT}")
-    n, left_over = divmod(len(raw), CIFAR10_RECORD_BYTES)
+    n, left_over = divmod(raw.size, CIFAR10_RECORD_BYTES)
     if left_over:
-        raise ValueError(f"{path}: {len(raw)} bytes is not a whole number of {CIFAR10_RECORD_BYTES}-byte "
+        raise ValueError(f"{path}: {raw.size} bytes is not a whole number of {CIFAR10_RECORD_BYTES}-byte "
                          f"CIFAR-10 records (1 label + 3072 pixels): {n} records and {left_over} bytes left over")
-    records = np.frombuffer(raw, dtype=np.uint8).reshape(n, CIFAR10_RECORD_BYTES)
+    records = raw.reshape(n, CIFAR10_RECORD_BYTES)
     labels = records[:, 0]
     if labels.max() > 9:
         first = int(np.argmax(labels > 9))
@@ -518,6 +517,9 @@ def read_cifar10_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]
 
 def _cifar10_directory(path: str) -> str:
     """The directory holding the binary batches: ``path`` itself or ``path/cifar-10-batches-bin``."""
+    if os.path.isfile(path):
+        raise ValueError(f"cifar-10: {path} is a file; --data-dir is the directory cifar-10-batches-bin "
+                         f"(extracted from cifar-10-binary.tar.gz) or its parent")
     if not os.path.isdir(path):
         raise FileNotFoundError(f"cifar-10: data directory not found: {path}")
     if any(os.path.isfile(os.path.join(path, f)) for f in CIFAR10_FILES):
@@ -558,8 +560,12 @@ def load_cifar10(path: str | os.PathLike) -> Dataset:
         batches.append(read_cifar10_batch(file))
 
     def split(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-        images = np.concatenate([p[0].reshape(len(p[0]), -1) for p in parts])
-        x = images.astype(np.float32)
+        # filled batch by batch: no uint8 copy of the whole split (50,000 x 3072 float32 is 630 MB)
+        x = np.empty((sum(len(p[1]) for p in parts), 3 * 32 * 32), dtype=np.float32)
+        start = 0
+        for images, _ in parts:
+            x[start:start + len(images)] = images.reshape(len(images), -1)
+            start += len(images)
         np.divide(x, np.float32(255.0), out=x)
         return x, np.concatenate([p[1] for p in parts]).astype(np.int64)
 

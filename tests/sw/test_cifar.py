@@ -142,6 +142,23 @@ def test_missing_batch(tmp_path):
         load_cifar10(directory)
 
 
+def test_data_dir_is_a_file(tmp_path):
+    archive = tmp_path / "cifar-10-binary.tar.gz"
+    archive.write_bytes(b"\x1f\x8b")
+    one_line_value_error(lambda: load_cifar10(archive),
+                         rf"^cifar-10: {re.escape(str(archive))} is a file; --data-dir is the directory "
+                         r"cifar-10-batches-bin \(extracted from cifar-10-binary.tar.gz\) or its parent$")
+
+
+def test_read_batch_arrays_are_writeable_copies(tmp_path):
+    path = write_batch(tmp_path / "b.bin", [(0, 1)])
+    images, labels = read_cifar10_batch(path)
+    images[0, 0, 0, 0] = 77
+    labels[0] = 5
+    again, again_labels = read_cifar10_batch(path)
+    assert again[0, 0, 0, 0] == pixel(0, 0, 0, 0) and again_labels[0] == 1
+
+
 def test_missing_directory_and_no_batches(tmp_path):
     with pytest.raises(FileNotFoundError, match=rf"^cifar-10: data directory not found: {re.escape(str(tmp_path / 'x'))}$"):
         load_cifar10(tmp_path / "x")
