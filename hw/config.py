@@ -12,6 +12,9 @@ from .widths import CONFIG_RANGES
 
 __all__ = ["CoreConfig"]
 
+# Fields added after images carried config hashes; CoreConfig.hash() leaves them out at 0.
+_LATER_FIELDS = ("segments", "wta_blocks")
+
 
 def _bits_for(count: int) -> int:
     """Bits needed to index ``count`` items (at least 1)."""
@@ -34,6 +37,8 @@ class CoreConfig:
     accumulator_bits: int = 16
     trace_bits: int = 8
     wta_groups: int = 16
+    segments: int = 0               # segment table depth (shared rows); 0: rows only
+    wta_blocks: int = 0             # structural WTA block ranges; 0: none
     learning: bool = True
     wta: bool = True
     adaptive_threshold: bool = True
@@ -72,6 +77,10 @@ class CoreConfig:
         return _bits_for(self.wta_groups + 1)
 
     @property
+    def segment_index_bits(self) -> int:
+        return _bits_for(self.segments)
+
+    @property
     def weight_range(self) -> tuple[int, int]:
         return -(1 << (self.weight_bits - 1)), (1 << (self.weight_bits - 1)) - 1
 
@@ -105,6 +114,12 @@ class CoreConfig:
         return cls(**data)
 
     def hash(self) -> str:
-        """SHA-256 of the canonical JSON of all fields; compiled images carry it."""
-        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """SHA-256 of the canonical JSON of all fields; compiled images carry it.
+
+        ``segments`` and ``wta_blocks`` enter only when not 0, so a core without shared rows
+        and WTA blocks keeps the hash it had before those fields existed (and its images load).
+        """
+        fields = {name: value for name, value in self.to_dict().items()
+                  if not (name in _LATER_FIELDS and value == 0)}
+        text = json.dumps(fields, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()

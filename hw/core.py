@@ -92,6 +92,9 @@ class Core(CoreComponent):
 
     def __init__(self, *, config: CoreConfig, images=None, registers=None):
         self._use_config(config)
+        if config.segments or config.wta_blocks:
+            raise ValueError(f"Core: the RTL has no segment table or WTA block ranges yet (config segments = "
+                             f"{config.segments}, wta_blocks = {config.wta_blocks}); use 0 for both")
         self._images = dict(images or {})
         self._registers = dict(registers or {})
         for region in self._images:

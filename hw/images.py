@@ -99,6 +99,10 @@ def unpack(shape, word: int) -> dict | int:
 def program_images(program: CoreProgram) -> dict[Region, list[int]]:
     """Every memory word the program defines, by region (state regions not included)."""
     cfg = program.config
+    if cfg.segments or cfg.wta_blocks:
+        raise ValueError(f"the RTL core has no segment table or WTA block ranges yet (config segments = "
+                         f"{cfg.segments}, wta_blocks = {cfg.wta_blocks}): such a program runs on the golden "
+                         "model and the reference only")
     p = program.neurons
     images = {}
     is_output = np.zeros(program.n_neurons, np.int64)

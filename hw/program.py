@@ -20,9 +20,9 @@ import numpy as np
 
 from .config import CoreConfig
 from .widths import (AMPLITUDE_MAX, CONFIG_RANGES, LEARN_SHIFT_MAX, REFRACTORY_MAX, SHIFT_BITS,
-                     TRACE_DECAY_MAX)
+                     TRACE_DECAY_MAX, WTA_K_MAX)
 
-__all__ = ["NeuronParams", "LearningParams", "CoreProgram", "CoreState", "synapse_rows",
+__all__ = ["NeuronParams", "LearningParams", "Segments", "WtaBlocks", "CoreProgram", "CoreState", "synapse_rows",
            "accumulator_bounds", "accumulator_bits", "int_array", "flag_array", "check_int", "check_count"]
 
 NEURON_FIELDS = ("threshold", "leak_shift", "reset_mode", "refractory", "bias",
@@ -267,6 +267,85 @@ class LearningParams:
         _check_scalar(self.w_max, "learning.w_max", self.w_min, whi)
 
 
+@dataclasses.dataclass
+class Segments:
+    """Shared-row segments (docs/core-spec.md, section 3), CSR over the axons.
+
+    Axon ``a`` owns segments ``ptr[a] .. ptr[a+1]-1``; segment ``k`` drives neurons
+    ``first[k] + j`` with the kernel word ``base[k] + j`` for ``j = 0 .. count[k]-1``::
+
+        uses of a (after its row) = [(first[k] + j, base[k] + j) for k in ptr[a] .. ptr[a+1]-1
+                                                                for j in 0 .. count[k]-1]
+    """
+
+    ptr: np.ndarray
+    base: np.ndarray
+    count: np.ndarray
+    first: np.ndarray
+
+    def __setattr__(self, name, value):
+        if name in _SEGMENT_RANGES:
+            value = int_array(value, f"segments.{name}", *_SEGMENT_RANGES[name])
+        object.__setattr__(self, name, value)
+
+    @classmethod
+    def none(cls, n_axons: int) -> "Segments":
+        """No segments: every axon has only its row."""
+        return cls(ptr=np.zeros(n_axons + 1, np.int64), base=[], count=[], first=[])
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def uses(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every segment use as ``(axon, target, word)``, in the order of the spec (axon, then
+        segment, then ``j``)."""
+        count = self.count
+        total = int(count.sum()) if len(count) else 0
+        seg = np.repeat(np.arange(len(count), dtype=np.int64), count)
+        j = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(count) - count, count)
+        axon = np.repeat(np.arange(len(self.ptr) - 1, dtype=np.int64), np.diff(self.ptr))
+        return axon[seg], self.first[seg] + j, self.base[seg] + j
+
+
+@dataclasses.dataclass
+class WtaBlocks:
+    """Structural winner-take-all block ranges (docs/core-spec.md, section 5, phase 2).
+
+    Range ``r`` holds ``count[r]`` blocks of ``size[r]`` consecutive neurons from
+    ``first[r]``; block ``b`` is ``first + b*size .. first + (b+1)*size - 1`` and keeps its
+    ``k[r]`` best candidates (largest margin, ties to the lower index).
+    """
+
+    first: np.ndarray
+    size: np.ndarray
+    count: np.ndarray
+    k: np.ndarray
+
+    def __setattr__(self, name, value):
+        if name in _BLOCK_RANGES:
+            value = int_array(value, f"wta_blocks.{name}", *_BLOCK_RANGES[name])
+        object.__setattr__(self, name, value)
+
+    @classmethod
+    def none(cls) -> "WtaBlocks":
+        return cls(first=[], size=[], count=[], k=[])
+
+    def __len__(self) -> int:
+        return len(self.first)
+
+    def block_of(self, n_neurons: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(block, k)``: the block of every neuron (numbered over all ranges in order; -1 for
+        none) and the ``k`` of every block."""
+        block = np.full(n_neurons, -1, np.int64)
+        ks, start = [], 0
+        for first, size, count, k in zip(self.first, self.size, self.count, self.k):
+            span = np.arange(first, first + size * count)
+            block[span[span < n_neurons]] = start + (span[span < n_neurons] - first) // size
+            ks.extend([int(k)] * int(count))
+            start += int(count)
+        return block, np.array(ks, np.int64)
+
+
 def _value_ranges(cfg: CoreConfig) -> dict[str, tuple[int, int]]:
     """The range of the weights and theta values in a core of config ``cfg`` (sections 2, 3)."""
     return {"weight": cfg.weight_range, "theta": (0, cfg.theta_max if cfg.adaptive_threshold else 0)}
@@ -278,15 +357,22 @@ def _value_ranges(cfg: CoreConfig) -> dict[str, tuple[int, int]]:
 _INDEX_RANGES = {"ptr": (0, WIDEST.synapses), "target": (0, WIDEST.neurons - 1),
                  "route": (NO_ROUTE, WIDEST.axons - 1), "outputs": (0, WIDEST.neurons - 1)}
 _PROGRAM_ARRAYS = (*_INDEX_RANGES, *_value_ranges(WIDEST))
-_PROGRAM_PARTS = {"config": CoreConfig, "neurons": NeuronParams, "learning": LearningParams}
+_PROGRAM_PARTS = {"config": CoreConfig, "neurons": NeuronParams, "learning": LearningParams,
+                  "segments": Segments, "wta_blocks": WtaBlocks}
+_SEGMENT_RANGES = {"ptr": (0, WIDEST.segments), "base": (0, WIDEST.synapses - 1),
+                   "count": (0, WIDEST.neurons), "first": (0, WIDEST.neurons - 1)}
+_BLOCK_RANGES = {"first": (0, WIDEST.neurons - 1), "size": (0, WIDEST.neurons),
+                 "count": (0, WIDEST.neurons), "k": (0, WTA_K_MAX)}
 
 
 @dataclasses.dataclass
 class CoreProgram:
     """Everything a core needs to run one network (docs/core-spec.md, section 3).
 
-    Synapses are stored axon-major: axon ``a`` owns synapses ``ptr[a] .. ptr[a+1]-1``.
-    Axons ``0 .. n_inputs-1`` take host spikes; the others are driven by the neuron whose
+    Synapses are stored axon-major: axon ``a`` owns the row synapses ``ptr[a] .. ptr[a+1]-1``
+    (``target`` holds one entry per row synapse); the words ``ptr[n_axons] .. n_synapses-1``
+    of ``weight`` / ``plastic`` are kernel words, which only ``segments`` use (shared rows).
+    ``wta_blocks`` are the structural winner-take-all groups. Axons ``0 .. n_inputs-1`` take host spikes; the others are driven by the neuron whose
     ``route`` names them (``-1``: no route). ``outputs[j]`` is the neuron reported in output
     column ``j``.
     """
@@ -302,9 +388,15 @@ class CoreProgram:
     outputs: np.ndarray
     learning: LearningParams = dataclasses.field(default_factory=LearningParams)
     theta: np.ndarray | None = None   # initial threshold adaptation per neuron (None: zeros)
+    segments: Segments | None = None  # shared-row segments (None: none)
+    wta_blocks: WtaBlocks | None = None   # structural WTA block ranges (None: none)
 
     def __setattr__(self, name, value):
         """Convert and check a field where it enters (construction or a later assignment)."""
+        if name == "segments" and value is None:
+            value = Segments.none(len(self.ptr) - 1)
+        elif name == "wta_blocks" and value is None:
+            value = WtaBlocks.none()
         if name in _PROGRAM_ARRAYS:
             if name == "theta" and value is None:       # the default: zeros, one per neuron
                 value = np.zeros(len(self.neurons), np.int64)
@@ -330,7 +422,17 @@ class CoreProgram:
 
     @property
     def n_synapses(self) -> int:
+        """Words of the synapse memory: row synapses, then kernel words."""
+        return len(self.weight)
+
+    @property
+    def n_row_synapses(self) -> int:
         return len(self.target)
+
+    @property
+    def shared(self) -> bool:
+        """Whether the program has segments (shared rows)."""
+        return len(self.segments) > 0
 
     @property
     def n_outputs(self) -> int:
@@ -378,18 +480,24 @@ class CoreProgram:
         """Axon of every synapse address (inverse of the CSR pointer array)."""
         return np.repeat(np.arange(self.n_axons, dtype=np.int64), np.diff(self.ptr))
 
-    def plastic_by_target(self) -> tuple[np.ndarray, np.ndarray]:
-        """Plastic synapses by target, for the golden model's LTP: those of neuron ``n`` are
-        ``plastic_syn[plastic_start[n]:plastic_start[n+1]]`` (the RTL scans ``ltp_ranges()`` instead).
+    def uses(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every use ``(axon, target, word)`` (spec section 3): the row synapses in address
+        order, then the segment uses (:meth:`Segments.uses`)."""
+        axon, target, word = self.segments.uses()
+        return (np.concatenate([self.synapse_axon(), axon]), np.concatenate([self.target, target]),
+                np.concatenate([np.arange(self.n_row_synapses, dtype=np.int64), word]))
 
-        Only plastic synapses appear, in increasing synapse address.
-        """
-        syn = np.flatnonzero(self.plastic).astype(np.int64)
-        order = np.argsort(self.target[syn], kind="stable")
-        plastic_syn = syn[order]
-        plastic_start = np.zeros(self.n_neurons + 1, np.int64)
-        plastic_start[1:] = np.cumsum(np.bincount(self.target[syn], minlength=self.n_neurons))
-        return plastic_start, plastic_syn
+    def plastic_uses(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The plastic uses by target, for LTP (phase 4 (b)): those of neuron ``n`` are
+        ``word[start[n]:start[n+1]]`` with axons ``axon[start[n]:start[n+1]]``, in increasing
+        axon (an axon has at most one use per neuron). Returns ``(start, word, axon)``."""
+        axon, target, word = self.uses()
+        keep = self.plastic[word]
+        axon, target, word = axon[keep], target[keep], word[keep]
+        order = np.lexsort((axon, target))
+        start = np.zeros(self.n_neurons + 1, np.int64)
+        start[1:] = np.cumsum(np.bincount(target, minlength=self.n_neurons))
+        return start, word[order], axon[order]
 
     def row_first(self) -> np.ndarray:
         """``first[a]``: the neuron the first synapse of axon ``a``'s row targets (0 if empty)."""
@@ -400,13 +508,14 @@ class CoreProgram:
         return first
 
     def ltp_ranges(self) -> tuple[np.ndarray, np.ndarray]:
-        """Per neuron, the range of axons with a plastic synapse to it: ``(lo, count)``.
+        """Per neuron, the range of axons with a plastic use of it: ``(lo, count)``.
 
         LTP of neuron ``n`` visits axons ``lo[n] .. lo[n] + count[n] - 1`` (spec section 3);
-        a neuron without plastic synapses has ``(0, 0)``.
+        a neuron without plastic uses has ``(0, 0)``.
         """
-        syn = np.flatnonzero(self.plastic)
-        axon, target = self.synapse_axon()[syn], self.target[syn]
+        axon, target, word = self.uses()
+        keep = self.plastic[word]
+        axon, target = axon[keep], target[keep]
         lo = np.full(self.n_neurons, np.iinfo(np.int64).max, np.int64)
         hi = np.full(self.n_neurons, -1, np.int64)
         np.minimum.at(lo, target, axon)
@@ -414,9 +523,12 @@ class CoreProgram:
         has = hi >= 0
         return np.where(has, lo, 0), np.where(has, hi - lo + 1, 0)
 
-    def accumulator_bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        """Largest and smallest value each neuron's accumulator can reach in one step."""
-        return accumulator_bounds(self.n_neurons, self.target, self.weight, self.plastic, self.learning)
+    def accumulator_bounds(self, weight: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Largest and smallest value each neuron's accumulator can reach in one step, with
+        ``weight`` (default: the program's), over every use (a kernel word once per use)."""
+        weight = self.weight if weight is None else weight
+        _, target, word = self.uses()
+        return accumulator_bounds(self.n_neurons, target, weight[word], self.plastic[word], self.learning)
 
     # -- validation (docs/core-spec.md, section 7) ------------------------------------------
     def validate(self) -> "CoreProgram":
@@ -433,21 +545,24 @@ class CoreProgram:
         # CSR pointers
         if self.ptr[0] != 0:
             raise ValueError(f"ptr[0] = {int(self.ptr[0])}, must be 0")
-        if self.ptr[-1] != s:
-            raise ValueError(f"ptr[{a}] = {int(self.ptr[-1])}, must equal the synapse count {s}")
+        rows = self.n_row_synapses
+        if self.ptr[-1] != rows:
+            raise ValueError(f"ptr[{a}] = {int(self.ptr[-1])}, must equal the row synapse count {rows} "
+                             f"(the length of target)")
+        if rows > s:
+            raise ValueError(f"target has {rows} row synapses but weight only {s} words")
         steps = np.diff(self.ptr)
         if (steps < 0).any():
             i = int(np.flatnonzero(steps < 0)[0])
             raise ValueError(f"ptr must be non-decreasing: ptr[{i + 1}] = {int(self.ptr[i + 1])} "
                              f"< ptr[{i}] = {int(self.ptr[i])}")
-        for name in ("weight", "plastic"):
-            if len(getattr(self, name)) != s:
-                raise ValueError(f"{name} has length {len(getattr(self, name))}, expected {s} (one per synapse)")
+        if len(self.plastic) != s:
+            raise ValueError(f"plastic has length {len(self.plastic)}, expected {s} (one per weight word)")
 
         # synapses
         _check_range(self.target, "target", 0, n - 1)
-        if s > 1:
-            row_start = np.zeros(s, bool)
+        if rows > 1:
+            row_start = np.zeros(rows, bool)
             row_start[self.ptr[:-1][np.diff(self.ptr) > 0]] = True
             broken = np.flatnonzero(~row_start[1:] & (np.diff(self.target) != 1)) + 1
             if broken.size:
@@ -498,6 +613,9 @@ class CoreProgram:
         if (counts > 1).any():
             raise ValueError(f"outputs lists neuron {int(values[counts > 1][0])} more than once")
 
+        self._validate_segments()
+        self._validate_blocks()
+
         # learning
         self.learning.validate(cfg)
         if self.plastic.any():
@@ -507,12 +625,95 @@ class CoreProgram:
         _check_accumulator_bound(self, self.weight, "")
         return self
 
+    def _validate_segments(self) -> None:
+        """Section 7: segments name kernel words and neurons that exist; no axon reaches a
+        neuron twice."""
+        cfg, seg = self.config, self.segments
+        n, a, rows = self.n_neurons, self.n_axons, self.n_row_synapses
+        if not isinstance(seg, Segments):
+            raise ValueError(f"segments must be a Segments, got {type(seg).__name__}")
+        if len(seg.ptr) != a + 1:
+            raise ValueError(f"segments.ptr has length {len(seg.ptr)}, expected n_axons + 1 = {a + 1}")
+        k = len(seg.base)
+        for name in ("count", "first"):
+            if len(getattr(seg, name)) != k:
+                raise ValueError(f"segments.{name} has length {len(getattr(seg, name))}, expected {k} "
+                                 "(one per segment, as segments.base)")
+        if seg.ptr[0] != 0 or seg.ptr[-1] != k or (np.diff(seg.ptr) < 0).any():
+            raise ValueError(f"segments.ptr must be a CSR pointer array: 0, non-decreasing, ending at the "
+                             f"segment count {k}; got ptr[0] = {int(seg.ptr[0])}, ptr[{a}] = {int(seg.ptr[-1])}")
+        if k > cfg.segments:
+            raise ValueError(f"{k} segments exceed the core's segment table of {cfg.segments} "
+                             "(CoreConfig.segments)")
+        if k == 0:
+            return
+        _check_range(seg.count, "segments.count", 1, n)
+        _check_range(seg.base, "segments.base", rows, self.n_synapses - 1)   # kernel words only
+        end = seg.base + seg.count
+        bad = np.flatnonzero(end > self.n_synapses)
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(f"segment {i} uses words {int(seg.base[i])}..{int(end[i]) - 1}, beyond the "
+                             f"{self.n_synapses} weight words")
+        bad = np.flatnonzero(seg.first + seg.count > n)
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(f"segment {i} drives neurons {int(seg.first[i])}..{int(seg.first[i] + seg.count[i]) - 1}, "
+                             f"beyond n_neurons = {n}")
+        axon, target, _ = self.uses()
+        key = axon * n + target
+        order = np.argsort(key, kind="stable")
+        twice = np.flatnonzero(np.diff(key[order]) == 0)
+        if twice.size:
+            i = int(key[order][twice[0]])
+            raise ValueError(f"axon {i // n} reaches neuron {i % n} through two uses (its row and a segment, "
+                             "or two segments); an axon adds at most one weight to a neuron")
+
+    def _validate_blocks(self) -> None:
+        """Section 7: block ranges inside the neurons, disjoint, apart from the explicit groups."""
+        cfg, blocks, n = self.config, self.wta_blocks, self.n_neurons
+        if not isinstance(blocks, WtaBlocks):
+            raise ValueError(f"wta_blocks must be a WtaBlocks, got {type(blocks).__name__}")
+        r = len(blocks.first)
+        for name in ("size", "count", "k"):
+            if len(getattr(blocks, name)) != r:
+                raise ValueError(f"wta_blocks.{name} has length {len(getattr(blocks, name))}, expected {r} "
+                                 "(one per block range, as wta_blocks.first)")
+        if r == 0:
+            return
+        if not cfg.wta or r > cfg.wta_blocks:
+            raise ValueError(f"{r} WTA block ranges exceed the core's {cfg.wta_blocks if cfg.wta else 0} "
+                             "(CoreConfig.wta_blocks, with wta)")
+        _check_range(blocks.size, "wta_blocks.size", 1, n)
+        _check_range(blocks.count, "wta_blocks.count", 1, n)
+        bad = np.flatnonzero(blocks.k > np.minimum(blocks.size, WTA_K_MAX))
+        _check_range(blocks.k, "wta_blocks.k", 1, WTA_K_MAX)
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(f"wta_blocks.k[{i}] = {int(blocks.k[i])} exceeds its block size {int(blocks.size[i])}")
+        end = blocks.first + blocks.size * blocks.count
+        bad = np.flatnonzero(end > n)
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(f"WTA block range {i} holds neurons {int(blocks.first[i])}..{int(end[i]) - 1}, "
+                             f"beyond n_neurons = {n}")
+        order = np.argsort(blocks.first, kind="stable")
+        overlap = np.flatnonzero(blocks.first[order][1:] < end[order][:-1])
+        if overlap.size:
+            i, j = int(order[overlap[0]]), int(order[overlap[0] + 1])
+            raise ValueError(f"WTA block ranges {i} and {j} overlap; a neuron is in at most one group")
+        block, _ = blocks.block_of(n)
+        both = np.flatnonzero((block >= 0) & (self.neurons.wta_group != 0))
+        if both.size:
+            i = int(both[0])
+            raise ValueError(f"neuron {i} is in a WTA block and in WTA group {int(self.neurons.wta_group[i])}; "
+                             "a neuron is in at most one group")
+
 
 def _check_accumulator_bound(program: CoreProgram, weight: np.ndarray, what: str) -> None:
     """The accumulator bound (docs/core-spec.md, section 3) with these (program or live) weights."""
     cfg = program.config
-    upper, lower = accumulator_bounds(program.n_neurons, program.target, weight, program.plastic,
-                                      program.learning)
+    upper, lower = program.accumulator_bounds(weight)
     lo, hi = cfg.accumulator_range
     for bound, ok in ((upper, upper <= hi), (lower, lower >= lo)):
         if not ok.all():

@@ -16,6 +16,7 @@ __all__ = [
     "AMPLITUDE_BITS", "AMPLITUDE_MAX", "LEARN_SHIFT_BITS", "LEARN_SHIFT_MAX",
     "TRACE_DECAY_BITS", "TRACE_DECAY_MAX",
     "COUNTER_BITS", "COUNTER_MAX", "INDEX_BITS",
+    "WTA_BLOCKS_MAX", "WTA_K_MAX", "SEGMENTS_MAX",
     "CONFIG_RANGES",
 ]
 
@@ -31,6 +32,11 @@ LEARN_SHIFT_BITS = 6                           # shift: the datapath is exact fo
 LEARN_SHIFT_MAX = 47                           # ... a program uses 0 .. 47
 TRACE_DECAY_BITS = 4                           # pre_decay_shift, post_decay_shift
 TRACE_DECAY_MAX = (1 << TRACE_DECAY_BITS) - 1  # 15
+
+# -- shared rows and structural winner-take-all (spec sections 3 and 5) --------------------------
+SEGMENTS_MAX = 1 << 20                         # segment table depth (config field ``segments``)
+WTA_BLOCKS_MAX = 4                             # structural block ranges (config field ``wta_blocks``)
+WTA_K_MAX = 4                                  # winners a block keeps (k-WTA), 1 .. 4
 
 # -- host interface (docs/hw.md) ---------------------------------------------------------------
 INDEX_BITS = 24                                # word index in a region: the largest memory, 2^24 synapses
@@ -48,4 +54,6 @@ CONFIG_RANGES = {
     "accumulator_bits": (2, 32),
     "trace_bits": (2, 16),
     "wta_groups": (1, 256),
+    "segments": (0, SEGMENTS_MAX),
+    "wta_blocks": (0, WTA_BLOCKS_MAX),
 }

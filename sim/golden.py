@@ -101,13 +101,16 @@ def _dw(amplitude, trace, w, lp):
 
 
 @numba.njit(cache=True)
-def _run_sample(inputs, n_inputs, ptr, target, weight, plastic, syn_axon, plastic_start, plastic_syn, params,
+def _run_sample(inputs, n_inputs, ptr, target, weight, plastic, seg_ptr, seg_base, seg_count, seg_first,
+                block, block_k, plastic_start, plastic_word, plastic_axon, params,
                 route, out_col, lp, learn_on, widths,
                 v, refrac, theta, y, x, pending, out_spikes, neuron_spikes, record_neurons):
     """Run ``inputs.shape[0]`` steps from the given state, in place. Returns the SOP count.
 
-    ``weight`` (int16) is modified in place when ``learn_on``. ``pending`` (bool per axon)
-    carries internal spikes into the first step and out of the last one.
+    ``weight`` (int16, every word: rows then kernel words) is modified in place when
+    ``learn_on``. ``pending`` (bool per axon) carries internal spikes into the first step and
+    out of the last one. ``block[n]`` is neuron ``n``'s WTA block (-1: none), ``block_k`` the
+    winners each block keeps.
     """
     n_neurons = v.shape[0]
     n_axons = x.shape[0]
@@ -130,6 +133,10 @@ def _run_sample(inputs, n_inputs, ptr, target, weight, plastic, syn_axon, plasti
     best_index = np.full(n_groups + 1, -1, np.int64)    # per WTA group: its neuron (-1: none)
     yd = np.empty(n_neurons, np.int64)
     xn = np.empty(n_axons, np.int64)
+    win = np.zeros(n_neurons, np.bool_)                 # structural WTA: in its block's best k
+    top_n = np.empty(4, np.int64)                       # the current block's best k (k <= WTA_K_MAX = 4) ...
+    top_m = np.empty(4, np.int64)                       # ... and their margins, best first
+    order = np.empty(n_neurons, np.int64)               # fired neurons in firing order (phase 3)
     sops = 0
 
     for t in range(inputs.shape[0]):
@@ -149,6 +156,11 @@ def _run_sample(inputs, n_inputs, ptr, target, weight, plastic, syn_axon, plasti
             sops += hi - lo
             for s in range(lo, hi):
                 acc[target[s]] += weight[s]             # weight as at the start of the step
+            for k in range(seg_ptr[a], seg_ptr[a + 1]):   # then its segments (shared rows)
+                base, first, count = seg_base[k], seg_first[k], seg_count[k]
+                sops += count
+                for j in range(count):
+                    acc[first + j] += weight[base + j]
 
         # ---- phase 2: update neurons in index order -----------------------------------------
         n_cand = 0
@@ -173,14 +185,49 @@ def _run_sample(inputs, n_inputs, ptr, target, weight, plastic, syn_axon, plasti
                     best_index[g] = n
                     best_margin[g] = m
 
+        # ---- structural WTA: each block's best k (blocks are consecutive, candidates in index
+        # order, so one block is ranked at a time; a later equal margin ranks below) ----------
+        cur, kept = -1, 0
+        for i in range(n_cand + 1):
+            b = block[cand[i]] if i < n_cand else -1
+            if b != cur:
+                for j in range(kept):
+                    win[top_n[j]] = True
+                cur, kept = b, 0
+            if b < 0:
+                continue
+            n = cand[i]
+            m = margin[n]
+            k = block_k[b]
+            pos = kept
+            while pos > 0 and m > top_m[pos - 1]:
+                pos -= 1
+            if pos < k:
+                last = min(kept, k - 1)
+                for j in range(last, pos, -1):
+                    top_n[j] = top_n[j - 1]
+                    top_m[j] = top_m[j - 1]
+                top_n[pos] = n
+                top_m[pos] = m
+                kept = min(kept + 1, k)
+
         # ---- WTA resolution, reset, phase 3: route ------------------------------------------
         n_pend = 0
+        n_order = 0
+        for i in range(n_cand):                         # firing order: neurons in no group first
+            n = cand[i]
+            if params[_GROUP, n] == 0 and block[n] < 0:
+                order[n_order] = n
+                n_order += 1
         for i in range(n_cand):
             n = cand[i]
             g = params[_GROUP, n]
-            if g > 0 and best_index[g] != n:
+            if (g > 0 and best_index[g] != n) or (block[n] >= 0 and not win[n]):
                 v[n] = 0                                # WTA loser: no spike, v = 0
                 continue
+            if g > 0 or block[n] >= 0:
+                order[n_order] = n                      # then the WTA winners
+                n_order += 1
             fired[n] = True
             if params[_RESET, n] == 0:
                 v[n] = 0                                # reset to zero
@@ -198,6 +245,7 @@ def _run_sample(inputs, n_inputs, ptr, target, weight, plastic, syn_axon, plasti
                 neuron_spikes[t, n] = True
         for i in range(n_cand):
             best_index[params[_GROUP, cand[i]]] = -1
+            win[cand[i]] = False
 
         # ---- phase 4: learn ----------------------------------------------------------------
         if learn_on:
@@ -213,23 +261,32 @@ def _run_sample(inputs, n_inputs, ptr, target, weight, plastic, syn_axon, plasti
             for i in range(n_active):
                 a = active[i]
                 xn[a] = min(xn[a] + lp[_PRE_JUMP], trace_max)   # usat_X
-            # (a) LTD on the synapses of active axons, with the pre-jump post trace yd.
+            # (a) LTD on the uses of active axons, in increasing axon (a shared word is
+            # updated once per use, in order), with the pre-jump post trace yd.
+            ltd_axons = np.sort(active[:n_active])
             for i in range(n_active):
-                a = active[i]
+                a = ltd_axons[i]
                 for s in range(ptr[a], ptr[a + 1]):
                     if plastic[s]:
                         w = np.int64(weight[s])
                         w = max(w - _dw(lp[_A_MINUS], yd[target[s]], w, lp), lp[_W_MIN])
                         weight[s] = w
-            # (b) LTP on the plastic synapses of fired neurons, with the post-jump pre trace xn.
-            for i in range(n_cand):
-                n = cand[i]
-                if not fired[n]:
-                    continue
+                for k in range(seg_ptr[a], seg_ptr[a + 1]):
+                    base, first = seg_base[k], seg_first[k]
+                    for j in range(seg_count[k]):
+                        s = base + j
+                        if plastic[s]:
+                            w = np.int64(weight[s])
+                            w = max(w - _dw(lp[_A_MINUS], yd[first + j], w, lp), lp[_W_MIN])
+                            weight[s] = w
+            # (b) LTP on the plastic uses of fired neurons, in firing order, each in increasing
+            # axon, with the post-jump pre trace xn.
+            for i in range(n_order):
+                n = order[i]
                 for j in range(plastic_start[n], plastic_start[n + 1]):
-                    s = plastic_syn[j]
+                    s = plastic_word[j]
                     w = np.int64(weight[s])
-                    w = min(w + _dw(lp[_A_PLUS], xn[syn_axon[s]], w, lp), lp[_W_MAX])
+                    w = min(w + _dw(lp[_A_PLUS], xn[plastic_axon[j]], w, lp), lp[_W_MAX])
                     weight[s] = w
             for n in range(n_neurons):
                 y[n] = yd[n]
@@ -247,7 +304,8 @@ def _run_sample(inputs, n_inputs, ptr, target, weight, plastic, syn_axon, plasti
 
 
 @numba.njit(cache=True, parallel=True)
-def _run_batch_parallel(inputs, n_inputs, ptr, target, weight, plastic, syn_axon, plastic_start, plastic_syn,
+def _run_batch_parallel(inputs, n_inputs, ptr, target, weight, plastic, seg_ptr, seg_base, seg_count, seg_first,
+                        block, block_k, plastic_start, plastic_word, plastic_axon,
                         params, route, out_col, lp, widths, state_v, state_refrac, theta, state_y,
                         state_x, state_pending, out_spikes, sops):
     """Learning-off batch: every sample from a cleared state, in parallel threads.
@@ -266,8 +324,9 @@ def _run_batch_parallel(inputs, n_inputs, ptr, target, weight, plastic, syn_axon
         x = np.zeros(n_axons, np.int64)
         pending = np.zeros(n_axons, np.bool_)
         dummy = np.zeros((0, n_neurons), np.bool_)
-        sops[b] = _run_sample(inputs[b], n_inputs, ptr, target, weight, plastic, syn_axon, plastic_start,
-                              plastic_syn, params, route, out_col, lp, False, widths,
+        sops[b] = _run_sample(inputs[b], n_inputs, ptr, target, weight, plastic, seg_ptr, seg_base,
+                              seg_count, seg_first, block, block_k, plastic_start, plastic_word,
+                              plastic_axon, params, route, out_col, lp, False, widths,
                               v, refrac, th, y, x, pending, out_spikes[b], dummy, False)
         if b == last:                                   # only one iteration writes the state
             state_v[:] = v
@@ -287,8 +346,11 @@ class _Packed:
         self.ptr = program.ptr
         self.target = program.target.astype(np.uint16)
         self.plastic = program.plastic.astype(np.bool_)
-        self.syn_axon = program.synapse_axon()
-        self.plastic_start, self.plastic_syn = program.plastic_by_target()
+        seg = program.segments
+        self.segments = (seg.ptr, seg.base, seg.count, seg.first)
+        block, block_k = program.wta_blocks.block_of(program.n_neurons)
+        self.blocks = (block, np.concatenate([block_k, [1]]))   # never empty (numba typing)
+        self.plastic_uses = program.plastic_uses()              # (start, word, axon)
         self.params = np.stack([p.threshold, p.leak_shift, p.reset_mode, p.refractory, p.bias,
                                 p.theta_inc, p.theta_decay_shift, p.wta_group]).astype(np.int64)
         self.route = program.route
@@ -311,7 +373,7 @@ def _run_packed(packed: _Packed, inputs: np.ndarray, learn: bool, state: CoreSta
     neuron_spikes = np.zeros((steps if record_neurons else 0, program.n_neurons), np.bool_)
     weight = state.weight.astype(np.int16)
     sops = _run_sample(inputs, program.n_inputs, packed.ptr, packed.target, weight, packed.plastic,
-                       packed.syn_axon, packed.plastic_start, packed.plastic_syn, packed.params, packed.route,
+                       *packed.segments, *packed.blocks, *packed.plastic_uses, packed.params, packed.route,
                        packed.out_col, packed.learn, learn, packed.widths, state.v, state.refrac,
                        state.theta, state.y, state.x, state.pending, spikes, neuron_spikes,
                        record_neurons)
@@ -349,8 +411,8 @@ def run_batch(program: CoreProgram, inputs, *, learn: bool = False, state: CoreS
     if not learn:
         state.clear()
         _run_batch_parallel(inputs, program.n_inputs, packed.ptr, packed.target,
-                            state.weight.astype(np.int16), packed.plastic, packed.syn_axon,
-                            packed.plastic_start, packed.plastic_syn, packed.params, packed.route, packed.out_col,
+                            state.weight.astype(np.int16), packed.plastic, *packed.segments,
+                            *packed.blocks, *packed.plastic_uses, packed.params, packed.route, packed.out_col,
                             packed.learn, packed.widths, state.v, state.refrac, state.theta,
                             state.y, state.x, state.pending, spikes, sops)
         return BatchResult(spikes=spikes, sops=sops, state=state)

@@ -17,16 +17,31 @@ import dataclasses
 import numpy as np
 
 from ..hw.config import CoreConfig
-from ..hw.program import (NO_ROUTE, CoreProgram, CoreState, LearningParams, NeuronParams,
-                          accumulator_bits, accumulator_bounds)
+from ..hw.program import (NO_ROUTE, CoreProgram, CoreState, LearningParams, NeuronParams, Segments,
+                          WtaBlocks, accumulator_bits, accumulator_bounds)
 from ..hw.widths import (AMPLITUDE_BITS, AMPLITUDE_MAX, CONFIG_RANGES, LEARN_SHIFT_MAX, REFRACTORY_MAX,
-                         TRACE_DECAY_MAX)
+                         TRACE_DECAY_MAX, WTA_BLOCKS_MAX, WTA_K_MAX)
 
-__all__ = ["random_program", "random_inputs", "random_state"]
+__all__ = ["random_program", "random_inputs", "random_state", "FEATURES", "program_features"]
 
 _CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(CoreConfig))
 _SIZE_KEYS = ("n_neurons", "n_inputs", "n_axons", "n_synapses", "steps", "batch", "density",
-              "max_neurons", "max_inputs", "max_synapses", "max_steps", "config")
+              "max_neurons", "max_inputs", "max_synapses", "max_steps", "config", "features")
+
+#: Optional program features ``random_program`` can draw (``features=``): shared rows
+#: (segments over kernel words) and structural WTA blocks.
+FEATURES = ("shared_rows", "structural_wta")
+
+
+def program_features(program: CoreProgram) -> dict[str, bool]:
+    """What a program uses, for reports (``neurocore cosim``'s ``features``): shared rows,
+    structural WTA blocks, explicit WTA groups, plastic words (learning) and plastic kernel words
+    (learning on shared weights)."""
+    kernel_plastic = bool(program.plastic[program.n_row_synapses:].any())
+    return {"shared_rows": program.shared, "structural_wta": len(program.wta_blocks) > 0,
+            "wta_groups": bool((program.neurons.wta_group != 0).any()),
+            "learning": bool(program.plastic.any()),
+            "shared_learning": program.shared and kernel_plastic}
 
 
 def _as_rng(rng) -> np.random.Generator:
@@ -77,7 +92,11 @@ def random_program(rng, **overrides) -> tuple[CoreProgram, np.ndarray]:
       ``CoreConfig``; sizes then stay within its capacities);
     * ``n_neurons``, ``n_inputs``, ``n_axons``, ``n_synapses``;
     * ``steps`` (T), ``batch`` (inputs become ``[batch, T, n_inputs]``), ``density``;
-    * ``max_neurons`` (12), ``max_inputs`` (6), ``max_synapses`` (48), ``max_steps`` (30).
+    * ``max_neurons`` (12), ``max_inputs`` (6), ``max_synapses`` (48), ``max_steps`` (30);
+    * ``features``: the optional features of :data:`FEATURES` that may be drawn (default none):
+      with ``"shared_rows"`` about half the programs get kernel words and segments naming them
+      (several axons sharing words, so that LTD and LTP update a word several times in a step),
+      with ``"structural_wta"`` about half of those with ``wta`` get block ranges (k-WTA).
 
     If ``accumulator_bits`` is fixed and the drawn synapses break the accumulator bound, synapses
     become zero-weight gaps until it holds; otherwise ``accumulator_bits`` is chosen (often exactly tight).
@@ -191,9 +210,65 @@ def random_program(rng, **overrides) -> tuple[CoreProgram, np.ndarray]:
     weight = np.array(weight, np.int64)
     plastic = np.array(plastic, bool)
 
+    # -- shared rows: kernel words and segments (section 3) --------------------------------------
+    features = set(overrides.get("features", ()))
+    unknown_features = sorted(features - set(FEATURES))
+    if unknown_features:
+        raise ValueError(f"random_program: unknown feature(s) {unknown_features}; known: {FEATURES}")
+    cap_seg = fixed.get("segments", CONFIG_RANGES["segments"][1] if "shared_rows" in features else 0)
+    seg_axon, seg_base, seg_count, seg_first = [], [], [], []
+    kernel_weight, kernel_plastic = [], []
+    if cap_seg > 0 and rng.random() < 0.5:
+        room = cap_s - len(target)                      # synapse words left for kernel words
+        n_kernel = _biased(rng, 1, min(16, 2 * n_neurons, room), extra=(2,)) if room > 0 else 0
+        same = rng.random() < 0.3                      # equal words: equal inputs, WTA ties
+        for _ in range(n_kernel):
+            is_plastic = bool(rng.random() < max(p_plastic, 0.8 if learning else 0.0))
+            kernel_plastic.append(is_plastic)
+            if same and kernel_weight:
+                kernel_weight.append(kernel_weight[-1] if not is_plastic or w_min <= kernel_weight[-1] <= w_max
+                                     else _biased(rng, w_min, w_max))
+            else:
+                kernel_weight.append(_biased(rng, w_min, w_max) if is_plastic else _biased(rng, wlo, whi))
+        covered = {}                                    # axon -> neurons it reaches already
+        for a, n in zip(axon.tolist(), target.tolist()):
+            covered.setdefault(a, set()).add(n)
+        bases = sorted({int(rng.integers(0, n_kernel)) for _ in range(2)}) if n_kernel else []
+        for _ in range(int(rng.integers(1, 2 * n_axons + 2)) if n_kernel else 0):
+            if len(seg_base) >= cap_seg:
+                break
+            a = int(rng.integers(n_axons))
+            b = int(rng.choice(bases)) if rng.random() < 0.7 else int(rng.integers(n_kernel))
+            count = _biased(rng, 1, min(n_neurons, n_kernel - b), extra=(2,))
+            first = int(rng.integers(0, n_neurons - count + 1))
+            window = set(range(first, first + count))
+            if window & covered.get(a, set()):
+                continue                                # an axon reaches a neuron once
+            covered.setdefault(a, set()).update(window)
+            seg_axon.append(a)
+            seg_base.append(b)
+            seg_count.append(count)
+            seg_first.append(first)
+    order = np.argsort(np.array(seg_axon, np.int64), kind="stable")
+    seg_axon = np.array(seg_axon, np.int64)[order]
+    seg_base = np.array(seg_base, np.int64)[order]             # relative to the first kernel word
+    seg_count = np.array(seg_count, np.int64)[order]
+    seg_first = np.array(seg_first, np.int64)[order]
+    kernel_weight = np.array(kernel_weight, np.int64)
+    kernel_plastic = np.array(kernel_plastic, bool)
+
+    def all_uses():
+        """(targets, weights, plastic flags) of every use: rows, then segments."""
+        j = [np.arange(c) for c in seg_count]
+        seg_target = np.concatenate([f + jj for f, jj in zip(seg_first, j)] or [np.zeros(0, np.int64)])
+        seg_word = np.concatenate([b + jj for b, jj in zip(seg_base, j)] or [np.zeros(0, np.int64)])
+        return (np.concatenate([target, seg_target]).astype(np.int64),
+                np.concatenate([weight, kernel_weight[seg_word]]).astype(np.int64),
+                np.concatenate([plastic, kernel_plastic[seg_word]]))
+
     # -- accumulator width: the bound of section 3 must hold ---------------------------------------
     def needed():
-        return accumulator_bits(*accumulator_bounds(n_neurons, target, weight, plastic, lp))
+        return accumulator_bits(*accumulator_bounds(n_neurons, *all_uses(), lp))
 
     if "accumulator_bits" in fixed:
         C = fixed["accumulator_bits"]
@@ -202,10 +277,16 @@ def random_program(rng, **overrides) -> tuple[CoreProgram, np.ndarray]:
         if rng.random() < 0.4:
             C += int(rng.choice([1, 2, 8, 32]))
         C = min(C, CONFIG_RANGES["accumulator_bits"][1])
-    while needed() > C:       # turn the last contributing synapse of an offending neuron into a gap
-        upper, lower = accumulator_bounds(n_neurons, target, weight, plastic, lp)
+    while needed() > C:       # drop a segment of an offending neuron, else turn its last synapse into a gap
+        upper, lower = accumulator_bounds(n_neurons, *all_uses(), lp)
         chi, clo = (1 << (C - 1)) - 1, -(1 << (C - 1))
         bad = int(np.flatnonzero((upper > chi) | (lower < clo))[0])
+        mine = np.flatnonzero((seg_first <= bad) & (bad < seg_first + seg_count))
+        if mine.size:
+            keep = np.arange(len(seg_base)) != mine[-1]
+            seg_axon, seg_base, seg_count, seg_first = (seg_axon[keep], seg_base[keep], seg_count[keep],
+                                                        seg_first[keep])
+            continue
         gap = int(np.flatnonzero((target == bad) & (plastic | (weight != 0)))[-1])
         weight[gap], plastic[gap] = 0, False
     n_synapses = len(target)
@@ -236,6 +317,23 @@ def random_program(rng, **overrides) -> tuple[CoreProgram, np.ndarray]:
             row = neuron()
         row["wta_group"] = int(rng.choice(groups_used)) if rng.random() < p_group else 0
         rows.append(row)
+    cap_blocks = fixed.get("wta_blocks", WTA_BLOCKS_MAX if "structural_wta" in features else 0)
+    block_ranges = []
+    if wta and cap_blocks > 0 and rng.random() < 0.5:
+        start = int(rng.integers(0, n_neurons))
+        for _ in range(int(rng.integers(1, cap_blocks + 1))):
+            size = _biased(rng, 1, min(WTA_K_MAX + 2, n_neurons - start), extra=(2,)) if start < n_neurons else 0
+            if size == 0:
+                break
+            count = int(rng.integers(1, (n_neurons - start) // size + 1))
+            k = _biased(rng, 1, min(size, WTA_K_MAX))
+            block_ranges.append((start, size, count, k))
+            clones = rng.random() < 0.5                 # a block of equal neurons: ties
+            for n in range(start, start + size * count):
+                if clones and (n - start) % size:
+                    rows[n] = dict(rows[n - 1])
+                rows[n]["wta_group"] = 0                # a neuron is in at most one group
+            start += size * count + int(rng.integers(0, 3))
     neurons = NeuronParams(**{k: [r[k] for r in rows] for k in
                               ("threshold", "leak_shift", "reset_mode", "refractory", "bias",
                                "theta_inc", "theta_decay_shift", "wta_group")})
@@ -261,11 +359,25 @@ def random_program(rng, **overrides) -> tuple[CoreProgram, np.ndarray]:
         neurons=capacity("neurons", n_neurons, 1), axons=capacity("axons", n_axons, 1),
         synapses=capacity("synapses", n_synapses, 1), weight_bits=W, membrane_bits=V,
         accumulator_bits=C, trace_bits=X, wta_groups=G, learning=learning, wta=wta,
-        adaptive_threshold=adaptive)
+        adaptive_threshold=adaptive,
+        segments=capacity("segments", len(seg_base), 0) if len(seg_base) else 0,
+        wta_blocks=min(WTA_BLOCKS_MAX, capacity("wta_blocks", len(block_ranges), 0)) if block_ranges else 0)
+    if len(kernel_weight) and config.synapses < n_synapses + len(kernel_weight):
+        config = dataclasses.replace(config, synapses=n_synapses + len(kernel_weight))
 
     program = CoreProgram.from_synapses(
         config, n_inputs=n_inputs, n_axons=n_axons, axon=axon, target=target, weight=weight,
         plastic=plastic, neurons=neurons, route=route, outputs=outputs, learning=lp, theta=theta)
+    if len(seg_base) or len(kernel_weight) or block_ranges:
+        rows_used = program.n_row_synapses
+        seg_ptr = np.zeros(n_axons + 1, np.int64)
+        seg_ptr[1:] = np.cumsum(np.bincount(seg_axon, minlength=n_axons))
+        program = dataclasses.replace(
+            program, weight=np.concatenate([program.weight, kernel_weight]),
+            plastic=np.concatenate([program.plastic, kernel_plastic]),
+            segments=Segments(ptr=seg_ptr, base=seg_base + rows_used, count=seg_count, first=seg_first),
+            wta_blocks=WtaBlocks(*(np.array(c, np.int64).reshape(-1) for c in zip(*block_ranges)))
+            if block_ranges else None)
 
     inputs = random_inputs(rng, n_inputs, overrides.get("steps"), batch=overrides.get("batch"),
                            density=overrides.get("density"), max_steps=overrides.get("max_steps", 30))

@@ -22,9 +22,9 @@ from ..hw.program import NO_ROUTE, RESET_TO_ZERO, CoreProgram, CoreState, Learni
 from .checks import run_arguments
 from .golden import BatchResult, RunResult   # the result types are shared with the golden model
 
-__all__ = ["run", "run_batch", "RunResult", "BatchResult", "sat", "usat", "decay", "accumulate", "leak",
-           "integrate", "threshold_of", "neuron_update", "wta", "reset", "trace_jump", "dw", "depress",
-           "potentiate", "ltd_pass", "plastic_by_target", "ltp_pass", "theta_update"]
+__all__ = ["run", "run_batch", "RunResult", "BatchResult", "sat", "usat", "decay", "uses_of", "program_uses", "accumulate",
+           "leak", "integrate", "threshold_of", "neuron_update", "wta", "reset", "trace_jump", "dw", "depress",
+           "potentiate", "ltd_pass", "plastic_by_target", "ltp_pass", "firing_order", "theta_update"]
 
 
 # -- notation (spec, "Notation") -------------------------------------------------------------------
@@ -45,17 +45,37 @@ def decay(x: int, shift: int) -> int:
 
 
 # -- the rules of one step, one function each (spec section 5) --------------------------------------
-def accumulate(active: list[bool], ptr: list[int], target: list[int], weight: list[int],
+def uses_of(ptr: list[int], target: list[int], seg_ptr: list[int], seg_base: list[int],
+            seg_count: list[int], seg_first: list[int]) -> list[list[tuple[int, int]]]:
+    """Section 3: the uses ``(n, s)`` of every axon, in order: its row synapses
+    ``(target[s], s)`` for ``s in ptr[a] .. ptr[a+1]-1``, then for each of its segments
+    ``k in seg_ptr[a] .. seg_ptr[a+1]-1`` the pairs ``(first + j, base + j)``, ``j < count``."""
+    uses = []
+    for a in range(len(ptr) - 1):
+        mine = [(target[s], s) for s in range(ptr[a], ptr[a + 1])]
+        for k in range(seg_ptr[a], seg_ptr[a + 1]):
+            mine += [(seg_first[k] + j, seg_base[k] + j) for j in range(seg_count[k])]
+        uses.append(mine)
+    return uses
+
+
+def program_uses(program: CoreProgram) -> list[list[tuple[int, int]]]:
+    """:func:`uses_of` for a :class:`CoreProgram` (its rows and segments)."""
+    seg = program.segments
+    return uses_of(_ints(program.ptr), _ints(program.target), _ints(seg.ptr), _ints(seg.base),
+                   _ints(seg.count), _ints(seg.first))
+
+
+def accumulate(active: list[bool], uses: list[list[tuple[int, int]]], weight: list[int],
                n_neurons: int) -> tuple[list[int], int]:
     """Phase 1: ``(acc, sops)``. ``acc[n]`` sums ``weight[s]`` (as at the start of the step) over
-    ``s in ptr[a] .. ptr[a+1]-1`` of every active axon ``a`` with ``target[s] == n``; ``sops``
-    counts the ``(a, s)`` pairs visited."""
+    the uses ``(n, s)`` of every active axon; ``sops`` counts the uses visited."""
     acc = [0] * n_neurons
     sops = 0
     for a, on in enumerate(active):
         if on:
-            for s in range(ptr[a], ptr[a + 1]):
-                acc[target[s]] += weight[s]
+            for n, s in uses[a]:
+                acc[n] += weight[s]
                 sops += 1
     return acc, sops
 
@@ -90,23 +110,43 @@ def neuron_update(v: int, refrac: int, acc: int, *, leak_shift: int, bias: int, 
     return v2, refrac, margin >= 0, margin
 
 
-def wta(candidate: list[bool], margin: list[int], group: list[int]) -> tuple[list[bool], list[bool]]:
+def wta(candidate: list[bool], margin: list[int], group: list[int],
+        block: list[int] | None = None, block_k: list[int] | None = None) -> tuple[list[bool], list[bool]]:
     """Winner-take-all: ``(fired, loser)`` per neuron.
 
-    Candidates of group 0 fire. In each group ``g >= 1`` the candidate with the largest
-    margin fires, ties going to the lowest index; the group's other candidates are losers.
+    A neuron is in an explicit group ``group[n] >= 1`` (which keeps 1 winner), or in the WTA
+    block ``block[n] >= 0`` (which keeps ``block_k[block[n]]``), or in none. Candidates in no
+    group fire. In each group the candidates are ranked by margin, larger first, ties to the
+    lower index; the first ``k`` fire, the others are losers.
     """
     n_neurons = len(candidate)
-    fired = [candidate[n] and group[n] == 0 for n in range(n_neurons)]
-    winner: dict[int, int] = {}
-    for n in range(n_neurons):                         # index order: ties go to the lowest index
-        g = group[n]
-        if candidate[n] and g >= 1 and (g not in winner or margin[n] > margin[winner[g]]):
-            winner[g] = n
-    for n in winner.values():
-        fired[n] = True
-    loser = [candidate[n] and group[n] >= 1 and winner[group[n]] != n for n in range(n_neurons)]
+    block = block if block is not None else [-1] * n_neurons
+    members: dict[tuple[str, int], list[int]] = {}
+    for n in range(n_neurons):
+        if candidate[n]:
+            if group[n] >= 1:
+                members.setdefault(("group", group[n]), []).append(n)
+            elif block[n] >= 0:
+                members.setdefault(("block", block[n]), []).append(n)
+    fired = [candidate[n] and group[n] == 0 and block[n] < 0 for n in range(n_neurons)]
+    loser = [False] * n_neurons
+    for (kind, g), neurons in members.items():
+        k = 1 if kind == "group" else block_k[g]
+        ranked = sorted(neurons, key=lambda n: (-margin[n], n))
+        for i, n in enumerate(ranked):
+            if i < k:
+                fired[n] = True
+            else:
+                loser[n] = True
     return fired, loser
+
+
+def firing_order(fired: list[bool], group: list[int], block: list[int]) -> list[int]:
+    """Phase 3: the fired neurons in firing order: those in no group in increasing index, then
+    the WTA winners (explicit groups and blocks) in increasing index."""
+    alone = [n for n, f in enumerate(fired) if f and group[n] == 0 and block[n] < 0]
+    winners = [n for n, f in enumerate(fired) if f and (group[n] != 0 or block[n] >= 0)]
+    return alone + winners
 
 
 def reset(margin: int, reset_mode: int) -> int:
@@ -141,34 +181,40 @@ def potentiate(w: int, xn: int, lp: LearningParams) -> int:
     return min(w + dw(lp.a_plus, xn, w, lp), lp.w_max)
 
 
-def ltd_pass(weight: list[int], active: list[bool], ptr: list[int], target: list[int], plastic: list[bool],
+def ltd_pass(weight: list[int], active: list[bool], uses: list[list[tuple[int, int]]], plastic: list[bool],
              yd: list[int], lp: LearningParams) -> list[int]:
-    """Phase 4 (a), LTD: the weights after ``depress`` of every plastic ``s in ptr[a] .. ptr[a+1]-1``
-    of every active axon ``a``, with ``yd[target[s]]``, the decayed post trace of its target."""
+    """Phase 4 (a), LTD: ``depress`` of every plastic use ``(n, s)`` of every active axon, in
+    increasing axon and use order, with ``yd[n]``, the decayed post trace of its target; a word
+    shared by several uses is depressed once per use, each time from the value left before."""
     weight = list(weight)
     for a, on in enumerate(active):
         if on:
-            for s in range(ptr[a], ptr[a + 1]):
+            for n, s in uses[a]:
                 if plastic[s]:
-                    weight[s] = depress(weight[s], yd[target[s]], lp)
+                    weight[s] = depress(weight[s], yd[n], lp)
     return weight
 
 
-def plastic_by_target(target: list[int], plastic: list[bool], n_neurons: int) -> list[list[int]]:
-    """The plastic synapses of every neuron (``every plastic s with target[s] == n``, phase 4 (b))."""
-    return [[s for s in range(len(target)) if plastic[s] and target[s] == n] for n in range(n_neurons)]
+def plastic_by_target(uses: list[list[tuple[int, int]]], plastic: list[bool],
+                      n_neurons: int) -> list[list[tuple[int, int]]]:
+    """The plastic uses of every neuron as ``(a, s)``, in increasing axon (phase 4 (b))."""
+    of: list[list[tuple[int, int]]] = [[] for _ in range(n_neurons)]
+    for a, mine in enumerate(uses):
+        for n, s in mine:
+            if plastic[s]:
+                of[n].append((a, s))
+    return of
 
 
-def ltp_pass(weight: list[int], fired: list[bool], plastic_of: list[list[int]], axon_of: list[int],
+def ltp_pass(weight: list[int], order: list[int], plastic_of: list[list[tuple[int, int]]],
              xn: list[int], lp: LearningParams) -> list[int]:
-    """Phase 4 (b), LTP: the weights after ``potentiate`` of every plastic synapse ``s`` of every
-    fired neuron (``plastic_of``, from :func:`plastic_by_target`), with ``xn[axon_of[s]]``, the
-    new pre trace of its axon."""
+    """Phase 4 (b), LTP: ``potentiate`` of every plastic use ``(a, s)`` of every fired neuron,
+    neurons in firing ``order`` (:func:`firing_order`), uses in increasing axon (``plastic_of``,
+    from :func:`plastic_by_target`), with ``xn[a]``, the new pre trace of its axon."""
     weight = list(weight)
-    for n, spiked in enumerate(fired):
-        if spiked:
-            for s in plastic_of[n]:
-                weight[s] = potentiate(weight[s], xn[axon_of[s]], lp)
+    for n in order:
+        for a, s in plastic_of[n]:
+            weight[s] = potentiate(weight[s], xn[a], lp)
     return weight
 
 
@@ -200,11 +246,9 @@ class _Core:
         self.n_neurons = program.n_neurons
         self.n_axons = program.n_axons
         self.n_synapses = program.n_synapses
-        # synapses (section 3)
-        self.ptr = _ints(program.ptr)
-        self.target = _ints(program.target)
+        # synapses: rows and segments (section 3)
+        self.uses = program_uses(program)
         self.plastic = _bools(program.plastic)
-        self.axon_of = [a for a in range(self.n_axons) for _ in range(self.ptr[a], self.ptr[a + 1])]
         # neuron parameters (section 2)
         p = program.neurons
         self.threshold = _ints(p.threshold)
@@ -215,12 +259,14 @@ class _Core:
         self.theta_inc = _ints(p.theta_inc)
         self.theta_decay_shift = _ints(p.theta_decay_shift)
         self.wta_group = _ints(p.wta_group)
+        block, block_k = program.wta_blocks.block_of(program.n_neurons)
+        self.block, self.block_k = _ints(block), _ints(block_k)
         self.route = _ints(program.route)
         self.outputs = _ints(program.outputs)
         # learning parameters (section 4)
         self.lp = program.learning            # frozen, plain int / bool fields
-        # plastic synapses of each neuron, for LTP ("every plastic s with target[s] == n")
-        self.plastic_of = plastic_by_target(self.target, self.plastic, self.n_neurons)
+        # plastic uses of each neuron, for LTP, in increasing axon
+        self.plastic_of = plastic_by_target(self.uses, self.plastic, self.n_neurons)
         # state (section 2)
         self.v = _ints(state.v)
         self.refrac = _ints(state.refrac)
@@ -262,7 +308,7 @@ class _Core:
     def phase1_integrate(self, in_t: list[bool]) -> tuple[list[bool], list[int], int]:
         """Phase 1: ``active[a]``, ``acc[n]`` (weights as at the start of the step) and the SOP count."""
         active = [(a < self.n_inputs and in_t[a]) or self.pending[a] for a in range(self.n_axons)]
-        acc, sops = accumulate(active, self.ptr, self.target, self.weight, self.n_neurons)
+        acc, sops = accumulate(active, self.uses, self.weight, self.n_neurons)
         lo, hi = -(1 << (self.C - 1)), (1 << (self.C - 1)) - 1
         for n in range(self.n_neurons):
             # cannot fail for a validated program (section 3, accumulator bound)
@@ -277,7 +323,7 @@ class _Core:
             self.v[n], self.refrac[n], candidate[n], margin[n] = neuron_update(
                 self.v[n], self.refrac[n], acc[n], leak_shift=self.leak_shift[n], bias=self.bias[n],
                 threshold=self.threshold[n], theta=self.theta[n], V=self.V)
-        fired, loser = wta(candidate, margin, self.wta_group)
+        fired, loser = wta(candidate, margin, self.wta_group, self.block, self.block_k)
         for n in range(self.n_neurons):
             if loser[n]:
                 self.v[n] = 0                              # loser: no refractory, no theta increment
@@ -307,8 +353,9 @@ class _Core:
 
         # (a) LTD: pre spike now, post spikes in the past; (b) LTP: post spike now, pre spikes in
         # the past or now
-        self.weight = ltd_pass(self.weight, active, self.ptr, self.target, self.plastic, yd, lp)
-        self.weight = ltp_pass(self.weight, fired, self.plastic_of, self.axon_of, xn, lp)
+        self.weight = ltd_pass(self.weight, active, self.uses, self.plastic, yd, lp)
+        order = firing_order(fired, self.wta_group, self.block)
+        self.weight = ltp_pass(self.weight, order, self.plastic_of, xn, lp)
         self.x = xn
         self.y = yn
 

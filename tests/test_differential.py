@@ -163,3 +163,91 @@ def test_parallel_batch_equals_serial(data, case, from_state):
     assert np.array_equal(result.spikes, spikes)
     assert np.array_equal(result.sops, sops)
     assert_same_state(result.state, final, "parallel batch final state")
+
+
+# -- shared rows, structural WTA blocks, learning on shared words ---------------------------------
+SHARED = ("shared_rows", "structural_wta")
+
+
+@EXAMPLES
+@given(data=st.data(), case=programs(features=SHARED), learn=st.booleans(), from_state=st.booleans())
+def test_run_shared_rows_and_blocks(data, case, learn, from_state):
+    """Programs that may use segments over kernel words and WTA block ranges (k-WTA)."""
+    program, inputs = case
+    state = data.draw(states(program)) if from_state else None
+    _run_both(program, inputs, learn and program.config.learning, state)
+
+
+def test_random_programs_draw_the_shared_features():
+    """The generator behind the test above reaches every feature often."""
+    from neurocore.sim.random_programs import program_features, random_program
+    seen = {}
+    for seed in range(300):
+        for name, used in program_features(random_program(np.random.default_rng(seed), features=SHARED)[0]).items():
+            seen[name] = seen.get(name, 0) + used
+    assert min(seen["shared_rows"], seen["structural_wta"], seen["shared_learning"]) >= 40, seen
+
+
+def _conv_like(rng: np.random.Generator):
+    """A program where many active axons share a few plastic kernel words (soft bound, small
+    changes), so that the order of the sequential updates of phase 4 matters."""
+    from neurocore.hw.config import CoreConfig
+    from neurocore.hw.program import LearningParams, NeuronParams, Segments, WtaBlocks
+    n, a, k = 8, 6, 4
+    cfg = CoreConfig(neurons=n, axons=a, synapses=k, segments=4 * a, wta_blocks=1, adaptive_threshold=False)
+    seg_axon, base, count, first = [], [], [], []
+    for axon in range(a):
+        start = 0
+        while start < n and len(seg_axon) < 4 * a:
+            c = int(rng.integers(1, min(k, n - start) + 1))
+            b = int(rng.integers(0, k - c + 1))
+            seg_axon.append(axon); base.append(b); count.append(c); first.append(start)
+            start += c + int(rng.integers(0, 2))
+    ptr = np.concatenate([[0], np.cumsum(np.bincount(seg_axon, minlength=a))])
+    size = int(rng.integers(1, 4))
+    program = CoreProgram(
+        config=cfg, n_inputs=a, ptr=np.zeros(a + 1, np.int64), target=[], weight=rng.integers(0, 33, k),
+        plastic=np.ones(k, bool),
+        neurons=NeuronParams.uniform(n, threshold=int(rng.integers(20, 80)), reset_mode=1),
+        route=np.full(n, -1), outputs=range(n),
+        learning=LearningParams(a_plus=int(rng.integers(1, 4)), a_minus=int(rng.integers(1, 4)), shift=11,
+                                pre_jump=20, post_jump=20, pre_decay_shift=1, post_decay_shift=1,
+                                w_min=0, w_max=32, soft_bound=True),
+        segments=Segments(ptr=ptr, base=base, count=count, first=first),
+        wta_blocks=WtaBlocks(first=[0], size=[size], count=[max(1, n // 2 // size)],
+                             k=[int(rng.integers(1, size + 1))]))
+    state = dataclasses.replace(CoreState.initial(program), weight=rng.integers(4, 29, k),
+                                y=rng.integers(0, 40, n), x=rng.integers(0, 40, a))
+    return program, rng.random((3, a)) < 0.6, state
+
+
+_LTD_PASS = reference.ltd_pass
+
+
+def _reversed_ltd(weight, active, uses, plastic, yd, lp):
+    """Phase 4 (a) in decreasing axon order: what a wrong engine would do."""
+    return _LTD_PASS(weight, active[::-1], uses[::-1], plastic, yd, lp)
+
+
+def _index_order(fired, group, block):
+    """Fired neurons in index order, not firing order: what a wrong engine would do."""
+    return [n for n, f in enumerate(fired) if f]
+
+
+def test_sequential_updates_of_shared_words(monkeypatch):
+    """Golden and reference agree on programs where the update order matters; the test has
+    power: the same programs with LTD in decreasing axon order, or LTP in neuron index order
+    instead of firing order, give other weights in a good share of the cases."""
+    mattered = {"ltd": 0, "ltp": 0}
+    cases = 100
+    for seed in range(cases):
+        program, inputs, state = _conv_like(np.random.default_rng(seed))
+        g = golden.run(program, inputs, learn=True, state=state, record_neurons=True)
+        r = reference.run(program, inputs, learn=True, state=state, record_neurons=True)
+        assert_same_run(g, r, program, inputs, True, state)
+        for name, attr, wrong_rule in (("ltd", "ltd_pass", _reversed_ltd), ("ltp", "firing_order", _index_order)):
+            with monkeypatch.context() as patch:
+                patch.setattr(reference, attr, wrong_rule)
+                wrong = reference.run(program, inputs, learn=True, state=state)
+            mattered[name] += not np.array_equal(wrong.state.weight, r.state.weight)
+    assert min(mattered.values()) >= cases // 10, f"the order mattered in too few of {cases} cases: {mattered}"

@@ -122,13 +122,13 @@ def test_ptr_rules():
     def set_ptr(values):
         return lambda p: setattr(p, "ptr", np.array(values, np.int64))
     raises(bad_program(set_ptr([1, 2, 3, 4, 5])), "ptr[0] = 1, must be 0")
-    raises(bad_program(set_ptr([0, 2, 3, 4, 4])), "ptr[4] = 4, must equal the synapse count 5")
+    raises(bad_program(set_ptr([0, 2, 3, 4, 4])), "ptr[4] = 4, must equal the row synapse count 5 (the length of target)")
     raises(bad_program(set_ptr([0, 3, 2, 4, 5])), "ptr must be non-decreasing: ptr[2] = 2 < ptr[1] = 3")
 
 
 def test_array_lengths():
-    raises(bad_program(lambda p: setattr(p, "weight", p.weight[:4])), "weight has length 4, expected 5")
-    raises(bad_program(lambda p: setattr(p, "plastic", p.plastic[:4])), "plastic has length 4, expected 5")
+    raises(bad_program(lambda p: setattr(p, "weight", p.weight[:4])), "target has 5 row synapses but weight only 4 words")
+    raises(bad_program(lambda p: setattr(p, "plastic", p.plastic[:4])), "plastic has length 4, expected 5 (one per weight word)")
     raises(bad_program(lambda p: setattr(p, "theta", p.theta[:2])), "theta has length 2, expected 3")
     raises(bad_program(lambda p: setattr(p, "route", p.route[:2])), "route has length 2, expected 3")
     with pytest.raises(ValueError, match=exact("neurons.bias has length 2, expected 3")):

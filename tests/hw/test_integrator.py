@@ -88,11 +88,11 @@ def spec_step(program: CoreProgram, active, y, learn: bool):
     lp = program.learning
     assert len(set(active)) == len(active), "an axon is active once per step"
     on = [a in set(active) for a in range(program.n_axons)]
-    ptr, target, weight = program.ptr.tolist(), program.target.tolist(), program.weight.tolist()
-    acc, sops = reference.accumulate(on, ptr, target, weight, program.n_neurons)
+    uses, weight = reference.program_uses(program), program.weight.tolist()
+    acc, sops = reference.accumulate(on, uses, weight, program.n_neurons)
     if learn:
         yd = [reference.decay(int(v), lp.post_decay_shift) for v in y]
-        weight = reference.ltd_pass(weight, on, ptr, target, program.plastic.tolist(), yd, lp)
+        weight = reference.ltd_pass(weight, on, uses, program.plastic.tolist(), yd, lp)
     return np.array(acc, np.int64), np.array(weight, np.int64), sops
 
 

@@ -66,11 +66,9 @@ def spec_sweep(x, active, n, shift, jump, trace_bits, *, learn=True, zero=False)
 def spec_ltp(program: CoreProgram, weight, xn, fired, lp: LearningParams) -> list[int]:
     """Phase 4 (b), ``reference.ltp_pass``: for every fired neuron n (a list of neurons), every
     plastic s with target[s] == n."""
-    flags = [n in set(fired) for n in range(program.n_neurons)]
-    plastic_of = reference.plastic_by_target(program.target.tolist(), program.plastic.tolist(),
+    plastic_of = reference.plastic_by_target(reference.program_uses(program), program.plastic.tolist(),
                                              program.n_neurons)
-    return reference.ltp_pass([int(w) for w in weight], flags, plastic_of, program.synapse_axon().tolist(),
-                              [int(v) for v in xn], lp)
+    return reference.ltp_pass([int(w) for w in weight], list(fired), plastic_of, [int(v) for v in xn], lp)
 
 
 # ==== random programs ===========================================================================
