@@ -27,6 +27,7 @@ from .component import CoreComponent
 from .config import CoreConfig
 from .layouts import fired_layout, neuron_param_layout, neuron_state_layout
 from .lif import LifUpdate, integrated_layout, leaked_layout, saturating_add
+from .signatures import WtaBlocksSignature
 from .widths import REFRACTORY_BITS, TRACE_DECAY_BITS
 from .wta_commit import WtaCommit
 
@@ -198,6 +199,8 @@ class NeuronUnit(CoreComponent):
             if config.learning:
                 members["theta_wr"] = In(memory.WritePort.Signature(addr_width=nib,
                                                                     shape=self.theta_shape(config)))
+        if WtaBlocksSignature(config).ranges:
+            members["wta_blocks"] = In(WtaBlocksSignature(config))
         if config.learning:
             members["post_decay_shift"] = In(TRACE_DECAY_BITS)
             members["post_jump"] = In(config.trace_bits)
@@ -227,6 +230,7 @@ class NeuronUnit(CoreComponent):
         has_learn = cfg.learning
         has_theta_wr = has_theta and has_learn
         has_wta = cfg.wta
+        has_blocks = WtaBlocksSignature(cfg).ranges > 0
 
         m.submodules.lif = lif = LifUpdate(config=cfg)           # the neuron rule, stages B-D
         if has_wta:
@@ -293,7 +297,8 @@ class NeuronUnit(CoreComponent):
         d_fire = Signal()                           # fires now: candidate without WTA group
         m.d.comb += [
             d_cand.eq(d_valid & lif.candidate),
-            d_fire.eq(d_cand & (d_group == 0)),
+            # a block member (group 0) is a WTA candidate too: it never fires in the scan
+            d_fire.eq(d_cand & (d_group == 0) & ~wta.in_block if has_blocks else d_cand & (d_group == 0)),
             scan_advance.eq(~d_fire | self.fired.ready),
             lif.fire.eq(d_fire), lif.reset_mode.eq(d_fp.reset_mode), lif.refractory.eq(d_fp.refractory),
         ]
@@ -305,6 +310,13 @@ class NeuronUnit(CoreComponent):
                 wta.cand_margin.eq(lif.margin), wta.cand_group.eq(d_group),
                 wta.run.eq(in_commit), wta.ready.eq(self.fired.ready),                   # commit
                 wta.reset_mode.eq(param.reset_mode), wta.refractory.eq(param.refractory),
+            ]
+        if has_blocks:
+            m.d.comb += [
+                *(getattr(wta.blocks, name).eq(getattr(self.wta_blocks, name)) for name in wta.blocks.signature.members),
+                wta.lookup_neuron.eq(c_neuron),                                          # stage C
+                wta.scan_valid.eq(d_valid & scan_advance),                               # stage D
+                wta.scan_last.eq(~scan_more & ~b_valid & ~c_valid),
             ]
 
         # ==== memory port and `fired` multiplexing: the commit (WTA) or the scan ==============

@@ -2,15 +2,15 @@
 from __future__ import annotations
 
 from amaranth.hdl import signed, unsigned
-from amaranth.lib import memory, stream, wiring
+from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .config import CoreConfig
 from .host import output_spike_layout
 from .layouts import fired_layout, synapse_layout
-from .widths import AMPLITUDE_BITS, LEARN_SHIFT_BITS, TRACE_DECAY_BITS
+from .widths import AMPLITUDE_BITS, LEARN_SHIFT_BITS, TRACE_DECAY_BITS, WTA_K_MAX
 
-__all__ = ["LearningSignature", "axon_stream", "neuron_stream", "fired_stream",
+__all__ = ["LearningSignature", "WtaBlocksSignature", "axon_stream", "neuron_stream", "fired_stream",
            "output_spike_stream", "synapse_ports"]
 
 
@@ -83,3 +83,56 @@ class LearningSignature(wiring.Signature):
 
     def __repr__(self):
         return f"LearningSignature({self._config!r})"
+
+
+class WtaBlocksSignature(wiring.Signature):
+    """The structural WTA block ranges of docs/core-spec.md (section 5, phase 2), as the
+    register file drives them.
+
+    ``R = ranges = config.wta_blocks`` (0 without ``config.wta``: block ranges need WTA) range
+    slots ``r = 0 .. R-1``, each ``(first, size, count, k)``: ``count`` blocks of ``size``
+    consecutive neurons from neuron ``first``, each keeping its ``k`` best candidates.
+    Every member is an array over the slots, ``Out`` from the register file:
+
+    ========= ==================================== =========================================
+    member    element shape                        meaning
+    ========= ==================================== =========================================
+    ``first`` ``unsigned(neuron_index_bits)``      first neuron of the range
+    ``size``  ``unsigned(neuron_index_bits + 1)``  neurons per block, ``1 .. neurons``
+    ``count`` ``unsigned(neuron_index_bits + 1)``  blocks, ``1 .. neurons``; **0: slot unused**
+    ``k``     ``unsigned(3)``                      winners per block, ``1 .. min(size, WTA_K_MAX)``
+    ========= ==================================== =========================================
+
+    A program with fewer ranges than ``R`` leaves the other slots at ``count = 0`` (the
+    register file's reset value); the ranges may be loaded in any order (they must not
+    overlap, ``CoreProgram.validate()``). With ``R == 0`` the signature has no members and
+    no block takes it. A block takes it as ``In(WtaBlocksSignature(config))``; the values are
+    stable while the block is busy (the host writes registers only while the core is idle).
+    """
+
+    K_BITS = (WTA_K_MAX).bit_length()      # k = 1 .. WTA_K_MAX: 3 bits
+
+    def __init__(self, config: CoreConfig):
+        if not isinstance(config, CoreConfig):
+            raise ValueError(f"WtaBlocksSignature: config must be a CoreConfig, got {config!r}")
+        self._config = config
+        self.ranges = config.wta_blocks if config.wta else 0
+        nib = config.neuron_index_bits
+        members = {}
+        if self.ranges:
+            members = {
+                "first": Out(data.ArrayLayout(unsigned(nib), self.ranges)),
+                "size": Out(data.ArrayLayout(unsigned(nib + 1), self.ranges)),
+                "count": Out(data.ArrayLayout(unsigned(nib + 1), self.ranges)),
+                "k": Out(data.ArrayLayout(unsigned(self.K_BITS), self.ranges)),
+            }
+        super().__init__(members)
+
+    def __eq__(self, other):
+        return type(other) is type(self) and other._config == self._config
+
+    def __hash__(self):
+        return hash((type(self), self._config))
+
+    def __repr__(self):
+        return f"WtaBlocksSignature({self._config!r})"
