@@ -5,12 +5,13 @@ One *pass* (started by ``start``) runs the neuron-update part of one time step, 
 sub-passes:
 
 1. **scan** - a pipelined sweep over ``n = 0 .. n_neurons-1`` at one neuron per clock. Every
-   neuron is read once and written once. A candidate without WTA group (``wta_group == 0``)
-   fires right there (reset, refractory period, theta and ``y`` jump, one word on
-   ``fired``); a candidate of a WTA group is recorded in an internal candidate buffer and
-   its group's best candidate in an internal group table.
+   neuron is read once and written once. A candidate in no WTA group (``wta_group == 0`` and
+   in no structural block) fires right there (reset, refractory period, theta and ``y``
+   jump, one word on ``fired``); a candidate of a WTA group or block is recorded in an
+   internal candidate buffer, its group's best candidate in an internal group table, and a
+   block's ``k``-th best candidate, at the block's end, in an internal key buffer.
 2. **commit** - a sweep over the recorded WTA candidates only (skipped when there is none):
-   each group's winner fires, the losers get ``v = 0``.
+   each group's winner and each block's ``k`` best fire, the losers get ``v = 0``.
 
 The cost of a pass is at most ``n_neurons + wta_candidates + 6`` clock cycles from the
 ``start`` cycle to the ``done`` cycle (``n_neurons + 4`` without WTA candidates, however many
@@ -127,7 +128,12 @@ class NeuronUnit(CoreComponent):
     WTA group table (``wta_groups + 1`` words of valid bit, best margin, best neuron). The
     group table is self-cleaning: the commit invalidates every group's entry when it
     processes that group's winner, so every entry is invalid again at the end of each pass
-    and no per-step clear is needed. (Its initial contents are all-invalid.)
+    and no per-step clear is needed. (Its initial contents are all-invalid.) With block
+    ranges (``WtaBlocksSignature(config).ranges > 0``) also a key buffer (``config.neurons``
+    words of valid bit, margin, neuron: the ``k``-th best candidate of every block that had
+    a candidate, in block order), ``WTA_K_MAX`` registers of the current block's best
+    candidates and, per range slot, a tracker (two ``neuron_index_bits`` counters and a
+    flag); none of this exists without block ranges.
 
     Control and data ports
     ----------------------
@@ -141,6 +147,12 @@ class NeuronUnit(CoreComponent):
     post_decay_shift : In(TRACE_DECAY_BITS), post_jump : In(trace_bits)
         Global learning parameters of the post trace; constant during a pass. Present iff
         ``config.learning``.
+    wta_blocks : In(WtaBlocksSignature(config))
+        The structural WTA block ranges (``first``, ``size``, ``count``, ``k`` per range slot;
+        a slot with ``count == 0`` is unused); constant during a pass. Present iff
+        ``config.wta`` and ``config.wta_blocks > 0``. A block member must have
+        ``wta_group == 0`` (``CoreProgram.validate()``). A block that ``n_neurons`` cuts
+        short is ranked over its neurons below ``n_neurons`` (as ``WtaBlocks.block_of``).
     busy : Out(1)
         High from the cycle after ``start`` until the last cycle of the pass.
     done : Out(1)
@@ -148,8 +160,9 @@ class NeuronUnit(CoreComponent):
         of the pass have been performed by then.
     fired : Out(stream.Signature(fired_layout(config)))
         Every neuron that fires this step, once, with its route and output flag from its
-        parameter word: first the neurons without WTA group, in increasing neuron index,
-        during the scan; then the WTA winners, in increasing neuron index, during the commit.
+        parameter word: first the neurons in no WTA group or block, in increasing neuron
+        index, during the scan; then the WTA winners (explicit groups and blocks alike), in
+        increasing neuron index, during the commit (the firing order of spec phase 3).
         (A step's spikes are a set, docs/core-spec.md, phase 3.) Honors backpressure:
         ``ready`` low stalls the scan pipeline or the commit as a whole; nothing is lost,
         duplicated or written twice.
@@ -159,20 +172,24 @@ class NeuronUnit(CoreComponent):
     Scan, one neuron per clock: A issues the reads (PARAM, STATE, ACC, theta, ``y``); B has
     the read data: leak, ``threshold + theta``, decayed theta and ``yd``, ``acc := 0``
     written; C: ``v2 = sat_V(v1 + acc + bias)`` (or ``v`` held when refractory), theta and
-    ``y`` jumps precomputed; D: compare, then one write of STATE, theta and ``y`` (learning
-    on): a neuron without group that fires gets its reset, refractory period and jumped
-    theta / ``y`` and goes out on ``fired``; a WTA candidate is recorded (candidate buffer,
-    group table) and its STATE word is rewritten by the commit. While D holds a spike that
-    ``fired`` does not accept, stages A-D all hold. Commit, one WTA candidate per clock: P
-    reads the candidate entry, Q its PARAM, theta, ``y`` and group entry, R decides and
-    writes back (a stalled winner holds P-R).
+    ``y`` jumps precomputed, the neuron's block range tracked (with block ranges); D:
+    compare, then one write of STATE, theta and ``y`` (learning on): a neuron in no group
+    or block that fires gets its reset, refractory period and jumped theta / ``y`` and goes
+    out on ``fired``; a WTA candidate is recorded (candidate buffer, group table or the
+    block's best-k registers, and the block's key at its end) and its STATE word is
+    rewritten by the commit. While D holds a spike that ``fired`` does not accept, stages
+    A-D all hold. Commit, one WTA candidate per clock: P reads the candidate entry, Q its
+    PARAM, theta, ``y`` and group entry (or its block's key), R decides and writes back (a
+    stalled winner holds P-R).
 
     Cycle cost: a pass whose ``start`` is seen in cycle 0 raises ``done`` in cycle ``n + 4``
     when no neuron is a WTA candidate (``n = n_neurons >= 1``, however many neurons fire),
     ``n + c + 6`` with ``c >= 1`` WTA candidates (a WTA loser costs one cycle like a
     winner) and 2 when ``n_neurons == 0``, plus one cycle per cycle in which ``fired`` is
     valid and not ready. Scan: 1 cycle per neuron + 4 (start, fill/drain, done); commit:
-    1 cycle per WTA candidate + 2.
+    1 cycle per WTA candidate + 2. Block ranges do not change this: a block candidate is a
+    WTA candidate like a group candidate (``c`` counts both; its winner is decided in one
+    commit cycle against its block's key), and a block costs no cycle of its own.
     """
 
     def __init__(self, *, config: CoreConfig):
@@ -250,7 +267,8 @@ class NeuronUnit(CoreComponent):
         # A: issue reads of neuron idx.  B: read data present; LIF stage B (leak, threshold,
         # decays); acc written back (0).  C: LIF stage C (v2 = sat(v1 + acc + bias), jumps).
         # D: LIF stage D (compare); a neuron without WTA group that crosses threshold fires
-        # (one word on `fired`); state, theta and y written; a WTA candidate is recorded.
+        # (one word on `fired`); state, theta and y written; a WTA candidate (of a group or a
+        # block) is recorded.
         # Backpressure: while D holds a firing neuron that `fired` does not accept, the whole
         # pipeline holds (no read issued, so the read ports hold their data; no write).
         scan_advance = Signal()            # stage D is not stalled on `fired`

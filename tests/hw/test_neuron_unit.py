@@ -10,6 +10,8 @@
   ``fired`` (in the scan and in the commit) and extreme values. Every memory word, the
   ``fired`` stream (as an exact sequence: neurons without a WTA group in index order, then
   the WTA winners in index order) and the cycle count of every pass are compared.
+* Structural WTA blocks (k-WTA, ``wta_blocks > 0``): random block ranges mixed with explicit
+  groups, against ``reference.wta`` / ``reference.firing_order``, and a directed example.
 """
 from __future__ import annotations
 
@@ -26,7 +28,9 @@ from amaranth.sim import Simulator
 from neurocore.hw.config import CoreConfig
 from neurocore.hw.layouts import neuron_param_layout, neuron_state_layout
 from neurocore.hw.neuron_unit import NeuronUnit
+from neurocore.hw.signatures import WtaBlocksSignature
 from neurocore.sim import reference
+from test_wta_commit import block_arrays, drive_blocks, random_block_ranges
 
 # Units built only to inspect their signature (or to provoke a ValueError) are never elaborated.
 pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
@@ -41,16 +45,18 @@ def _update(cfg: CoreConfig, p: dict, state: dict, i: int):
 
 
 def spec_step(cfg: CoreConfig, params: list[dict], state: dict, n: int, learn: bool,
-              post_decay_shift: int, post_jump: int):
+              post_decay_shift: int, post_jump: int, blocks=None):
     """One step of phase 2 (+ WTA, reset) and the theta / y part of phase 4 over neurons
     ``0 .. n-1``, composed from ``neurocore.sim.reference``'s rules (neuron_update, wta, reset,
     theta_update, decay, trace_jump). ``state`` holds lists ``v, refrac, theta, y, acc``;
+    ``blocks`` is ``(block, block_k)`` of the block ranges over ``0 .. n-1`` (None: none);
     returns the new state (a copy, ``acc`` of the active neurons zeroed) and the fired neurons
     in index order."""
     new = {key: list(values) for key, values in state.items()}
     update = [_update(cfg, params[i], state, i) for i in range(n)]
     group = [params[i]["wta_group"] if cfg.wta else 0 for i in range(n)]
-    fired, loser = reference.wta([u[2] for u in update], [u[3] for u in update], group)
+    fired, loser = reference.wta([u[2] for u in update], [u[3] for u in update], group,
+                                 *(blocks if blocks is not None else ()))
     for i, (v, refrac, _, margin) in enumerate(update):
         p = params[i]
         if loser[i]:
@@ -393,11 +399,160 @@ def test_unit_matches_spec(name):
     print(name, stats)
 
 
-def _candidates(cfg, params, state, n, wta_only=False):
-    """Number of phase-2 candidates of a step; with ``wta_only`` only those of a WTA group
-    (the commit pass visits exactly these)."""
+def _candidates(cfg, params, state, n, wta_only=False, block=None):
+    """Number of phase-2 candidates of a step; with ``wta_only`` only those of a WTA group or
+    block (``block[i] >= 0``) (the commit pass visits exactly these)."""
     return sum(_update(cfg, params[i], state, i)[2] for i in range(n)
-               if not wta_only or (cfg.wta and params[i]["wta_group"] != 0))
+               if not wta_only or (cfg.wta and params[i]["wta_group"] != 0)
+               or (block is not None and block[i] >= 0))
+
+
+BLOCK_SIM_CONFIGS = {
+    # tiny widths, 4 range slots, 3 explicit groups beside
+    "b4_v8_g3": (CoreConfig(neurons=24, axons=16, synapses=16, membrane_bits=8, accumulator_bits=8,
+                            weight_bits=8, trace_bits=4, wta_groups=3, wta_blocks=4), 40),
+    # accumulator wider than the membrane, non power-of-two neuron count, one slot
+    "b1_v12_c16_n13": (CoreConfig(neurons=13, axons=32, synapses=16, membrane_bits=12, accumulator_bits=16,
+                                  trace_bits=8, wta_groups=1, wta_blocks=1), 40),
+    # default widths
+    "b2_v16": (CoreConfig(neurons=20, axons=16, synapses=16, wta_blocks=2), 30),
+    # widest membrane and accumulator
+    "b3_v32_c32": (CoreConfig(neurons=16, axons=16, synapses=16, membrane_bits=32, accumulator_bits=32,
+                              weight_bits=16, trace_bits=16, wta_groups=5, wta_blocks=3), 30),
+    # learning without adaptive threshold; adaptive threshold without learning
+    "b4_learn_no_theta": (CoreConfig(neurons=12, axons=16, synapses=16, membrane_bits=10, accumulator_bits=10,
+                                     wta_groups=4, wta_blocks=4, adaptive_threshold=False), 30),
+    "b2_theta_no_learn": (CoreConfig(neurons=9, axons=16, synapses=16, membrane_bits=14, accumulator_bits=14,
+                                     wta_groups=2, wta_blocks=2, learning=False), 30),
+    # a single neuron
+    "b1_n1": (CoreConfig(neurons=1, axons=2, synapses=2, membrane_bits=8, accumulator_bits=8,
+                         wta_groups=1, wta_blocks=1), 30),
+}
+
+
+@pytest.mark.parametrize("name", list(BLOCK_SIM_CONFIGS))
+def test_unit_blocks_match_spec(name):
+    """Block ranges (random, back to back or with gaps, in random slots; a pass with fewer
+    neurons cuts the last blocks short, as ``WtaBlocks.block_of(n)``) mixed with explicit
+    groups and neurons in no group, with backpressure: every memory word, the ``fired``
+    sequence (``reference.firing_order``) and the cycles (``n + 4``, plus ``c + 2`` for ``c``
+    WTA candidates of groups and blocks) match the spec."""
+    cfg, episodes = BLOCK_SIM_CONFIGS[name]
+    rng = random.Random(f"neuron-unit-blocks-{name}")
+    params0, state0, _ = random_episode(rng, cfg, cfg.neurons)
+    state0["acc"] = random_acc(rng, cfg, "random")
+    h = Harness(cfg, params0, state0)
+    u = h.unit
+    stats = {"passes": 0, "block_fired": 0, "block_losers": 0, "stalls": 0, "cut": 0}
+
+    async def testbench(ctx):
+        for ep in range(episodes):
+            params, state, mode = random_episode(rng, cfg, cfg.neurons)
+            ranges = random_block_ranges(rng, cfg.neurons, WtaBlocksSignature(cfg).ranges)
+            block_all, _ = block_arrays(ranges, cfg.neurons)
+            for i, p in enumerate(params):
+                if block_all[i] >= 0:
+                    p["wta_group"] = 0              # a block member is in no explicit group
+            load(ctx, h, params, state)
+            drive_blocks(ctx, u.wta_blocks, cfg, ranges, rng)
+            for step in range(rng.choice([1, 2, 3])):
+                if step > 0:
+                    state["acc"] = random_acc(rng, cfg, mode)
+                    load(ctx, h, None, state, keys=("acc",))
+                n = cfg.neurons if rng.random() < 0.6 else rng.randint(0, cfg.neurons)
+                block, block_k = block_arrays(ranges, n)
+                learn = cfg.learning and rng.random() < 0.6
+                pds, pj = _pick(rng, 0, 15, 0, 15), _pick(rng, 0, cfg.trace_max, 0, cfg.trace_max)
+                p_ready = rng.choice([1.0, 0.7, 0.3])
+                expect, fired = spec_step(cfg, params, state, n, learn, pds, pj, (block, block_k))
+                got_fired, cycles, stalls = await run_pass(ctx, h, rng, n, learn, pds, pj, p_ready)
+                assert dump(ctx, h) == expect, (name, ep, step, n, ranges)
+                fired_mask = [i in fired for i in range(n)]
+                group = [params[i]["wta_group"] for i in range(n)]
+                order = reference.firing_order(fired_mask, group, block)
+                assert got_fired == [(i, params[i]["route_valid"], params[i]["route"], params[i]["output"])
+                                     for i in order], (name, ep, step, n, ranges)
+                n_wta = _candidates(cfg, params, state, n, wta_only=True, block=block)
+                assert cycles == expected_cycles(n, n_wta) + stalls, (cycles, n, n_wta, stalls)
+                in_block = [i for i in range(n) if block[i] >= 0 and _update(cfg, params[i], state, i)[2]]
+                stats["passes"] += 1
+                stats["block_fired"] += sum(fired_mask[i] for i in in_block)
+                stats["block_losers"] += sum(not fired_mask[i] for i in in_block)
+                stats["stalls"] += stalls
+                stats["cut"] += any(r[0] < n < r[0] + r[1] * r[2] for r in ranges)
+                state = expect
+
+    sim = Simulator(h)
+    sim.add_clock(1e-6)
+    sim.add_testbench(testbench)
+    sim.run()
+    assert stats["block_fired"] > 0 and stats["stalls"] > 0, stats
+    if name != "b1_n1":
+        assert stats["block_losers"] > 0 and stats["cut"] > 0, stats
+    print(name, stats)
+
+
+def test_wta_blocks_directed():
+    """Hand-computed k-WTA: two ranges loaded in reverse order beside an explicit group and
+    neurons in no group; ties go to the lower index, a block keeps its k best, a block with k
+    or fewer candidates keeps them all, non-candidates are untouched. Two steps (the key
+    buffer and the top-k registers start over)."""
+    cfg = CoreConfig(neurons=16, axons=8, synapses=8, membrane_bits=12, accumulator_bits=12,
+                     wta_groups=2, wta_blocks=3)
+    base = dict(leak_shift=0, reset_mode=1, refractory=3, theta_inc=5, theta_decay_shift=0,
+                route_valid=1, route=0, output=1)
+    # ranges: A = neurons 1..8 as 2 blocks of 4 keeping 2; B = neurons 10..12, 1 block keeping 3
+    ranges = [(10, 3, 1, 3), (1, 4, 2, 2)]
+    #            group  bias(=v2)  threshold  -> margin
+    table = [(0, 5, 5),     # n0: margin 0, no group: fires in the scan
+             (0, 9, 8),     # n1: A0 margin 1 -> third, loser
+             (0, 11, 8),    # n2: A0 margin 3 -> best, winner
+             (0, 10, 8),    # n3: A0 margin 2 -> second, winner (ties with n4, lower index)
+             (0, 10, 8),    # n4: A0 margin 2 -> tie with n3 -> loser
+             (0, 3, 8),     # n5: A1 not a candidate (untouched, v = 3)
+             (0, 8, 8),     # n6: A1 margin 0 -> winner (only 2 candidates: both win)
+             (0, 2, 8),     # n7: A1 not a candidate
+             (0, 30, 8),    # n8: A1 margin 22 -> winner
+             (1, 20, 8),    # n9: group 1, margin 12 -> loser
+             (0, 9, 8),     # n10: B margin 1 -> winner (3 candidates, k = 3)
+             (0, 9, 8),     # n11: B margin 1 -> winner
+             (0, 40, 8),    # n12: B margin 32 -> winner
+             (1, 21, 8),    # n13: group 1, margin 13 -> winner
+             (0, 4, 8),     # n14: no group, not a candidate
+             (0, 8, 7)]     # n15: no group, margin 1: fires in the scan
+    params = [dict(base, wta_group=g, bias=b, threshold=t, route=i) for i, (g, b, t) in enumerate(table)]
+    zeros = [0] * cfg.neurons
+    state = dict(v=list(zeros), refrac=list(zeros), theta=list(zeros), y=list(zeros), acc=list(zeros))
+    h = Harness(cfg, params, state)
+    block, block_k = block_arrays(ranges, cfg.neurons)
+    # blocks are numbered over the ranges in the order listed: B is block 0, A blocks 1 and 2
+    assert block == [-1, 1, 1, 1, 1, 2, 2, 2, 2, -1, 0, 0, 0, -1, -1, -1] and block_k == [3, 2, 2]
+
+    async def testbench(ctx):
+        drive_blocks(ctx, h.unit.wta_blocks, cfg, ranges, random.Random(7))
+        st = state
+        for step in range(2):
+            expect, fired = spec_step(cfg, params, st, cfg.neurons, True, 1, 7, (block, block_k))
+            got_fired, cycles, stalls = await run_pass(ctx, h, random.Random(step), cfg.neurons, True, 1, 7,
+                                                       0.5)
+            order = reference.firing_order([i in fired for i in range(cfg.neurons)],
+                                           [p["wta_group"] for p in params], block)
+            assert [f[0] for f in got_fired] == order
+            assert dump(ctx, h) == expect
+            if step == 0:
+                assert fired == [0, 2, 3, 6, 8, 10, 11, 12, 13, 15]
+                assert order == [0, 15, 2, 3, 6, 8, 10, 11, 12, 13]
+                assert expect["v"] == [0, 0, 3, 2, 0, 3, 0, 2, 22, 0, 1, 1, 32, 13, 4, 1]
+                assert expect["refrac"] == [3, 0, 3, 3, 0, 0, 3, 0, 3, 0, 3, 3, 3, 3, 0, 3]
+                assert expect["theta"] == [5, 0, 5, 5, 0, 0, 5, 0, 5, 0, 5, 5, 5, 5, 0, 5]
+                # 16 neurons + 4, commit: 11 WTA candidates + 2
+                assert cycles == 16 + 4 + 11 + 2 + stalls
+            st = expect
+
+    sim = Simulator(h)
+    sim.add_clock(1e-6)
+    sim.add_testbench(testbench)
+    sim.run()
 
 
 def test_wta_ties_and_groups_directed():
@@ -595,6 +750,18 @@ def test_config_validation():
         NeuronUnit(config={"neurons": 4})
     with pytest.raises(TypeError):
         NeuronUnit(CoreConfig())    # keyword-only
+
+
+def test_block_ports_follow_config():
+    """``wta_blocks`` is a port only with block ranges (and WTA); without it the unit's
+    Verilog has no block hardware."""
+    for cfg in (CoreConfig(), CoreConfig(wta_blocks=4, wta=False)):
+        assert "wta_blocks" not in NeuronUnit(config=cfg).signature.members
+    cfg = CoreConfig(neurons=16, wta_blocks=2)
+    assert NeuronUnit(config=cfg).signature.members["wta_blocks"] == wiring.In(WtaBlocksSignature(cfg))
+    small = dict(neurons=16, axons=16, synapses=16, membrane_bits=8, accumulator_bits=8, wta_groups=3)
+    assert "key_mem" not in verilog.convert(NeuronUnit(config=CoreConfig(**small)), name="neuron_unit")
+    assert "key_mem" in verilog.convert(NeuronUnit(config=CoreConfig(**small, wta_blocks=1)), name="neuron_unit")
 
 
 def test_ports_follow_config():
