@@ -2,9 +2,10 @@
 groups, 1 winner each; structural block ranges, ``k`` winners per block) found during the
 neuron unit's scan, and the commit pass that fires them and resets the losers.
 
-:class:`WtaCommit` owns the two memories WTA needs and nothing of the neuron's own words:
-the unit (:class:`~neurocore.hw.neuron_unit.NeuronUnit`) reads and writes PARAM, STATE,
-theta and ``y`` at the addresses this block gives, and multiplexes its ports.
+:class:`WtaCommit` owns the memories WTA needs (two; three with block ranges) and nothing of
+the neuron's own words: the unit (:class:`~neurocore.hw.neuron_unit.NeuronUnit`) reads and
+writes PARAM, STATE, theta and ``y`` at the addresses this block gives, and multiplexes its
+ports.
 """
 from __future__ import annotations
 
@@ -53,8 +54,9 @@ class WtaCommit(CoreComponent):
     (margin ``m``, neuron ``n``) beats slot ``j`` when the slot is empty or ``m >
     margin_j`` (strictly: the slots hold lower indices, so an equal margin ranks below), is
     inserted at the first slot it beats (the slots below move down one, the last drops out);
-    slot ``k-1`` is then the block's ``k``-th best, whatever its ``k``. Every block candidate is appended to the candidate buffer
-    (group 0, ``first`` set for the block's first candidate). At the block end (or at the
+    slot ``k-1`` is then the block's ``k``-th best, whatever its ``k``. Every block
+    candidate is appended to the candidate buffer (group 0, ``first`` set for the block's
+    first candidate). At the block end (or at the
     last neuron of the scan, for a block cut short by ``n_neurons``), a block that had a
     candidate appends its *key*, slot ``k-1`` after this neuron's insertion, to a *key
     buffer* (``config.neurons`` words of valid, margin, neuron; invalid: fewer than ``k``
@@ -69,7 +71,8 @@ class WtaCommit(CoreComponent):
     Ports
     -----
     clear : In(1)
-        A pass starts: the candidate buffer is emptied.
+        A pass starts: the candidate buffer is emptied (with blocks also the key buffer, the
+        best-k registers and the range trackers).
     lookup : In(1), lookup_group : In(wta_group_bits)
         Stage C of the scan: read the group table entry of ``lookup_group``.
     candidate : In(1), cand_neuron : In(neuron_index_bits), cand_margin : In(V-1),
