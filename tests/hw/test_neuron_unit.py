@@ -191,6 +191,50 @@ def test_spec_model_matches_golden(cfg):
         assert np.flatnonzero(result.neuron_spikes[0]).tolist() == fired, case
 
 
+def test_spec_model_blocks_match_golden():
+    """``spec_step`` with block ranges agrees with the golden model (a program with
+    ``wta_blocks``): the model the block tests compare the unit with is the spec's."""
+    from neurocore.hw.program import CoreProgram, CoreState, LearningParams, NeuronParams, WtaBlocks
+    from neurocore.sim import golden
+
+    cfg = CoreConfig(neurons=16, axons=16, synapses=16, weight_bits=8, accumulator_bits=8, membrane_bits=8,
+                     trace_bits=4, wta_groups=3, wta_blocks=4)
+    rng = random.Random(4321)
+    block_losers = 0
+    for case in range(150):
+        n = rng.randint(1, cfg.neurons)
+        params, state, mode = random_episode(rng, cfg, n)
+        state["acc"] = random_acc(rng, cfg, mode)
+        params, state = params[:n], {k: v[:n] for k, v in state.items()}
+        ranges = random_block_ranges(rng, n, cfg.wta_blocks)
+        block, block_k = block_arrays(ranges, n)
+        for i, p in enumerate(params):
+            if block[i] >= 0:
+                p["wta_group"] = 0
+        learn = rng.random() < 0.7
+        pds, pj = rng.randint(0, 15), _pick(rng, 0, cfg.trace_max, 0, cfg.trace_max)
+        neurons = NeuronParams(**{f: [p[f] for p in params] for f in
+                                  ("threshold", "leak_shift", "reset_mode", "refractory", "bias",
+                                   "theta_inc", "theta_decay_shift", "wta_group")})
+        program = CoreProgram.from_synapses(
+            cfg, n_inputs=n, n_axons=n, axon=range(n), target=range(n), weight=state["acc"],
+            neurons=neurons, outputs=np.zeros(0, np.int64),
+            learning=LearningParams(post_decay_shift=pds, post_jump=pj), theta=state["theta"])
+        program.wta_blocks = WtaBlocks(*([r[j] for r in ranges] for j in range(4)))
+        program.validate()
+        start = CoreState.initial(program)
+        for key in ("v", "refrac", "theta", "y"):
+            getattr(start, key)[:] = state[key]
+        result = golden.run(program, np.ones((1, n), bool), learn=learn, state=start, record_neurons=True)
+        expect, fired = spec_step(cfg, params, state, n, learn, pds, pj, (block, block_k))
+        for key in ("v", "refrac", "theta", "y"):
+            assert getattr(result.state, key).tolist() == expect[key], (case, key)
+        assert np.flatnonzero(result.neuron_spikes[0]).tolist() == fired, case
+        block_losers += sum(1 for i in range(n) if block[i] >= 0 and _update(cfg, params[i], state, i)[2]
+                            and i not in fired)
+    assert block_losers > 0
+
+
 # ==== simulation harness ========================================================================
 class Harness(Elaboratable):
     """The unit plus the memories the core's top level would own, connected port to port.
