@@ -37,6 +37,8 @@ def host_regions(config: CoreConfig) -> dict:
         regions[Region.POST] = ("y_mem", n, word_shape(config, Region.POST))
         regions[Region.PRE] = ("x_mem", a, word_shape(config, Region.PRE))
         regions[Region.LTP_RANGE] = ("ltp_range_mem", n, word_shape(config, Region.LTP_RANGE))
+    if config.segments:
+        regions[Region.SEGMENT] = ("seg_mem", config.segments, word_shape(config, Region.SEGMENT))
     return regions
 
 

@@ -49,7 +49,7 @@ from .neuron_unit import NeuronUnit
 from .phase import Phase
 from .register_file import RegisterFile
 from .router import SpikeRouter
-from .signatures import axon_stream, output_spike_stream
+from .signatures import WtaBlocksSignature, axon_stream, output_spike_stream
 from .stdp import LtpEngine, TraceSweep
 
 __all__ = ["Core", "OUTPUT_FIFO_DEPTH"]
@@ -92,9 +92,6 @@ class Core(CoreComponent):
 
     def __init__(self, *, config: CoreConfig, images=None, registers=None):
         self._use_config(config)
-        if config.segments or config.wta_blocks:
-            raise ValueError(f"Core: the RTL has no segment table or WTA block ranges yet (config segments = "
-                             f"{config.segments}, wta_blocks = {config.wta_blocks}); use 0 for both")
         self._images = dict(images or {})
         self._registers = dict(registers or {})
         for region in self._images:
@@ -139,6 +136,7 @@ class Core(CoreComponent):
         # (region, client, phases, block, port): a port named *_wr is a writer.
         table = [
             (Region.POINTER, "integrator", F, integ, "ptr_rd"),
+            *([(Region.SEGMENT, "integrator", F, integ, "seg_rd")] if cfg.segments else []),
             (Region.SYNAPSE, "integrator", F, integ, "syn_rd"),
             (Region.ACC, "integrator", F, integ, "acc_rd"),
             (Region.ACC, "integrator_wr", F, integ, "acc_wr"),
@@ -256,7 +254,8 @@ class Core(CoreComponent):
             queue.done.eq(ctrl.inq_done), queue.done_axon.eq(ctrl.inq_done_axon),
             queue.zero.eq(ctrl.zero), queue.zero_addr.eq(ctrl.zero_addr),
             queue.restart.eq(ctrl.inq_restart),
-            ctrl.inq_count.eq(queue.count), ctrl.inq_settling.eq(queue.settling),
+            # no command while a spike is settling in the queue or an error is being counted
+            ctrl.inq_count.eq(queue.count), ctrl.inq_settling.eq(queue.settling | regs.settling),
             router.enable.eq(ctrl.phase == Phase.UPDATE), router.learn.eq(regs.learn),
             router.step.eq(regs.step_count), router.step_start.eq(ctrl.step_start),
             router.step_end.eq(ctrl.step_end), router.clear.eq(ctrl.route_clear),
@@ -275,6 +274,8 @@ class Core(CoreComponent):
             nu.start.eq(ctrl.nu_start), ctrl.nu_done.eq(nu.done),
             nu.n_neurons.eq(regs.n_neurons), nu.learn.eq(regs.learn),
         ]
+        if WtaBlocksSignature(cfg).ranges:
+            connect(m, regs.wta_blocks, nu.wta_blocks)
         if learning:
             connect(m, lp, integ.learning, blocks["ltp"].learning)
             connect(m, ctrl.ltp_list, router.ltp_list)

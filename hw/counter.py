@@ -99,7 +99,10 @@ class SaturatingCounter(wiring.Component):
         total = self.count + self.amount               # exact: max(width, amount_bits) + 1 bits
         m.d.comb += self.next.eq(self.count)
         with m.If(self.restart):
-            m.d.comb += self.next.eq(Mux(restarted > top, top, restarted))
+            if (1 << self._amount_bits) - 1 + self._restart_value > top:   # can pass MAX: clamp
+                m.d.comb += self.next.eq(Mux(restarted > top, top, restarted))
+            else:
+                m.d.comb += self.next.eq(restarted)
         with m.Elif(self.enable):
             if self._amount_bits == 1:
                 with m.If(self.amount & ~self.count.all()):

@@ -19,11 +19,11 @@ from amaranth.lib import data, enum
 
 from .config import CoreConfig
 from .layouts import ltp_range_layout, neuron_param_layout, neuron_state_layout, pointer_layout, \
-    synapse_layout
+    segment_layout, synapse_layout
 from .widths import COUNTER_BITS, INDEX_BITS
 
 __all__ = ["Opcode", "Region", "Register", "command_layout", "output_spike_layout", "data_bits",
-           "word_shape"]
+           "word_shape", "WTA_BLOCK_FIELDS", "wta_block_register"]
 
 
 class Opcode(enum.Enum, shape=3):
@@ -47,6 +47,7 @@ class Region(enum.Enum, shape=4):
     SYNAPSE = 7    # synapses (weight, plastic), S words
     LTP_RANGE = 8  # neuron -> range of axons with a plastic synapse to it (for LTP), N words
     ACC = 9        # accumulators (read for debugging; zero between steps), N words
+    SEGMENT = 10   # shared-row segments (base, count, first), config.segments words (when > 0)
 
 
 class Register(enum.Enum, shape=INDEX_BITS):
@@ -75,6 +76,31 @@ class Register(enum.Enum, shape=INDEX_BITS):
     LTP_UPDATES = 22      # read only: LTP weight updates since reset
     FEED_CYCLES = 23      # read only: cycles the last STEP spent in phase FEED (integration)
     UPDATE_CYCLES = 24    # read only: cycles the last STEP spent in phase UPDATE (neuron pass)
+    # Structural WTA block range r (r < wta_blocks, with wta): registers 32 + 4r .. 35 + 4r.
+    WTA0_FIRST = 32
+    WTA0_SIZE = 33
+    WTA0_COUNT = 34       # 0: range slot unused
+    WTA0_K = 35
+    WTA1_FIRST = 36
+    WTA1_SIZE = 37
+    WTA1_COUNT = 38
+    WTA1_K = 39
+    WTA2_FIRST = 40
+    WTA2_SIZE = 41
+    WTA2_COUNT = 42
+    WTA2_K = 43
+    WTA3_FIRST = 44
+    WTA3_SIZE = 45
+    WTA3_COUNT = 46
+    WTA3_K = 47
+
+
+WTA_BLOCK_FIELDS = ("first", "size", "count", "k")
+
+
+def wta_block_register(slot: int, field: str) -> Register:
+    """The register of ``field`` (one of :data:`WTA_BLOCK_FIELDS`) of block range ``slot``."""
+    return Register(Register.WTA0_FIRST.value + 4 * slot + WTA_BLOCK_FIELDS.index(field))
 
 
 def word_shape(config: CoreConfig, region: Region):
@@ -90,6 +116,7 @@ def word_shape(config: CoreConfig, region: Region):
         Region.SYNAPSE: synapse_layout(config),
         Region.LTP_RANGE: ltp_range_layout(config),
         Region.ACC: unsigned(config.accumulator_bits),
+        Region.SEGMENT: segment_layout(config),
     }[region]
 
 

@@ -11,7 +11,7 @@ from amaranth.hdl import Shape
 from amaranth.lib import data
 
 from .config import CoreConfig
-from .host import Region, Register, word_shape
+from .host import WTA_BLOCK_FIELDS, Region, Register, word_shape, wta_block_register
 from .program import NO_ROUTE, CoreProgram, CoreState
 
 __all__ = ["pack", "pack_many", "unpack", "program_images", "program_registers", "state_images",
@@ -99,10 +99,9 @@ def unpack(shape, word: int) -> dict | int:
 def program_images(program: CoreProgram) -> dict[Region, list[int]]:
     """Every memory word the program defines, by region (state regions not included)."""
     cfg = program.config
-    if cfg.segments or cfg.wta_blocks:
-        raise ValueError(f"the RTL core has no segment table or WTA block ranges yet (config segments = "
-                         f"{cfg.segments}, wta_blocks = {cfg.wta_blocks}): such a program runs on the golden "
-                         "model and the reference only")
+    if cfg.learning and program.plastic[program.n_row_synapses:].any():
+        raise ValueError("the RTL core does not learn on shared (kernel) words yet: such a program runs "
+                         "on the golden model and the reference only (or make its kernel words fixed)")
     p = program.neurons
     images = {}
     is_output = np.zeros(program.n_neurons, np.int64)
@@ -113,9 +112,15 @@ def program_images(program: CoreProgram) -> dict[Region, list[int]]:
         theta_decay_shift=p.theta_decay_shift, wta_group=p.wta_group,
         route_valid=program.route != NO_ROUTE, route=np.maximum(program.route, 0), output=is_output)
     counts = np.diff(program.ptr)
+    seg = program.segments
+    segment_fields = (dict(seg_start=np.where(np.diff(seg.ptr) > 0, seg.ptr[:-1], 0), seg_count=np.diff(seg.ptr))
+                      if cfg.segments else {})
     images[Region.POINTER] = pack_many(word_shape(cfg, Region.POINTER), count=counts,
                                        base=np.where(counts > 0, program.ptr[:-1], 0),
-                                       first=program.row_first())
+                                       first=program.row_first(), **segment_fields)
+    if cfg.segments:
+        images[Region.SEGMENT] = pack_many(word_shape(cfg, Region.SEGMENT), base=seg.base, count=seg.count,
+                                           first=seg.first)
     images[Region.SYNAPSE] = pack_many(word_shape(cfg, Region.SYNAPSE), weight=program.weight,
                                        plastic=program.plastic)
     if cfg.adaptive_threshold:
@@ -145,7 +150,19 @@ def program_registers(program: CoreProgram, *, learn: bool = False) -> dict[Regi
         Register.W_MIN: lp.w_min & mask,
         Register.W_MAX: lp.w_max & mask,
         Register.SOFT_BOUND: int(lp.soft_bound),
+        **_block_registers(program),
     }
+
+
+def _block_registers(program: CoreProgram) -> dict[Register, int]:
+    """The WTA block range registers: the program's ranges, the other slots unused (count 0)."""
+    cfg, blocks = program.config, program.wta_blocks
+    values = {}
+    for slot in range(cfg.wta_blocks if cfg.wta else 0):
+        for field in WTA_BLOCK_FIELDS:
+            values[wta_block_register(slot, field)] = (int(getattr(blocks, field)[slot])
+                                                       if slot < len(blocks) else 0)
+    return values
 
 
 def state_images(config: CoreConfig, state: CoreState) -> dict[Region, list[int]]:

@@ -15,10 +15,11 @@ from amaranth.lib.wiring import In, connect, flipped
 from .arith import decay
 from .component import CoreComponent
 from .config import CoreConfig
-from .layouts import pointer_layout, synapse_layout
+from .layouts import pointer_layout, segment_layout, synapse_layout
 from .counter import activity_members, count_activity
 from .plasticity import WeightUpdate
 from .range_walker import RangeWalker
+from .segment_walker import SegmentWalker
 from .signatures import LearningSignature, axon_stream, synapse_ports
 
 __all__ = ["Integrator"]
@@ -146,6 +147,9 @@ class Integrator(CoreComponent):
         super().__init__({
             "axons": In(axon_stream(config)),
             "ptr_rd": In(memory.ReadPort.Signature(addr_width=a_bits, shape=pointer_layout(config))),
+            **({"seg_rd": In(memory.ReadPort.Signature(addr_width=config.segment_index_bits,
+                                                       shape=segment_layout(config)))}
+               if config.segments else {}),
             **synapse_ports(config),
             "acc_rd": In(memory.ReadPort.Signature(addr_width=n_bits, shape=signed(config.accumulator_bits))),
             "acc_wr": In(memory.WritePort.Signature(addr_width=n_bits, shape=signed(config.accumulator_bits))),
@@ -166,13 +170,22 @@ class Integrator(CoreComponent):
         # The target of address base + j is first + j (spec section 3). The synapse memory is
         # single-port: in a cycle with an LTD write-back the generator holds and a bubble
         # travels down the pipeline instead of a synapse. An empty row costs one cycle.
-        m.submodules.rows = rows = RangeWalker(
-            key_bits=len(self.axons.payload), word=pointer_layout(cfg),
-            starts={"addr": "base", "target": "first"}, drop_empty=False)
-        connect(m, flipped(self.axons), rows.keys)
-        connect(m, flipped(self.ptr_rd), rows.lookup)
+        # With a segment table the row is followed by the axon's segments (SegmentWalker: one
+        # more look-up stage, the same one use per clock); ``shared`` marks kernel words.
+        if cfg.segments:
+            m.submodules.rows = rows = SegmentWalker(config=cfg)
+            connect(m, flipped(self.axons), rows.axons)
+            connect(m, flipped(self.ptr_rd), rows.ptr_rd)
+            connect(m, flipped(self.seg_rd), rows.seg_rd)
+            cur_addr, cur_target, cur_shared = rows.addr, rows.target, rows.shared
+        else:
+            m.submodules.rows = rows = RangeWalker(
+                key_bits=len(self.axons.payload), word=pointer_layout(cfg),
+                starts={"addr": "base", "target": "first"}, drop_empty=False)
+            connect(m, flipped(self.axons), rows.keys)
+            connect(m, flipped(self.ptr_rd), rows.lookup)
+            cur_addr, cur_target, cur_shared = rows.index.addr, rows.index.target, 0
         issue = rows.issue
-        cur_addr, cur_target = rows.index.addr, rows.index.target
         m.d.comb += [
             rows.hold.eq(self.syn_wr.en),
             self.syn_rd.addr.eq(cur_addr),
@@ -183,17 +196,21 @@ class Integrator(CoreComponent):
         s1_valid = Signal()
         s1_addr = Signal(s_bits)
         s1_target = Signal(n_bits)
-        m.d.sync += [s1_valid.eq(issue), s1_addr.eq(cur_addr), s1_target.eq(cur_target)]
+        s1_shared = Signal()
+        m.d.sync += [s1_valid.eq(issue), s1_addr.eq(cur_addr), s1_target.eq(cur_target),
+                     s1_shared.eq(cur_shared)]
 
         # -- stage S2: registered synapse word; accumulator and trace reads ---------------------
         s2_valid = Signal()
         s2_addr = Signal(s_bits)
         s2_target = Signal(n_bits)
+        s2_shared = Signal()
         s2_syn = Signal(syn_shape)
         m.d.sync += [s2_valid.eq(s1_valid), s2_addr.eq(s1_addr), s2_target.eq(s1_target),
-                     s2_syn.eq(self.syn_rd.data)]
+                     s2_shared.eq(s1_shared), s2_syn.eq(self.syn_rd.data)]
 
         s3_valid = Signal()
+        s3_shared = Signal()
         s3_addr = Signal(s_bits)
         s3_target = Signal(n_bits)
         s3_syn = Signal(syn_shape)
@@ -213,6 +230,7 @@ class Integrator(CoreComponent):
         # missing, so their sums are forwarded; the newest one wins.
         m.d.sync += [
             s3_valid.eq(s2_valid), s3_addr.eq(s2_addr), s3_target.eq(s2_target), s3_syn.eq(s2_syn),
+            s3_shared.eq(s2_shared),
             s3_fwd1.eq(s3_valid & (s3_target == s2_target)),
             s3_fwd2.eq(s4_valid & (s4_target == s2_target)),
         ]
@@ -246,7 +264,8 @@ class Integrator(CoreComponent):
             s4_weight = Signal(signed(cfg.weight_bits))
             s4_y = Signal(unsigned(cfg.trace_bits))
             m.d.sync += [
-                s4_ltd.eq(s3_valid & s3_syn.plastic & self.learn),
+                # kernel words are not depressed here: other uses of this step still read them
+                s4_ltd.eq(s3_valid & s3_syn.plastic & self.learn & ~s3_shared),
                 s4_addr.eq(s3_addr),
                 s4_weight.eq(s3_syn.weight),
                 s4_y.eq(self.y_rd.data),

@@ -13,7 +13,7 @@ from .config import CoreConfig
 from .widths import REFRACTORY_BITS, SHIFT_BITS
 
 __all__ = ["neuron_param_layout", "neuron_state_layout", "synapse_layout", "pointer_layout",
-           "spike_layout", "fired_layout", "ltp_range_layout"]
+           "segment_layout", "spike_layout", "fired_layout", "ltp_range_layout"]
 
 
 def neuron_param_layout(config: CoreConfig) -> data.StructLayout:
@@ -52,7 +52,23 @@ def synapse_layout(config: CoreConfig) -> data.StructLayout:
 
 def pointer_layout(config: CoreConfig) -> data.StructLayout:
     """One word per axon: its row ``base .. base+count-1``, synapse ``base+j`` targeting
-    neuron ``first+j`` (spec section 3). A row reaches each neuron once, so ``count <= N``."""
+    neuron ``first+j`` (spec section 3). A row reaches each neuron once, so ``count <= N``.
+    With a segment table (``config.segments > 0``) also its segments, table entries
+    ``seg_start .. seg_start+seg_count-1``."""
+    fields = {
+        "base": unsigned(config.synapse_address_bits),
+        "count": unsigned(config.neuron_index_bits + 1),
+        "first": unsigned(config.neuron_index_bits),
+    }
+    if config.segments:
+        fields["seg_start"] = unsigned(config.segment_index_bits)
+        fields["seg_count"] = unsigned(config.segment_index_bits + 1)
+    return data.StructLayout(fields)
+
+
+def segment_layout(config: CoreConfig) -> data.StructLayout:
+    """One word per segment (region SEGMENT, spec section 3): kernel words ``base .. base+count-1``
+    driving neurons ``first .. first+count-1``; like a row, ``count <= N``."""
     return data.StructLayout({
         "base": unsigned(config.synapse_address_bits),
         "count": unsigned(config.neuron_index_bits + 1),

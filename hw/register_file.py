@@ -8,11 +8,11 @@ from amaranth.lib.wiring import In, Out
 from .component import CoreComponent
 from .config import CoreConfig
 from .counter import SaturatingCounter
-from .host import Register, data_bits
-from .signatures import LearningSignature
+from .host import WTA_BLOCK_FIELDS, Register, data_bits, wta_block_register
+from .signatures import LearningSignature, WtaBlocksSignature
 from .widths import AMPLITUDE_BITS, COUNTER_BITS, INDEX_BITS, LEARN_SHIFT_BITS, TRACE_DECAY_BITS
 
-__all__ = ["RegisterFile", "register_widths"]
+__all__ = ["RegisterFile", "register_widths", "block_register_widths"]
 
 # Learning registers -> field of LearningSignature.
 _LEARNING = {
@@ -44,7 +44,16 @@ def register_widths(config: CoreConfig) -> dict[Register, int]:
         Register.W_MIN: w,            # two's complement
         Register.W_MAX: w,
         Register.SOFT_BOUND: 1,
+        **block_register_widths(config),
     }
+
+
+def block_register_widths(config: CoreConfig) -> dict[Register, int]:
+    """The registers of the structural WTA block ranges (only with ``wta`` and ``wta_blocks``),
+    as wide as the fields of :class:`WtaBlocksSignature`."""
+    signature = WtaBlocksSignature(config)
+    return {wta_block_register(slot, field): signature.members[field].shape.elem_shape.width
+            for slot in range(signature.ranges) for field in WTA_BLOCK_FIELDS}
 
 
 class RegisterFile(CoreComponent):
@@ -67,9 +76,9 @@ class RegisterFile(CoreComponent):
     * ``step_start`` restarts the three step counters in the next cycle, counting that
       cycle's events (the accepting cycle counts none, and a step's counters cannot be read
       before it ends: no command is accepted during a step);
-    * an error is registered (``error_q``) and then counted and made sticky; ERRORS reads the
-      counter's next value and STATUS and ``error`` read ``error | error_q``, so a read in
-      the cycle after the error sees it.
+    * an error is registered (``error_q``) and then counted and made sticky; ``settling`` is
+      high in that cycle, and the core accepts no command while it is (docs/hw.md), so a read
+      of ERRORS or STATUS always sees every earlier error (``error`` reads ``error | error_q``).
 
     ``step_done`` (FINISH) adds one to STEP_COUNT and ``step_sops`` to SOPS, and loads
     LAST_STEP_CYCLES (the step's cycles) and LAST_STEP_SOPS (``step_sops``). LTP_UPDATES
@@ -87,12 +96,16 @@ class RegisterFile(CoreComponent):
     index : In(INDEX_BITS); write : In(1); write_data : In(data_bits(config))
     read_data : Out(COUNTER_BITS); busy : In(1)
     error_cmd, error_spike : In(1); error : Out(1)
+    settling : Out(1)
+        An error of the previous cycle is being counted: accept no command (see above).
     step_start, step_cycle, feed_cycle, update_cycle, step_done : In(1)
     step_sops, ltp_updates : In(COUNTER_BITS); step_count : Out(COUNTER_BITS)
     n_neurons : Out(neuron_index_bits + 1); n_axons, n_inputs : Out(axon_index_bits + 1)
     learn : Out(1)
         The LEARN register; constant 0 without ``learning`` in the config.
     learning : Out(LearningSignature(config))
+    wta_blocks : Out(WtaBlocksSignature(config))
+        The block ranges, from registers WTA<r>_FIRST .. WTA<r>_K (no members without them).
     """
 
     def __init__(self, *, config: CoreConfig, registers=None):
@@ -115,6 +128,7 @@ class RegisterFile(CoreComponent):
             "error_cmd": In(1),
             "error_spike": In(1),
             "error": Out(1),
+            "settling": Out(1),
             "step_start": In(1),
             "step_cycle": In(1),
             "feed_cycle": In(1),
@@ -128,6 +142,7 @@ class RegisterFile(CoreComponent):
             "n_inputs": Out(abits + 1),
             "learn": Out(1),
             "learning": Out(LearningSignature(config)),
+            "wta_blocks": Out(WtaBlocksSignature(config)),
         })
 
     def elaborate(self, platform):
@@ -145,6 +160,9 @@ class RegisterFile(CoreComponent):
             m.d.comb += self.learn.eq(regs[Register.LEARN])
         for register, field in _LEARNING.items():
             m.d.comb += getattr(self.learning, field).eq(regs[register])
+        for slot in range(WtaBlocksSignature(cfg).ranges):
+            for field in WTA_BLOCK_FIELDS:
+                m.d.comb += getattr(self.wta_blocks, field)[slot].eq(regs[wta_block_register(slot, field)])
 
         # Counters.
         def counter(name, register=None, *, amount_bits=1, restart_value=0):
@@ -182,6 +200,7 @@ class RegisterFile(CoreComponent):
             update_cycles.amount.eq(self.update_cycle),
             self.step_count.eq(step_count.count),
             self.error.eq(error | error_q),
+            self.settling.eq(error_q),
         ]
         with m.If(self.step_done):
             m.d.sync += [last_cycles.eq(step_cycles.count), last_sops.eq(self.step_sops)]
@@ -202,10 +221,10 @@ class RegisterFile(CoreComponent):
 
         # Host reads.
         readable = {**regs,
-                    Register.STATUS: error | error_q | (self.busy << 1),
+                    Register.STATUS: error | (self.busy << 1),
                     Register.STEP_COUNT: step_count.count, Register.CYCLES: cycles.count,
                     Register.SOPS: sops.count, Register.LAST_STEP_CYCLES: last_cycles,
-                    Register.LAST_STEP_SOPS: last_sops, Register.ERRORS: errors.next,
+                    Register.LAST_STEP_SOPS: last_sops, Register.ERRORS: errors.count,
                     Register.LTP_UPDATES: self.ltp_updates,
                     Register.FEED_CYCLES: feed_cycles.count,
                     Register.UPDATE_CYCLES: update_cycles.count}

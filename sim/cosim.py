@@ -30,6 +30,7 @@ from ..hw.verilog import TOPLEVEL, write_verilog
 from . import golden
 from .host_driver import check_stall
 from .host_protocol import decode_readback, output_spike_order
+from .random_programs import program_features
 
 __all__ = ["SIMULATORS", "available_simulators", "build", "run_cases", "compare",
            "rtl_spikes", "CaseReport", "random_cases", "random_cosim", "COSIM_CONFIGS",
@@ -50,7 +51,13 @@ COSIM_CONFIGS = (
                accumulator_bits=8, trace_bits=2, wta_groups=2),
     CoreConfig(neurons=12, axons=16, synapses=64, weight_bits=16, membrane_bits=32,
                accumulator_bits=32, trace_bits=16, wta_groups=8),
+    CoreConfig(neurons=12, axons=16, synapses=96, wta_groups=4, segments=24,    # shared rows,
+               wta_blocks=2),                                                  # WTA blocks
 )
+
+# The optional program features the RTL implements, drawn where a config has room for them
+# (sim/random_programs.py, FEATURES).
+COSIM_FEATURES = ("shared_rows", "structural_wta")
 
 
 def _verilator_on_path() -> None:
@@ -240,7 +247,7 @@ def random_cases(n: int, seed: int, configs=COSIM_CONFIGS, *, attempts: int = 30
         config = dataclasses.replace(configs[i % len(configs)], learning=True)
         learn = bool(i % 2)
         for _ in range(attempts):
-            program, inputs = random_program(rng, config=config, batch=2,
+            program, inputs = random_program(rng, config=config, batch=2, features=COSIM_FEATURES,
                                              steps=int(rng.integers(6, 16)),
                                              density=float(rng.uniform(0.3, 0.8)),
                                              max_neurons=config.neurons, max_synapses=config.synapses)
@@ -274,6 +281,7 @@ def random_cosim(n: int, seed: int, *, simulator: str = "verilator", work_dir=No
     work_dir = Path(work_dir or tempfile.mkdtemp(prefix="neurocore-cosim-"))
     totals = dict.fromkeys(("learning_programs", "steps", "sops", "cycles", "output_spikes",
                             "weight_changes", "stall_cycles"), 0)
+    features = dict.fromkeys(("shared_rows", "structural_wta", "wta_groups", "learning", "shared_learning"), 0)
     failures: list[dict] = []
     mismatches = 0
     wall = 0.0
@@ -304,6 +312,9 @@ def random_cosim(n: int, seed: int, *, simulator: str = "verilator", work_dir=No
         for (i, case), raw in zip(chunk, raws):
             report = compare(*case, raw)
             totals["learning_programs"] += case[2]
+            used = program_features(case[0])
+            for name in features:      # learning: plastic words and a run that learns
+                features[name] += bool(used[name] and (case[2] or name not in ("learning", "shared_learning")))
             for key in ("steps", "sops", "cycles", "output_spikes", "weight_changes",
                         "stall_cycles"):
                 totals[key] += getattr(report, key)
@@ -334,6 +345,7 @@ def random_cosim(n: int, seed: int, *, simulator: str = "verilator", work_dir=No
         "learning_programs": totals["learning_programs"],
         "stall": stall,
         "mismatches": mismatches,
+        "features": features,
         "stall_cycles": totals["stall_cycles"],
         "steps": totals["steps"],
         "sops": sops,

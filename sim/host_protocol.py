@@ -70,16 +70,17 @@ def output_spike_order(program: CoreProgram, spikes, *, first_step: int = 0) -> 
     for the output spikes ``spikes`` (bool ``[samples, T, n_outputs]``, as the golden model
     reports them) run one sample after the other from step ``first_step`` on.
 
-    docs/core-spec.md section 5, phase 3: within a step, first the output neurons without WTA group
-    in increasing index, then the WTA winners in increasing index; ``step`` counts every
+    docs/core-spec.md section 5, phase 3: within a step, first the output neurons in no WTA group
+    or block in increasing index, then the WTA winners in increasing index; ``step`` counts every
     STEP since reset (CLEAR does not reset it).
     """
     spikes = np.asarray(spikes, bool)
     outputs = np.asarray(program.outputs, np.int64)
     if outputs.size == 0:
         return []
-    # emission rank of each output column within a step: (in a WTA group, neuron index)
-    in_group = np.asarray(program.neurons.wta_group, np.int64)[outputs] != 0
+    # emission rank of each output column within a step: (in a WTA group or block, neuron index)
+    block, _ = program.wta_blocks.block_of(program.n_neurons)
+    in_group = (np.asarray(program.neurons.wta_group, np.int64)[outputs] != 0) | (block[outputs] >= 0)
     columns = sorted(range(len(outputs)), key=lambda j: (bool(in_group[j]), int(outputs[j])))
     order = []
     for k, row in enumerate(spikes.reshape(-1, len(outputs))):

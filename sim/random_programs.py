@@ -29,8 +29,9 @@ _SIZE_KEYS = ("n_neurons", "n_inputs", "n_axons", "n_synapses", "steps", "batch"
               "max_neurons", "max_inputs", "max_synapses", "max_steps", "config", "features")
 
 #: Optional program features ``random_program`` can draw (``features=``): shared rows
-#: (segments over kernel words) and structural WTA blocks.
-FEATURES = ("shared_rows", "structural_wta")
+#: (segments over kernel words), plastic kernel words (learning on shared words; with
+#: ``shared_rows``) and structural WTA blocks.
+FEATURES = ("shared_rows", "shared_learning", "structural_wta")
 
 
 def program_features(program: CoreProgram) -> dict[str, bool]:
@@ -94,8 +95,9 @@ def random_program(rng, **overrides) -> tuple[CoreProgram, np.ndarray]:
     * ``steps`` (T), ``batch`` (inputs become ``[batch, T, n_inputs]``), ``density``;
     * ``max_neurons`` (12), ``max_inputs`` (6), ``max_synapses`` (48), ``max_steps`` (30);
     * ``features``: the optional features of :data:`FEATURES` that may be drawn (default none):
-      with ``"shared_rows"`` about half the programs get kernel words and segments naming them
-      (several axons sharing words, so that LTD and LTP update a word several times in a step),
+      with ``"shared_rows"`` about three programs in four get kernel words and segments naming them
+      (several axons sharing words), plastic ones with ``"shared_learning"`` (so that LTD and
+      LTP update a word several times in a step),
       with ``"structural_wta"`` about half of those with ``wta`` get block ranges (k-WTA).
 
     If ``accumulator_bits`` is fixed and the drawn synapses break the accumulator bound, synapses
@@ -218,12 +220,12 @@ def random_program(rng, **overrides) -> tuple[CoreProgram, np.ndarray]:
     cap_seg = fixed.get("segments", CONFIG_RANGES["segments"][1] if "shared_rows" in features else 0)
     seg_axon, seg_base, seg_count, seg_first = [], [], [], []
     kernel_weight, kernel_plastic = [], []
-    if cap_seg > 0 and rng.random() < 0.5:
+    if cap_seg > 0 and rng.random() < 0.75:
         room = cap_s - len(target)                      # synapse words left for kernel words
         n_kernel = _biased(rng, 1, min(16, 2 * n_neurons, room), extra=(2,)) if room > 0 else 0
         same = rng.random() < 0.3                      # equal words: equal inputs, WTA ties
         for _ in range(n_kernel):
-            is_plastic = bool(rng.random() < max(p_plastic, 0.8 if learning else 0.0))
+            is_plastic = "shared_learning" in features and bool(rng.random() < max(p_plastic, 0.8 if learning else 0.0))
             kernel_plastic.append(is_plastic)
             if same and kernel_weight:
                 kernel_weight.append(kernel_weight[-1] if not is_plastic or w_min <= kernel_weight[-1] <= w_max

@@ -166,7 +166,7 @@ def test_parallel_batch_equals_serial(data, case, from_state):
 
 
 # -- shared rows, structural WTA blocks, learning on shared words ---------------------------------
-SHARED = ("shared_rows", "structural_wta")
+SHARED = ("shared_rows", "shared_learning", "structural_wta")
 
 
 @EXAMPLES

@@ -98,6 +98,8 @@ def run(args) -> int:
         print(f"  {summary['steps']} steps, {summary['sops']} synaptic ops, {summary['cycles']} cycles "
               f"({summary['sop_per_cycle']} SOP/cycle), {summary['output_spikes']} output spikes, "
               f"{summary['weight_changes']} weights changed by learning")
+        print("  programs using " + ", ".join(f"{name.replace('_', ' ')}: {count}"
+                                               for name, count in summary["features"].items()))
         print(f"  build {summary['build_seconds']} s, simulation {summary['sim_seconds']} s "
               f"({summary['sim_cycles_per_s']} simulated cycles/s); files in {summary['work_dir']}")
         for failure in summary["failures"]:

@@ -94,3 +94,17 @@ def test_cli_rejects_bad_stall_and_count_in_one_line(argv, message, capsys):
     status = cli.main(args)
     err = capsys.readouterr().err
     assert status == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_shared_rows_and_wta_blocks_in_cosimulation(tmp_path):
+    """The config with a segment table and WTA block ranges: programs whose axons walk a row and
+    then segments over shared kernel words, with k-WTA blocks, learning off and on, match the
+    golden model; ``features`` counts them."""
+    _require("verilator")
+    shared = [c for c in COSIM_CONFIGS if c.segments and c.wta_blocks]
+    assert shared, "no co-simulation config has a segment table"
+    summary = random_cosim(8, seed=5, simulator="verilator", work_dir=tmp_path, configs=shared)
+    assert summary["mismatches"] == 0, summary["failures"]
+    assert summary["features"]["shared_rows"] >= 3, summary["features"]
+    assert summary["features"]["structural_wta"] >= 2, summary["features"]
+    assert summary["learning_programs"] == 4 and summary["output_spikes"] > 0

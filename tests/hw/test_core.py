@@ -127,6 +127,46 @@ def test_core_matches_golden(seed, learning, stall):
     assert (stats["stall_cycles"] > 0) == (stall > 0), stats["stall_cycles"]
 
 
+@pytest.mark.parametrize("seed", range(8))
+def test_core_with_shared_rows_matches_golden(seed):
+    """Programs with a segment table (rows, then segments over shared kernel words; LTD on the
+    rows' plastic words) against the golden model; the stall probability varies with the seed."""
+    learning = bool(seed % 2)
+    for attempt in range(50):         # the draw gives segments to about half the programs
+        program, inputs = random_program(900 + 50 * seed + attempt, learning=learning, batch=2, max_steps=6,
+                                         max_neurons=8, max_synapses=24, features=("shared_rows",))
+        if program.shared:
+            break
+    assert program.shared
+    out, state, stats = run_core(program, inputs, learn=learning, samples=2, stall=(0.0, 0.3, 0.9)[seed % 3],
+                                 seed=seed)
+    want = golden.run_batch(program, inputs, learn=learning)
+    assert stats["errors"] == 0 and stats["sops"] == int(want.sops.sum())
+    assert np.array_equal(out, want.spikes), f"spikes differ:\ncore {np.argwhere(out)}\ngolden {np.argwhere(want.spikes)}"
+    assert stats["spikes"] == output_spike_order(program, want.spikes)
+    assert_state_equal(state, want.state)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_core_with_wta_blocks_matches_golden(seed):
+    """Programs with structural k-WTA block ranges (and shared rows) against the golden model."""
+    learning = bool(seed % 2)
+    for attempt in range(50):
+        program, inputs = random_program(1300 + 50 * seed + attempt, learning=learning, wta=True, batch=2,
+                                         max_steps=6, max_neurons=10, max_synapses=30,
+                                         features=("shared_rows", "structural_wta"))
+        if len(program.wta_blocks):
+            break
+    assert len(program.wta_blocks)
+    out, state, stats = run_core(program, inputs, learn=learning, samples=2, stall=(0.0, 0.5, 0.9)[seed % 3],
+                                 seed=seed)
+    want = golden.run_batch(program, inputs, learn=learning)
+    assert stats["errors"] == 0 and stats["sops"] == int(want.sops.sum())
+    assert np.array_equal(out, want.spikes), f"spikes differ:\ncore {np.argwhere(out)}\ngolden {np.argwhere(want.spikes)}"
+    assert stats["spikes"] == output_spike_order(program, want.spikes)
+    assert_state_equal(state, want.state)
+
+
 def test_stalled_consumer_never_loses_duplicates_or_reorders_output_spikes():
     """A consumer of ``spike_out`` that is mostly busy (ready low with probability 0.9) fills
     the 16-word output FIFO, so the core stalls; every spike still arrives exactly once and in

@@ -23,11 +23,16 @@ def _sim(dut, bench):
 
 
 async def _write(ctx, dut, index, data):
+    """One register WRITE, then the cycles the core would wait while ``settling`` (an error of
+    the write being counted): exactly one after an error, none otherwise."""
     ctx.set(dut.index, index)
     ctx.set(dut.write_data, data)
     ctx.set(dut.write, 1)
     await ctx.tick()
     ctx.set(dut.write, 0)
+    if ctx.get(dut.settling):
+        await ctx.tick()
+        assert not ctx.get(dut.settling)
 
 
 def _read(ctx, dut, index):
