@@ -15,6 +15,13 @@ Placement rule (deterministic, documented in :func:`compile_network`):
   target neuron, in neuron order, and every neuron of that window it does not connect
   takes a zero-weight, fixed synapse (a gap, of no projection). Two entries connecting
   the same axon to the same neuron are rejected (merge their weights).
+* **Convolutions.** A :class:`~neurocore.sw.network.ConvProjection` stores its kernel once,
+  after the rows, as ``C_in*K_h*K_w*C_out`` kernel words, and gives every source pixel one
+  segment per kernel row (spec section 3, shared rows); its target population is placed
+  position-major, the ``C_out`` maps of one position consecutive (population neuron
+  ``(c*H' + y)*W' + x`` is core neuron ``first + (y*W' + x)*C_out + c``; its axon stays
+  ``a0 + (c*H' + y)*W' + x``). With ``shared=False``, or on a given core without a segment
+  table, it is lowered to explicit synapses like any projection.
 * **Outputs.** The neurons of the output populations, in population order then neuron
   order, are output columns ``0 .. n_out-1``.
 * **WTA.** Populations with ``wta=True`` get the distinct group ids ``1, 2, ...`` in
@@ -24,7 +31,7 @@ Placement rule (deterministic, documented in :func:`compile_network`):
 
 Choice of the core (``config=None``): the default :class:`CoreConfig` if the network fits
 it; otherwise the default with every capacity that overflows (neurons, axons, synapses,
-WTA groups) raised to the next power of two that holds the network (WTA groups: exactly
+WTA groups, segments) raised to the next power of two that holds the network (WTA groups: exactly
 the number needed, at most 256). Widths and feature switches stay the defaults. A network
 that does not fit even the largest capacity, or a given ``config`` that is too small,
 raises ``ValueError`` naming every capacity that overflows and by how much.
@@ -50,18 +57,19 @@ import numpy as np
 
 from ..hw.config import CoreConfig
 from ..hw.widths import CONFIG_RANGES
-from ..hw.program import (NEURON_FIELDS, NO_ROUTE, CoreProgram, LearningParams, NeuronParams,
+from ..hw.program import (NEURON_FIELDS, NO_ROUTE, CoreProgram, LearningParams, NeuronParams, Segments,
                           accumulator_bits, accumulator_bounds, check_count, int_array, synapse_rows)
-from .network import INPUT, Population, Projection, SnnNetwork
+from .network import INPUT, ConvProjection, Population, Projection, SnnNetwork
 
 __all__ = ["CompiledNetwork", "compile_network", "choose_config", "network_needs", "freeze_network",
            "CAPACITIES"]
 
 # Capacities the compiler checks, with the largest value a CoreConfig allows (hw/widths.py).
-CAPACITIES = {name: CONFIG_RANGES[name][1] for name in ("neurons", "axons", "synapses", "wta_groups")}
+CAPACITIES = {name: CONFIG_RANGES[name][1] for name in ("neurons", "axons", "synapses", "wta_groups",
+                                                          "segments")}
 _WIDEST_ACCUMULATOR = CONFIG_RANGES["accumulator_bits"][1]
 _CAPACITY_NAMES = {"neurons": "neurons", "axons": "axons", "synapses": "synapses",
-                   "wta_groups": "WTA groups"}
+                   "wta_groups": "WTA groups", "segments": "segments"}
 
 
 @dataclasses.dataclass
@@ -345,8 +353,9 @@ def freeze_network(net: SnnNetwork) -> SnnNetwork:
         except ValueError as exc:        # a folded threshold beyond what any core holds
             raise ValueError(f"layer '{pop.name}' (threshold + theta folded): {exc}") from None
         populations.append(Population(pop.name, frozen, output=pop.output, wta=pop.wta))
-    projections = [Projection(pr.source, pr.target, pr.pre.copy(), pr.post.copy(), pr.weight.copy(),
-                              plastic=False) for pr in net.projections]
+    projections = [pr.frozen() if isinstance(pr, ConvProjection)
+                   else Projection(pr.source, pr.target, pr.pre.copy(), pr.post.copy(), pr.weight.copy(),
+                                   plastic=False) for pr in net.projections]
     return SnnNetwork(n_inputs=net.n_inputs, populations=populations, projections=projections,
                       learning=LearningParams(), encoding=dict(net.encoding), decoding=dict(net.decoding))
 
@@ -357,6 +366,7 @@ class _Placement:
     """Where a network goes on a core (the rule of the module docstring)."""
     layers: dict            # population -> (first neuron, size)
     layer_axons: dict       # source population -> (first axon, size)
+    order: dict             # population -> core offset of each of its neurons (position-major conv maps)
     n_neurons: int
     n_axons: int
     rows: tuple             # synapse_rows(): (ptr, target, source) of the listed synapses
@@ -365,14 +375,26 @@ class _Placement:
     weight: np.ndarray
     plastic: np.ndarray
     projection: np.ndarray  # projection index of every listed synapse
+    kernel: tuple           # shared rows: (weight, plastic, projection) of every kernel word
+    segments: tuple         # shared rows: (axon, word, count, first) per segment, by axon
 
 
-def _place(net: SnnNetwork) -> _Placement:
-    """Neuron ranges, axon ranges and synapse rows of ``net`` (raises on a doubled pair)."""
+def _place(net: SnnNetwork, shared: bool = True) -> _Placement:
+    """Neuron ranges, axon ranges, synapse rows and (``shared``) the kernel words and
+    segments of the conv projections of ``net`` (raises on a doubled pair)."""
     layers, first = {}, 0
     for pop in net.populations:
         layers[pop.name] = (first, pop.size)
         first += pop.size
+    order = {pop.name: np.arange(pop.size, dtype=np.int64) for pop in net.populations}
+    for pr in net.projections:
+        if isinstance(pr, ConvProjection):
+            placed = pr.placement()
+            if pr.target in order and not np.array_equal(order[pr.target], np.arange(len(placed))) \
+                    and not np.array_equal(order[pr.target], placed):
+                raise ValueError(f"population {pr.target} is the target of conv projections of different "
+                                 "output shapes; it can be placed for one of them only")
+            order[pr.target] = placed
     sources = {pr.source for pr in net.projections}
     layer_axons, a = {}, net.n_inputs
     for pop in net.populations:
@@ -381,20 +403,39 @@ def _place(net: SnnNetwork) -> _Placement:
             a += pop.size
     n_axons = max(1, a)                             # a program has at least one axon
     axon_base = {INPUT: 0} | {name: a0 for name, (a0, _) in layer_axons.items()}
-    def cat(parts):
-        return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
 
-    axon = cat([axon_base[pr.source] + pr.pre for pr in net.projections])
-    target = cat([layers[pr.target][0] + pr.post for pr in net.projections])
-    weight = cat([pr.weight for pr in net.projections])
-    plastic = cat([np.full(len(pr.pre), pr.plastic) for pr in net.projections]).astype(bool)
-    proj = cat([np.full(len(pr.pre), i) for i, pr in enumerate(net.projections)])
+    def cat(parts, dtype=np.int64):
+        return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
+
+    def neuron(name, index):
+        return layers[name][0] + order[name][index]
+
+    explicit = [(i, pr) for i, pr in enumerate(net.projections) if not (shared and isinstance(pr, ConvProjection))]
+    axon = cat([axon_base[pr.source] + pr.pre for _, pr in explicit])
+    target = cat([neuron(pr.target, pr.post) for _, pr in explicit])
+    weight = cat([pr.weight for _, pr in explicit])
+    plastic = cat([np.full(len(pr.pre), pr.plastic) for _, pr in explicit], bool)
+    proj = cat([np.full(len(pr.pre), i) for i, pr in explicit])
     try:
         rows = synapse_rows(axon, target, n_axons)
     except ValueError as exc:
         raise ValueError(_layer_message(f"{exc} (projections "
                                         + _pair_projections(net, axon, target, proj) + ")", layers)) from None
-    return _Placement(layers, layer_axons, first, n_axons, rows, axon, target, weight, plastic, proj)
+    words, seg = [], []
+    n_words = 0
+    for i, pr in enumerate(net.projections):
+        if shared and isinstance(pr, ConvProjection):
+            kernel = pr.kernel_words()
+            pre, word, count, seg_first = pr.segments()
+            words.append((kernel, np.full(len(kernel), pr.plastic), np.full(len(kernel), i)))
+            seg.append((axon_base[pr.source] + pre, n_words + word, count, layers[pr.target][0] + seg_first))
+            n_words += len(kernel)
+    kernel = tuple(cat([w[k] for w in words], bool if k == 1 else np.int64) for k in range(3))
+    segments = tuple(cat([g[k] for g in seg]) for k in range(4))
+    by_axon = np.argsort(segments[0], kind="stable")
+    segments = tuple(v[by_axon] for v in segments)
+    return _Placement(layers, layer_axons, order, first, n_axons, rows, axon, target, weight, plastic, proj,
+                      kernel, segments)
 
 
 def _pair_projections(net: SnnNetwork, axon, target, proj) -> str:
@@ -407,21 +448,24 @@ def _pair_projections(net: SnnNetwork, axon, target, proj) -> str:
                         for i in sorted(set(proj[first].tolist())))
 
 
-def network_needs(net: SnnNetwork) -> dict[str, int]:
-    """Capacities the network needs: neurons, axons, synapse words, WTA groups.
+def network_needs(net: SnnNetwork, *, shared: bool = True) -> dict[str, int]:
+    """Capacities the network needs: neurons, axons, synapse words, WTA groups, segments.
 
     Synapse words count the rows (spec section 3): per axon, the window from its lowest to
-    its highest target neuron, gaps included.
+    its highest target neuron, gaps included; with ``shared`` (the default) a conv
+    projection adds its kernel once and one segment per source pixel and kernel row,
+    without it its synapses are listed in rows like any projection.
     """
-    return _needs(net, _place(net))
+    return _needs(net, _place(net, shared))
 
 
 def _needs(net: SnnNetwork, placed: _Placement) -> dict[str, int]:
     return {
         "neurons": placed.n_neurons,
         "axons": placed.n_axons,
-        "synapses": int(placed.rows[0][-1]),
+        "synapses": int(placed.rows[0][-1]) + len(placed.kernel[0]),
         "wta_groups": sum(1 for p in net.populations if p.wta),
+        "segments": len(placed.segments[0]),
     }
 
 
@@ -444,13 +488,22 @@ def _overflows(needs: dict[str, int], config: CoreConfig) -> list[str]:
     return out
 
 
+def _uses(placed: _Placement) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(target, weight, plastic) of every use: the listed synapses, then the segment uses."""
+    _, word, count, first = placed.segments
+    j = np.arange(int(count.sum())) - np.repeat(np.cumsum(count) - count, count)
+    seg_word = np.repeat(word, count) + j
+    return (np.concatenate([placed.target, np.repeat(first, count) + j]),
+            np.concatenate([placed.weight, placed.kernel[0][seg_word]]),
+            np.concatenate([placed.plastic, placed.kernel[1][seg_word]]))
+
+
 def _accumulator_bits(net: SnnNetwork, placed: _Placement) -> int:
     """Smallest accumulator width for which ``net`` meets the bound of spec section 3."""
-    return accumulator_bits(*accumulator_bounds(placed.n_neurons, placed.target, placed.weight,
-                                                placed.plastic, net.learning))
+    return accumulator_bits(*accumulator_bounds(placed.n_neurons, *_uses(placed), net.learning))
 
 
-def choose_config(net: SnnNetwork) -> CoreConfig:
+def choose_config(net: SnnNetwork, *, shared: bool = True) -> CoreConfig:
     """The default config if ``net`` fits, else the default with what overflows raised.
 
     Neurons, axons and synapses are raised to the next power of two holding the network;
@@ -459,7 +512,7 @@ def choose_config(net: SnnNetwork) -> CoreConfig:
     bound needs (spec section 3). Raises ``ValueError`` if even the largest allowed
     capacity or width is too small.
     """
-    return _choose_config(net, _place(net))
+    return _choose_config(net, _place(net, shared))
 
 
 def _choose_config(net: SnnNetwork, placed: _Placement) -> CoreConfig:
@@ -479,6 +532,8 @@ def _choose_config(net: SnnNetwork, placed: _Placement) -> CoreConfig:
             raised[name] = min(1 << (needs[name] - 1).bit_length(), CAPACITIES[name])
     if needs["wta_groups"] > default.wta_groups:
         raised["wta_groups"] = needs["wta_groups"]
+    if needs["segments"]:
+        raised["segments"] = min(1 << (needs["segments"] - 1).bit_length(), CAPACITIES["segments"])
     if acc_bits > default.accumulator_bits:
         raised["accumulator_bits"] = acc_bits
         raised["membrane_bits"] = max(default.membrane_bits, acc_bits)
@@ -541,7 +596,8 @@ def _normalise_decoding(decoding: dict, n_outputs: int) -> dict:
     return decoding
 
 
-def compile_network(net: SnnNetwork, config: CoreConfig | None = None) -> CompiledNetwork:
+def compile_network(net: SnnNetwork, config: CoreConfig | None = None, *,
+                    shared: bool | None = None) -> CompiledNetwork:
     """Place ``net`` on a core (see the module docstring for the rule) and validate it.
 
     ``config=None`` picks the default core, or the default with raised capacities
@@ -554,7 +610,9 @@ def compile_network(net: SnnNetwork, config: CoreConfig | None = None) -> Compil
         raise ValueError(f"compile_network needs an SnnNetwork, got {type(net).__name__}")
     if config is not None and not isinstance(config, CoreConfig):
         raise ValueError(f"config must be a CoreConfig, got {type(config).__name__}")
-    placed = _place(net)
+    if shared is None:          # conv projections in shared rows where the core has a segment table
+        shared = config is None or config.segments > 0
+    placed = _place(net, shared)
     if config is None:
         config = _choose_config(net, placed)
     over = _overflows(_needs(net, placed), config)
@@ -562,8 +620,8 @@ def compile_network(net: SnnNetwork, config: CoreConfig | None = None) -> Compil
         raise ValueError(f"network does not fit the core (config {config.hash()[:12]}): it needs "
                          + "; ".join(over))
 
-    layers, layer_axons = placed.layers, placed.layer_axons
-    n_neurons, n_axons = placed.n_neurons, placed.n_axons
+    layers, layer_axons, order = placed.layers, placed.layer_axons, placed.order
+    n_neurons = placed.n_neurons
     # WTA groups
     wta_groups = {pop.name: g for g, pop in enumerate((p for p in net.populations if p.wta), start=1)}
 
@@ -584,6 +642,18 @@ def compile_network(net: SnnNetwork, config: CoreConfig | None = None) -> Compil
     wlo, whi = config.weight_range
     lp = net.learning
     for pr in net.projections:
+        if isinstance(pr, ConvProjection):
+            kernel = pr.kernel.reshape(-1)
+            for bad_w, limits, what in (((kernel < wlo) | (kernel > whi), f"{wlo}..{whi}",
+                                         f"the {config.weight_bits}-bit weight range"),
+                                        (((kernel < lp.w_min) | (kernel > lp.w_max)) if pr.plastic
+                                         else np.zeros(len(kernel), bool), f"{lp.w_min}..{lp.w_max}",
+                                         "the plastic range w_min..w_max")):
+                if bad_w.any():
+                    i = int(np.flatnonzero(bad_w)[0])
+                    raise ValueError(f"conv projection {pr.source}->{pr.target}: kernel value {int(kernel[i])} "
+                                     f"(flat index {i}) is outside {what} {limits}")
+            continue
         if not len(pr.weight):
             continue
         bad = np.flatnonzero((pr.weight < wlo) | (pr.weight > whi))
@@ -601,8 +671,10 @@ def compile_network(net: SnnNetwork, config: CoreConfig | None = None) -> Compil
                                  f"w_min..w_max = {lp.w_min}..{lp.w_max}")
 
     # parameters, theta, routes, outputs
-    params = {f: np.concatenate([getattr(p.params, f) for p in net.populations]) if net.populations
-              else np.zeros(0, np.int64) for f in NEURON_FIELDS}
+    params = {f: np.zeros(n_neurons, np.int64) for f in NEURON_FIELDS}
+    for pop in net.populations:       # a population's neuron i is core neuron first + order[i]
+        for f in NEURON_FIELDS:
+            params[f][layers[pop.name][0] + order[pop.name]] = getattr(pop.params, f)
     theta = np.zeros(n_neurons, np.int64)
     route = np.full(n_neurons, NO_ROUTE, np.int64)
     outputs, output_layers = [], []
@@ -611,11 +683,11 @@ def compile_network(net: SnnNetwork, config: CoreConfig | None = None) -> Compil
         if pop.wta:
             params["wta_group"][f0:f0 + size] = wta_groups[pop.name]
         if pop.theta is not None:
-            theta[f0:f0 + size] = pop.theta
-        if pop.name in layer_axons:
-            route[f0:f0 + size] = layer_axons[pop.name][0] + np.arange(size)
+            theta[f0 + order[pop.name]] = pop.theta
+        if pop.name in layer_axons:      # neuron i of the population drives axon a0 + i
+            route[f0 + order[pop.name]] = layer_axons[pop.name][0] + np.arange(size)
         if pop.output:
-            outputs.append(np.arange(f0, f0 + size))
+            outputs.append(f0 + order[pop.name])
             output_layers.append(pop.name)
     outputs = np.concatenate(outputs) if outputs else np.zeros(0, np.int64)
     if n_neurons == 0:
@@ -632,9 +704,17 @@ def compile_network(net: SnnNetwork, config: CoreConfig | None = None) -> Compil
     syn_weight[filled] = placed.weight[source[filled]]
     syn_plastic[filled] = placed.plastic[source[filled]]
     syn_proj[filled] = placed.projection[source[filled]]
+    # shared rows: the kernel words after the rows, the segments naming them
+    kernel_weight, kernel_plastic, kernel_proj = placed.kernel
+    seg_axon, seg_word, seg_count, seg_first = placed.segments
+    segments = Segments(ptr=np.concatenate([[0], np.cumsum(np.bincount(seg_axon, minlength=placed.n_axons))]),
+                        base=len(source) + seg_word, count=seg_count, first=seg_first)
+    syn_weight = np.concatenate([syn_weight, kernel_weight])
+    syn_plastic = np.concatenate([syn_plastic, kernel_plastic])
+    syn_proj = np.concatenate([syn_proj, kernel_proj])
 
     # accumulator bound, named by layer (spec section 3), before the program's own validation
-    upper, lower = accumulator_bounds(n_neurons, row_target, syn_weight, syn_plastic, lp)
+    upper, lower = accumulator_bounds(n_neurons, *_uses(placed), lp)
     lo, hi = config.accumulator_range
     for bound, ok, what in ((upper, upper <= hi, "sum of its positive weights"),
                             (lower, lower >= lo, "sum of its negative weights")):
@@ -652,7 +732,7 @@ def compile_network(net: SnnNetwork, config: CoreConfig | None = None) -> Compil
         program = CoreProgram(config=config, n_inputs=net.n_inputs, ptr=ptr, target=row_target,
                               weight=syn_weight, plastic=syn_plastic,
                               neurons=NeuronParams(**params), route=route, outputs=outputs,
-                              learning=lp, theta=theta)       # validated on construction
+                              learning=lp, theta=theta, segments=segments)   # validated on construction
     except ValueError as exc:
         raise ValueError(_layer_message(str(exc), layers)) from None
 

@@ -48,7 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from ..hw.config import CoreConfig
-from ..hw.program import NEURON_FIELDS, CoreProgram, LearningParams, NeuronParams
+from ..hw.program import NEURON_FIELDS, CoreProgram, LearningParams, NeuronParams, Segments, WtaBlocks
 from .compiler import CompiledNetwork
 from .output_dir import IMAGE_FORMAT as FORMAT
 from .output_dir import IMAGE_MANIFEST as MANIFEST
@@ -60,7 +60,11 @@ FORMAT_VERSION = 3
 PROGRAM_NPZ = "program.npz"
 # region name (hw.host.Region) -> file name, in the order they are written
 REGION_FILES = {"PARAM": "param.hex", "POINTER": "pointer.hex", "SYNAPSE": "synapse.hex",
-                "THETA": "theta.hex", "LTP_RANGE": "ltp_range.hex"}
+                "THETA": "theta.hex", "LTP_RANGE": "ltp_range.hex", "SEGMENT": "segment.hex"}
+# Optional program.npz arrays (absent in programs without shared rows or WTA blocks, and in
+# files written before they existed): name -> (part of CoreProgram, field).
+_OPTIONAL_ARRAYS = {f"segments_{f}": ("segments", f) for f in ("ptr", "base", "count", "first")} | \
+                   {f"wta_blocks_{f}": ("wta_blocks", f) for f in ("first", "size", "count", "k")}
 _LEARNING_FIELDS = tuple(f.name for f in dataclasses.fields(LearningParams))
 
 
@@ -136,6 +140,10 @@ def _npz_arrays(compiled: CompiledNetwork) -> dict[str, np.ndarray]:
     }
     for f in NEURON_FIELDS:
         arrays[f"neurons_{f}"] = getattr(p.neurons, f)
+    if p.shared:
+        arrays.update({f"segments_{f}": getattr(p.segments, f) for f in ("ptr", "base", "count", "first")})
+    if len(p.wta_blocks):
+        arrays.update({f"wta_blocks_{f}": getattr(p.wta_blocks, f) for f in ("first", "size", "count", "k")})
     if compiled.synapse_projection is not None:
         arrays["synapse_projection"] = compiled.synapse_projection
     return arrays
@@ -183,10 +191,19 @@ def load_program_npz(path, *, config: CoreConfig | None = None) -> CompiledNetwo
         # bools and arrays (a 0-d integer array counts as its value), so nothing is truncated.
         lp = LearningParams(**{f: learning.get(f) for f in _LEARNING_FIELDS})
         neurons = NeuronParams(**{f: arrays[f"neurons_{f}"] for f in NEURON_FIELDS})
+        parts = {}
+        for key, (part, field) in _OPTIONAL_ARRAYS.items():
+            if key in arrays:
+                parts.setdefault(part, {})[field] = arrays[key]
+        for part, fields in parts.items():
+            if len(fields) != 4:
+                raise ValueError(f"{part} is incomplete: it has {', '.join(sorted(fields))}")
         program = CoreProgram(config=stored, n_inputs=arrays["n_inputs"], ptr=arrays["ptr"],
                               target=arrays["target"], weight=arrays["weight"], plastic=arrays["plastic"],
                               neurons=neurons, route=arrays["route"], outputs=arrays["outputs"],
-                              learning=lp, theta=arrays["theta"])
+                              learning=lp, theta=arrays["theta"],
+                              segments=Segments(**parts["segments"]) if "segments" in parts else None,
+                              wta_blocks=WtaBlocks(**parts["wta_blocks"]) if "wta_blocks" in parts else None)
         program.validate()
     except (KeyError, TypeError, ValueError) as exc:
         raise ImageDirError(f"{name}: invalid program: {exc}") from None

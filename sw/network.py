@@ -18,7 +18,7 @@ import numpy as np
 
 from ..hw.program import WIDEST, LearningParams, NeuronParams, check_count, int_array
 
-__all__ = ["Population", "Projection", "SnnNetwork", "INPUT"]
+__all__ = ["Population", "Projection", "ConvProjection", "SnnNetwork", "INPUT"]
 
 INPUT = "input"
 _INDEX_RANGE = (0, np.iinfo(np.int64).max)   # pre/post: checked against the population sizes
@@ -99,6 +99,145 @@ class Projection:
         return cls(source, target, pre, post, weight[post, pre], plastic)
 
 
+def _pair(value, name: str, low: int) -> tuple[int, int]:
+    values = np.broadcast_to(np.asarray(value), (2,)) if np.ndim(value) == 0 else np.asarray(value).reshape(-1)
+    if len(values) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= low
+                                   for v in values.tolist()):
+        raise ValueError(f"{name} must be an int >= {low} or a pair of them, got {value!r}")
+    return int(values[0]), int(values[1])
+
+
+@dataclasses.dataclass
+class ConvProjection:
+    """A convolution with one shared integer kernel: ``source`` is an image ``in_shape =
+    (C_in, H, W)`` (neuron ``(c*H + y)*W + x``), ``target`` the ``C_out`` maps of the
+    output ``(C_out, H', W')`` (neuron ``(c*H' + y')*W' + x'``, the order of PyTorch and of
+    :class:`Projection`), ``H' = (H + 2 p_h - K_h) // s_h + 1`` (likewise ``W'``)::
+
+        input (ci, y, x) -> output (co, y', x') with weight[co, ci, dy, dx]
+        where y = y'*s_h - p_h + dy and x = x'*s_w - p_w + dx (taps on the padding dropped)
+
+    :attr:`pre`, :attr:`post`, :attr:`weight` give the same synapses as an explicit list
+    (zero weights dropped); the compiler stores the kernel once, ``C_in*K_h*K_w*C_out``
+    words, in shared rows (docs/core-spec.md, section 3), placing the target population
+    position-major (the maps of one position consecutive) on the core.
+    """
+
+    source: str
+    target: str
+    kernel: np.ndarray                 # int [C_out, C_in, K_h, K_w]
+    in_shape: tuple
+    stride: tuple = (1, 1)
+    padding: tuple = (0, 0)
+    plastic: bool = False
+
+    def __post_init__(self):
+        what = f"conv projection {self.source}->{self.target}"
+        kernel = np.asarray(self.kernel)
+        if kernel.ndim != 4:
+            raise ValueError(f"{what}: kernel must be 4-D [C_out, C_in, K_h, K_w], got shape {kernel.shape}")
+        self.kernel = int_array(kernel.reshape(-1), f"{what}: kernel", *WIDEST.weight_range).reshape(kernel.shape)
+        shape = tuple(np.asarray(self.in_shape).reshape(-1).tolist()) if np.ndim(self.in_shape) else ()
+        if len(shape) != 3 or any(not isinstance(v, int) or v < 1 for v in shape):
+            raise ValueError(f"{what}: in_shape must be (C_in, H, W) of positive ints, got {self.in_shape!r}")
+        self.in_shape = shape
+        self.stride = _pair(self.stride, f"{what}: stride", 1)
+        self.padding = _pair(self.padding, f"{what}: padding", 0)
+        if not isinstance(self.plastic, (bool, np.bool_)):
+            raise ValueError(f"{what}: plastic must be True or False, got {self.plastic!r}")
+        self.plastic = bool(self.plastic)
+        if kernel.shape[1] != shape[0]:
+            raise ValueError(f"{what}: kernel has {kernel.shape[1]} input channels, in_shape {shape} has {shape[0]}")
+        if min(self.out_shape) < 1:
+            raise ValueError(f"{what}: a {kernel.shape[2]}x{kernel.shape[3]} kernel does not fit the "
+                             f"{shape[1]}x{shape[2]} input (padding {self.padding})")
+        self._synapses = None
+
+    @property
+    def out_shape(self) -> tuple[int, int, int]:
+        co, _, kh, kw = self.kernel.shape
+        (_, h, w), (sh, sw), (ph, pw) = self.in_shape, self.stride, self.padding
+        return co, (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+
+    def _explicit(self):
+        if self._synapses is None:
+            co, ci, kh, kw = self.kernel.shape
+            _, h, w = self.in_shape
+            _, oh, ow = self.out_shape
+            (sh, sw), (ph, pw) = self.stride, self.padding
+            o, c, i, j, y, x = np.meshgrid(np.arange(co), np.arange(ci), np.arange(kh), np.arange(kw),
+                                           np.arange(oh), np.arange(ow), indexing="ij")
+            yy, xx = y * sh - ph + i, x * sw - pw + j
+            weight = self.kernel[o, c, i, j]
+            keep = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w) & (weight != 0)
+            self._synapses = ((c * h + yy)[keep] * w + xx[keep], ((o * oh + y) * ow + x)[keep], weight[keep])
+        return self._synapses
+
+    @property
+    def pre(self) -> np.ndarray:
+        return self._explicit()[0]
+
+    @property
+    def post(self) -> np.ndarray:
+        return self._explicit()[1]
+
+    @property
+    def weight(self) -> np.ndarray:
+        return self._explicit()[2]
+
+    def placement(self) -> np.ndarray:
+        """``order[u]``: where output unit ``u = (co*H' + y')*W' + x'`` goes in its population
+        on the core, position-major: ``(y'*W' + x')*C_out + co`` (spec section 3)."""
+        co, oh, ow = self.out_shape
+        o, y, x = np.meshgrid(np.arange(co), np.arange(oh), np.arange(ow), indexing="ij")
+        return ((y * ow + x) * co + o).reshape(-1)
+
+    def kernel_words(self) -> np.ndarray:
+        """The kernel as stored once: for every ``(ci, dy)`` the ``K_w * C_out`` words
+        ``kernel[co, ci, dy, dx]`` with ``dx`` decreasing and ``co`` inside."""
+        k = self.kernel[:, :, :, ::-1]                    # [co, ci, dy, K_w-1-dx]
+        return np.ascontiguousarray(k.transpose(1, 2, 3, 0)).reshape(-1)
+
+    def segments(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The shared rows: ``(pre, word, count, first)`` per segment, ``pre`` the source unit,
+        ``word`` the first kernel word (into :meth:`kernel_words`), ``first`` the first target
+        in the core order of :meth:`placement`. Per source pixel and kernel row ``dy`` one
+        segment of consecutive taps (stride 1 across: ``dx`` decreasing is ``x'``
+        increasing); with a horizontal stride > 1, one segment per tap. Ordered by source unit."""
+        co, ci, kh, kw = self.kernel.shape
+        _, h, w = self.in_shape
+        _, oh, ow = self.out_shape
+        (sh, sw), (ph, pw) = self.stride, self.padding
+        pre, word, count, first = [], [], [], []
+        for c in range(ci):
+            for y in range(h):
+                for dy in range(kh):
+                    if (y + ph - dy) % sh:
+                        continue
+                    yo = (y + ph - dy) // sh
+                    if not 0 <= yo < oh:
+                        continue
+                    row_word = (c * kh + dy) * kw * co
+                    for x in range(w):
+                        unit = (c * h + y) * w + x
+                        taps = [(dx, (x + pw - dx) // sw) for dx in range(kw - 1, -1, -1)
+                                if (x + pw - dx) % sw == 0 and 0 <= (x + pw - dx) // sw < ow]
+                        groups = [taps] if sw == 1 and taps else [[t] for t in taps]
+                        for group in groups:
+                            dx0, xo0 = group[0]
+                            pre.append(unit)
+                            word.append(row_word + (kw - 1 - dx0) * co)
+                            count.append(len(group) * co)
+                            first.append((yo * ow + xo0) * co)
+        order = np.argsort(np.array(pre, np.int64), kind="stable")
+        return tuple(np.array(v, np.int64)[order] for v in (pre, word, count, first))
+
+    def frozen(self) -> "ConvProjection":
+        """The same convolution, not plastic."""
+        return ConvProjection(self.source, self.target, self.kernel.copy(), self.in_shape, self.stride,
+                              self.padding, plastic=False)
+
+
 @dataclasses.dataclass
 class SnnNetwork:
     """Populations and projections, plus how the host talks to the network."""
@@ -120,6 +259,17 @@ class SnnNetwork:
             raise ValueError(f"learning must be a LearningParams, got {type(self.learning).__name__}")
         sizes = {p.name: p.size for p in self.populations} | {INPUT: self.n_inputs}
         for proj in self.projections:
+            if isinstance(proj, ConvProjection):
+                need = int(np.prod(proj.out_shape))
+                have = sizes.get(proj.target)
+                if have is not None and have != need:
+                    raise ValueError(f"conv projection {proj.source}->{proj.target}: its output "
+                                     f"{proj.out_shape} has {need} units but population {proj.target} "
+                                     f"has {have} neurons")
+                if proj.source in sizes and sizes[proj.source] != int(np.prod(proj.in_shape)):
+                    raise ValueError(f"conv projection {proj.source}->{proj.target}: in_shape {proj.in_shape} "
+                                     f"has {int(np.prod(proj.in_shape))} units but {proj.source} has "
+                                     f"{sizes[proj.source]}")
             for role, name, index in (("source", proj.source, proj.pre), ("target", proj.target, proj.post)):
                 if name not in sizes or (role == "target" and name == INPUT):
                     raise ValueError(f"projection {proj.source}->{proj.target}: unknown {role} {name!r} "

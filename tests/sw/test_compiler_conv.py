@@ -1,0 +1,82 @@
+"""Conv projections in the compiler: the kernel stored once in shared rows (segments), the
+target placed position-major, and the same behaviour as the explicit lowering."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from neurocore.hw.config import CoreConfig
+from neurocore.hw.program import NeuronParams
+from neurocore.sim import golden, reference
+from neurocore.sw.compiler import compile_network, network_needs
+from neurocore.sw.network import INPUT, ConvProjection, Population, Projection, SnnNetwork
+
+
+def conv_net(rng, *, stride=(1, 1), padding=(0, 0), channels=2, maps=3, size=(6, 5), kernel=(3, 2)):
+    """input (channels, H, W) -> conv -> maps -> dense readout of 4 neurons."""
+    k = rng.integers(-6, 9, (maps, channels, *kernel))
+    conv = ConvProjection(INPUT, "conv", k, (channels, *size), stride, padding)
+    n_conv = int(np.prod(conv.out_shape))
+    dense = rng.integers(-4, 6, (4, n_conv))
+    pops = [Population("conv", NeuronParams.uniform(n_conv, threshold=12, reset_mode=1)),
+            Population("out", NeuronParams.uniform(4, threshold=20), output=True)]
+    return SnnNetwork(n_inputs=channels * size[0] * size[1], populations=pops,
+                      projections=[conv, Projection.dense("conv", "out", dense)])
+
+
+@pytest.mark.parametrize("geometry", [dict(), dict(stride=(2, 1)), dict(stride=(1, 2)), dict(padding=(1, 1)),
+                                      dict(stride=(2, 2), padding=(1, 0), kernel=(2, 3))])
+def test_shared_lowering_equals_explicit(geometry):
+    rng = np.random.default_rng(len(str(geometry)))
+    net = conv_net(rng, **geometry)
+    shared = compile_network(net)
+    explicit = compile_network(net, shared=False)
+    conv = net.projections[0]
+    co, ci, kh, kw = conv.kernel.shape
+    assert shared.program.shared and not explicit.program.shared
+    assert shared.program.n_synapses - shared.program.n_row_synapses == co * ci * kh * kw   # the kernel once
+    assert shared.config.segments >= len(shared.program.segments)
+    needs, unshared = network_needs(net), network_needs(net, shared=False)
+    assert needs["synapses"] == shared.program.n_synapses and unshared["synapses"] == explicit.program.n_synapses
+    x = rng.random((3, 12, net.n_inputs)) < 0.4
+    a = golden.run_batch(shared.program, x)
+    b = golden.run_batch(explicit.program, x)
+    assert np.array_equal(a.spikes, b.spikes) and a.spikes.any()
+    # the same inputs, one sample on the reference: the shared program's uses are the spec's
+    r = reference.run(shared.program, x[0])
+    g = golden.run(shared.program, x[0])
+    assert np.array_equal(r.spikes, g.spikes) and r.sops == g.sops
+
+
+def test_conv_target_is_placed_position_major():
+    rng = np.random.default_rng(1)
+    net = conv_net(rng)
+    compiled = compile_network(net)
+    first, size = compiled.layers["conv"]
+    _, oh, ow = net.projections[0].out_shape
+    # population neuron (c, y, x) -> core neuron first + (y*W' + x)*C + c; routes follow it
+    c, y, x = 2, 1, 3
+    core = first + (y * ow + x) * 3 + c
+    axon = compiled.layer_axons["conv"][0] + (c * oh + y) * ow + x
+    assert compiled.program.route[core] == axon
+
+
+def test_bad_conv_projections():
+    k = np.ones((2, 1, 3, 3), int)
+    with pytest.raises(ValueError, match="does not fit the 2x2 input"):
+        ConvProjection(INPUT, "c", k, (1, 2, 2))
+    with pytest.raises(ValueError, match="kernel has 1 input channels"):
+        ConvProjection(INPUT, "c", k, (2, 5, 5))
+    with pytest.raises(ValueError, match="stride must be an int >= 1"):
+        ConvProjection(INPUT, "c", k, (1, 5, 5), stride=0)
+    pops = [Population("c", NeuronParams.uniform(10, threshold=5), output=True)]
+    with pytest.raises(ValueError, match="has 18 units but population c has 10 neurons"):
+        SnnNetwork(n_inputs=25, populations=pops, projections=[ConvProjection(INPUT, "c", k, (1, 5, 5))])
+    net = SnnNetwork(n_inputs=25, populations=[Population("c", NeuronParams.uniform(18, threshold=5), output=True)],
+                     projections=[ConvProjection(INPUT, "c", k * 200, (1, 5, 5))])
+    with pytest.raises(ValueError, match="kernel value 200 .* outside the 8-bit weight range"):
+        compile_network(net)
+    with pytest.raises(ValueError, match="segments but the core has 0"):
+        compile_network(SnnNetwork(n_inputs=25, populations=net.populations,
+                                   projections=[ConvProjection(INPUT, "c", k, (1, 5, 5))]),
+                        CoreConfig(), shared=True)
