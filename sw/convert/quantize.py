@@ -85,7 +85,7 @@ import numpy as np
 
 from ...hw.config import CoreConfig
 from ...hw.program import RESET_BY_SUBTRACTION, NeuronParams
-from ..network import INPUT, Population, Projection, SnnNetwork
+from ..network import INPUT, ConvProjection, Population, Projection, SnnNetwork
 from .graph import AvgPool2d, Conv2d, Dense, Flatten, Graph, ReLU
 
 __all__ = ["Stage", "lower", "normalise", "quantise", "convert", "Converted", "LayerInfo", "simulate",
@@ -114,6 +114,7 @@ class Stage:
     relu: bool
     output_index: int
     area: int = 1             # pooling window size k^2 (pooling stages only)
+    layer: object = None      # the graph layer (a Conv2d keeps its kernel for shared rows)
 
     @property
     def n_in(self) -> int:
@@ -212,7 +213,7 @@ def lower(graph: Graph) -> list[Stage]:
                                 out_shape=out_shape, pre=np.asarray(pre, np.int64),
                                 post=np.asarray(post, np.int64), weight=np.asarray(w, np.float64),
                                 bias=np.asarray(bias, np.float64), relu=False, output_index=index,
-                                area=area))
+                                area=area, layer=layer))
         shape = out_shape
     if not stages:
         raise ValueError("the graph has no Dense, Conv2d or pooling layer: nothing to convert")
@@ -283,7 +284,8 @@ class LayerInfo:
 
 def quantise(stage: Stage, lam_prev: float, lam: float, weight_bits: int,
              membrane_range: tuple[int, int], theta_max: int):
-    """Integer ``(pre, post, weight, threshold, bias, info)`` of one stage (module doc, step 3)."""
+    """Integer ``(pre, post, weight, threshold, bias, info)`` of one stage (module doc, step 3);
+    a conv stage's ``info`` also holds its integer ``kernel`` (the same rounding, per tap)."""
     q = (1 << (weight_bits - 1)) - 1
     if stage.kind in ("avgpool", "sumpool"):
         # normalised weights are exactly 1/k^2: weight 1, threshold k^2
@@ -301,10 +303,16 @@ def quantise(stage: Stage, lam_prev: float, lam: float, weight_bits: int,
         weight = np.clip(raw, -q - 1, q).astype(np.int64)
         lo, hi = membrane_range
         bias = np.clip(np.rint(b * threshold), lo, hi).astype(np.int64)
+    kernel = None
+    if stage.kind == "conv":      # the same expression as the synapse weights, so equal per tap
+        raw_kernel = np.rint((stage.layer.weight * (lam_prev / lam)) * threshold)
+        kernel = np.clip(raw_kernel, -q - 1, q).astype(np.int64)
     keep = weight != 0
     info = dict(threshold=threshold, max_weight=int(np.abs(weight).max()) if weight.size else 0,
                 bias_min=int(bias.min()) if bias.size else 0, bias_max=int(bias.max()) if bias.size else 0,
                 clipped=clipped, dropped=int((~keep).sum()))
+    if kernel is not None:
+        info["kernel"] = kernel
     return stage.pre[keep], stage.post[keep], weight[keep], threshold, bias, info
 
 
@@ -340,7 +348,7 @@ class Converted:
 def convert(graph: Graph, x_calib, *, weight_bits: int | None = None, config: CoreConfig | None = None,
             percentile: float = DEFAULT_PERCENTILE, output_percentile: float | None = None,
             encoding: dict | None = None,
-            n_classes: int | None = None, progress: bool = False) -> Converted:
+            n_classes: int | None = None, progress: bool = False, shared: bool = True) -> Converted:
     """Convert a float ``graph`` into an integer :class:`SnnNetwork` (see the module docstring).
 
     ``x_calib`` are calibration inputs (rows in [0, 1], e.g. a subset of the training set)
@@ -348,7 +356,9 @@ def convert(graph: Graph, x_calib, *, weight_bits: int | None = None, config: Co
     defaults to :class:`CoreConfig`\\ ``()``), whose membrane range and threshold limit are
     also respected. The last stage is the output population (decoded by spike count,
     one neuron per class; ``n_classes`` defaults to its size). ``encoding`` is stored in the
-    network (default ``{"kind": "current"}``).
+    network (default ``{"kind": "current"}``). With ``shared`` (the default) a conv stage
+    becomes a :class:`~neurocore.sw.network.ConvProjection` (its kernel stored once on the
+    core); otherwise an explicit projection of the same synapses.
     """
     config = config or CoreConfig()
     weight_bits = config.weight_bits if weight_bits is None else int(weight_bits)
@@ -366,10 +376,16 @@ def convert(graph: Graph, x_calib, *, weight_bits: int | None = None, config: Co
         name = "output" if i == last else stage.name
         pre, post, weight, threshold, bias, info = quantise(
             stage, lam_prev, lam, weight_bits, config.membrane_range, config.theta_max)
+        kernel = info.pop("kernel", None)
         params = NeuronParams.uniform(stage.n_out, threshold=threshold, reset_mode=RESET_BY_SUBTRACTION)
         params.bias = bias
         populations.append(Population(name, params, output=(i == last)))
-        projections.append(Projection(source, name, pre, post, weight))
+        if shared and kernel is not None:
+            layer = stage.layer
+            projections.append(ConvProjection(source, name, kernel, tuple(stage.in_shape), layer.stride,
+                                              layer.padding))
+        else:
+            projections.append(Projection(source, name, pre, post, weight))
         infos.append(LayerInfo(name=name, kind=stage.kind, shape=tuple(stage.out_shape), neurons=stage.n_out,
                                synapses=len(pre), relu=stage.relu, scale=lam, **info))
         source, lam_prev = name, lam
