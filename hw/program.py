@@ -267,8 +267,30 @@ class LearningParams:
         _check_scalar(self.w_max, "learning.w_max", self.w_min, whi)
 
 
+class _IndexTable:
+    """Base of :class:`Segments` and :class:`WtaBlocks`: every field a 1-D ``int64`` array,
+    converted and range checked where it enters (``_RANGES()``, named ``<_NAME>.<field>``);
+    the length is the number of entries (of the field ``_LENGTH``)."""
+
+    _NAME = ""
+    _LENGTH = ""
+
+    @staticmethod
+    def _RANGES() -> dict:
+        return {}
+
+    def __setattr__(self, name, value):
+        ranges = self._RANGES()
+        if name in ranges:
+            value = int_array(value, f"{self._NAME}.{name}", *ranges[name])
+        object.__setattr__(self, name, value)
+
+    def __len__(self) -> int:
+        return len(getattr(self, self._LENGTH))
+
+
 @dataclasses.dataclass
-class Segments:
+class Segments(_IndexTable):
     """Shared-row segments (docs/core-spec.md, section 3), CSR over the axons.
 
     Axon ``a`` owns segments ``ptr[a] .. ptr[a+1]-1``; segment ``k`` drives neurons
@@ -283,18 +305,16 @@ class Segments:
     count: np.ndarray
     first: np.ndarray
 
-    def __setattr__(self, name, value):
-        if name in _SEGMENT_RANGES:
-            value = int_array(value, f"segments.{name}", *_SEGMENT_RANGES[name])
-        object.__setattr__(self, name, value)
+    _NAME, _LENGTH = "segments", "base"
+
+    @staticmethod
+    def _RANGES() -> dict:
+        return _SEGMENT_RANGES
 
     @classmethod
     def none(cls, n_axons: int) -> "Segments":
         """No segments: every axon has only its row."""
         return cls(ptr=np.zeros(n_axons + 1, np.int64), base=[], count=[], first=[])
-
-    def __len__(self) -> int:
-        return len(self.base)
 
     def uses(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every segment use as ``(axon, target, word)``, in the order of the spec (axon, then
@@ -308,7 +328,7 @@ class Segments:
 
 
 @dataclasses.dataclass
-class WtaBlocks:
+class WtaBlocks(_IndexTable):
     """Structural winner-take-all block ranges (docs/core-spec.md, section 5, phase 2).
 
     Range ``r`` holds ``count[r]`` blocks of ``size[r]`` consecutive neurons from
@@ -321,17 +341,15 @@ class WtaBlocks:
     count: np.ndarray
     k: np.ndarray
 
-    def __setattr__(self, name, value):
-        if name in _BLOCK_RANGES:
-            value = int_array(value, f"wta_blocks.{name}", *_BLOCK_RANGES[name])
-        object.__setattr__(self, name, value)
+    _NAME, _LENGTH = "wta_blocks", "first"
+
+    @staticmethod
+    def _RANGES() -> dict:
+        return _BLOCK_RANGES
 
     @classmethod
     def none(cls) -> "WtaBlocks":
         return cls(first=[], size=[], count=[], k=[])
-
-    def __len__(self) -> int:
-        return len(self.first)
 
     def block_of(self, n_neurons: int) -> tuple[np.ndarray, np.ndarray]:
         """``(block, k)``: the block of every neuron (numbered over all ranges in order; -1 for

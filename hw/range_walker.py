@@ -5,7 +5,27 @@ from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["RangeWalker"]
+__all__ = ["RangeWalker", "lookup_stage"]
+
+
+def lookup_stage(m: Module, keys, lookup, take) -> tuple[Signal, Signal]:
+    """Stage P of a walker: one key of the stream ``keys`` buffered while ``lookup`` (a read
+    port, one cycle of latency, always enabled) reads its word. ``take`` (driven by the
+    caller) consumes the buffered key; a new key is accepted when P is empty or taken. While
+    P waits, its key is presented again on ``lookup.addr``, so the port needs no data hold.
+    Returns ``(valid, key)`` of the buffered key (its word is on ``lookup.data``)."""
+    valid = Signal()
+    key = Signal.like(keys.payload)
+    accept = Signal()
+    m.d.comb += [
+        accept.eq(~valid | take),
+        keys.ready.eq(accept),
+        lookup.en.eq(1),
+        lookup.addr.eq(Mux(accept, keys.payload, key)),
+    ]
+    with m.If(accept):
+        m.d.sync += [valid.eq(keys.valid), key.eq(keys.payload)]
+    return valid, key
 
 
 class RangeWalker(wiring.Component):
@@ -70,18 +90,8 @@ class RangeWalker(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         # -- stage P: the look-up, one key buffered ---------------------------------------------
-        p_valid = Signal()
-        p_key = Signal.like(self.keys.payload)
         p_take = Signal()                      # P is consumed (loaded into G, or dropped)
-        accept = Signal()
-        m.d.comb += [
-            accept.eq(~p_valid | p_take),
-            self.keys.ready.eq(accept),
-            self.lookup.en.eq(1),
-            self.lookup.addr.eq(Mux(accept, self.keys.payload, p_key)),
-        ]
-        with m.If(accept):
-            m.d.sync += [p_valid.eq(self.keys.valid), p_key.eq(self.keys.payload)]
+        p_valid, p_key = lookup_stage(m, self.keys, self.lookup, p_take)
 
         # -- stage G: the index generator -------------------------------------------------------
         word = self.lookup.data

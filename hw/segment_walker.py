@@ -7,7 +7,7 @@ from amaranth.lib.wiring import In, Out
 
 from .config import CoreConfig
 from .layouts import pointer_layout, segment_layout
-from .range_walker import RangeWalker
+from .range_walker import RangeWalker, lookup_stage
 
 __all__ = ["SegmentWalker", "range_key_layout"]
 
@@ -85,18 +85,8 @@ class SegmentWalker(wiring.Component):
         key_shape = range_key_layout(cfg)
 
         # -- stage P: the pointer look-up, one axon buffered --------------------------------------
-        p_valid = Signal()
-        p_axon = Signal.like(self.axons.payload)
         p_take = Signal()
-        accept = Signal()
-        m.d.comb += [
-            accept.eq(~p_valid | p_take),
-            self.axons.ready.eq(accept),
-            self.ptr_rd.en.eq(1),
-            self.ptr_rd.addr.eq(Mux(accept, self.axons.payload, p_axon)),
-        ]
-        with m.If(accept):
-            m.d.sync += [p_valid.eq(self.axons.valid), p_axon.eq(self.axons.payload)]
+        p_valid, _ = lookup_stage(m, self.axons, self.ptr_rd, p_take)
 
         # -- stage L: the ranges of one axon, the row first ---------------------------------------
         ranges = stream.Signature(key_shape).create()
