@@ -13,13 +13,13 @@ DESCRIPTION = """\
 ANN-to-SNN conversion on a dataset: train a ReLU MLP with scikit-learn (or load
 one with --ann) or, with --arch cnn, a small CNN with PyTorch (conv 5x5 - ReLU -
 avgpool 2 per entry of --maps, then a dense readout; needs the torch extra:
-pip install 'neurocore[torch]'), normalise it with the 99.9th percentile of each
-layer's activations on the training data (Rueckauer et al. 2017), quantise every layer
-to the core's signed weight width with the threshold as the layer's scale (IF
-neurons, reset by subtraction, biases added every step), compile it for the
-core and evaluate the float ANN and the SNN (bit-exact golden model) on the
-test split, plus the accuracy-vs-T curve. T counts core steps from the first
-input step; each layer adds one step of latency (see docs/results.md).
+pip install 'neurocore[torch]'), normalise it with the 99.9th percentile of
+each layer's activations on the training data (Rueckauer et al. 2017), quantise
+every layer to the core's signed weight width with the threshold as the layer's
+scale (IF neurons, reset by subtraction, biases added every step), compile it
+for the core and evaluate the float ANN and the SNN (bit-exact golden model) on
+the test split, plus the accuracy-vs-T curve. T counts core steps from the
+first input step; each layer adds one step of latency (see docs/results.md).
 Progress goes to stderr; --json prints only the JSON report on stdout.
 Nothing is written unless asked (--out, --save-ann, --plot)."""
 

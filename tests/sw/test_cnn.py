@@ -44,7 +44,7 @@ def test_check_maps(maps, message):
         cnn.check_maps(maps)
 
 
-@pytest.mark.parametrize("epochs", [0, 201, 2.5, True])
+@pytest.mark.parametrize("epochs", [0, 201, 2.5, True, "x", None])
 def test_check_epochs(epochs):
     with pytest.raises(ValueError, match=r"epochs must be an integer in 1..200"):
         cnn.check_epochs(epochs)
