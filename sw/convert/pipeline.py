@@ -240,7 +240,7 @@ def convert_dataset(dataset: str = "digits", steps: int = DEFAULT_STEPS, weight_
         calib = data.x_train
         if calib_samples and len(calib) > calib_samples:
             calib = calib[np.sort(rng.choice(len(calib), calib_samples, replace=False))]
-        readout_shift = None
+        readout_shift = graph_accuracy = None
         if arch == "cnn":
             input_shape = cnn_mod.dataset_input_shape(data)
             model, ann_accuracy = cnn_mod.train_cnn(data, maps=maps, epochs=epochs, seed=seed, progress=progress)
@@ -249,6 +249,7 @@ def convert_dataset(dataset: str = "digits", steps: int = DEFAULT_STEPS, weight_
             ann_graph = from_torch(model, input_shape=input_shape)
             graph = cnn_mod.fold_pooling(ann_graph, fold)
             graph, readout_shift = cnn_mod.lift_readout(graph, calib, lift=readout_lift)
+            graph_accuracy = float((graph.predict(data.x_test) == data.y_test).mean())
         else:
             if ann_path is not None:
                 model = load_ann(ann_path)
@@ -330,7 +331,8 @@ def convert_dataset(dataset: str = "digits", steps: int = DEFAULT_STEPS, weight_
         "curve": points,
         "arch": arch,
         "ann": _ann_report(arch, model, ann_path, save_ann_path, trained, max_iter, maps, epochs, fold,
-                           readout_lift, readout_shift, ann_graph),
+                           readout_lift, readout_shift, ann_graph,
+                           graph_accuracy),
         "percentile": converted.percentile,
         "output_percentile": float(percentile if output_percentile is None else output_percentile),
         "depth": converted.depth,
@@ -348,13 +350,18 @@ def convert_dataset(dataset: str = "digits", steps: int = DEFAULT_STEPS, weight_
 
 
 def _ann_report(arch, model, ann_path, save_ann_path, trained, max_iter, maps, epochs, fold, readout_lift,
-                readout_shift, graph) -> dict:
-    """The ``ann`` entry of the report: what was trained (or loaded) and how."""
+                readout_shift, graph, graph_accuracy) -> dict:
+    """The ``ann`` entry of the report: what was trained (or loaded) and how.
+
+    For the CNN, ``graph_accuracy`` is the test accuracy of the float graph that was
+    converted (after folding and lifting, float64): the rewrites are exact, so it equals
+    ``ann_accuracy`` up to float32 rounding in torch.
+    """
     if arch == "cnn":
         return {"source": "trained", "hidden": [], "maps": list(maps), "epochs": int(epochs),
                 "kernel": cnn_mod.KERNEL, "fold": fold, "readout_lift": readout_lift,
-                "readout_shift": float(readout_shift), "converged": True, "saved_to": None,
-                "layers": graph.summary().splitlines()}
+                "readout_shift": float(readout_shift), "graph_accuracy": graph_accuracy,
+                "converged": True, "saved_to": None, "layers": graph.summary().splitlines()}
     return {
         "source": str(ann_path) if ann_path is not None else "trained",
         "hidden": [int(w.shape[1]) for w in model.coefs_[:-1]],

@@ -160,6 +160,7 @@ def test_pipeline_cnn_on_digits(torch):
     assert res["synapse_words"] == res["synapse_words_unshared"] == res["synapses"] >= res["synapse_pairs"]
     assert res["synapse_pairs"] == sum(layer["synapses"] for layer in res["layers"])
     assert res["ann"]["readout_shift"] >= 0 and res["config"]["weight_bits"] == 8
+    assert abs(res["ann"]["graph_accuracy"] - res["ann_accuracy"]) <= 2 / 540   # fold and lift are exact
     unfolded = convert_dataset("digits", arch="cnn", maps=(4, 8), epochs=8, steps=24, curve_steps=(),
                                fold="none", readout_lift=0.0)
     assert unfolded["ann_accuracy"] == res["ann_accuracy"]                  # same seed, same ANN
