@@ -5,19 +5,21 @@ import argparse
 from pathlib import Path
 
 from .cli_common import (MAX_NEURONS, MAX_STEPS, UsageError, add_command, add_dataset_arguments,
-                         add_json_argument, add_seed_argument, add_steps_argument, positive_float_up_to,
-                         positive_int, print_result)
+                         add_json_argument, add_seed_argument, add_steps_argument, int_in_range,
+                         positive_float_up_to, positive_int, print_result)
 from .cli_io import output_path, plot_path, writing
 
 DESCRIPTION = """\
 ANN-to-SNN conversion on a dataset: train a ReLU MLP with scikit-learn (or load
-one with --ann), normalise it with the 99.9th percentile of each layer's
-activations on the training data (Rueckauer et al. 2017), quantise every layer
-to the core's signed weight width with the threshold as the layer's scale (IF
-neurons, reset by subtraction, biases added every step), compile it for the
-core and evaluate the float ANN and the SNN (bit-exact golden model) on the
-test split, plus the accuracy-vs-T curve. T counts core steps from the first
-input step; each layer adds one step of latency (see docs/results.md).
+one with --ann) or, with --arch cnn, a small CNN with PyTorch (conv 5x5 - ReLU -
+avgpool 2 per entry of --maps, then a dense readout; needs the torch extra:
+pip install 'neurocore[torch]'), normalise it with the 99.9th percentile of
+each layer's activations on the training data (Rueckauer et al. 2017), quantise
+every layer to the core's signed weight width with the threshold as the layer's
+scale (IF neurons, reset by subtraction, biases added every step), compile it
+for the core and evaluate the float ANN and the SNN (bit-exact golden model) on
+the test split, plus the accuracy-vs-T curve. T counts core steps from the
+first input step; each layer adds one step of latency (see docs/results.md).
 Progress goes to stderr; --json prints only the JSON report on stdout.
 Nothing is written unless asked (--out, --save-ann, --plot)."""
 
@@ -28,7 +30,9 @@ neurocore convert --hidden 64 --weight-bits 6 --encoder rate  # smaller net, 6-b
 neurocore convert --steps 16 --out build/digits-snn           # also write the image directory
 neurocore convert --save-ann ann.joblib && neurocore convert --ann ann.joblib --steps 8
 neurocore convert --dataset mnist --data-dir ~/data/mnist --hidden 256 --steps 32
-neurocore convert --curve 1,2,4,8,16,32 --plot docs/img/convert_accuracy_vs_T.png"""
+neurocore convert --curve 1,2,4,8,16,32 --plot docs/img/convert_accuracy_vs_T.png
+neurocore convert --arch cnn --steps 32 --curve 8,16,32      # a CNN (8 and 16 feature maps)
+neurocore convert --arch cnn --maps 4,8 --epochs 5 --json     # a smaller, shorter-trained CNN"""
 
 
 def _int_list(maximum: int):
@@ -49,6 +53,12 @@ def _int_list(maximum: int):
 
 _percentile = positive_float_up_to(100, "a number in (0, 100]")
 
+# the CNN's bounds (neurocore.sw.convert.cnn; repeated here so that --help needs no import of it)
+MAX_MAPS = 64
+MAX_CONV_LAYERS = 3
+MAX_EPOCHS = 200
+FOLD_CHOICES = ("none", "readout", "all")
+
 
 def register(subparsers) -> None:
     parser = add_command(subparsers, "convert", help="convert a trained ANN to an SNN and evaluate it",
@@ -61,9 +71,20 @@ def register(subparsers) -> None:
     parser.add_argument("--hidden", type=_int_list(MAX_NEURONS), default=None, metavar="N[,N...]",
                         help=f"hidden layer sizes of the trained MLP (default: 128); in all at most "
                              f"{MAX_NEURONS} neurons, a core's largest")
+    parser.add_argument("--arch", choices=("mlp", "cnn"), default="mlp",
+                        help="the ANN: a scikit-learn MLP or a PyTorch CNN (default: %(default)s)")
+    parser.add_argument("--maps", type=_int_list(MAX_MAPS), default=None, metavar="M[,M...]",
+                        help=f"--arch cnn: feature maps of each 5x5 conv layer, 1 to {MAX_CONV_LAYERS} layers of "
+                             f"1..{MAX_MAPS} maps (default: 8,16)")
+    parser.add_argument("--epochs", type=int_in_range(1, MAX_EPOCHS, f"an integer in 1..{MAX_EPOCHS}"),
+                        default=None, metavar="E",
+                        help=f"--arch cnn: training epochs, 1..{MAX_EPOCHS} (default: 20)")
+    parser.add_argument("--fold", choices=FOLD_CHOICES, default=None,
+                        help="--arch cnn: fold average pooling into the layer after it before converting: "
+                             "none, the readout's (default) or all (fewer layers, more synapses)")
     parser.add_argument("--encoder", choices=("current", "rate"), default="current",
                         help="input spike encoding (default: %(default)s)")
-    add_seed_argument(parser, "seed of the MLP training, the calibration subset and the rate encoder")
+    add_seed_argument(parser, "seed of the ANN training, the calibration subset and the rate encoder")
     parser.add_argument("--percentile", type=_percentile, default=None, metavar="P",
                         help="normalisation percentile of the activations (default: 99.9)")
     parser.add_argument("--curve", type=_int_list(MAX_STEPS), default=None, metavar="T[,T...]",
@@ -86,14 +107,24 @@ def register(subparsers) -> None:
 
 def format_report(r: dict) -> str:
     layers = r["layers"]
-    arch = "-".join(str(v) for v in [r["n_features"]] + r["ann"]["hidden"] + [r["n_classes"]])
+    ann = r["ann"]
+    if r.get("arch") == "cnn":
+        k = ann["kernel"]
+        blocks = "-".join(f"conv{k}x{k}x{m}-pool2" for m in ann["maps"])
+        ann_line = (f"ANN      : CNN {r['n_features']}-{blocks}-dense{r['n_classes']} (ReLU), trained "
+                    f"{ann['epochs']} epochs; pooling folded: {ann['fold']}, readout lifted by "
+                    f"{ann['readout_shift']:.3g}")
+    else:
+        arch = "-".join(str(v) for v in [r["n_features"]] + ann["hidden"] + [r["n_classes"]])
+        ann_line = (f"ANN      : MLP {arch} (ReLU), {ann['source']}"
+                    + (f", {ann['n_iter']} iterations" if ann["source"] == "trained" else "")
+                    + ("" if ann["converged"] else " (not converged)"))
     lines = [
         f"dataset  : {r['dataset']} ({r['n_train']} train / {r['n_test']} test), {r['encoder']} encoding, "
         f"seed {r['seed']}",
-        f"ANN      : MLP {arch} (ReLU), {r['ann']['source']}"
-        + (f", {r['ann']['n_iter']} iterations" if r["ann"]["source"] == "trained" else "")
-        + ("" if r["ann"]["converged"] else " (not converged)"),
-        f"SNN      : {r['depth']} layers, {r['neurons']} neurons, {r['synapses']} synapses, "
+        ann_line,
+        f"SNN      : {r['depth']} layers, {r['neurons']} neurons, {r['synapse_pairs']} synapses in "
+        f"{r['synapse_words']} synapse words ({r['synapse_words_unshared']} unshared), "
         f"int{r['weight_bits']} weights, percentile {r['percentile']:g}, core {r['config_hash'][:12]}",
     ]
     for layer in layers:
@@ -126,6 +157,22 @@ def run(args) -> int:
 
     if args.weight_bits is not None and not 2 <= args.weight_bits <= 16:
         raise UsageError(f"--weight-bits must be in 2..16, got {args.weight_bits}")
+    cnn = args.arch == "cnn"
+    if cnn:
+        for flag, value in (("--hidden", args.hidden), ("--ann", args.ann), ("--save-ann", args.save_ann)):
+            if value is not None:
+                raise UsageError(f"{flag} applies to --arch mlp (a scikit-learn MLP), not to --arch cnn")
+        if args.maps is not None and len(args.maps) > MAX_CONV_LAYERS:
+            raise UsageError(f"--maps: {len(args.maps)} conv layers given, at most {MAX_CONV_LAYERS}")
+        from ..sw.convert.cnn import require_torch
+        try:
+            require_torch()
+        except ImportError as exc:
+            raise UsageError(str(exc)) from None
+    else:
+        for flag, value in (("--maps", args.maps), ("--epochs", args.epochs), ("--fold", args.fold)):
+            if value is not None:
+                raise UsageError(f"{flag} applies to --arch cnn")
     if args.ann is not None and args.hidden is not None:
         raise UsageError("--hidden applies to a trained MLP; it cannot be combined with --ann")
     if args.no_curve and args.curve is not None:
@@ -148,7 +195,8 @@ def run(args) -> int:
             args.dataset, steps=args.steps, weight_bits=args.weight_bits,
             hidden=args.hidden or DEFAULT_HIDDEN, seed=args.seed, data_dir=args.data_dir, ann_path=args.ann,
             encoder=args.encoder, percentile=args.percentile or DEFAULT_PERCENTILE, curve_steps=curve,
-            out=args.out, overwrite=args.overwrite, save_ann_path=args.save_ann, progress=True)
+            out=args.out, overwrite=args.overwrite, save_ann_path=args.save_ann, progress=True,
+            **(dict(arch="cnn", maps=args.maps, epochs=args.epochs, fold=args.fold) if cnn else {}))
     except KeyError as exc:
         raise UsageError(f"unknown dataset {args.dataset!r} ({exc})") from None
     result["plot"] = None

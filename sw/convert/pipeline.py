@@ -2,13 +2,21 @@
 
 :func:`convert_dataset` is what ``neurocore convert`` runs:
 
-1. **ANN.** An ``sklearn.neural_network.MLPClassifier`` (ReLU hidden units, Adam, fixed
-   ``random_state=seed``) trained on the training split -- or, with ``ann_path``, a fitted
-   model loaded from a pickle/joblib file. Nothing is written unless asked: the trained
-   model is saved only with ``save_ann``, the compiled image only with ``out``.
+1. **ANN.** ``arch="mlp"`` (the default): an ``sklearn.neural_network.MLPClassifier``
+   (ReLU hidden units, Adam, fixed ``random_state=seed``) trained on the training split --
+   or, with ``ann_path``, a fitted model loaded from a pickle/joblib file. ``arch="cnn"``:
+   the small PyTorch CNN of :mod:`neurocore.sw.convert.cnn` (``maps`` feature maps per conv
+   layer, ``epochs`` of Adam, seeded), read by :func:`~neurocore.sw.convert.frontends.from_torch`.
+   Nothing is written unless asked: the trained MLP is saved only with ``save_ann``, the
+   compiled image only with ``out``.
 2. **Convert** (:func:`neurocore.sw.convert.quantize.convert`): percentile normalisation on
    (up to ``calib_samples`` of) the training data, per-layer quantisation to the core's
-   ``weight_bits``, IF neurons with reset by subtraction.
+   ``weight_bits``, IF neurons with reset by subtraction. For the CNN two exact rewrites of
+   the float graph come first (:mod:`neurocore.sw.convert.cnn`): the pooling before the
+   dense readout is folded into it (:func:`~neurocore.sw.convert.cnn.fold_pooling`,
+   ``fold``), and the readout's biases are lifted by one constant so that the winning
+   output neuron spikes early (:func:`~neurocore.sw.convert.cnn.lift_readout`); neither
+   changes the ANN's predictions.
 3. **Compile** with :func:`neurocore.sw.compiler.compile_network` onto the default core
    (capacities raised if the network needs it) with the requested ``weight_bits``.
 4. **Evaluate** the float ANN on the test split and the SNN with
@@ -32,12 +40,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .frontends import from_sklearn
+from . import cnn as cnn_mod
+from .frontends import from_sklearn, from_torch
 from .quantize import DEFAULT_PERCENTILE, Converted, convert
 
-__all__ = ["convert_dataset", "train_mlp", "load_ann", "save_ann", "rate_limit_predict", "plot_curve",
+__all__ = ["ARCHS", "convert_dataset", "train_mlp", "load_ann", "save_ann", "rate_limit_predict", "plot_curve",
            "DEFAULT_HIDDEN", "DEFAULT_CURVE", "DEFAULT_STEPS"]
 
+ARCHS = ("mlp", "cnn")
 DEFAULT_HIDDEN = (128,)
 DEFAULT_CURVE = (1, 2, 4, 8, 12, 16, 24, 32, 64)
 DEFAULT_STEPS = 16
@@ -145,7 +155,8 @@ def convert_dataset(dataset: str = "digits", steps: int = DEFAULT_STEPS, weight_
                     output_percentile: float | None = None, curve_steps=DEFAULT_CURVE,
                     calib_samples: int = DEFAULT_CALIB, max_iter: int = DEFAULT_MAX_ITER,
                     out=None, overwrite: bool = False, save_ann_path=None,
-                    progress: bool = False) -> dict:
+                    progress: bool = False, arch: str = "mlp", maps=None, epochs: int | None = None,
+                    fold: str | None = None, readout_lift: float | None = None) -> dict:
     """Train-or-load, convert, compile and evaluate on ``dataset``; see the module docstring.
 
     ``weight_bits=None`` uses the core's default (``CoreConfig().weight_bits``, 8).
@@ -159,7 +170,17 @@ def convert_dataset(dataset: str = "digits", steps: int = DEFAULT_STEPS, weight_
     ``{"steps", "snn_accuracy", "mean_output_spikes", "mean_sops", "silent_fraction"}``),
     ``layers``, ``neurons``, ``synapses``, plus ``gap_points`` (``100 * (snn - ann)``),
     ``rate_limit_accuracy`` (:func:`rate_limit_predict`), the ANN's training details and
-    the core config.
+    the core config. Also ``arch``, ``synapse_words`` (words of the compiled synapse
+    memory, the program's ``n_synapses``; the same as ``synapses``), ``synapse_words_unshared``
+    (what the explicit per-position lowering needs,
+    :func:`~neurocore.sw.convert.cnn.unshared_synapse_words`) and ``synapse_pairs`` (the
+    number of ``(pre, post)`` connections of the converted network).
+
+    ``arch="cnn"`` takes ``maps`` (default ``(8, 16)``), ``epochs`` (default 20), ``fold``
+    (``"none"``, ``"readout"`` or ``"all"``, see :func:`~neurocore.sw.convert.cnn.fold_pooling`)
+    and ``readout_lift`` (see :func:`~neurocore.sw.convert.cnn.lift_readout`; 0 only lifts
+    the weakest winning logit of the calibration data to 0); ``hidden``, ``ann_path`` and ``save_ann_path`` apply to the MLP only. Without torch
+    it raises ``ImportError`` naming the extra (``pip install 'neurocore[torch]'``).
     """
     from ...hw.config import CoreConfig
     from ..compiler import choose_config, compile_network
@@ -167,6 +188,23 @@ def convert_dataset(dataset: str = "digits", steps: int = DEFAULT_STEPS, weight_
     from ..encoders import ENCODERS
     from ..evaluate import evaluate
 
+    if arch not in ARCHS:
+        raise ValueError(f"arch must be one of {', '.join(ARCHS)}, got {arch!r}")
+    if arch == "cnn":
+        cnn_mod.require_torch()
+        maps = cnn_mod.check_maps(cnn_mod.DEFAULT_MAPS if maps is None else maps)
+        epochs = cnn_mod.check_epochs(cnn_mod.DEFAULT_EPOCHS if epochs is None else epochs)
+        fold = cnn_mod.DEFAULT_FOLD if fold is None else fold
+        if fold not in cnn_mod.FOLD_CHOICES:
+            raise ValueError(f"fold must be one of {', '.join(cnn_mod.FOLD_CHOICES)}, got {fold!r}")
+        readout_lift = cnn_mod.DEFAULT_READOUT_LIFT if readout_lift is None else float(readout_lift)
+        if not readout_lift >= 0:
+            raise ValueError(f"readout_lift must be >= 0, got {readout_lift}")
+        if ann_path is not None or save_ann_path is not None:
+            raise ValueError("ann_path and save_ann_path load and save a scikit-learn MLP; they apply to "
+                             "arch 'mlp' only")
+    elif any(v is not None for v in (maps, epochs, fold, readout_lift)):
+        raise ValueError("maps, epochs, fold and readout_lift apply to arch 'cnn' only")
     if encoder not in ("current", "rate"):
         known = ", ".join(ENCODERS)
         raise ValueError(f"encoder must be 'current' or 'rate' for converted networks, got {encoder!r} "
@@ -198,33 +236,45 @@ def convert_dataset(dataset: str = "digits", steps: int = DEFAULT_STEPS, weight_
     try:
         # 1. the ANN
         t0 = time.perf_counter()
-        if ann_path is not None:
-            model = load_ann(ann_path)
-            trained = False
-        else:
-            model = train_mlp(data.x_train, data.y_train, hidden=hidden, seed=seed, max_iter=max_iter)
-            trained = True
-        timings["train_s"] = time.perf_counter() - t0
-        n_features = int(model.coefs_[0].shape[0])
-        if n_features != data.x_train.shape[1]:
-            raise ValueError(f"the ANN takes {n_features} inputs but dataset {dataset!r} has "
-                             f"{data.x_train.shape[1]} features")
-        n_out = int(model.coefs_[-1].shape[1])
-        if n_out != data.n_classes:
-            raise ValueError(f"the ANN has {n_out} outputs but dataset {dataset!r} has {data.n_classes} classes")
-        if save_ann_path is not None:
-            save_ann(model, save_ann_path)
-        graph = from_sklearn(model)
-        ann_pred = np.asarray(model.predict(data.x_test))
-        ann_accuracy = float((ann_pred == data.y_test).mean())
-        tick("ann")
-
-        # 2. convert
-        t0 = time.perf_counter()
         rng = np.random.default_rng(seed)
         calib = data.x_train
         if calib_samples and len(calib) > calib_samples:
             calib = calib[np.sort(rng.choice(len(calib), calib_samples, replace=False))]
+        readout_shift = graph_accuracy = None
+        if arch == "cnn":
+            input_shape = cnn_mod.dataset_input_shape(data)
+            model, ann_accuracy = cnn_mod.train_cnn(data, maps=maps, epochs=epochs, seed=seed, progress=progress)
+            trained = True
+            timings["train_s"] = time.perf_counter() - t0
+            ann_graph = from_torch(model, input_shape=input_shape)
+            graph = cnn_mod.fold_pooling(ann_graph, fold)
+            graph, readout_shift = cnn_mod.lift_readout(graph, calib, lift=readout_lift)
+            graph_accuracy = float((graph.predict(data.x_test) == data.y_test).mean())
+        else:
+            if ann_path is not None:
+                model = load_ann(ann_path)
+                trained = False
+            else:
+                model = train_mlp(data.x_train, data.y_train, hidden=hidden, seed=seed, max_iter=max_iter)
+                trained = True
+            timings["train_s"] = time.perf_counter() - t0
+            n_features = int(model.coefs_[0].shape[0])
+            if n_features != data.x_train.shape[1]:
+                raise ValueError(f"the ANN takes {n_features} inputs but dataset {dataset!r} has "
+                                 f"{data.x_train.shape[1]} features")
+            n_out = int(model.coefs_[-1].shape[1])
+            if n_out != data.n_classes:
+                raise ValueError(f"the ANN has {n_out} outputs but dataset {dataset!r} has {data.n_classes} "
+                                 "classes")
+            if save_ann_path is not None:
+                save_ann(model, save_ann_path)
+            graph = ann_graph = from_sklearn(model)
+            ann_pred = np.asarray(model.predict(data.x_test))
+            ann_accuracy = float((ann_pred == data.y_test).mean())
+        tick("ann")
+
+        # 2. convert
+        t0 = time.perf_counter()
         config = CoreConfig(weight_bits=weight_bits)
         converted = convert(graph, calib, weight_bits=weight_bits, config=config, percentile=percentile,
                             output_percentile=output_percentile,
@@ -279,23 +329,45 @@ def convert_dataset(dataset: str = "digits", steps: int = DEFAULT_STEPS, weight_
         "mean_sops": main["mean_sops"],
         "silent_fraction": main["silent_fraction"],
         "curve": points,
-        "ann": {
-            "source": str(ann_path) if ann_path is not None else "trained",
-            "hidden": [int(w.shape[1]) for w in model.coefs_[:-1]],
-            "n_iter": int(getattr(model, "n_iter_", 0)),
-            "converged": bool(trained is False or model.n_iter_ < max_iter),
-            "saved_to": None if save_ann_path is None else str(save_ann_path),
-        },
+        "arch": arch,
+        "ann": _ann_report(arch, model, ann_path, save_ann_path, trained, max_iter, maps, epochs, fold,
+                           readout_lift, readout_shift, ann_graph,
+                           graph_accuracy),
         "percentile": converted.percentile,
         "output_percentile": float(percentile if output_percentile is None else output_percentile),
         "depth": converted.depth,
         "layers": [layer.as_dict() for layer in converted.layers],
         "neurons": converted.n_neurons,
         "synapses": int(compiled.program.n_synapses),
+        "synapse_words": int(compiled.program.n_synapses),
+        "synapse_words_unshared": cnn_mod.unshared_synapse_words(converted),
+        "synapse_pairs": int(converted.n_synapses),
         "config": config.to_dict(),
         "config_hash": config.hash(),
         "image": image,
         "timings": {k: round(v, 3) for k, v in timings.items()},
+    }
+
+
+def _ann_report(arch, model, ann_path, save_ann_path, trained, max_iter, maps, epochs, fold, readout_lift,
+                readout_shift, graph, graph_accuracy) -> dict:
+    """The ``ann`` entry of the report: what was trained (or loaded) and how.
+
+    For the CNN, ``graph_accuracy`` is the test accuracy of the float graph that was
+    converted (after folding and lifting, float64): the rewrites are exact, so it equals
+    ``ann_accuracy`` up to float32 rounding in torch.
+    """
+    if arch == "cnn":
+        return {"source": "trained", "hidden": [], "maps": list(maps), "epochs": int(epochs),
+                "kernel": cnn_mod.KERNEL, "fold": fold, "readout_lift": readout_lift,
+                "readout_shift": float(readout_shift), "graph_accuracy": graph_accuracy,
+                "converged": True, "saved_to": None, "layers": graph.summary().splitlines()}
+    return {
+        "source": str(ann_path) if ann_path is not None else "trained",
+        "hidden": [int(w.shape[1]) for w in model.coefs_[:-1]],
+        "n_iter": int(getattr(model, "n_iter_", 0)),
+        "converged": bool(trained is False or model.n_iter_ < max_iter),
+        "saved_to": None if save_ann_path is None else str(save_ann_path),
     }
 
 

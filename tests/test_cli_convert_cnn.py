@@ -1,0 +1,91 @@
+"""``neurocore convert --arch cnn``: end to end on digits, determinism, and its usage errors."""
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from neurocore.tools import cli
+
+TINY = ["convert", "--arch", "cnn", "--dataset", "digits", "--maps", "4,8", "--epochs", "8",
+        "--steps", "24", "--curve", "8,24"]
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    status = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+@pytest.fixture(scope="module")
+def torch():
+    return pytest.importorskip("torch")
+
+
+def test_cnn_end_to_end_json_and_deterministic(torch, capsys):
+    status, out, err = run_cli(capsys, *TINY, "--json")
+    assert status == 0, err
+    report = json.loads(out)
+    assert "train cnn" in err                   # the training's progress bar, on stderr
+    for key in ("ann_accuracy", "snn_accuracy", "steps", "neurons", "synapse_words", "synapse_words_unshared",
+                "config", "curve", "layers", "rate_limit_accuracy"):
+        assert key in report
+    assert report["arch"] == "cnn" and report["steps"] == 24 and report["dataset"] == "digits"
+    assert report["ann"]["maps"] == [4, 8] and report["ann"]["epochs"] == 8
+    assert report["ann_accuracy"] > 0.7
+    assert report["snn_accuracy"] > 0.6                        # chance is 0.1
+    assert [p["steps"] for p in report["curve"]] == [8, 24]
+    assert report["neurons"] == sum(layer["neurons"] for layer in report["layers"]) == 458
+    assert report["synapse_words"] == report["synapse_words_unshared"] > 0
+    assert report["config"]["synapses"] >= report["synapse_words"]
+    assert report["config"]["neurons"] >= report["neurons"]
+    status, again, _ = run_cli(capsys, *TINY, "--json")
+    assert status == 0
+    second = json.loads(again)
+    for key in ("ann_accuracy", "snn_accuracy", "curve", "layers", "synapse_words"):
+        assert second[key] == report[key]
+
+
+def test_cnn_text_report(torch, capsys):
+    status, out, err = run_cli(capsys, "convert", "--arch", "cnn", "--maps", "2", "--epochs", "2", "--steps", "8",
+                               "--no-curve")
+    assert status == 0, err
+    assert "CNN 64-conv5x5x2-pool2-dense10" in out and "synapse words" in out and "accuracy : ANN" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--arch", "cnn", "--maps", "0,8"], "--maps: expected comma-separated positive integers, each at most 64"),
+    (["--arch", "cnn", "--maps", "8,65"], "each at most 64"),
+    (["--arch", "cnn", "--maps", "x"], "--maps: expected comma-separated"),
+    (["--arch", "cnn", "--maps", "4,4,4,4"], "--maps: 4 conv layers given, at most 3"),
+    (["--arch", "cnn", "--epochs", "0"], "--epochs: expected an integer in 1..200, got 0"),
+    (["--arch", "cnn", "--epochs", "201"], "--epochs: expected an integer in 1..200, got 201"),
+    (["--arch", "cnn", "--epochs", "two"], "--epochs: expected an integer in 1..200"),
+    (["--maps", "8,16"], "--maps applies to --arch cnn"),
+    (["--epochs", "3"], "--epochs applies to --arch cnn"),
+    (["--arch", "cnn", "--hidden", "32"], "--hidden applies to --arch mlp"),
+    (["--arch", "cnn", "--ann", "m.joblib"], "--ann applies to --arch mlp"),
+    (["--arch", "cnn", "--fold", "some"], "invalid choice"),
+])
+def test_cnn_usage_errors(argv, message, capsys):
+    """Refused before torch is imported or anything is trained."""
+    status, out, err = run_cli(capsys, "convert", *argv)
+    assert status == 2 and out == ""
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_cli_bounds_are_the_libraries():
+    from neurocore.sw.convert import cnn
+    from neurocore.tools import cmd_convert
+    assert (cmd_convert.MAX_MAPS, cmd_convert.MAX_CONV_LAYERS, cmd_convert.MAX_EPOCHS, cmd_convert.FOLD_CHOICES) \
+        == (cnn.MAX_MAPS, cnn.MAX_CONV_LAYERS, cnn.MAX_EPOCHS, cnn.FOLD_CHOICES)
+
+
+def test_cnn_without_torch_is_one_line(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "torch", None)      # `import torch` raises ImportError
+    status, out, err = run_cli(capsys, "convert", "--arch", "cnn", "--epochs", "1")
+    assert status == 2 and out == ""
+    assert err.strip() == ("neurocore: error: --arch cnn trains with PyTorch, which is not installed: "
+                           "pip install 'neurocore[torch]'")
