@@ -37,7 +37,7 @@ def test_cnn_end_to_end_json_and_deterministic(torch, capsys):
     assert report["snn_accuracy"] > 0.6                        # chance is 0.1
     assert [p["steps"] for p in report["curve"]] == [8, 24]
     assert report["neurons"] == sum(layer["neurons"] for layer in report["layers"]) == 458
-    assert report["synapse_words"] == report["synapse_words_unshared"] > 0
+    assert 0 < report["synapse_words"] < report["synapse_words_unshared"]     # kernels stored once
     assert report["config"]["synapses"] >= report["synapse_words"]
     assert report["config"]["neurons"] >= report["neurons"]
     status, again, _ = run_cli(capsys, *TINY, "--json")

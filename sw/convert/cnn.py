@@ -219,17 +219,15 @@ def train_cnn(dataset, *, maps=DEFAULT_MAPS, epochs: int = DEFAULT_EPOCHS, seed:
 def unshared_synapse_words(converted) -> int:
     """Synapse-memory words that the explicit (unshared) lowering of ``converted`` needs.
 
-    Every projection of ``converted.network`` is an explicit per-position synapse list
-    (Conv2d unrolled to one synapse per output unit and kernel tap); the compiler stores
-    each source axon's row as the window from its lowest to its highest target neuron,
-    gaps included (:func:`neurocore.sw.compiler.network_needs`, docs/core-spec.md
-    section 3). That is the number returned. With today's explicit lowering it equals the
-    compiled program's ``n_synapses`` (the report's ``synapse_words``); once Conv2d
-    kernels are stored shared, ``synapse_words`` drops and this stays the explicit cost.
+    Every conv projection unrolled to one synapse per output unit and kernel tap, stored
+    like any projection: each source axon's row is the window from its lowest to its
+    highest target neuron, gaps included (:func:`neurocore.sw.compiler.network_needs` with
+    ``shared=False``, docs/core-spec.md section 3). The report's ``synapse_words`` is the
+    shared lowering: each kernel stored once.
     """
     from ..compiler import network_needs
 
-    return int(network_needs(converted.network)["synapses"])
+    return int(network_needs(converted.network, shared=False)["synapses"])
 
 
 # -- conversion helpers ---------------------------------------------------------------------

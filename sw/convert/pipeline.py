@@ -171,8 +171,8 @@ def convert_dataset(dataset: str = "digits", steps: int = DEFAULT_STEPS, weight_
     ``layers``, ``neurons``, ``synapses``, plus ``gap_points`` (``100 * (snn - ann)``),
     ``rate_limit_accuracy`` (:func:`rate_limit_predict`), the ANN's training details and
     the core config. Also ``arch``, ``synapse_words`` (words of the compiled synapse
-    memory, the program's ``n_synapses``; the same as ``synapses``), ``synapse_words_unshared``
-    (what the explicit per-position lowering needs,
+    memory, the program's ``n_synapses``, conv kernels stored once; the same as
+    ``synapses``), ``synapse_words_unshared`` (what the explicit per-position lowering needs,
     :func:`~neurocore.sw.convert.cnn.unshared_synapse_words`) and ``synapse_pairs`` (the
     number of ``(pre, post)`` connections of the converted network).
 

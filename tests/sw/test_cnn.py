@@ -157,7 +157,9 @@ def test_pipeline_cnn_on_digits(torch):
     assert res["ann_accuracy"] > 0.7 and res["snn_accuracy"] > 0.6
     assert [layer["kind"] for layer in res["layers"]] == ["conv", "avgpool", "conv", "dense"]   # readout folded
     assert res["neurons"] == 4 * 64 + 4 * 16 + 8 * 16 + 10
-    assert res["synapse_words"] == res["synapse_words_unshared"] == res["synapses"] >= res["synapse_pairs"]
+    # the kernels stored once (shared rows): far fewer words than the explicit lowering
+    assert res["synapse_words"] == res["synapses"] and 3 * res["synapse_words"] < res["synapse_words_unshared"]
+    assert res["synapse_words_unshared"] >= res["synapse_pairs"]
     assert res["synapse_pairs"] == sum(layer["synapses"] for layer in res["layers"])
     assert res["ann"]["readout_shift"] >= 0 and res["config"]["weight_bits"] == 8
     assert abs(res["ann"]["graph_accuracy"] - res["ann_accuracy"]) <= 2 / 540   # fold and lift are exact
