@@ -153,22 +153,24 @@ class CompiledNetwork:
 
     # -- reports ---------------------------------------------------------------------------
     def utilisation(self) -> dict:
-        """Used vs capacity (and percent) of neurons, axons, synapses and WTA groups."""
+        """Used vs capacity (and percent) of neurons, axons, synapse words, WTA groups and
+        segments (shared rows)."""
         p, cfg = self.program, self.config
         used = {"neurons": p.n_neurons, "axons": p.n_axons, "synapses": p.n_synapses,
-                "wta_groups": len(self.wta_groups)}
+                "wta_groups": len(self.wta_groups), "segments": len(p.segments)}
         capacity = {"neurons": cfg.neurons, "axons": cfg.axons, "synapses": cfg.synapses,
-                    "wta_groups": cfg.wta_groups if cfg.wta else 0}
+                    "wta_groups": cfg.wta_groups if cfg.wta else 0, "segments": cfg.segments}
         return {name: {"used": int(used[name]), "capacity": int(capacity[name]),
                        "percent": round(100.0 * used[name] / capacity[name], 2) if capacity[name] else 0.0}
                 for name in used}
 
     def summary(self) -> dict:
-        """Network summary: totals, and neurons / axons / incoming synapses per layer."""
+        """Network summary: totals, and neurons / axons / incoming synapses (uses: a shared
+        kernel word counts once per use) per layer."""
         p = self.program
-        incoming = np.bincount(p.target, minlength=p.n_neurons) if p.n_synapses else np.zeros(p.n_neurons, int)
-        plastic_in = (np.bincount(p.target[p.plastic], minlength=p.n_neurons) if p.n_synapses
-                      else np.zeros(p.n_neurons, int))
+        _, target, word = p.uses()
+        incoming = np.bincount(target, minlength=p.n_neurons)
+        plastic_in = np.bincount(target[p.plastic[word]], minlength=p.n_neurons)
         layers = []
         for name, (first, size) in self.layers.items():
             axons = self.layer_axons.get(name)
@@ -186,6 +188,7 @@ class CompiledNetwork:
             "neurons": p.n_neurons,
             "axons": p.n_axons,
             "synapses": p.n_synapses,
+            "segments": len(p.segments),
             "plastic_synapses": int(p.plastic.sum()),
             "outputs": p.n_outputs,
             "wta_groups": len(self.wta_groups),
