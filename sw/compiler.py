@@ -277,6 +277,9 @@ class CompiledNetwork:
         another config it re-places the network (``neurocore compile``).
         """
         p = self.program
+        if p.shared:
+            raise ValueError("re-placing a program with shared rows (conv kernels stored once) is not "
+                             "supported yet: compile the network again from its source (neurocore convert)")
         populations = []
         for name, (first, size) in self.layers.items():
             sl = slice(first, first + size)
@@ -697,8 +700,15 @@ def compile_network(net: SnnNetwork, config: CoreConfig | None = None, *,
         raise ValueError("network has no neurons")
 
     # synapses: rows of consecutive targets; gaps are zero-weight, fixed, of no projection (-1)
-    projections = [{"source": pr.source, "target": pr.target, "plastic": bool(pr.plastic),
-                    "synapses": len(pr.pre)} for pr in net.projections]
+    # "synapses": the words a projection owns in the synapse memory (a shared conv: its kernel)
+    projections = []
+    for pr in net.projections:
+        entry = {"source": pr.source, "target": pr.target, "plastic": bool(pr.plastic), "synapses": len(pr.pre)}
+        if isinstance(pr, ConvProjection) and shared:
+            entry.update(synapses=int(pr.kernel.size), conv={
+                "kernel_shape": list(pr.kernel.shape), "in_shape": list(pr.in_shape),
+                "stride": list(pr.stride), "padding": list(pr.padding), "connections": len(pr.pre)})
+        projections.append(entry)
     ptr, row_target, source = placed.rows
     filled = source >= 0
     syn_weight = np.zeros(len(source), np.int64)

@@ -102,3 +102,18 @@ def test_converted_cnn_stores_kernels_once_and_behaves_as_explicit():
     ga, gb = golden.run_batch(a.program, inputs), golden.run_batch(b.program, inputs)
     assert np.array_equal(ga.spikes, gb.spikes) and ga.spikes.any()
     assert np.array_equal(simulate(shared.network, inputs)["output"], ga.spikes.sum(axis=1))
+
+
+def test_shared_program_survives_its_image_directory(tmp_path):
+    from neurocore.sw.image_dir import load_image_dir, write_image_dir
+
+    compiled = compile_network(conv_net(np.random.default_rng(0)))
+    write_image_dir(compiled, tmp_path / "img")
+    loaded = load_image_dir(tmp_path / "img")
+    p, q = compiled.program, loaded.program
+    assert q.shared and all(np.array_equal(getattr(p.segments, f), getattr(q.segments, f))
+                            for f in ("ptr", "base", "count", "first"))
+    assert np.array_equal(p.weight, q.weight) and loaded.projections[0]["conv"]["kernel_shape"] == [3, 2, 3, 2]
+    assert (tmp_path / "img" / "segment.hex").is_file()
+    with pytest.raises(ValueError, match="re-placing a program with shared rows"):
+        loaded.to_network()
