@@ -252,7 +252,9 @@ class CompiledNetwork:
 
         try:
             compiled = cls(program=program,
-                           layers={str(k): span("layers", k, v) for k, v in meta["layers"].items()},
+                           # in neuron order: stored JSON keeps its keys sorted by name
+                           layers=dict(sorted(((str(k), span("layers", k, v)) for k, v in meta["layers"].items()),
+                                              key=lambda item: item[1][0])),
                            input_axons=check_count(meta["input_axons"], "input_axons"),
                            encoding=dict(meta["encoding"]), decoding=dict(meta["decoding"]),
                            output_layers=[str(x) for x in meta["output_layers"]],

@@ -318,7 +318,8 @@ def _check_meta(compiled: CompiledNetwork, name: str) -> None:
     """The layer map must cover the program consistently."""
     p = compiled.program
     pos = 0
-    for layer, (first, size) in compiled.layers.items():
+    # in neuron order (the manifest's JSON keeps keys sorted by name, not by position)
+    for layer, (first, size) in sorted(compiled.layers.items(), key=lambda item: item[1][0]):
         if first != pos or size < 1:
             raise ImageDirError(f"{name}: layer '{layer}' at neurons {first}..{first + size - 1} does not "
                                 f"follow the previous layer (expected first neuron {pos})")

@@ -117,3 +117,20 @@ def test_shared_program_survives_its_image_directory(tmp_path):
     assert (tmp_path / "img" / "segment.hex").is_file()
     with pytest.raises(ValueError, match="re-placing a program with shared rows"):
         loaded.to_network()
+
+
+def test_layers_keep_neuron_order_through_an_image(tmp_path):
+    """Layer names that sort differently from their neuron order ("conv" before "avg"...)."""
+    from neurocore.sw.image_dir import load_image_dir, write_image_dir
+
+    rng = np.random.default_rng(2)
+    k = rng.integers(1, 5, (2, 1, 3, 3))
+    pops = [Population("zconv", NeuronParams.uniform(18, threshold=9)),
+            Population("apool", NeuronParams.uniform(18, threshold=9), output=True)]
+    net = SnnNetwork(n_inputs=25, populations=pops, projections=[
+        ConvProjection(INPUT, "zconv", k, (1, 5, 5)), Projection("zconv", "apool", np.arange(18), np.arange(18),
+                                                                 np.full(18, 3))])
+    compiled = compile_network(net)
+    write_image_dir(compiled, tmp_path / "img")
+    loaded = load_image_dir(tmp_path / "img")
+    assert list(loaded.layers) == ["zconv", "apool"] and loaded.layers == compiled.layers
