@@ -193,7 +193,8 @@ class LifUpdate(CoreComponent):
         with m.Else():
             m.d.comb += ci.v2.eq(total)
         m.d.comb += [
-            ci.candidate.eq(~c.refractory & Mux(total > v_max, v_max >= c.thr, total >= c.thr)),
+            # v_max >= thr is thr < 2^(V-1), the top bit of thr clear (thr <= 2^V - 2)
+            ci.candidate.eq(~c.refractory & Mux(total > v_max, ~c.thr[-1], total >= c.thr)),
             ci.thr.eq(c.thr), ci.refractory.eq(c.refractory), ci.refrac.eq(c.refrac),
         ]
         if _theta_written(cfg):
