@@ -6,6 +6,7 @@ low at random (backpressure).
 """
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import numpy as np
@@ -17,6 +18,7 @@ from neurocore.hw.config import CoreConfig
 from neurocore.hw.core import Core
 from neurocore.hw.host import Opcode, Region, Register
 from neurocore.hw.images import unpack
+from neurocore.hw.widths import AMPLITUDE_MAX
 from neurocore.sim import golden
 from neurocore.sim.cosim import rtl_spikes
 from neurocore.sim.host_driver import STEP_REGISTERS, run_amaranth
@@ -145,6 +147,81 @@ def test_core_with_shared_rows_matches_golden(seed):
     assert np.array_equal(out, want.spikes), f"spikes differ:\ncore {np.argwhere(out)}\ngolden {np.argwhere(want.spikes)}"
     assert stats["spikes"] == output_spike_order(program, want.spikes)
     assert_state_equal(state, want.state)
+
+
+def _repeated_kernel_updates(program, inputs) -> tuple[int, int]:
+    """In the golden run of the first sample (learning on), the ``(step, kernel word)`` pairs
+    with two or more LTD updates (plastic uses by the active axons) and those with two or more
+    LTP updates (plastic uses of the fired neurons): the updates that must be sequential on
+    one word. Active axons of a step: the host inputs, and the routes of the neurons fired in
+    the step before."""
+    axon, target, word = program.uses()
+    kernel = (word >= program.n_row_synapses) & program.plastic[word]
+    fired = golden.run(program, inputs[0], learn=True, record_neurons=True).neuron_spikes
+    ltd = ltp = 0
+    for t in range(inputs.shape[1]):
+        active = set(np.flatnonzero(inputs[0, t]).tolist())
+        if t:
+            active |= {int(program.route[n]) for n in np.flatnonzero(fired[t - 1]) if program.route[n] >= 0}
+        ltd += int((np.bincount(word[kernel & np.isin(axon, sorted(active))]) >= 2).sum())
+        ltp += int((np.bincount(word[kernel & fired[t][target]]) >= 2).sum())
+    return ltd, ltp
+
+
+def _strong_learning(program):
+    """``program`` with learning parameters whose updates are seldom 0: full amplitudes and
+    jumps, short decays, and ``shift`` such that the largest ``dw`` is about a quarter of the
+    weight range (the bounds and ``soft_bound`` kept, so the accumulator bound still holds)."""
+    lp, tmax = program.learning, program.config.trace_max
+    span = lp.w_max - lp.w_min
+    largest = AMPLITUDE_MAX * tmax * (max(span * span // 4, 1) if lp.soft_bound else 1)
+    shift = max(largest.bit_length() - max(span // 4, 1).bit_length(), 0)
+    strong = dataclasses.replace(lp, a_plus=AMPLITUDE_MAX, a_minus=AMPLITUDE_MAX, shift=shift,
+                                 pre_decay_shift=1, post_decay_shift=2, pre_jump=tmax, post_jump=tmax)
+    return dataclasses.replace(program, learning=strong).validate()
+
+
+def _shared_learning_case(seed):
+    """A random program with plastic kernel words (shared rows, shared learning, WTA blocks)
+    and strong learning whose first sample updates a kernel word twice in a step: by LTD for
+    even seeds, by LTP for odd ones (the first of 200 draws that does)."""
+    for attempt in range(200):
+        program, inputs = random_program(2100 + 200 * seed + attempt, learning=True, batch=2, steps=6,
+                                         density=0.5, max_neurons=8, max_synapses=24,
+                                         features=("shared_rows", "shared_learning", "structural_wta"))
+        program = _strong_learning(program)
+        if (program.shared and program.plastic[program.n_row_synapses:].any()
+                and _repeated_kernel_updates(program, inputs)[seed % 2] > 0):
+            return program, inputs
+    raise AssertionError(f"seed {seed}: no program with repeated kernel-word updates in 200 draws")
+
+
+def test_shared_learning_draws_have_power():
+    """The programs of test_core_learns_on_shared_words update kernel words more than once
+    in a step, by LTD (even seeds) and by LTP (odd seeds), so the in-flight stalls matter
+    (with either stall removed by hand, some of those tests fail)."""
+    counts = np.array([_repeated_kernel_updates(*_shared_learning_case(seed)) for seed in range(SHARED_SEEDS)])
+    assert (counts[0::2, 0] > 0).all() and (counts[1::2, 1] > 0).all(), counts.tolist()
+
+
+SHARED_SEEDS = 12
+
+
+@pytest.mark.parametrize("seed", range(SHARED_SEEDS))
+def test_core_learns_on_shared_words(seed):
+    """Programs with plastic kernel words (features shared_rows, shared_learning,
+    structural_wta), learning on, against the golden model, with the consumers stalling at
+    a rate that varies with the seed: the LTD pass over the active axons' segments and LTP on
+    segment uses, each sequential on a shared word (the in-flight stall)."""
+    program, inputs = _shared_learning_case(seed)
+    out, state, stats = run_core(program, inputs, learn=True, samples=2, stall=(0.0, 0.3, 0.9)[seed % 3],
+                                 seed=seed)
+    want = golden.run_batch(program, inputs, learn=True)
+    assert stats["errors"] == 0 and stats["sops"] == int(want.sops.sum())
+    assert np.array_equal(out, want.spikes), f"spikes differ:\ncore {np.argwhere(out)}\ngolden {np.argwhere(want.spikes)}"
+    assert stats["spikes"] == output_spike_order(program, want.spikes)
+    assert_state_equal(state, want.state)
+    assert stats["syn_both"] == 0, "the synapse memory was read and written in the same cycle"
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -339,13 +416,14 @@ def test_bad_commands_and_spikes_set_the_sticky_error_flag():
 
 
 def test_unused_region_codes_are_rejected():
-    """Region codes 10..15 have no memory: WRITE and READ set the
-    sticky error flag, a READ returns 0, and no memory word changes."""
+    """Region codes 11..15 have no memory, nor has SEGMENT (10) in a config without segments:
+    WRITE and READ set the sticky error flag, a READ returns 0, and no memory word changes."""
     from neurocore.hw.host import command_layout
     from neurocore.hw.images import pack
 
     config = CoreConfig(neurons=4, axons=4, synapses=8, wta_groups=2)
-    assert not {10, 11, 12, 13, 14, 15} & {r.value for r in Region}
+    assert not {11, 12, 13, 14, 15} & {r.value for r in Region} and Region.SEGMENT.value == 10
+    assert not config.segments
 
     async def body(host, dut):
         for region in (Region.SYNAPSE, Region.POINTER, Region.LTP_RANGE):
