@@ -18,6 +18,7 @@ from neurocore.hw.config import CoreConfig
 from neurocore.hw.core import Core
 from neurocore.hw.host import Opcode, Region, Register
 from neurocore.hw.images import unpack
+from neurocore.hw.program import LearningParams
 from neurocore.hw.widths import AMPLITUDE_MAX
 from neurocore.sim import golden
 from neurocore.sim.cosim import rtl_spikes
@@ -28,6 +29,7 @@ from neurocore.sim.random_programs import random_program
 
 from output_bursts import NO_GROUP, burst_program
 from synapse_ports import watch_synapse_ports
+from test_integrator import kernel_program
 
 
 class _WatchedCore(Core):
@@ -222,6 +224,31 @@ def test_core_learns_on_shared_words(seed):
     assert stats["spikes"] == output_spike_order(program, want.spikes)
     assert_state_equal(state, want.state)
     assert stats["syn_both"] == 0, "the synapse memory was read and written in the same cycle"
+
+
+@pytest.mark.parametrize("stall", [0.0, 0.5])
+def test_core_learns_on_a_shared_kernel(stall):
+    """A convolution-like program (every axon's segment over a 3-word plastic kernel, plus a
+    plastic row word per axon), dense inputs and low thresholds: every step depresses and
+    potentiates each kernel word several times (LTD pass, LTP on segment uses, each
+    sequential on the word), with ``spike_out`` and ``rsp`` stalling; against the golden
+    model, and the kernel really moves (not stuck at a bound)."""
+    config = CoreConfig(neurons=8, axons=8, synapses=32, segments=8, wta_groups=2)
+    lp = LearningParams(a_plus=80, a_minus=255, shift=12, pre_decay_shift=1, post_decay_shift=1,
+                        pre_jump=120, post_jump=100, w_min=-40, w_max=40)
+    program = kernel_program(config, n_axons=6, kernel=[12, -5, 20],
+                             rows=[(a, a + 3, 4 + a) for a in range(5)], learning=lp, threshold=10)
+    rng = np.random.default_rng(5)
+    inputs = rng.random((2, 8, program.n_inputs)) < 0.6
+    out, state, stats = run_core(program, inputs, learn=True, samples=2, stall=stall, seed=3)
+    want = golden.run_batch(program, inputs, learn=True)
+    assert stats["errors"] == 0 and stats["sops"] == int(want.sops.sum())
+    assert np.array_equal(out, want.spikes) and stats["spikes"] == output_spike_order(program, want.spikes)
+    assert_state_equal(state, want.state)
+    assert stats["syn_both"] == 0
+    kernel = want.state.weight[program.n_row_synapses:]
+    assert (kernel != program.weight[program.n_row_synapses:]).any() and (np.abs(kernel) < 40).any(), kernel
+    assert want.spikes.sum() > 8
 
 
 @pytest.mark.parametrize("seed", range(6))
