@@ -66,6 +66,11 @@ class StepController(CoreComponent):
            through a one-entry read stage into ``axons`` (the integrator); a fed input axon
            leaves the queued bitmap (``inq_done``), with ``learn`` every fed axon is marked
            in the active bitmap. Ends when all are fed and ``integ_busy`` is low.
+    SHARED_LTD (configs with segments and learning; after FEED, only with ``learn``) phase
+           LTD: the active bitmap (``active_rd``) for ``a = 0 .. n_axons-1`` through a
+           one-entry read stage, every active axon into ``axons`` (the integrator, in its
+           LTD-only mode: LTD of the kernel words, spec phase 4 (a)). Ends when all are
+           read and ``integ_busy`` is low.
     UPDATE ``nu_start`` (and ``sweep_start`` with ``learn``) in UPDATE_START, then waits for
            ``nu_done`` and ``sweep_done``; the router works in this phase.
     LTP    the LTP list (``ltp_list``) through a one-entry read stage into ``ltp_fired``,

@@ -17,6 +17,8 @@ One time step of docs/core-spec.md:
 ====== ================================================================================
 FEED   host input queue, then the pending queue of internal axons, into the integrator
        (phase 1, LTD inline); every fed axon is marked in the active bitmap (learning)
+LTD    (segments and learning, in a learning step) the active axons, in increasing index,
+       through the integrator again: LTD of their kernel words (phase 4 (a) on shared words)
 UPDATE neuron pass and WTA commit (phase 2); the router (phase 3) sends each fired neuron
        to ``spike_out`` (outputs), to the other bank of the pending queue (routes) and to
        the LTP list (learning); the pre-trace sweep runs beside it (phase 4, traces)

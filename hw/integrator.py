@@ -57,6 +57,25 @@ class Integrator(CoreComponent):
     Without ``learning`` in the config the LTD hardware is not built: ``learn`` and the
     learning parameters are ignored, ``syn_wr.en`` is 0 and ``y_rd`` is unused.
 
+    Shared rows (``segments > 0``): after its row, every axon's segments are walked
+    (:class:`~neurocore.hw.segment_walker.SegmentWalker`); integration depresses the row
+    words only, since a kernel word is read by other uses of the same step, which must add
+    its start-of-step weight. With ``learning`` too, the integrator has an **LTD-only mode**,
+    ``shared_ltd`` high (the core's shared-LTD pass, after integration and before the neuron
+    pass, so ``y_rd`` still returns the start-of-step ``y``): the axons sent (the active
+    ones, in increasing index: spec phase 4 (a)) walk their segments only (every row reads
+    as empty: one cycle), each plastic kernel use gets
+    ``w = max(w - dw(a_minus, yd[target], w), w_min)`` and is written back, nothing is added
+    to the accumulators (``acc_rd.en = acc_wr.en = 0``) and no SOP is counted. **Stall
+    rule** (read-after-write on the synapse memory): a use is not issued while its address
+    equals that of an earlier use still in flight, in S1 (any word), S2 or S3 (plastic), S4
+    (an LTD) or a ``WeightUpdate`` stage 0-4 (a 5-deep shadow of their valid bits and
+    addresses); in the cycle of the write itself ``syn_wr.en`` holds the issue anyway, and a
+    read in the next cycle sees the new weight. So a word shared by several uses is
+    depressed once per use, each from the value the previous one left, and two uses of one
+    word are issued at least 11 cycles apart. ``shared_ltd`` must be stable while ``busy``;
+    the stall rule applies only in this mode, so integration keeps its cycle counts.
+
     Throughput
     ----------
     One SOP per clock sustained, whatever the targets, except for the cycles of LTD
@@ -125,6 +144,10 @@ class Integrator(CoreComponent):
     y_rd : read port of the post-trace memory, ``unsigned(X)``, neuron addresses.
     learn : ``In(1)``
         Apply LTD to the plastic synapses visited.
+    seg_rd : ``In(memory.ReadPort.Signature(addr_width=segment_index_bits, shape=segment_layout))``
+        Only with ``segments > 0``: the segment table (region SEGMENT).
+    shared_ltd : ``In(1)``
+        Only with ``segments > 0`` and ``learning``: the LTD-only mode (above).
     learning : ``In(LearningSignature(config))``
         Learning parameters (spec section 4; LTD reads ``a_minus``, ``shift``,
         ``post_decay_shift``, ``w_min``, ``w_max``, ``soft_bound``); stable while ``busy``.

@@ -6,8 +6,8 @@ does LTD, spec phase 4 (a)) has finished:
 * :class:`TraceSweep` - for every axon ``a``: ``x[a] := xn[a]``, the pre trace after this
   step's decay and jump, and the axon's bit in the *active bitmap* cleared for the next
   step. One axon per clock.
-* :class:`LtpEngine` - spec phase 4 (b): for every fired neuron, every plastic synapse
-  targeting it gets ``w := min(w + dw(a_plus, xn[axon], w), w_max)`` through the shared
+* :class:`LtpEngine` - spec phase 4 (b): for every fired neuron, every plastic use of it
+  (a row word, or with segments a kernel word) gets ``w := min(w + dw(a_plus, xn[axon], w), w_max)`` through the shared
   :class:`~neurocore.hw.plasticity.WeightUpdate` datapath. It scans the neuron's LTP axon
   range (region 8 of docs/hw.md) and finds the synapse in each axon's row from the pointer
   word (region 6). One axon visited per clock.
@@ -250,11 +250,28 @@ class LtpEngine(CoreComponent):
     (the pre traces after this step's decay and jump): run the engine after the
     :class:`TraceSweep` pass of the step.
 
-    No read-after-write hazard on weights: a synapse has one target, and every neuron fires at
-    most once per step, so each synapse is read and written at most once per pass (the
-    fired neurons of one step): the address ``s`` above belongs to the single pair
-    ``(a, n)``. The engine therefore reads synapse words without forwarding, and ``syn_rd``
-    needs no transparency for ``syn_wr``. **Precondition**: within one pass a neuron appears
+    Without segments there is no read-after-write hazard on weights: a synapse has one
+    target, and every neuron fires at most once per step, so each synapse is read and written
+    at most once per pass (the fired neurons of one step): the address ``s`` above belongs to
+    the single pair ``(a, n)``. The engine therefore reads synapse words without forwarding,
+    and ``syn_rd`` needs no transparency for ``syn_wr``.
+
+    Shared rows (``segments > 0``, spec phase 4 (b) on shared words): after the row, each of
+    the axon's segments ``seg_start .. seg_start+seg_count-1`` (pointer word) is checked the
+    same way, its window ``(base, count, first)`` read from ``seg_rd``: the use of ``n`` is
+    the kernel word ``base + n - first`` (an axon has at most one use of a neuron, so at most
+    one window hits). Two stages replace the window test of A1: L hands out the axon's
+    windows one per cycle (the row, then every segment, reading ``seg_rd``; G and A1 hold
+    meanwhile) and K tests the window (the row's, registered, or the segment word on
+    ``seg_rd.data``). A kernel word is the use of several ``(axon, neuron)`` pairs, so a
+    pass may read a word whose previous update is in flight: **A2 holds** (and with it the
+    whole front end) while ``s`` equals the address of A3 or of a ``WeightUpdate`` stage
+    0-4 (a 5-deep shadow of their valid bits and addresses); in the cycle of the write
+    itself the write-back holds the front end anyway, and a read in the next cycle sees the
+    new weight. So the updates of a shared word are sequential, in the order of ``fired``
+    and of the axons, as the spec's; two reads of one word are at least 8 cycles apart.
+    An axon visited costs ``1 + seg_count`` cycles, and ``seg_rd`` must hold its data while
+    ``en`` is low (K keeps its segment word on the port through a stall). **Precondition**: within one pass a neuron appears
     at most once on ``fired``. The LTD write-backs of the integrator must have landed before
     the pass (integrator ``busy`` low), and the next step's integration must wait for this
     engine's ``busy`` to fall.
@@ -322,6 +339,8 @@ class LtpEngine(CoreComponent):
         Region 8, the LTP axon range of every neuron.
     ptr_rd : ``In(memory.ReadPort.Signature(addr_width=axon_index_bits, shape=pointer_layout))``
         Region 6, the row of every axon.
+    seg_rd : ``In(memory.ReadPort.Signature(addr_width=segment_index_bits, shape=segment_layout))``
+        Only with ``segments > 0``: region SEGMENT, the segment table.
     syn_rd, syn_wr : read / write port of the synapse memory (region 7), ``synapse_layout``.
     x_rd : read port of the pre-trace memory (region 5), ``unsigned(trace_bits)``, axon
         addresses.

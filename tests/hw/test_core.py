@@ -18,6 +18,7 @@ from neurocore.hw.config import CoreConfig
 from neurocore.hw.core import Core
 from neurocore.hw.host import Opcode, Region, Register
 from neurocore.hw.images import unpack
+from neurocore.hw.phase import Phase
 from neurocore.hw.program import LearningParams
 from neurocore.hw.widths import AMPLITUDE_MAX
 from neurocore.sim import golden
@@ -38,6 +39,7 @@ class _WatchedCore(Core):
 
     def elaborate(self, platform):
         m = super().elaborate(platform)
+        self.ctrl = m.submodules.ctrl
         self.syn_clients = [m.submodules.integrator]
         if self._config.learning:
             self.syn_clients.append(m.submodules.ltp)
@@ -53,7 +55,8 @@ def run_core(program, inputs, *, learn, samples=1, baked=False, stall=0.0, seed=
     a cycle (draws seeded by ``seed``). ``stats`` holds the final registers (``status``,
     ``errors``, ``steps``, ``sops``, ``ltp_updates``), the output spikes in arrival order
     (``spikes``, ``(neuron, step)`` pairs), ``stall_cycles``, ``spike_out_stall_cycles``,
-    ``step_registers`` (name -> value per step) and the synapse-port counts (``syn_*``).
+    ``step_registers`` (name -> value per step), the synapse-port counts (``syn_*``) and the
+    cycles spent in each controller phase (``phase_cycles``, :class:`Phase` -> cycles).
     ``state``: loaded after the program (its host-visible fields: pending spikes are not).
     ``clear_first``: a CLEAR before the first sample too (False: it runs from the loaded state).
     ``read_every_step``: also read the state and LAST_STEP_SOPS back after every step
@@ -69,6 +72,13 @@ def run_core(program, inputs, *, learn, samples=1, baked=False, stall=0.0, seed=
     sim.add_clock(1e-8)
     result = {}
     watch_synapse_ports(sim, dut.syn_clients, result, prefix="syn_")
+    phase_cycles = result["phase_cycles"] = dict.fromkeys(Phase, 0)
+
+    async def watch_phase(ctx):
+        async for _, _, phase in ctx.tick().sample(dut.ctrl.phase):
+            phase_cycles[Phase(phase)] += 1
+
+    sim.add_testbench(watch_phase, background=True)
     raw = {}
 
     async def host(driver):
