@@ -63,10 +63,10 @@ def test_random_cases_are_drawn_lazily():
     them lazily gives the same cases as before (learning alternately off and on)."""
     cases = random_cases(MAX_RANDOM_PROGRAMS, seed=5)
     assert isinstance(cases, types.GeneratorType)
-    head = list(itertools.islice(cases, 4))
-    assert [learn for _, _, learn in head] == [False, True, False, True]
-    assert [p.config for p, _, _ in head[:3]] == [dataclasses.replace(c, learning=True)
-                                                  for c in COSIM_CONFIGS]
+    head = list(itertools.islice(cases, len(COSIM_CONFIGS)))      # one case per config, in turn
+    assert [learn for _, _, learn in head] == [bool(i % 2) for i in range(len(COSIM_CONFIGS))]
+    assert [p.config for p, _, _ in head] == [dataclasses.replace(c, learning=True)
+                                              for c in COSIM_CONFIGS]
     again = list(random_cases(2, seed=5))
     for (p, x, _), (q, y, _) in zip(head, again):
         assert np.array_equal(p.weight, q.weight) and np.array_equal(x, y)

@@ -135,6 +135,7 @@ def test_core_matches_golden(seed, learning, stall):
     assert stats["spikes"] == output_spike_order(program, want.spikes)
     assert_state_equal(state, want.state)
     assert stats["syn_both"] == 0, "the synapse memory was read and written in the same cycle"
+    assert stats["phase_cycles"][Phase.LTD] == 0      # no segment table: no shared-LTD pass
     assert stats["syn_reads"] >= stats["sops"]       # integration reads, LTP reads
     assert stats["syn_writes"] >= stats["ltp_updates"]
     # every READ offers an rsp word: a stalling consumer stalls some of them
@@ -259,6 +260,26 @@ def test_core_learns_on_a_shared_kernel(stall):
     kernel = want.state.weight[program.n_row_synapses:]
     assert (kernel != program.weight[program.n_row_synapses:]).any() and (np.abs(kernel) < 40).any(), kernel
     assert want.spikes.sum() > 8
+
+
+@pytest.mark.parametrize("kernel, n_axons, active, cycles", [
+    ([5], 8, [0], 18), ([5], 8, [7], 25), (list(range(1, 9)), 1, [0], 25),
+    ([5], 8, list(range(8)), 95), ([1, 2, 3], 6, [2, 4], 35), ([1, 2, 3], 6, [], 8)])
+def test_shared_ltd_state_cycles(kernel, n_axons, active, cycles):
+    """The SHARED_LTD state of one learning step (docs/hw.md, "Shared rows"): axon ``a``'s
+    bit read in cycle ``a``, its empty row then its kernel uses one per cycle from ``a + 4``,
+    none in a write-back cycle, a use of a word only after the previous use's write-back;
+    the state lasts (cycle of the last use) + 13, ``N_AXONS + 2`` with nothing active. With
+    LEARN = 0 there is no such state, and the weights are the golden model's either way."""
+    config = CoreConfig(neurons=8, axons=8, synapses=32, segments=8, wta_groups=2)
+    lp = LearningParams(a_minus=255, shift=12, post_decay_shift=1, post_jump=100, w_min=-40, w_max=40)
+    program = kernel_program(config, n_axons=n_axons, kernel=kernel, learning=lp)
+    inputs = np.zeros((1, 2, program.n_inputs), bool)
+    inputs[0, :, active] = True
+    for learn in (True, False):
+        _, state, stats = run_core(program, inputs, learn=learn)
+        assert_state_equal(state, golden.run_batch(program, inputs, learn=learn).state)
+        assert stats["phase_cycles"][Phase.LTD] == (2 * cycles if learn else 0), stats["phase_cycles"]
 
 
 @pytest.mark.parametrize("seed", range(6))
