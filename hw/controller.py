@@ -66,6 +66,11 @@ class StepController(CoreComponent):
            through a one-entry read stage into ``axons`` (the integrator); a fed input axon
            leaves the queued bitmap (``inq_done``), with ``learn`` every fed axon is marked
            in the active bitmap. Ends when all are fed and ``integ_busy`` is low.
+    SHARED_LTD (configs with segments and learning; after FEED, only with ``learn``) phase
+           LTD: the active bitmap (``active_rd``) for ``a = 0 .. n_axons-1`` through a
+           one-entry read stage, every active axon into ``axons`` (the integrator, in its
+           LTD-only mode: LTD of the kernel words, spec phase 4 (a)). Ends when all are
+           read and ``integ_busy`` is low.
     UPDATE ``nu_start`` (and ``sweep_start`` with ``learn``) in UPDATE_START, then waits for
            ``nu_done`` and ``sweep_done``; the router works in this phase.
     LTP    the LTP list (``ltp_list``) through a one-entry read stage into ``ltp_fired``,
@@ -127,6 +132,11 @@ class StepController(CoreComponent):
                 "sweep_done": In(1),
                 "active_wr": In(memory.WritePort.Signature(addr_width=a_addr, shape=unsigned(1))),
             })
+        if config.learning and config.segments:
+            members.update({
+                "active_rd": In(memory.ReadPort.Signature(addr_width=a_addr, shape=unsigned(1))),
+                "n_axons": In(abits + 1),
+            })
         self._regions = host_regions(config)
         for region, (_, depth, shape) in self._regions.items():
             aw = address_bits(depth)
@@ -174,6 +184,8 @@ class StepController(CoreComponent):
             self._clear_state(m)
             self._feed_state(m)
             self._update_states(m)
+            if cfg.learning and cfg.segments:
+                self._shared_ltd_state(m)
             if cfg.learning:
                 self._ltp_state(m)
             with m.State("FINISH"):
@@ -316,6 +328,34 @@ class StepController(CoreComponent):
                                  self.active_wr.en.eq(1)]
             with m.If(~more & ~valid & ~self.integ_busy):
                 m.d.sync += [self._nu_done.eq(0), self._sweep_done.eq(~self.learn)]
+                if cfg.learning and cfg.segments:
+                    m.d.sync += [idx.eq(0), valid.eq(0)]
+                    m.next = "UPDATE_START"
+                    with m.If(self.learn):
+                        m.next = "SHARED_LTD"
+                else:
+                    m.next = "UPDATE_START"
+
+    def _shared_ltd_state(self, m):
+        """SHARED_LTD (phase LTD): the active bitmap is read for ``a = 0 .. n_axons-1``
+        through a one-entry read stage, and every active axon goes to the integrator (in
+        its LTD-only mode, which walks the axon's segments); an inactive one is dropped
+        in the cycle after its read. Ends when all are read and ``integ_busy`` is low."""
+        cfg = self._config
+        idx, valid = self._feed_idx, self._feed_valid
+        axon = Signal(cfg.axon_index_bits)
+        with m.State("SHARED_LTD"):
+            m.d.comb += [self.phase.eq(Phase.LTD), self.step_cycle.eq(1)]
+            active = self.active_rd.data
+            advance = ~valid | ~active | self.axons.ready
+            more = idx < self.n_axons
+            m.d.comb += [self.active_rd.addr.eq(idx), self.active_rd.en.eq(advance)]
+            with m.If(advance):
+                m.d.sync += [valid.eq(more), axon.eq(idx)]
+                with m.If(more):
+                    m.d.sync += idx.eq(idx + 1)
+            m.d.comb += [self.axons.payload.eq(axon), self.axons.valid.eq(valid & active)]
+            with m.If(~more & ~valid & ~self.integ_busy):
                 m.next = "UPDATE_START"
 
     def _update_states(self, m):

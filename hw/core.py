@@ -17,6 +17,8 @@ One time step of docs/core-spec.md:
 ====== ================================================================================
 FEED   host input queue, then the pending queue of internal axons, into the integrator
        (phase 1, LTD inline); every fed axon is marked in the active bitmap (learning)
+LTD    (segments and learning, in a learning step) the active axons, in increasing index,
+       through the integrator again: LTD of their kernel words (phase 4 (a) on shared words)
 UPDATE neuron pass and WTA commit (phase 2); the router (phase 3) sends each fired neuron
        to ``spike_out`` (outputs), to the other bank of the pending queue (routes) and to
        the LTP list (learning); the pre-trace sweep runs beside it (phase 4, traces)
@@ -125,6 +127,8 @@ class Core(CoreComponent):
         cfg, ctrl = self._config, blocks["ctrl"]
         integ, nu = blocks["integrator"], blocks["neuron_unit"]
         H, C, F, U, L = Phase.HOST, Phase.CLEAR, Phase.FEED, Phase.UPDATE, Phase.LTP
+        # the integrator's phases: FEED, and the shared-LTD pass (segments and learning)
+        I = (F, Phase.LTD) if cfg.segments and cfg.learning else F
         clients = {}
         for region in host_regions(cfg):
             host = f"host_{region.name.lower()}"
@@ -135,9 +139,9 @@ class Core(CoreComponent):
 
         # (region, client, phases, block, port): a port named *_wr is a writer.
         table = [
-            (Region.POINTER, "integrator", F, integ, "ptr_rd"),
-            *([(Region.SEGMENT, "integrator", F, integ, "seg_rd")] if cfg.segments else []),
-            (Region.SYNAPSE, "integrator", F, integ, "syn_rd"),
+            (Region.POINTER, "integrator", I, integ, "ptr_rd"),
+            *([(Region.SEGMENT, "integrator", I, integ, "seg_rd")] if cfg.segments else []),
+            (Region.SYNAPSE, "integrator", I, integ, "syn_rd"),
             (Region.ACC, "integrator", F, integ, "acc_rd"),
             (Region.ACC, "integrator_wr", F, integ, "acc_wr"),
             (Region.PARAM, "neuron_unit", U, nu, "param_rd"),
@@ -153,15 +157,16 @@ class Core(CoreComponent):
         if cfg.learning:    # without learning the integrator's syn_wr.en is constant 0
             sweep, ltp = blocks["trace_sweep"], blocks["ltp"]
             table += [
-                (Region.SYNAPSE, "integrator_wr", F, integ, "syn_wr"),
-                (Region.POST, "integrator", F, integ, "y_rd"),
+                (Region.SYNAPSE, "integrator_wr", I, integ, "syn_wr"),
+                (Region.POST, "integrator", I, integ, "y_rd"),
                 (Region.POST, "neuron_unit", U, nu, "y_rd"),
                 (Region.POST, "neuron_unit_wr", U, nu, "y_wr"),
                 (Region.PRE, "trace_sweep", U, sweep, "x_rd"),
                 (Region.PRE, "trace_sweep_wr", U, sweep, "x_wr"),
                 (Region.PRE, "ltp", L, ltp, "x_rd"),
                 (Region.LTP_RANGE, "ltp", L, ltp, "range_rd"),
-                (Region.POINTER, "ltp", L, ltp, "ptr_rd"),    # the integrator's in FEED only
+                (Region.POINTER, "ltp", L, ltp, "ptr_rd"),    # the integrator's in FEED (and LTD)
+                *([(Region.SEGMENT, "ltp", L, ltp, "seg_rd")] if cfg.segments else []),
                 (Region.SYNAPSE, "ltp", L, ltp, "syn_rd"),
                 (Region.SYNAPSE, "ltp_wr", L, ltp, "syn_wr"),
             ]
@@ -226,9 +231,11 @@ class Core(CoreComponent):
                                 single_port=region == Region.SYNAPSE or set(writers) == {"host_wr"})
         if learning:
             sweep, ltp = blocks["trace_sweep"], blocks["ltp"]
+            readers = {"trace_sweep": (Phase.UPDATE, sweep.active_rd)}
+            if cfg.segments:          # the shared-LTD pass walks the active axons
+                readers["shared_ltd"] = (Phase.LTD, ctrl.active_rd)
             self._shared_memory(    # axon active this step (set in FEED, cleared by the sweep)
-                m, "active_mem", TraceSweep.active_shape(cfg), cfg.axons, (),
-                {"trace_sweep": (Phase.UPDATE, sweep.active_rd)},
+                m, "active_mem", TraceSweep.active_shape(cfg), cfg.axons, (), readers,
                 {"ctrl": ((Phase.FEED, Phase.CLEAR), ctrl.active_wr),
                  "trace_sweep_wr": (Phase.UPDATE, sweep.active_wr)},
                 single_port=False, phase=ctrl.phase)
@@ -261,6 +268,8 @@ class Core(CoreComponent):
             router.step_end.eq(ctrl.step_end), router.clear.eq(ctrl.route_clear),
             ctrl.pending_count.eq(router.pending_count),
         ]
+        if cfg.learning and cfg.segments:
+            m.d.comb += [ctrl.n_axons.eq(regs.n_axons), integ.shared_ltd.eq(ctrl.phase == Phase.LTD)]
         connect(m, ctrl.inq_feed, queue.feed)
         connect(m, ctrl.pending, router.pending)
 

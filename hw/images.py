@@ -99,9 +99,6 @@ def unpack(shape, word: int) -> dict | int:
 def program_images(program: CoreProgram) -> dict[Region, list[int]]:
     """Every memory word the program defines, by region (state regions not included)."""
     cfg = program.config
-    if cfg.learning and program.plastic[program.n_row_synapses:].any():
-        raise ValueError("the RTL core does not learn on shared (kernel) words yet: such a program runs "
-                         "on the golden model and the reference only (or make its kernel words fixed)")
     p = program.neurons
     images = {}
     is_output = np.zeros(program.n_neurons, np.int64)

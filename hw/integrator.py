@@ -57,6 +57,25 @@ class Integrator(CoreComponent):
     Without ``learning`` in the config the LTD hardware is not built: ``learn`` and the
     learning parameters are ignored, ``syn_wr.en`` is 0 and ``y_rd`` is unused.
 
+    Shared rows (``segments > 0``): after its row, every axon's segments are walked
+    (:class:`~neurocore.hw.segment_walker.SegmentWalker`); integration depresses the row
+    words only, since a kernel word is read by other uses of the same step, which must add
+    its start-of-step weight. With ``learning`` too, the integrator has an **LTD-only mode**,
+    ``shared_ltd`` high (the core's shared-LTD pass, after integration and before the neuron
+    pass, so ``y_rd`` still returns the start-of-step ``y``): the axons sent (the active
+    ones, in increasing index: spec phase 4 (a)) walk their segments only (every row reads
+    as empty: one cycle), each plastic kernel use gets
+    ``w = max(w - dw(a_minus, yd[target], w), w_min)`` and is written back, nothing is added
+    to the accumulators (``acc_rd.en = acc_wr.en = 0``) and no SOP is counted. **Stall
+    rule** (read-after-write on the synapse memory): a use is not issued while its address
+    equals that of an earlier use still in flight, in S1 (any word), S2 or S3 (plastic), S4
+    (an LTD) or a ``WeightUpdate`` stage 0-4 (a 5-deep shadow of their valid bits and
+    addresses); in the cycle of the write itself ``syn_wr.en`` holds the issue anyway, and a
+    read in the next cycle sees the new weight. So a word shared by several uses is
+    depressed once per use, each from the value the previous one left, and two uses of one
+    word are issued at least 11 cycles apart. ``shared_ltd`` must be stable while ``busy``;
+    the stall rule applies only in this mode, so integration keeps its cycle counts.
+
     Throughput
     ----------
     One SOP per clock sustained, whatever the targets, except for the cycles of LTD
@@ -125,6 +144,10 @@ class Integrator(CoreComponent):
     y_rd : read port of the post-trace memory, ``unsigned(X)``, neuron addresses.
     learn : ``In(1)``
         Apply LTD to the plastic synapses visited.
+    seg_rd : ``In(memory.ReadPort.Signature(addr_width=segment_index_bits, shape=segment_layout))``
+        Only with ``segments > 0``: the segment table (region SEGMENT).
+    shared_ltd : ``In(1)``
+        Only with ``segments > 0`` and ``learning``: the LTD-only mode (above).
     learning : ``In(LearningSignature(config))``
         Learning parameters (spec section 4; LTD reads ``a_minus``, ``shift``,
         ``post_decay_shift``, ``w_min``, ``w_max``, ``soft_bound``); stable while ``busy``.
@@ -156,6 +179,7 @@ class Integrator(CoreComponent):
             "y_rd": In(memory.ReadPort.Signature(addr_width=n_bits, shape=unsigned(config.trace_bits))),
             "learn": In(1),
             "learning": In(LearningSignature(config)),
+            **({"shared_ltd": In(1)} if config.segments and config.learning else {}),
             **activity_members("sops"),
         })
 
@@ -172,11 +196,15 @@ class Integrator(CoreComponent):
         # travels down the pipeline instead of a synapse. An empty row costs one cycle.
         # With a segment table the row is followed by the axon's segments (SegmentWalker: one
         # more look-up stage, the same one use per clock); ``shared`` marks kernel words.
+        shared_ltd = cfg.segments and cfg.learning
         if cfg.segments:
             m.submodules.rows = rows = SegmentWalker(config=cfg)
             connect(m, flipped(self.axons), rows.axons)
-            connect(m, flipped(self.ptr_rd), rows.ptr_rd)
             connect(m, flipped(self.seg_rd), rows.seg_rd)
+            m.d.comb += [self.ptr_rd.addr.eq(rows.ptr_rd.addr), self.ptr_rd.en.eq(rows.ptr_rd.en),
+                         rows.ptr_rd.data.eq(self.ptr_rd.data)]
+            if shared_ltd:      # the LTD pass walks the segments only: every row reads as empty
+                m.d.comb += rows.ptr_rd.data.count.eq(Mux(self.shared_ltd, 0, self.ptr_rd.data.count))
             cur_addr, cur_target, cur_shared = rows.addr, rows.target, rows.shared
         else:
             m.submodules.rows = rows = RangeWalker(
@@ -186,8 +214,9 @@ class Integrator(CoreComponent):
             connect(m, flipped(self.ptr_rd), rows.lookup)
             cur_addr, cur_target, cur_shared = rows.index.addr, rows.index.target, 0
         issue = rows.issue
+        hazard = Signal()       # the LTD pass: the word at cur_addr has an update in flight
         m.d.comb += [
-            rows.hold.eq(self.syn_wr.en),
+            rows.hold.eq(self.syn_wr.en | hazard),
             self.syn_rd.addr.eq(cur_addr),
             self.syn_rd.en.eq(issue),
         ]
@@ -221,9 +250,10 @@ class Integrator(CoreComponent):
         s4_sum = Signal(signed(cfg.accumulator_bits))
         s5_sum = Signal(signed(cfg.accumulator_bits))
 
+        accumulate = ~self.shared_ltd if shared_ltd else 1     # the LTD pass adds nothing
         m.d.comb += [
             self.acc_rd.addr.eq(s2_target),
-            self.acc_rd.en.eq(s2_valid),
+            self.acc_rd.en.eq(s2_valid & accumulate),
         ]
         # Read-after-write: a synapse reading acc[t] in cycle c sees every write made up to
         # cycle c-1. The writes of the synapses 1 and 2 cycles ahead (in S3 and S4 now) are
@@ -249,7 +279,7 @@ class Integrator(CoreComponent):
         m.d.comb += [
             self.acc_wr.addr.eq(s4_target),
             self.acc_wr.data.eq(s4_sum),
-            self.acc_wr.en.eq(s4_valid),
+            self.acc_wr.en.eq(s4_valid & accumulate),
         ]
         m.d.sync += s5_sum.eq(s4_sum)
 
@@ -263,9 +293,11 @@ class Integrator(CoreComponent):
             s4_addr = Signal(s_bits)
             s4_weight = Signal(signed(cfg.weight_bits))
             s4_y = Signal(unsigned(cfg.trace_bits))
+            # Integration depresses the row words only (other uses of this step still read the
+            # kernel words); the LTD pass issues kernel words only and depresses them.
+            ltd_word = Mux(self.shared_ltd, s3_shared, ~s3_shared) if shared_ltd else ~s3_shared
             m.d.sync += [
-                # kernel words are not depressed here: other uses of this step still read them
-                s4_ltd.eq(s3_valid & s3_syn.plastic & self.learn & ~s3_shared),
+                s4_ltd.eq(s3_valid & s3_syn.plastic & self.learn & ltd_word),
                 s4_addr.eq(s3_addr),
                 s4_weight.eq(s3_syn.weight),
                 s4_y.eq(self.y_rd.data),
@@ -286,10 +318,27 @@ class Integrator(CoreComponent):
             ]
             connect(m, flipped(self.learning), ltd.learning)
             in_flight = in_flight | ltd.busy
+            if shared_ltd:
+                # Read-after-write on the synapse memory in the LTD pass: a use is not issued
+                # while an earlier update of its word has not been written (S1, whose word is
+                # not known yet, S2-S4 and the WeightUpdate stages 0-4, followed by a shadow of
+                # their valid bits and addresses; in the cycle of the write itself, stage 5,
+                # syn_wr.en holds the issue anyway). A read in the cycle after the write sees
+                # the new weight.
+                flight = [(s1_valid, s1_addr), (s2_valid & s2_syn.plastic, s2_addr),
+                          (s3_valid & s3_syn.plastic, s3_addr), (s4_ltd, s4_addr)]
+                prev_valid, prev_addr = s4_ltd, s4_addr
+                for i in range(WeightUpdate.LATENCY - 1):
+                    sh_valid, sh_addr = Signal(name=f"wu{i}_valid"), Signal(s_bits, name=f"wu{i}_addr")
+                    m.d.sync += [sh_valid.eq(prev_valid), sh_addr.eq(prev_addr)]
+                    flight.append((sh_valid, sh_addr))
+                    prev_valid, prev_addr = sh_valid, sh_addr
+                m.d.comb += hazard.eq(self.shared_ltd &
+                                      Cat(v & (a == cur_addr) for v, a in flight).any())
         else:
             m.d.comb += [self.syn_wr.en.eq(0), self.y_rd.en.eq(0)]
 
         # -- status and counters -----------------------------------------------------------------
         m.d.comb += self.busy.eq(self.axons.valid | in_flight)
-        count_activity(m, self, "sops", issue)
+        count_activity(m, self, "sops", issue & accumulate)
         return m

@@ -12,3 +12,4 @@ class Phase(enum.Enum, shape=3):
     FEED = 2     # phase 1: integration (LTD inline)
     UPDATE = 3   # phases 2, 3 and the trace sweep
     LTP = 4      # phase 4 (b)
+    LTD = 5      # phase 4 (a) on kernel words: the shared-LTD pass (configs with segments and learning)

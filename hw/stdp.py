@@ -6,8 +6,8 @@ does LTD, spec phase 4 (a)) has finished:
 * :class:`TraceSweep` - for every axon ``a``: ``x[a] := xn[a]``, the pre trace after this
   step's decay and jump, and the axon's bit in the *active bitmap* cleared for the next
   step. One axon per clock.
-* :class:`LtpEngine` - spec phase 4 (b): for every fired neuron, every plastic synapse
-  targeting it gets ``w := min(w + dw(a_plus, xn[axon], w), w_max)`` through the shared
+* :class:`LtpEngine` - spec phase 4 (b): for every fired neuron, every plastic use of it
+  (a row word, or with segments a kernel word) gets ``w := min(w + dw(a_plus, xn[axon], w), w_max)`` through the shared
   :class:`~neurocore.hw.plasticity.WeightUpdate` datapath. It scans the neuron's LTP axon
   range (region 8 of docs/hw.md) and finds the synapse in each axon's row from the pointer
   word (region 6). One axon visited per clock.
@@ -25,7 +25,7 @@ from amaranth.lib.wiring import In, Out, connect, flipped
 from .arith import decay
 from .component import CoreComponent
 from .config import CoreConfig
-from .layouts import ltp_range_layout, pointer_layout
+from .layouts import ltp_range_layout, pointer_layout, segment_layout
 from .counter import activity_members, count_activity
 from .plasticity import WeightUpdate
 from .range_walker import RangeWalker
@@ -250,11 +250,28 @@ class LtpEngine(CoreComponent):
     (the pre traces after this step's decay and jump): run the engine after the
     :class:`TraceSweep` pass of the step.
 
-    No read-after-write hazard on weights: a synapse has one target, and every neuron fires at
-    most once per step, so each synapse is read and written at most once per pass (the
-    fired neurons of one step): the address ``s`` above belongs to the single pair
-    ``(a, n)``. The engine therefore reads synapse words without forwarding, and ``syn_rd``
-    needs no transparency for ``syn_wr``. **Precondition**: within one pass a neuron appears
+    Without segments there is no read-after-write hazard on weights: a synapse has one
+    target, and every neuron fires at most once per step, so each synapse is read and written
+    at most once per pass (the fired neurons of one step): the address ``s`` above belongs to
+    the single pair ``(a, n)``. The engine therefore reads synapse words without forwarding,
+    and ``syn_rd`` needs no transparency for ``syn_wr``.
+
+    Shared rows (``segments > 0``, spec phase 4 (b) on shared words): after the row, each of
+    the axon's segments ``seg_start .. seg_start+seg_count-1`` (pointer word) is checked the
+    same way, its window ``(base, count, first)`` read from ``seg_rd``: the use of ``n`` is
+    the kernel word ``base + n - first`` (an axon has at most one use of a neuron, so at most
+    one window hits). Two stages replace the window test of A1: L hands out the axon's
+    windows one per cycle (the row, then every segment, reading ``seg_rd``; G and A1 hold
+    meanwhile) and K tests the window (the row's, registered, or the segment word on
+    ``seg_rd.data``). A kernel word is the use of several ``(axon, neuron)`` pairs, so a
+    pass may read a word whose previous update is in flight: **A2 holds** (and with it the
+    whole front end) while ``s`` equals the address of A3 or of a ``WeightUpdate`` stage
+    0-4 (a 5-deep shadow of their valid bits and addresses); in the cycle of the write
+    itself the write-back holds the front end anyway, and a read in the next cycle sees the
+    new weight. So the updates of a shared word are sequential, in the order of ``fired``
+    and of the axons, as the spec's; two reads of one word are at least 8 cycles apart.
+    An axon visited costs ``1 + seg_count`` cycles, and ``seg_rd`` must hold its data while
+    ``en`` is low (K keeps its segment word on the port through a stall). **Precondition**: within one pass a neuron appears
     at most once on ``fired``. The LTD write-backs of the integrator must have landed before
     the pass (integrator ``busy`` low), and the next step's integration must wait for this
     engine's ``busy`` to fall.
@@ -322,6 +339,8 @@ class LtpEngine(CoreComponent):
         Region 8, the LTP axon range of every neuron.
     ptr_rd : ``In(memory.ReadPort.Signature(addr_width=axon_index_bits, shape=pointer_layout))``
         Region 6, the row of every axon.
+    seg_rd : ``In(memory.ReadPort.Signature(addr_width=segment_index_bits, shape=segment_layout))``
+        Only with ``segments > 0``: region SEGMENT, the segment table.
     syn_rd, syn_wr : read / write port of the synapse memory (region 7), ``synapse_layout``.
     x_rd : read port of the pre-trace memory (region 5), ``unsigned(trace_bits)``, axon
         addresses.
@@ -351,6 +370,9 @@ class LtpEngine(CoreComponent):
             "fired": In(neuron_stream(config)),
             "range_rd": In(memory.ReadPort.Signature(addr_width=n_bits, shape=ltp_range_layout(config))),
             "ptr_rd": In(memory.ReadPort.Signature(addr_width=a_bits, shape=pointer_layout(config))),
+            **({"seg_rd": In(memory.ReadPort.Signature(addr_width=config.segment_index_bits,
+                                                       shape=segment_layout(config)))}
+               if config.segments else {}),
             **synapse_ports(config),
             "x_rd": In(memory.ReadPort.Signature(addr_width=a_bits, shape=TraceSweep.x_shape(config))),
             "learning": In(LearningSignature(config)),
@@ -366,35 +388,87 @@ class LtpEngine(CoreComponent):
 
         # -- stages P (range look-up, one neuron buffered) and G (axon generator) --------------
         # An empty range is dropped in P. The synapse memory is single-port: in a cycle with a
-        # write-back the front end (G, A1, A2) stalls, so that A2 issues no synapse read. A1
-        # keeps its pointer word on ptr_rd.data because G issues no read either (a read port
-        # holds its data while ``en`` is low).
+        # write-back the front end (G, A1, A2; with segments also L and K) stalls, so that A2
+        # issues no synapse read. A1 keeps its pointer word on ptr_rd.data because G issues no
+        # read either (a read port holds its data while ``en`` is low).
         m.submodules.ranges = ranges = RangeWalker(
             key_bits=n_bits, word=ltp_range_layout(cfg), starts={"axon": "first"}, drop_empty=True)
         advance = Signal()
         connect(m, flipped(self.fired), ranges.keys)
         connect(m, flipped(self.range_rd), ranges.lookup)
         issue, g_axon, g_neuron = ranges.issue, ranges.index.axon, ranges.key
+        a1_free = Signal()                     # A1 takes the next axon (always, without segments)
         m.d.comb += [
-            advance.eq(~self.syn_wr.en),
-            ranges.hold.eq(self.syn_wr.en),
+            ranges.hold.eq(~(advance & a1_free)),
             self.ptr_rd.addr.eq(g_axon),
             self.ptr_rd.en.eq(issue),
         ]
 
-        # -- stage A1: pointer word arrives; does the row's window hold the neuron? --------------
+        # -- stage A1: pointer word arrives ---------------------------------------------------------
         a1_valid = Signal()
         a1_axon = Signal(a_bits)
         a1_neuron = Signal(n_bits)
-        with m.If(advance):
+        with m.If(advance & a1_free):
             m.d.sync += [a1_valid.eq(issue), a1_axon.eq(g_axon), a1_neuron.eq(g_neuron)]
         row = self.ptr_rd.data
-        offset = Signal(n_bits)                # n - first_a, meaningful when n >= first_a
-        hit = Signal()
-        m.d.comb += [
-            offset.eq(a1_neuron - row.first),
-            hit.eq((a1_neuron >= row.first) & (offset < row.count)),
-        ]
+
+        def window(neuron, word):
+            """``(hit, s)``: does the window ``(base, count, first)`` of ``word`` hold
+            ``neuron``, and the address ``s = base + neuron - first`` of its word."""
+            offset = Signal(n_bits)            # n - first, meaningful when n >= first
+            hit = Signal()
+            m.d.comb += [offset.eq(neuron - word.first),
+                         hit.eq((neuron >= word.first) & (offset < word.count))]
+            return hit, word.base + offset
+
+        if cfg.segments:
+            # -- stage L: the axon's windows, one per cycle: its row, then each segment --------
+            l_row = Signal()                                   # the row is still to check
+            l_seg = Signal(cfg.segment_index_bits)             # next segment
+            l_left = Signal(cfg.segment_index_bits + 1)        # segments left
+            l_axon = Signal(a_bits)
+            l_neuron = Signal(n_bits)
+            l_word = Signal(segment_layout(cfg))               # the row's window
+            l_valid = Signal()
+            l_last = Signal()
+            m.d.comb += [
+                l_valid.eq(l_row | (l_left != 0)),
+                l_last.eq(l_row & (l_left == 0) | ~l_row & (l_left == 1)),
+                a1_free.eq(~a1_valid | ~l_valid | l_last),
+                self.seg_rd.addr.eq(l_seg),
+                self.seg_rd.en.eq(advance & l_valid & ~l_row),
+            ]
+            with m.If(advance):
+                with m.If(a1_valid & (~l_valid | l_last)):
+                    m.d.sync += [l_row.eq(1), l_seg.eq(row.seg_start), l_left.eq(row.seg_count),
+                                 l_axon.eq(a1_axon), l_neuron.eq(a1_neuron),
+                                 l_word.base.eq(row.base), l_word.count.eq(row.count),
+                                 l_word.first.eq(row.first)]
+                with m.Elif(l_row):
+                    m.d.sync += l_row.eq(0)
+                with m.Elif(l_valid):
+                    m.d.sync += [l_seg.eq(l_seg + 1), l_left.eq(l_left - 1)]
+
+            # -- stage K: the window (the row's, or the segment word just read); the test ------
+            # seg_rd holds its word through a stall (no read is issued then).
+            k_valid = Signal()
+            k_row = Signal()
+            k_axon = Signal(a_bits)
+            k_neuron = Signal(n_bits)
+            k_word = Signal(segment_layout(cfg))
+            with m.If(advance):
+                m.d.sync += [k_valid.eq(l_valid), k_row.eq(l_row), k_axon.eq(l_axon),
+                             k_neuron.eq(l_neuron), k_word.eq(l_word)]
+            test_word = Signal(segment_layout(cfg))
+            m.d.comb += test_word.eq(Mux(k_row, k_word, self.seg_rd.data))
+            hit, synapse = window(k_neuron, test_word)
+            test_valid, test_axon = k_valid, k_axon
+            front = Cat(l_valid, k_valid)
+        else:
+            m.d.comb += a1_free.eq(1)
+            hit, synapse = window(a1_neuron, row)
+            test_valid, test_axon = a1_valid, a1_axon
+            front = Cat()
 
         # -- stage A2: synapse and trace reads ------------------------------------------------------
         a2_valid = Signal()
@@ -402,9 +476,9 @@ class LtpEngine(CoreComponent):
         a2_synapse = Signal(s_bits)
         with m.If(advance):
             m.d.sync += [
-                a2_valid.eq(a1_valid & hit),
-                a2_axon.eq(a1_axon),
-                a2_synapse.eq(row.base + offset),
+                a2_valid.eq(test_valid & hit),
+                a2_axon.eq(test_axon),
+                a2_synapse.eq(synapse),
             ]
         a2_read = a2_valid & advance
         m.d.comb += [
@@ -430,6 +504,25 @@ class LtpEngine(CoreComponent):
         ]
         connect(m, flipped(self.learning), update.learning)
 
+        # -- read-after-write (with segments) -------------------------------------------------------
+        # A kernel word is the use of several (axon, neuron) pairs, so a pass may read a word
+        # whose previous update is still in flight: A2 holds (and with it the front end) while
+        # its address equals that of A3 or of a WeightUpdate stage 0-4 (a shadow of their
+        # valid bits and addresses); in the cycle of the write itself (stage 5) the write-back
+        # stalls the front end anyway, and a read in the next cycle sees the new weight.
+        # Without segments every synapse word is read at most once per pass: no check.
+        hazard = Signal()
+        if cfg.segments:
+            flight = [(a3_valid, a3_synapse)]
+            prev_valid, prev_addr = update.in_valid, a3_synapse
+            for i in range(WeightUpdate.LATENCY - 1):
+                sh_valid, sh_addr = Signal(name=f"wu{i}_valid"), Signal(s_bits, name=f"wu{i}_addr")
+                m.d.sync += [sh_valid.eq(prev_valid), sh_addr.eq(prev_addr)]
+                flight.append((sh_valid, sh_addr))
+                prev_valid, prev_addr = sh_valid, sh_addr
+            m.d.comb += hazard.eq(a2_valid & Cat(v & (a == a2_synapse) for v, a in flight).any())
+        m.d.comb += advance.eq(~self.syn_wr.en & ~hazard)
+
         # -- write back -----------------------------------------------------------------------------
         m.d.comb += [
             self.syn_wr.addr.eq(update.out_tag),
@@ -439,7 +532,7 @@ class LtpEngine(CoreComponent):
         ]
 
         # -- status and counters --------------------------------------------------------------------
-        in_flight = Cat(ranges.busy, a1_valid, a2_valid, a3_valid, update.busy).any()
+        in_flight = Cat(ranges.busy, a1_valid, front, a2_valid, a3_valid, update.busy).any()
         m.d.comb += self.busy.eq(self.fired.valid | in_flight)
         count_activity(m, self, "updates", self.syn_wr.en)
         return m

@@ -57,7 +57,7 @@ COSIM_CONFIGS = (
 
 # The optional program features the RTL implements, drawn where a config has room for them
 # (sim/random_programs.py, FEATURES).
-COSIM_FEATURES = ("shared_rows", "structural_wta")
+COSIM_FEATURES = ("shared_rows", "shared_learning", "structural_wta")
 
 
 def _verilator_on_path() -> None:

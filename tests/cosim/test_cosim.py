@@ -63,10 +63,10 @@ def test_random_cases_are_drawn_lazily():
     them lazily gives the same cases as before (learning alternately off and on)."""
     cases = random_cases(MAX_RANDOM_PROGRAMS, seed=5)
     assert isinstance(cases, types.GeneratorType)
-    head = list(itertools.islice(cases, 4))
-    assert [learn for _, _, learn in head] == [False, True, False, True]
-    assert [p.config for p, _, _ in head[:3]] == [dataclasses.replace(c, learning=True)
-                                                  for c in COSIM_CONFIGS]
+    head = list(itertools.islice(cases, len(COSIM_CONFIGS)))      # one case per config, in turn
+    assert [learn for _, _, learn in head] == [bool(i % 2) for i in range(len(COSIM_CONFIGS))]
+    assert [p.config for p, _, _ in head] == [dataclasses.replace(c, learning=True)
+                                              for c in COSIM_CONFIGS]
     again = list(random_cases(2, seed=5))
     for (p, x, _), (q, y, _) in zip(head, again):
         assert np.array_equal(p.weight, q.weight) and np.array_equal(x, y)
@@ -98,7 +98,8 @@ def test_cli_rejects_bad_stall_and_count_in_one_line(argv, message, capsys):
 
 def test_shared_rows_and_wta_blocks_in_cosimulation(tmp_path):
     """The config with a segment table and WTA block ranges: programs whose axons walk a row and
-    then segments over shared kernel words, with k-WTA blocks, learning off and on, match the
+    then segments over shared kernel words (plastic ones too: learning on shared words, the
+    LTD pass and LTP on segment uses), with k-WTA blocks, learning off and on, match the
     golden model; ``features`` counts them."""
     _require("verilator")
     shared = [c for c in COSIM_CONFIGS if c.segments and c.wta_blocks]
@@ -107,4 +108,5 @@ def test_shared_rows_and_wta_blocks_in_cosimulation(tmp_path):
     assert summary["mismatches"] == 0, summary["failures"]
     assert summary["features"]["shared_rows"] >= 3, summary["features"]
     assert summary["features"]["structural_wta"] >= 2, summary["features"]
-    assert summary["learning_programs"] == 4 and summary["output_spikes"] > 0
+    assert summary["features"]["shared_learning"] > 0, summary["features"]
+    assert summary["learning_programs"] == 4 and summary["output_spikes"] > 0 and summary["weight_changes"] > 0

@@ -6,6 +6,7 @@ low at random (backpressure).
 """
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import numpy as np
@@ -17,6 +18,9 @@ from neurocore.hw.config import CoreConfig
 from neurocore.hw.core import Core
 from neurocore.hw.host import Opcode, Region, Register
 from neurocore.hw.images import unpack
+from neurocore.hw.phase import Phase
+from neurocore.hw.program import LearningParams
+from neurocore.hw.widths import AMPLITUDE_MAX
 from neurocore.sim import golden
 from neurocore.sim.cosim import rtl_spikes
 from neurocore.sim.host_driver import STEP_REGISTERS, run_amaranth
@@ -26,6 +30,7 @@ from neurocore.sim.random_programs import random_program
 
 from output_bursts import NO_GROUP, burst_program
 from synapse_ports import watch_synapse_ports
+from test_integrator import kernel_program
 
 
 class _WatchedCore(Core):
@@ -34,6 +39,7 @@ class _WatchedCore(Core):
 
     def elaborate(self, platform):
         m = super().elaborate(platform)
+        self.ctrl = m.submodules.ctrl
         self.syn_clients = [m.submodules.integrator]
         if self._config.learning:
             self.syn_clients.append(m.submodules.ltp)
@@ -49,7 +55,8 @@ def run_core(program, inputs, *, learn, samples=1, baked=False, stall=0.0, seed=
     a cycle (draws seeded by ``seed``). ``stats`` holds the final registers (``status``,
     ``errors``, ``steps``, ``sops``, ``ltp_updates``), the output spikes in arrival order
     (``spikes``, ``(neuron, step)`` pairs), ``stall_cycles``, ``spike_out_stall_cycles``,
-    ``step_registers`` (name -> value per step) and the synapse-port counts (``syn_*``).
+    ``step_registers`` (name -> value per step), the synapse-port counts (``syn_*``) and the
+    cycles spent in each controller phase (``phase_cycles``, :class:`Phase` -> cycles).
     ``state``: loaded after the program (its host-visible fields: pending spikes are not).
     ``clear_first``: a CLEAR before the first sample too (False: it runs from the loaded state).
     ``read_every_step``: also read the state and LAST_STEP_SOPS back after every step
@@ -65,6 +72,13 @@ def run_core(program, inputs, *, learn, samples=1, baked=False, stall=0.0, seed=
     sim.add_clock(1e-8)
     result = {}
     watch_synapse_ports(sim, dut.syn_clients, result, prefix="syn_")
+    phase_cycles = result["phase_cycles"] = dict.fromkeys(Phase, 0)
+
+    async def watch_phase(ctx):
+        async for _, _, phase in ctx.tick().sample(dut.ctrl.phase):
+            phase_cycles[Phase(phase)] += 1
+
+    sim.add_testbench(watch_phase, background=True)
     raw = {}
 
     async def host(driver):
@@ -121,6 +135,7 @@ def test_core_matches_golden(seed, learning, stall):
     assert stats["spikes"] == output_spike_order(program, want.spikes)
     assert_state_equal(state, want.state)
     assert stats["syn_both"] == 0, "the synapse memory was read and written in the same cycle"
+    assert stats["phase_cycles"][Phase.LTD] == 0      # no segment table: no shared-LTD pass
     assert stats["syn_reads"] >= stats["sops"]       # integration reads, LTP reads
     assert stats["syn_writes"] >= stats["ltp_updates"]
     # every READ offers an rsp word: a stalling consumer stalls some of them
@@ -150,6 +165,126 @@ def _matches_golden(program, inputs, learning, *, stall, seed):
     assert np.array_equal(out, want.spikes), f"spikes differ:\ncore {np.argwhere(out)}\ngolden {np.argwhere(want.spikes)}"
     assert stats["spikes"] == output_spike_order(program, want.spikes)
     assert_state_equal(state, want.state)
+
+
+def _repeated_kernel_updates(program, inputs) -> tuple[int, int]:
+    """In the golden run of the first sample (learning on), the ``(step, kernel word)`` pairs
+    with two or more LTD updates (plastic uses by the active axons) and those with two or more
+    LTP updates (plastic uses of the fired neurons): the updates that must be sequential on
+    one word. Active axons of a step: the host inputs, and the routes of the neurons fired in
+    the step before."""
+    axon, target, word = program.uses()
+    kernel = (word >= program.n_row_synapses) & program.plastic[word]
+    fired = golden.run(program, inputs[0], learn=True, record_neurons=True).neuron_spikes
+    ltd = ltp = 0
+    for t in range(inputs.shape[1]):
+        active = set(np.flatnonzero(inputs[0, t]).tolist())
+        if t:
+            active |= {int(program.route[n]) for n in np.flatnonzero(fired[t - 1]) if program.route[n] >= 0}
+        ltd += int((np.bincount(word[kernel & np.isin(axon, sorted(active))]) >= 2).sum())
+        ltp += int((np.bincount(word[kernel & fired[t][target]]) >= 2).sum())
+    return ltd, ltp
+
+
+def _strong_learning(program):
+    """``program`` with learning parameters whose updates are seldom 0: full amplitudes and
+    jumps, short decays, and ``shift`` such that the largest ``dw`` is about a quarter of the
+    weight range (the bounds and ``soft_bound`` kept, so the accumulator bound still holds)."""
+    lp, tmax = program.learning, program.config.trace_max
+    span = lp.w_max - lp.w_min
+    largest = AMPLITUDE_MAX * tmax * (max(span * span // 4, 1) if lp.soft_bound else 1)
+    shift = max(largest.bit_length() - max(span // 4, 1).bit_length(), 0)
+    strong = dataclasses.replace(lp, a_plus=AMPLITUDE_MAX, a_minus=AMPLITUDE_MAX, shift=shift,
+                                 pre_decay_shift=1, post_decay_shift=2, pre_jump=tmax, post_jump=tmax)
+    return dataclasses.replace(program, learning=strong).validate()
+
+
+def _shared_learning_case(seed):
+    """A random program with plastic kernel words (shared rows, shared learning, WTA blocks)
+    and strong learning whose first sample updates a kernel word twice in a step: by LTD for
+    even seeds, by LTP for odd ones (the first of 200 draws that does)."""
+    for attempt in range(200):
+        program, inputs = random_program(2100 + 200 * seed + attempt, learning=True, batch=2, steps=6,
+                                         density=0.5, max_neurons=8, max_synapses=24,
+                                         features=("shared_rows", "shared_learning", "structural_wta"))
+        program = _strong_learning(program)
+        if (program.shared and program.plastic[program.n_row_synapses:].any()
+                and _repeated_kernel_updates(program, inputs)[seed % 2] > 0):
+            return program, inputs
+    raise AssertionError(f"seed {seed}: no program with repeated kernel-word updates in 200 draws")
+
+
+def test_shared_learning_draws_have_power():
+    """The programs of test_core_learns_on_shared_words update kernel words more than once
+    in a step, by LTD (even seeds) and by LTP (odd seeds), so the in-flight stalls matter
+    (with either stall removed by hand, some of those tests fail)."""
+    counts = np.array([_repeated_kernel_updates(*_shared_learning_case(seed)) for seed in range(SHARED_SEEDS)])
+    assert (counts[0::2, 0] > 0).all() and (counts[1::2, 1] > 0).all(), counts.tolist()
+
+
+SHARED_SEEDS = 12
+
+
+@pytest.mark.parametrize("seed", range(SHARED_SEEDS))
+def test_core_learns_on_shared_words(seed):
+    """Programs with plastic kernel words (features shared_rows, shared_learning,
+    structural_wta), learning on, against the golden model, with the consumers stalling at
+    a rate that varies with the seed: the LTD pass over the active axons' segments and LTP on
+    segment uses, each sequential on a shared word (the in-flight stall)."""
+    program, inputs = _shared_learning_case(seed)
+    out, state, stats = run_core(program, inputs, learn=True, samples=2, stall=(0.0, 0.3, 0.9)[seed % 3],
+                                 seed=seed)
+    want = golden.run_batch(program, inputs, learn=True)
+    assert stats["errors"] == 0 and stats["sops"] == int(want.sops.sum())
+    assert np.array_equal(out, want.spikes), f"spikes differ:\ncore {np.argwhere(out)}\ngolden {np.argwhere(want.spikes)}"
+    assert stats["spikes"] == output_spike_order(program, want.spikes)
+    assert_state_equal(state, want.state)
+    assert stats["syn_both"] == 0, "the synapse memory was read and written in the same cycle"
+
+
+@pytest.mark.parametrize("stall", [0.0, 0.5])
+def test_core_learns_on_a_shared_kernel(stall):
+    """A convolution-like program (every axon's segment over a 3-word plastic kernel, plus a
+    plastic row word per axon), dense inputs and low thresholds: every step depresses and
+    potentiates each kernel word several times (LTD pass, LTP on segment uses, each
+    sequential on the word), with ``spike_out`` and ``rsp`` stalling; against the golden
+    model, and the kernel really moves (not stuck at a bound)."""
+    config = CoreConfig(neurons=8, axons=8, synapses=32, segments=8, wta_groups=2)
+    lp = LearningParams(a_plus=80, a_minus=255, shift=12, pre_decay_shift=1, post_decay_shift=1,
+                        pre_jump=120, post_jump=100, w_min=-40, w_max=40)
+    program = kernel_program(config, n_axons=6, kernel=[12, -5, 20],
+                             rows=[(a, a + 3, 4 + a) for a in range(5)], learning=lp, threshold=10)
+    rng = np.random.default_rng(5)
+    inputs = rng.random((2, 8, program.n_inputs)) < 0.6
+    out, state, stats = run_core(program, inputs, learn=True, samples=2, stall=stall, seed=3)
+    want = golden.run_batch(program, inputs, learn=True)
+    assert stats["errors"] == 0 and stats["sops"] == int(want.sops.sum())
+    assert np.array_equal(out, want.spikes) and stats["spikes"] == output_spike_order(program, want.spikes)
+    assert_state_equal(state, want.state)
+    assert stats["syn_both"] == 0
+    kernel = want.state.weight[program.n_row_synapses:]
+    assert (kernel != program.weight[program.n_row_synapses:]).any() and (np.abs(kernel) < 40).any(), kernel
+    assert want.spikes.sum() > 8
+
+
+@pytest.mark.parametrize("kernel, n_axons, active, cycles", [
+    ([5], 8, [0], 18), ([5], 8, [7], 25), (list(range(1, 9)), 1, [0], 25),
+    ([5], 8, list(range(8)), 95), ([1, 2, 3], 6, [2, 4], 35), ([1, 2, 3], 6, [], 8)])
+def test_shared_ltd_state_cycles(kernel, n_axons, active, cycles):
+    """The SHARED_LTD state of one learning step (docs/hw.md, "Shared rows"): axon ``a``'s
+    bit read in cycle ``a``, its empty row then its kernel uses one per cycle from ``a + 4``,
+    none in a write-back cycle, a use of a word only after the previous use's write-back;
+    the state lasts (cycle of the last use) + 13, ``N_AXONS + 2`` with nothing active. With
+    LEARN = 0 there is no such state, and the weights are the golden model's either way."""
+    config = CoreConfig(neurons=8, axons=8, synapses=32, segments=8, wta_groups=2)
+    lp = LearningParams(a_minus=255, shift=12, post_decay_shift=1, post_jump=100, w_min=-40, w_max=40)
+    program = kernel_program(config, n_axons=n_axons, kernel=kernel, learning=lp)
+    inputs = np.zeros((1, 2, program.n_inputs), bool)
+    inputs[0, :, active] = True
+    for learn in (True, False):
+        _, state, stats = run_core(program, inputs, learn=learn)
+        assert_state_equal(state, golden.run_batch(program, inputs, learn=learn).state)
+        assert stats["phase_cycles"][Phase.LTD] == (2 * cycles if learn else 0), stats["phase_cycles"]
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -338,13 +473,14 @@ def test_bad_commands_and_spikes_set_the_sticky_error_flag():
 
 
 def test_unused_region_codes_are_rejected():
-    """Region codes 10..15 have no memory: WRITE and READ set the
-    sticky error flag, a READ returns 0, and no memory word changes."""
+    """Region codes 11..15 have no memory, nor has SEGMENT (10) in a config without segments:
+    WRITE and READ set the sticky error flag, a READ returns 0, and no memory word changes."""
     from neurocore.hw.host import command_layout
     from neurocore.hw.images import pack
 
     config = CoreConfig(neurons=4, axons=4, synapses=8, wta_groups=2)
-    assert not {10, 11, 12, 13, 14, 15} & {r.value for r in Region}
+    assert not {11, 12, 13, 14, 15} & {r.value for r in Region} and Region.SEGMENT.value == 10
+    assert not config.segments
 
     async def body(host, dut):
         for region in (Region.SYNAPSE, Region.POINTER, Region.LTP_RANGE):

@@ -11,6 +11,7 @@ in the same cycle. A throughput test measures SOPs per clock and the exact cycle
 """
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import numpy as np
@@ -23,9 +24,9 @@ from amaranth.sim import Simulator
 
 from neurocore.hw.config import CoreConfig
 from neurocore.hw.integrator import Integrator
-from neurocore.hw.layouts import pointer_layout, synapse_layout
+from neurocore.hw.layouts import pointer_layout, segment_layout, synapse_layout
 from neurocore.hw.plasticity import WeightUpdate
-from neurocore.hw.program import CoreProgram, CoreState, LearningParams, NeuronParams
+from neurocore.hw.program import CoreProgram, CoreState, LearningParams, NeuronParams, Segments
 from neurocore.sim import golden, reference
 
 from synapse_ports import watch_synapse_ports
@@ -47,6 +48,8 @@ class Harness(Elaboratable):
         self.syn_mem = Memory(shape=synapse_layout(config), depth=config.synapses, init=[])
         self.acc_mem = Memory(shape=signed(config.accumulator_bits), depth=config.neurons, init=[])
         self.y_mem = Memory(shape=unsigned(config.trace_bits), depth=config.neurons, init=[])
+        if config.segments:
+            self.seg_mem = Memory(shape=segment_layout(config), depth=config.segments, init=[])
         self.syn_ops = {"reads": 0, "writes": 0, "both": 0}
 
     def add_monitor(self, sim):
@@ -61,6 +64,9 @@ class Harness(Elaboratable):
         m.submodules.acc_mem = self.acc_mem
         m.submodules.y_mem = self.y_mem
         dut = self.dut
+        if self.config.segments:
+            m.submodules.seg_mem = self.seg_mem
+            connect(m, dut.seg_rd, self.seg_mem.read_port())
         syn_rd, syn_wr = self.syn_mem.read_port(), self.syn_mem.write_port()
         m.d.comb += [
             syn_rd.addr.eq(Mux(dut.syn_wr.en, dut.syn_wr.addr, dut.syn_rd.addr)),
@@ -552,3 +558,151 @@ def test_constructor_and_verilog():
     text = verilog.convert(Integrator(config=CoreConfig(learning=False)), name="integrator")
     assert "module integrator" in text
     assert WeightUpdate.LATENCY == 6
+
+
+# -- learning on shared words: the LTD pass (integrator in LTD-only mode) -------------------------
+
+def kernel_program(config: CoreConfig, *, n_axons: int, kernel, rows=(), learning=None,
+                   threshold: int | None = None) -> CoreProgram:
+    """A convolution-like program: every axon ``a < n_axons`` has one segment over all the
+    (plastic) kernel words, ``kernel[j]`` driving neuron ``a + j``, so neighbouring axons use
+    every word in turn; ``rows``: ``(axon, target, weight)``, plastic row words after which the
+    kernel words follow. ``n_axons + len(kernel) - 1`` neurons, thresholds ``threshold``
+    (default: out of reach)."""
+    n = n_axons + len(kernel) - 1
+    base = CoreProgram.from_synapses(
+        config, n_inputs=n_axons, n_axons=n_axons, axon=[r[0] for r in rows], target=[r[1] for r in rows],
+        weight=[r[2] for r in rows], plastic=[True] * len(rows), outputs=range(n), learning=learning,
+        neurons=NeuronParams.uniform(n, threshold=config.theta_max if threshold is None else threshold))
+    rows_used = base.n_row_synapses
+    return dataclasses.replace(
+        base, weight=np.concatenate([base.weight, np.array(kernel, np.int64)]),
+        plastic=np.concatenate([base.plastic, np.ones(len(kernel), bool)]),
+        segments=Segments(ptr=np.arange(n_axons + 1), base=[rows_used] * n_axons,
+                          count=[len(kernel)] * n_axons, first=list(range(n_axons)))).validate()
+
+
+async def load_shared(ctx, h: Harness, program: CoreProgram, y, learn: bool):
+    """``load`` for a config with segments: pointer words name the axon's segments, and the
+    segment table is written."""
+    dut, seg = h.dut, program.segments
+    first = program.row_first()
+    for a in range(program.n_axons):
+        count = int(program.ptr[a + 1] - program.ptr[a])
+        ctx.set(h.ptr_mem.data[a], {"base": int(program.ptr[a]) if count else 0, "count": count,
+                                    "first": int(first[a]), "seg_start": int(seg.ptr[a]),
+                                    "seg_count": int(seg.ptr[a + 1] - seg.ptr[a])})
+    for k in range(len(seg.base)):
+        ctx.set(h.seg_mem.data[k], {"base": int(seg.base[k]), "count": int(seg.count[k]),
+                                    "first": int(seg.first[k])})
+    for s in range(program.n_synapses):
+        ctx.set(h.syn_mem.data[s], {"weight": int(program.weight[s]), "plastic": int(program.plastic[s])})
+    for n in range(h.config.neurons):
+        ctx.set(h.acc_mem.data[n], 0)
+    for n, value in enumerate(y):
+        ctx.set(h.y_mem.data[n], int(value))
+    lp = program.learning
+    ctx.set(dut.learn, int(learn))
+    ctx.set(dut.shared_ltd, 0)
+    for name in ("a_minus", "shift", "post_decay_shift", "w_min", "w_max", "soft_bound"):
+        ctx.set(getattr(dut.learning, name), int(getattr(lp, name)))
+    ctx.set(dut.clear_count, 1)
+    await ctx.tick()
+    ctx.set(dut.clear_count, 0)
+
+
+SHARED_CONFIG = CoreConfig(neurons=8, axons=8, synapses=32, segments=8, weight_bits=8, accumulator_bits=16,
+                           trace_bits=8, membrane_bits=32)
+
+
+def test_shared_ltd_pass():
+    """FEED (``shared_ltd`` low) integrates rows and segments and depresses the row words
+    only; the LTD pass (``shared_ltd`` high, the active axons in increasing index) then
+    depresses every use of a kernel word in order, each from the value the previous use left
+    (the in-flight stall), and adds nothing to the accumulators nor to ``sops``: afterwards
+    accumulators and weights are the spec's (phase 1 and phase 4 (a), ``reference``)."""
+    config = SHARED_CONFIG
+    rng = random.Random(7)
+    cases = []
+    for kernel in ([40], [30, -20], [30, -20, 50], [5, 6, 7, 8, 9]):
+        for soft in (False, True):
+            lp = LearningParams(a_minus=rng.randint(100, 255),
+                                    shift=rng.randint(22, 24) if soft else rng.randint(11, 13), post_decay_shift=1,
+                                w_min=-60, w_max=60, soft_bound=soft)
+            n_axons = 8 - len(kernel) + 1
+            rows = [(a, (a + len(kernel)) % (n_axons + len(kernel) - 1), 10 + a) for a in range(n_axons)
+                    if (a + len(kernel)) < n_axons + len(kernel) - 1]
+            cases.append(kernel_program(config, n_axons=n_axons, kernel=kernel, rows=rows, learning=lp))
+    h = Harness(config)
+    seen = {"stalls": 0, "moved": 0}    # moved: kernel words changed and not at a bound
+
+    async def testbench(ctx):
+        for program in cases:
+            for trial in range(3):
+                active = sorted(rng.sample(range(program.n_axons), rng.randint(1, program.n_axons)))
+                y = [rng.randint(0, config.trace_max) for _ in range(program.n_neurons)]
+                want_acc, want_w, want_sops = spec_step(program, active, y, True)
+                rows = program.n_row_synapses
+                await load_shared(ctx, h, program, y, True)
+                order = active[:]
+                rng.shuffle(order)                   # FEED takes any order
+                await integrate(ctx, h, order)
+                acc, words = read_back(ctx, h, program)
+                weight = np.array([w.weight for w in words], np.int64)
+                assert np.array_equal(acc[:program.n_neurons], want_acc), (program.segments, active)
+                assert np.array_equal(weight[:rows], want_w[:rows]), "FEED: row words"
+                assert np.array_equal(weight[rows:], program.weight[rows:]), "FEED changed a kernel word"
+                assert ctx.get(h.dut.sops) == want_sops
+                ctx.set(h.dut.shared_ltd, 1)
+                cycles = await integrate(ctx, h, active)
+                ctx.set(h.dut.shared_ltd, 0)
+                acc, words = read_back(ctx, h, program)
+                weight = np.array([w.weight for w in words], np.int64)
+                assert np.array_equal(acc[:program.n_neurons], want_acc), "the LTD pass accumulated"
+                assert np.array_equal(weight, want_w), (f"kernel {program.weight[rows:]} active {active} "
+                                                        f"y {y}: {weight[rows:]} want {want_w[rows:]}")
+                assert ctx.get(h.dut.sops) == want_sops, "the LTD pass counted SOPs"
+                uses = len(active) * (program.n_synapses - rows)
+                # one cycle per empty row and use, and at least 11 cycles between two uses of a word
+                assert cycles >= max(uses + len(active), 11 * (len(active) - 1)), cycles
+                seen["stalls"] += cycles > uses + len(active) + 12
+                seen["moved"] += int(((weight[rows:] != program.weight[rows:]) & (weight[rows:] > -60)
+                                      & (weight[rows:] < 60)).sum())
+
+    sim = Simulator(h)
+    sim.add_clock(1e-8)
+    sim.add_testbench(testbench)
+    h.add_monitor(sim)
+    sim.run()
+    assert h.syn_ops["both"] == 0
+    assert seen["stalls"] > 0 and seen["moved"] > 0, seen
+
+
+def test_shared_ltd_pass_cycles():
+    """One kernel word used by every axon: in the LTD pass each use waits for the previous
+    one's write-back, so uses are issued 11 cycles apart (read in cycle c, write-back in
+    c + 10); without the stall they would be 2 cycles apart (empty row, use)."""
+    config = SHARED_CONFIG
+    lp = LearningParams(a_minus=255, shift=4, post_decay_shift=0, w_min=-100, w_max=100)
+    h = Harness(config)
+
+    async def testbench(ctx):
+        for n_active in (1, 2, 5, 8):
+            program = kernel_program(config, n_axons=8, kernel=[90], learning=lp)
+            y = [3] * program.n_neurons
+            await load_shared(ctx, h, program, y, True)
+            ctx.set(h.dut.shared_ltd, 1)
+            cycles = await integrate(ctx, h, list(range(n_active)))
+            ctx.set(h.dut.shared_ltd, 0)
+            _, words = read_back(ctx, h, program)
+            # every use: 90 - (255 * 3 >> 4) = 90 - 47, then - 47 ... floored at -100
+            want = max(90 - 47 * n_active, -100)
+            assert words[0].weight == want
+            assert cycles == 11 * n_active + 5, (n_active, cycles)     # fill: 5 cycles
+
+    sim = Simulator(h)
+    sim.add_clock(1e-8)
+    sim.add_testbench(testbench)
+    h.add_monitor(sim)
+    sim.run()
+    assert h.syn_ops["both"] == 0

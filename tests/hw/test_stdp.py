@@ -32,7 +32,7 @@ from amaranth.lib.wiring import connect
 from amaranth.sim import Simulator
 
 from neurocore.hw.config import CoreConfig
-from neurocore.hw.layouts import ltp_range_layout, pointer_layout, synapse_layout
+from neurocore.hw.layouts import ltp_range_layout, pointer_layout, segment_layout, synapse_layout
 from neurocore.hw.plasticity import WeightUpdate
 from neurocore.hw.program import CoreProgram, CoreState, LearningParams, NeuronParams
 from neurocore.hw.stdp import LtpEngine, TraceSweep
@@ -42,6 +42,7 @@ from learning_draws import corner as _corner
 from learning_draws import golden_dw
 from learning_draws import weight_update_params
 from synapse_ports import watch_synapse_ports
+from test_integrator import kernel_program
 
 # Components built only to inspect their signature (or to provoke a ValueError) are never elaborated.
 pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
@@ -822,3 +823,105 @@ def test_verilog_conversion():
     assert "module trace_sweep" in text
     text = verilog.convert(LtpEngine(config=CoreConfig()), name="ltp_engine")
     assert "module ltp_engine" in text
+
+
+# ==== LTP on shared words (segments over kernel words) ===========================================
+class SharedLtpHarness(LtpHarness):
+    """:class:`LtpHarness` with the segment table (a config with segments); :meth:`load`
+    writes a program with its segments."""
+
+    def __init__(self, cfg: CoreConfig):
+        super().__init__(cfg)
+        self.seg = Memory(shape=segment_layout(cfg), depth=max(cfg.segments, 2), init=[])
+
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        m.submodules.seg = self.seg
+        connect(m, self.dut.seg_rd, self.seg.read_port())
+        return m
+
+    def load(self, ctx, program: CoreProgram, xn):
+        seg = program.segments
+        for n, word in enumerate(range_words(program, self.cfg)):
+            ctx.set(self.ranges.data[n], word)
+        for a in range(self.cfg.axons):
+            word = pointer_words(program)[a] if a < program.n_axons else {"base": 0, "count": 0, "first": 0}
+            inside = a < program.n_axons
+            ctx.set(self.ptr.data[a], {**word, "seg_start": int(seg.ptr[a]) if inside else 0,
+                                       "seg_count": int(seg.ptr[a + 1] - seg.ptr[a]) if inside else 0})
+        for k in range(len(seg.base)):
+            ctx.set(self.seg.data[k], {"base": int(seg.base[k]), "count": int(seg.count[k]),
+                                       "first": int(seg.first[k])})
+        for s, word in enumerate(synapse_words(program)):
+            ctx.set(self.syn.data[s], word)
+        for a, value in enumerate(xn):
+            ctx.set(self.x.data[a], int(value))
+
+
+SHARED_LTP_CONFIG = CoreConfig(neurons=8, axons=8, synapses=32, segments=8, weight_bits=8, trace_bits=8,
+                               accumulator_bits=16, membrane_bits=32)
+
+
+def test_ltp_on_shared_words():
+    """Convolution-like programs (every axon's segment over all the kernel words, plus a
+    plastic row word): random fired neurons in random order potentiate every plastic use of
+    each, the row's and the segments', in increasing axon, a kernel word once per use from
+    the value the previous use left (the in-flight stall), as ``reference.ltp_pass``."""
+    cfg = SHARED_LTP_CONFIG
+    rng = random.Random(11)
+    h = SharedLtpHarness(cfg)
+    seen = {"moved": 0}          # kernel words changed and not at a bound (dw matters)
+
+    async def testbench(ctx):
+        for kernel in ([40], [30, -20], [30, -20, 50], [5, 6, 7, 8, 9]):
+            for soft in (False, True):
+                lp = LearningParams(a_plus=rng.randint(100, 255),
+                                    shift=rng.randint(22, 24) if soft else rng.randint(11, 13),
+                                    w_min=-60, w_max=60, soft_bound=soft)
+                n_axons = cfg.neurons - len(kernel) + 1
+                rows = [(a, a + len(kernel), 10 + a) for a in range(n_axons - 1)]
+                program = kernel_program(cfg, n_axons=n_axons, kernel=kernel, rows=rows, learning=lp)
+                set_params(ctx, h, lp)
+                for trial in range(3):
+                    fired = rng.sample(range(program.n_neurons), rng.randint(1, program.n_neurons))
+                    xn = [rng.randint(1, cfg.trace_max) for _ in range(program.n_axons)]
+                    h.load(ctx, program, xn)
+                    await ltp_pass(ctx, h, fired, rng, 0.2)
+                    _, weight = read_weights(ctx, h, program)
+                    want = spec_ltp(program, program.weight, xn, fired, lp)
+                    assert weight == want, f"kernel {kernel} fired {fired} xn {xn}: {weight} want {want}"
+                    kernel_now = np.array(weight[program.n_row_synapses:])
+                    seen["moved"] += int(((kernel_now != kernel) & (kernel_now > lp.w_min)
+                                          & (kernel_now < lp.w_max)).sum())
+    sim = Simulator(h)
+    sim.add_clock(1e-8)
+    sim.add_testbench(testbench)
+    h.add_monitor(sim)
+    sim.run()
+    assert h.syn_ops["both"] == 0 and seen["moved"] > 0, seen
+
+
+def test_ltp_on_one_shared_word_cycles():
+    """One kernel word, axon ``a``'s use of it driving neuron ``a``: neurons fired back to back
+    all update that word, each update waiting for the previous one's write-back (read in
+    cycle c, written in c + 7): reads 8 cycles apart instead of one per neuron."""
+    cfg = SHARED_LTP_CONFIG
+    lp = LearningParams(a_plus=255, shift=4, w_min=-100, w_max=100)
+    h = SharedLtpHarness(cfg)
+
+    async def testbench(ctx):
+        set_params(ctx, h, lp)
+        for n_fired in (1, 2, 5, 8):
+            program = kernel_program(cfg, n_axons=8, kernel=[-90], learning=lp)
+            h.load(ctx, program, [3] * 8)
+            cycles = await ltp_pass(ctx, h, list(range(n_fired)), random.Random(0), 0.0)
+            _, weight = read_weights(ctx, h, program)
+            assert weight == [min(-90 + 47 * n_fired, 100)]          # 255 * 3 >> 4 = 47 per use
+            assert cycles == 8 * n_fired + 7, (n_fired, cycles)
+
+    sim = Simulator(h)
+    sim.add_clock(1e-8)
+    sim.add_testbench(testbench)
+    h.add_monitor(sim)
+    sim.run()
+    assert h.syn_ops["both"] == 0
