@@ -2,11 +2,13 @@
 and learning on shared words (docs/core-spec.md, sections 3, 5 and 7).
 
 Every expected number is worked out by hand in the comments, never by calling a model; each
-example runs on the golden model and the pure-Python reference.
+example runs on the golden model, the pure-Python reference and the RTL (tests/hw/rtl_model.py).
 """
 from __future__ import annotations
 
 import dataclasses
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +17,17 @@ from neurocore.hw.config import CoreConfig
 from neurocore.hw.program import CoreProgram, CoreState, LearningParams, NeuronParams, Segments, WtaBlocks
 from neurocore.sim import golden, reference
 
-MODELS = pytest.mark.parametrize("model", [golden, reference], ids=["golden", "reference"])
+def _import_rtl_model():
+    """tests/hw/rtl_model.py (the RTL Core under amaranth.sim behind the models' API)."""
+    hw_tests = str(Path(__file__).with_name("hw"))
+    if hw_tests not in sys.path:
+        sys.path.insert(0, hw_tests)
+    import rtl_model
+    return rtl_model
+
+
+MODELS = pytest.mark.parametrize("model", [golden, reference, _import_rtl_model()],
+                                 ids=["golden", "reference", "rtl"])
 
 _NEURON_DEFAULTS = dict(leak_shift=0, reset_mode=0, refractory=0, bias=0, theta_inc=0,
                         theta_decay_shift=0, wta_group=0)
