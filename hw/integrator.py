@@ -15,12 +15,12 @@ from amaranth.lib.wiring import In, connect, flipped
 from .arith import decay
 from .component import CoreComponent
 from .config import CoreConfig
-from .layouts import pointer_layout, segment_layout, synapse_layout
+from .layouts import pointer_layout, synapse_layout
 from .counter import activity_members, count_activity
 from .plasticity import WeightUpdate
 from .range_walker import RangeWalker
 from .segment_walker import SegmentWalker
-from .signatures import LearningSignature, axon_stream, synapse_ports
+from .signatures import LearningSignature, axon_stream, segment_ports, synapse_ports
 
 __all__ = ["Integrator"]
 
@@ -170,9 +170,7 @@ class Integrator(CoreComponent):
         super().__init__({
             "axons": In(axon_stream(config)),
             "ptr_rd": In(memory.ReadPort.Signature(addr_width=a_bits, shape=pointer_layout(config))),
-            **({"seg_rd": In(memory.ReadPort.Signature(addr_width=config.segment_index_bits,
-                                                       shape=segment_layout(config)))}
-               if config.segments else {}),
+            **segment_ports(config),
             **synapse_ports(config),
             "acc_rd": In(memory.ReadPort.Signature(addr_width=n_bits, shape=signed(config.accumulator_bits))),
             "acc_wr": In(memory.WritePort.Signature(addr_width=n_bits, shape=signed(config.accumulator_bits))),

@@ -7,11 +7,11 @@ from amaranth.lib.wiring import In, Out
 
 from .config import CoreConfig
 from .host import output_spike_layout
-from .layouts import fired_layout, synapse_layout
+from .layouts import fired_layout, segment_layout, synapse_layout
 from .widths import AMPLITUDE_BITS, LEARN_SHIFT_BITS, TRACE_DECAY_BITS, WTA_K_MAX
 
 __all__ = ["LearningSignature", "WtaBlocksSignature", "axon_stream", "neuron_stream", "fired_stream",
-           "output_spike_stream", "synapse_ports"]
+           "output_spike_stream", "synapse_ports", "segment_ports"]
 
 
 def synapse_ports(config: CoreConfig) -> dict:
@@ -21,6 +21,15 @@ def synapse_ports(config: CoreConfig) -> dict:
     shape, bits = synapse_layout(config), config.synapse_address_bits
     return {"syn_rd": In(memory.ReadPort.Signature(addr_width=bits, shape=shape)),
             "syn_wr": In(memory.WritePort.Signature(addr_width=bits, shape=shape))}
+
+
+def segment_ports(config: CoreConfig) -> dict:
+    """The member ``seg_rd`` of a client of the segment table (the integrator, the LTP
+    engine): its read port, present only with a table (``config.segments > 0``)."""
+    if not config.segments:
+        return {}
+    return {"seg_rd": In(memory.ReadPort.Signature(addr_width=config.segment_index_bits,
+                                                   shape=segment_layout(config)))}
 
 
 # The spike streams. ``stream.Signature`` cannot be subclassed (Amaranth 0.5), so each is a

@@ -29,7 +29,7 @@ from .layouts import ltp_range_layout, pointer_layout, segment_layout
 from .counter import activity_members, count_activity
 from .plasticity import WeightUpdate
 from .range_walker import RangeWalker
-from .signatures import LearningSignature, neuron_stream, synapse_ports
+from .signatures import LearningSignature, neuron_stream, segment_ports, synapse_ports
 from .widths import TRACE_DECAY_BITS
 
 __all__ = ["TraceSweep", "LtpEngine"]
@@ -370,9 +370,7 @@ class LtpEngine(CoreComponent):
             "fired": In(neuron_stream(config)),
             "range_rd": In(memory.ReadPort.Signature(addr_width=n_bits, shape=ltp_range_layout(config))),
             "ptr_rd": In(memory.ReadPort.Signature(addr_width=a_bits, shape=pointer_layout(config))),
-            **({"seg_rd": In(memory.ReadPort.Signature(addr_width=config.segment_index_bits,
-                                                       shape=segment_layout(config)))}
-               if config.segments else {}),
+            **segment_ports(config),
             **synapse_ports(config),
             "x_rd": In(memory.ReadPort.Signature(addr_width=a_bits, shape=TraceSweep.x_shape(config))),
             "learning": In(LearningSignature(config)),
