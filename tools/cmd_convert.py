@@ -32,7 +32,8 @@ neurocore convert --save-ann ann.joblib && neurocore convert --ann ann.joblib --
 neurocore convert --dataset mnist --data-dir ~/data/mnist --hidden 256 --steps 32
 neurocore convert --curve 1,2,4,8,16,32 --plot docs/img/convert_accuracy_vs_T.png
 neurocore convert --arch cnn --steps 32 --curve 8,16,32      # a CNN (8 and 16 feature maps)
-neurocore convert --arch cnn --maps 4,8 --epochs 5 --json     # a smaller, shorter-trained CNN"""
+neurocore convert --arch cnn --maps 4,8 --epochs 5 --json     # a smaller, shorter-trained CNN
+neurocore convert --nir net.nir --dataset digits --steps 16   # a network exported to NIR"""
 
 
 def _int_list(maximum: int):
@@ -91,6 +92,9 @@ def register(subparsers) -> None:
                         help=f"time steps of the accuracy-vs-T curve (default: 1,2,4,8,12,16,24,32,64); "
                              f"each at most {MAX_STEPS}")
     parser.add_argument("--no-curve", action="store_true", help="evaluate only at --steps")
+    parser.add_argument("--nir", default=None, metavar="FILE",
+                        help="import a trained network from a NIR file (nir.write) instead of training "
+                             "one: calibrate, convert and evaluate it on --dataset")
     parser.add_argument("--ann", default=None, metavar="FILE",
                         help="load a fitted sklearn MLPClassifier (joblib/pickle) instead of training "
                              "(only load files you trust)")
@@ -108,7 +112,9 @@ def register(subparsers) -> None:
 def format_report(r: dict) -> str:
     layers = r["layers"]
     ann = r["ann"]
-    if r.get("arch") == "cnn":
+    if r.get("arch") == "nir":
+        ann_line = f"ANN      : imported from NIR {ann['source']}: " + "; ".join(ann["layers"])
+    elif r.get("arch") == "cnn":
         k = ann["kernel"]
         blocks = "-".join(f"conv{k}x{k}x{m}-pool2" for m in ann["maps"])
         ann_line = (f"ANN      : CNN {r['n_features']}-{blocks}-dense{r['n_classes']} (ReLU), trained "
@@ -158,6 +164,11 @@ def run(args) -> int:
     if args.weight_bits is not None and not 2 <= args.weight_bits <= 16:
         raise UsageError(f"--weight-bits must be in 2..16, got {args.weight_bits}")
     cnn = args.arch == "cnn"
+    if args.nir is not None:
+        for flag, value in (("--arch cnn", cnn or None), ("--hidden", args.hidden), ("--ann", args.ann),
+                            ("--save-ann", args.save_ann)):
+            if value is not None:
+                raise UsageError(f"--nir imports a trained network; it cannot be combined with {flag}")
     if cnn:
         for flag, value in (("--hidden", args.hidden), ("--ann", args.ann), ("--save-ann", args.save_ann)):
             if value is not None:
@@ -196,6 +207,7 @@ def run(args) -> int:
             hidden=args.hidden or DEFAULT_HIDDEN, seed=args.seed, data_dir=args.data_dir, ann_path=args.ann,
             encoder=args.encoder, percentile=args.percentile or DEFAULT_PERCENTILE, curve_steps=curve,
             out=args.out, overwrite=args.overwrite, save_ann_path=args.save_ann, progress=True,
+            nir_path=args.nir,
             **(dict(arch="cnn", maps=args.maps, epochs=args.epochs, fold=args.fold) if cnn else {}))
     except KeyError as exc:
         raise UsageError(f"unknown dataset {args.dataset!r} ({exc})") from None

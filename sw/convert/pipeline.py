@@ -41,7 +41,8 @@ from pathlib import Path
 import numpy as np
 
 from . import cnn as cnn_mod
-from .frontends import from_sklearn, from_torch
+from .frontends import from_nir, from_sklearn, from_torch
+from .graph import Graph
 from .quantize import DEFAULT_PERCENTILE, Converted, convert
 
 __all__ = ["ARCHS", "convert_dataset", "train_mlp", "load_ann", "save_ann", "rate_limit_predict", "plot_curve",
@@ -156,7 +157,7 @@ def convert_dataset(dataset: str = "digits", steps: int = DEFAULT_STEPS, weight_
                     calib_samples: int = DEFAULT_CALIB, max_iter: int = DEFAULT_MAX_ITER,
                     out=None, overwrite: bool = False, save_ann_path=None,
                     progress: bool = False, arch: str = "mlp", maps=None, epochs: int | None = None,
-                    fold: str | None = None, readout_lift: float | None = None) -> dict:
+                    fold: str | None = None, readout_lift: float | None = None, nir_path=None) -> dict:
     """Train-or-load, convert, compile and evaluate on ``dataset``; see the module docstring.
 
     ``weight_bits=None`` uses the core's default (``CoreConfig().weight_bits``, 8).
@@ -181,6 +182,11 @@ def convert_dataset(dataset: str = "digits", steps: int = DEFAULT_STEPS, weight_
     and ``readout_lift`` (see :func:`~neurocore.sw.convert.cnn.lift_readout`; 0 only lifts
     the weakest winning logit of the calibration data to 0); ``hidden``, ``ann_path`` and ``save_ann_path`` apply to the MLP only. Without torch
     it raises ``ImportError`` naming the extra (``pip install 'neurocore[torch]'``).
+
+    ``nir_path`` imports a trained network from a NIR file instead of training one
+    (:func:`load_nir_graph`; ``arch`` is then ``"nir"``): its float graph's test accuracy
+    is ``ann_accuracy``, and it is calibrated on the training split and evaluated like
+    the others.
     """
     from ...hw.config import CoreConfig
     from ..compiler import choose_config, compile_network
@@ -190,6 +196,11 @@ def convert_dataset(dataset: str = "digits", steps: int = DEFAULT_STEPS, weight_
 
     if arch not in ARCHS:
         raise ValueError(f"arch must be one of {', '.join(ARCHS)}, got {arch!r}")
+    if nir_path is not None:
+        if arch != "mlp" or ann_path is not None or save_ann_path is not None:
+            raise ValueError("nir_path imports a trained network: it cannot be combined with arch 'cnn', "
+                             "ann_path or save_ann_path")
+        arch = "nir"
     if arch == "cnn":
         cnn_mod.require_torch()
         maps = cnn_mod.check_maps(cnn_mod.DEFAULT_MAPS if maps is None else maps)
@@ -217,6 +228,8 @@ def convert_dataset(dataset: str = "digits", steps: int = DEFAULT_STEPS, weight_
     if out is not None:   # refuse a path that may not be written before the training, not after it
         from ..image_dir import check_image_path
         check_image_path(out, overwrite=overwrite)
+    if nir_path is not None and not Path(nir_path).is_file():     # before loading anything
+        raise ValueError(f"--nir {nir_path}: no such file")
     timings: dict[str, float] = {}
 
     t0 = time.perf_counter()
@@ -241,7 +254,13 @@ def convert_dataset(dataset: str = "digits", steps: int = DEFAULT_STEPS, weight_
         if calib_samples and len(calib) > calib_samples:
             calib = calib[np.sort(rng.choice(len(calib), calib_samples, replace=False))]
         readout_shift = graph_accuracy = None
-        if arch == "cnn":
+        model, trained = None, False
+        if arch == "nir":
+            graph = ann_graph = load_nir_graph(nir_path, n_features=data.x_train.shape[1],
+                                               n_classes=data.n_classes, dataset=dataset)
+            timings["train_s"] = time.perf_counter() - t0
+            ann_accuracy = graph_accuracy = float((graph.predict(data.x_test) == data.y_test).mean())
+        elif arch == "cnn":
             input_shape = cnn_mod.dataset_input_shape(data)
             model, ann_accuracy = cnn_mod.train_cnn(data, maps=maps, epochs=epochs, seed=seed, progress=progress)
             trained = True
@@ -330,7 +349,8 @@ def convert_dataset(dataset: str = "digits", steps: int = DEFAULT_STEPS, weight_
         "silent_fraction": main["silent_fraction"],
         "curve": points,
         "arch": arch,
-        "ann": _ann_report(arch, model, ann_path, save_ann_path, trained, max_iter, maps, epochs, fold,
+        "ann": _ann_report(arch, model, nir_path if arch == "nir" else ann_path, save_ann_path, trained,
+                           max_iter, maps, epochs, fold,
                            readout_lift, readout_shift, ann_graph,
                            graph_accuracy),
         "percentile": converted.percentile,
@@ -357,6 +377,9 @@ def _ann_report(arch, model, ann_path, save_ann_path, trained, max_iter, maps, e
     converted (after folding and lifting, float64): the rewrites are exact, so it equals
     ``ann_accuracy`` up to float32 rounding in torch.
     """
+    if arch == "nir":
+        return {"source": str(ann_path), "hidden": [], "converged": True, "saved_to": None,
+                "graph_accuracy": graph_accuracy, "layers": graph.summary().splitlines()}
     if arch == "cnn":
         return {"source": "trained", "hidden": [], "maps": list(maps), "epochs": int(epochs),
                 "kernel": cnn_mod.KERNEL, "fold": fold, "readout_lift": readout_lift,
@@ -369,6 +392,35 @@ def _ann_report(arch, model, ann_path, save_ann_path, trained, max_iter, maps, e
         "converged": bool(trained is False or model.n_iter_ < max_iter),
         "saved_to": None if save_ann_path is None else str(save_ann_path),
     }
+
+
+def load_nir_graph(path, *, n_features: int, n_classes: int, dataset: str) -> Graph:
+    """The float :class:`Graph` of the NIR file ``path`` (``nir.read``, then
+    :func:`~neurocore.sw.convert.frontends.from_nir`), checked against the dataset: its input
+    takes ``n_features`` values and its output gives ``n_classes``. One ``ValueError`` line
+    for a missing or unreadable file, a node the frontend does not support, or a shape that
+    does not match."""
+    import nir
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"--nir {path}: no such file")
+    try:
+        raw = nir.read(str(path))
+    except Exception as exc:     # h5py / NIR format errors of every kind
+        raise ValueError(f"{path.name}: not a readable NIR file ({type(exc).__name__}: {exc})") from None
+    try:
+        graph = from_nir(raw)
+    except ValueError as exc:
+        raise ValueError(f"{path.name}: {exc}") from None
+    if graph.n_inputs != n_features:
+        raise ValueError(f"{path.name}: the network takes {graph.n_inputs} inputs but dataset {dataset!r} has "
+                         f"{n_features} features")
+    outputs = int(np.prod(graph.output_shape))
+    if outputs != n_classes:
+        raise ValueError(f"{path.name}: the network has {outputs} outputs but dataset {dataset!r} has "
+                         f"{n_classes} classes")
+    return graph
 
 
 def plot_curve(results, path, *, title: str | None = None) -> Path:
