@@ -248,13 +248,19 @@ def plastic_visited(program: CoreProgram, active, learn: bool) -> int:
 # -- the testbench ------------------------------------------------------------------------------
 
 async def load(ctx, h: Harness, program: CoreProgram, y, learn: bool):
-    """Write the program into the memories, zero the accumulators, set the parameters."""
-    dut = h.dut
+    """Write the program into the memories, zero the accumulators, set the parameters. With a
+    segment table the pointer words also name the axon's segments and the table is written."""
+    dut, seg = h.dut, program.segments
     first = program.row_first()
     for a in range(program.n_axons):
         count = int(program.ptr[a + 1] - program.ptr[a])
-        ctx.set(h.ptr_mem.data[a], {"base": int(program.ptr[a]) if count else 0, "count": count,
-                                    "first": int(first[a])})
+        word = {"base": int(program.ptr[a]) if count else 0, "count": count, "first": int(first[a])}
+        if h.config.segments:
+            word.update(seg_start=int(seg.ptr[a]), seg_count=int(seg.ptr[a + 1] - seg.ptr[a]))
+        ctx.set(h.ptr_mem.data[a], word)
+    for k in range(len(seg.base)):
+        ctx.set(h.seg_mem.data[k], {"base": int(seg.base[k]), "count": int(seg.count[k]),
+                                    "first": int(seg.first[k])})
     for s in range(program.n_synapses):
         ctx.set(h.syn_mem.data[s], {"weight": int(program.weight[s]), "plastic": int(program.plastic[s])})
     for n in range(h.config.neurons):
@@ -263,6 +269,8 @@ async def load(ctx, h: Harness, program: CoreProgram, y, learn: bool):
         ctx.set(h.y_mem.data[n], int(value))
     lp = program.learning
     ctx.set(dut.learn, int(learn))
+    if hasattr(dut, "shared_ltd"):
+        ctx.set(dut.shared_ltd, 0)
     for name in ("a_minus", "shift", "post_decay_shift", "w_min", "w_max", "soft_bound"):
         ctx.set(getattr(dut.learning, name), int(getattr(lp, name)))
     ctx.set(dut.clear_count, 1)
@@ -582,35 +590,6 @@ def kernel_program(config: CoreConfig, *, n_axons: int, kernel, rows=(), learnin
                           count=[len(kernel)] * n_axons, first=list(range(n_axons)))).validate()
 
 
-async def load_shared(ctx, h: Harness, program: CoreProgram, y, learn: bool):
-    """``load`` for a config with segments: pointer words name the axon's segments, and the
-    segment table is written."""
-    dut, seg = h.dut, program.segments
-    first = program.row_first()
-    for a in range(program.n_axons):
-        count = int(program.ptr[a + 1] - program.ptr[a])
-        ctx.set(h.ptr_mem.data[a], {"base": int(program.ptr[a]) if count else 0, "count": count,
-                                    "first": int(first[a]), "seg_start": int(seg.ptr[a]),
-                                    "seg_count": int(seg.ptr[a + 1] - seg.ptr[a])})
-    for k in range(len(seg.base)):
-        ctx.set(h.seg_mem.data[k], {"base": int(seg.base[k]), "count": int(seg.count[k]),
-                                    "first": int(seg.first[k])})
-    for s in range(program.n_synapses):
-        ctx.set(h.syn_mem.data[s], {"weight": int(program.weight[s]), "plastic": int(program.plastic[s])})
-    for n in range(h.config.neurons):
-        ctx.set(h.acc_mem.data[n], 0)
-    for n, value in enumerate(y):
-        ctx.set(h.y_mem.data[n], int(value))
-    lp = program.learning
-    ctx.set(dut.learn, int(learn))
-    ctx.set(dut.shared_ltd, 0)
-    for name in ("a_minus", "shift", "post_decay_shift", "w_min", "w_max", "soft_bound"):
-        ctx.set(getattr(dut.learning, name), int(getattr(lp, name)))
-    ctx.set(dut.clear_count, 1)
-    await ctx.tick()
-    ctx.set(dut.clear_count, 0)
-
-
 SHARED_CONFIG = CoreConfig(neurons=8, axons=8, synapses=32, segments=8, weight_bits=8, accumulator_bits=16,
                            trace_bits=8, membrane_bits=32)
 
@@ -643,7 +622,7 @@ def test_shared_ltd_pass():
                 y = [rng.randint(0, config.trace_max) for _ in range(program.n_neurons)]
                 want_acc, want_w, want_sops = spec_step(program, active, y, True)
                 rows = program.n_row_synapses
-                await load_shared(ctx, h, program, y, True)
+                await load(ctx, h, program, y, True)
                 order = active[:]
                 rng.shuffle(order)                   # FEED takes any order
                 await integrate(ctx, h, order)
@@ -690,7 +669,7 @@ def test_shared_ltd_pass_cycles():
         for n_active in (1, 2, 5, 8):
             program = kernel_program(config, n_axons=8, kernel=[90], learning=lp)
             y = [3] * program.n_neurons
-            await load_shared(ctx, h, program, y, True)
+            await load(ctx, h, program, y, True)
             ctx.set(h.dut.shared_ltd, 1)
             cycles = await integrate(ctx, h, list(range(n_active)))
             ctx.set(h.dut.shared_ltd, 0)
