@@ -13,7 +13,7 @@ from .widths import CONFIG_RANGES
 __all__ = ["CoreConfig"]
 
 # Fields added after images carried config hashes; CoreConfig.hash() leaves them out at 0.
-_LATER_FIELDS = ("segments", "wta_blocks")
+_LATER_FIELDS = ("segments", "wta_blocks", "param_classes")
 
 
 def _bits_for(count: int) -> int:
@@ -39,6 +39,7 @@ class CoreConfig:
     wta_groups: int = 16
     segments: int = 0               # segment table depth (shared rows); 0: rows only
     wta_blocks: int = 0             # structural WTA block ranges; 0: none
+    param_classes: int = 0          # parameter classes (class table depth); 0: a word per neuron
     learning: bool = True
     wta: bool = True
     adaptive_threshold: bool = True
@@ -81,6 +82,11 @@ class CoreConfig:
         return _bits_for(self.segments)
 
     @property
+    def class_index_bits(self) -> int:
+        """Bits of a neuron's parameter-class index (``param_classes > 0``)."""
+        return _bits_for(self.param_classes)
+
+    @property
     def weight_range(self) -> tuple[int, int]:
         return -(1 << (self.weight_bits - 1)), (1 << (self.weight_bits - 1)) - 1
 
@@ -116,8 +122,8 @@ class CoreConfig:
     def hash(self) -> str:
         """SHA-256 of the canonical JSON of all fields; compiled images carry it.
 
-        ``segments`` and ``wta_blocks`` enter only when not 0, so a core without shared rows
-        and WTA blocks keeps the hash it had before those fields existed (and its images load).
+        ``segments``, ``wta_blocks`` and ``param_classes`` enter only when not 0, so a core
+        without shared rows, WTA blocks and parameter classes keeps the hash it had before those fields existed (and its images load).
         """
         fields = {name: value for name, value in self.to_dict().items()
                   if not (name in _LATER_FIELDS and value == 0)}

@@ -25,7 +25,7 @@ def host_regions(config: CoreConfig) -> dict:
 
     n, a = config.neurons, config.axons
     regions = {
-        Region.PARAM: ("param_mem", n, word_shape(config, Region.PARAM)),
+        Region.PARAM: ("param_mem", config.param_classes or n, word_shape(config, Region.PARAM)),
         Region.STATE: ("state_mem", n, word_shape(config, Region.STATE)),
         Region.POINTER: ("ptr_mem", a, word_shape(config, Region.POINTER)),
         Region.SYNAPSE: ("syn_mem", config.synapses, word_shape(config, Region.SYNAPSE)),
@@ -37,6 +37,8 @@ def host_regions(config: CoreConfig) -> dict:
         regions[Region.POST] = ("y_mem", n, word_shape(config, Region.POST))
         regions[Region.PRE] = ("x_mem", a, word_shape(config, Region.PRE))
         regions[Region.LTP_RANGE] = ("ltp_range_mem", n, word_shape(config, Region.LTP_RANGE))
+    if config.param_classes:
+        regions[Region.NCLASS] = ("nclass_mem", n, word_shape(config, Region.NCLASS))
     if config.segments:
         regions[Region.SEGMENT] = ("seg_mem", config.segments, word_shape(config, Region.SEGMENT))
     return regions

@@ -145,6 +145,7 @@ class Core(CoreComponent):
             (Region.ACC, "integrator", F, integ, "acc_rd"),
             (Region.ACC, "integrator_wr", F, integ, "acc_wr"),
             (Region.PARAM, "neuron_unit", U, nu, "param_rd"),
+            *([(Region.NCLASS, "neuron_unit", U, nu, "nclass_rd")] if cfg.param_classes else []),
             (Region.STATE, "neuron_unit", U, nu, "state_rd"),
             (Region.STATE, "neuron_unit_wr", U, nu, "state_wr"),
             (Region.ACC, "neuron_unit", U, nu, "acc_rd"),

@@ -48,6 +48,7 @@ class Region(enum.Enum, shape=4):
     LTP_RANGE = 8  # neuron -> range of axons with a plastic synapse to it (for LTP), N words
     ACC = 9        # accumulators (read for debugging; zero between steps), N words
     SEGMENT = 10   # shared-row segments (base, count, first), config.segments words (when > 0)
+    NCLASS = 11    # neuron -> parameter class, N words (when param_classes > 0; PARAM then holds the classes)
 
 
 class Register(enum.Enum, shape=INDEX_BITS):
@@ -117,6 +118,7 @@ def word_shape(config: CoreConfig, region: Region):
         Region.LTP_RANGE: ltp_range_layout(config),
         Region.ACC: unsigned(config.accumulator_bits),
         Region.SEGMENT: segment_layout(config),
+        Region.NCLASS: unsigned(config.class_index_bits),
     }[region]
 
 

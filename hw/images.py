@@ -101,13 +101,21 @@ def program_images(program: CoreProgram) -> dict[Region, list[int]]:
     cfg = program.config
     p = program.neurons
     images = {}
-    is_output = np.zeros(program.n_neurons, np.int64)
-    is_output[program.outputs] = 1
-    images[Region.PARAM] = pack_many(
-        word_shape(cfg, Region.PARAM), threshold=p.threshold, leak_shift=p.leak_shift,
-        reset_mode=p.reset_mode, refractory=p.refractory, bias=p.bias, theta_inc=p.theta_inc,
-        theta_decay_shift=p.theta_decay_shift, wta_group=p.wta_group,
-        route_valid=program.route != NO_ROUTE, route=np.maximum(program.route, 0), output=is_output)
+    if cfg.param_classes:
+        # the class table, and each neuron's class (docs/core-spec.md, section 2)
+        classes = program.param_classes()
+        images[Region.PARAM] = pack_many(word_shape(cfg, Region.PARAM), **classes.params,
+                                         route_valid=classes.route_valid, route=classes.route_offset,
+                                         output=classes.output)
+        images[Region.NCLASS] = pack_many(word_shape(cfg, Region.NCLASS), classes.index)
+    else:
+        is_output = np.zeros(program.n_neurons, np.int64)
+        is_output[program.outputs] = 1
+        images[Region.PARAM] = pack_many(
+            word_shape(cfg, Region.PARAM), threshold=p.threshold, leak_shift=p.leak_shift,
+            reset_mode=p.reset_mode, refractory=p.refractory, bias=p.bias, theta_inc=p.theta_inc,
+            theta_decay_shift=p.theta_decay_shift, wta_group=p.wta_group,
+            route_valid=program.route != NO_ROUTE, route=np.maximum(program.route, 0), output=is_output)
     counts = np.diff(program.ptr)
     seg = program.segments
     segment_fields = (dict(seg_start=np.where(np.diff(seg.ptr) > 0, seg.ptr[:-1], 0), seg_count=np.diff(seg.ptr))

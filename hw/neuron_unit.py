@@ -20,7 +20,7 @@ accepted (``fired.ready`` low).
 """
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal, signed, unsigned
+from amaranth.hdl import Const, Module, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream
 from amaranth.lib.wiring import In, Out
 
@@ -54,6 +54,12 @@ def _fire_layout(config: CoreConfig) -> data.StructLayout:
     })
 
 
+def _route(word, neuron, abits: int):
+    """With parameter classes, ``word.route`` is an offset: the route of ``neuron`` is
+    ``(neuron + offset) mod 2^aib`` (docs/core-spec.md, section 2)."""
+    return (neuron + word.route)[:abits]
+
+
 def _offer(fired, valid, neuron, word) -> list:
     """Drive the ``fired`` stream: ``neuron`` with the route and output flag of ``word``."""
     return [fired.valid.eq(valid), fired.payload.neuron.eq(neuron),
@@ -74,7 +80,11 @@ class NeuronUnit(CoreComponent):
     ========== ====================================== ========================================
     ports      word shape                             use
     ========== ====================================== ========================================
-    param_rd   ``neuron_param_layout(config)``        read (scan and commit)
+    param_rd   ``neuron_param_layout(config)``        read (scan and commit); with parameter
+                                                      classes the class table (``param_classes``
+                                                      words, addressed by class)
+    nclass_rd  ``unsigned(class_index_bits)``         read (scan): the neuron's class. Present
+                                                      iff ``config.param_classes > 0``.
     state_rd   ``neuron_state_layout(config)``        read (scan)
     state_wr                                          write (scan: every neuron; commit:
                                                       every WTA candidate)
@@ -182,6 +192,12 @@ class NeuronUnit(CoreComponent):
     PARAM, theta, ``y`` and group entry (or its block's key), R decides and writes back (a
     stalled winner holds P-R).
 
+    With parameter classes (``param_classes > 0``) the scan has one stage more in front, A0:
+    it reads the neuron's class (NCLASS, ``nclass_rd``), and A reads PARAM at that class,
+    with the other words at the neuron; a neuron's route is ``(n + route) mod 2^aib`` (the
+    class word holds an offset). A WTA candidate's class goes into the candidate buffer, so
+    the commit reads its PARAM word at its class. Every scan cost below is one cycle more.
+
     Cycle cost: a pass whose ``start`` is seen in cycle 0 raises ``done`` in cycle ``n + 4``
     when no neuron is a WTA candidate (``n = n_neurons >= 1``, however many neurons fire),
     ``n + c + 6`` with ``c >= 1`` WTA candidates (a WTA loser costs one cycle like a
@@ -197,6 +213,8 @@ class NeuronUnit(CoreComponent):
         nib = config.neuron_index_bits
         param_shape = neuron_param_layout(config)
         state_shape = neuron_state_layout(config)
+        # with parameter classes PARAM is the class table, addressed by a neuron's class
+        param_bits = config.class_index_bits if config.param_classes else nib
         members = {
             "start": In(1),
             "n_neurons": In(nib + 1),
@@ -204,12 +222,15 @@ class NeuronUnit(CoreComponent):
             "busy": Out(1),
             "done": Out(1),
             "fired": Out(stream.Signature(fired_layout(config))),
-            "param_rd": In(memory.ReadPort.Signature(addr_width=nib, shape=param_shape)),
+            "param_rd": In(memory.ReadPort.Signature(addr_width=param_bits, shape=param_shape)),
             "state_rd": In(memory.ReadPort.Signature(addr_width=nib, shape=state_shape)),
             "state_wr": In(memory.WritePort.Signature(addr_width=nib, shape=state_shape)),
             "acc_rd": In(memory.ReadPort.Signature(addr_width=nib, shape=self.acc_shape(config))),
             "acc_wr": In(memory.WritePort.Signature(addr_width=nib, shape=self.acc_shape(config))),
         }
+        if config.param_classes:
+            members["nclass_rd"] = In(memory.ReadPort.Signature(addr_width=nib,
+                                                                shape=self.class_shape(config)))
         if config.adaptive_threshold:
             members["theta_rd"] = In(memory.ReadPort.Signature(addr_width=nib,
                                                                shape=self.theta_shape(config)))
@@ -231,6 +252,10 @@ class NeuronUnit(CoreComponent):
         return signed(config.accumulator_bits)
 
     @staticmethod
+    def class_shape(config: CoreConfig):
+        return unsigned(config.class_index_bits)
+
+    @staticmethod
     def theta_shape(config: CoreConfig):
         return unsigned(config.membrane_bits - 1)
 
@@ -248,6 +273,8 @@ class NeuronUnit(CoreComponent):
         has_theta_wr = has_theta and has_learn
         has_wta = cfg.wta
         has_blocks = WtaBlocksSignature(cfg).ranges > 0
+        has_classes = cfg.param_classes > 0
+        abits = cfg.axon_index_bits
 
         m.submodules.lif = lif = LifUpdate(config=cfg)           # the neuron rule, stages B-D
         if has_wta:
@@ -281,14 +308,28 @@ class NeuronUnit(CoreComponent):
         d_lif = Signal(integrated_layout(cfg))     # LIF stage C result, registered
         c_fp, d_fp = Signal(_fire_layout(cfg)), Signal(_fire_layout(cfg))
 
-        m.d.comb += [
-            scan_more.eq(idx != self.n_neurons),
-            issue.eq(in_scan & scan_more & scan_advance),
-        ]
+        m.d.comb += scan_more.eq(idx != self.n_neurons)
+        if has_classes:
+            # A0 reads the class of neuron idx; A (one cycle later) reads its class word and
+            # its state words. The read port holds the class while the pipeline is stalled.
+            fetch = Signal()
+            a_valid, a_neuron, b_class = Signal(), Signal(nib), Signal(cfg.class_index_bits)
+            m.d.comb += [fetch.eq(in_scan & scan_more & scan_advance), issue.eq(a_valid & scan_advance)]
+            with m.If(scan_advance):
+                m.d.sync += a_valid.eq(fetch)
+            with m.If(fetch):
+                m.d.sync += [idx.eq(idx + 1), a_neuron.eq(idx)]
+            with m.If(issue):
+                m.d.sync += [b_neuron.eq(a_neuron), b_class.eq(self.nclass_rd.data)]
+            read_neuron, param_addr, filling = a_neuron, self.nclass_rd.data, a_valid
+        else:
+            m.d.comb += issue.eq(in_scan & scan_more & scan_advance)
+            with m.If(issue):
+                m.d.sync += [idx.eq(idx + 1), b_neuron.eq(idx)]
+            read_neuron, param_addr, filling = idx, idx, Const(0, 1)
         with m.If(scan_advance):
             m.d.sync += [b_valid.eq(issue), c_valid.eq(b_valid), d_valid.eq(c_valid)]
-        with m.If(issue):
-            m.d.sync += [idx.eq(idx + 1), b_neuron.eq(idx)]
+        drained = ~scan_more & ~filling & ~b_valid & ~c_valid     # the last neuron is in D
 
         # the LIF block: stage B on the words read, stages C and D on their registers
         m.d.comb += [lif.param.eq(param), lif.state.eq(self.state_rd.data), lif.acc.eq(self.acc_rd.data),
@@ -304,6 +345,7 @@ class NeuronUnit(CoreComponent):
                 c_lif.eq(lif.leaked),
                 c_group.eq(param.wta_group if has_wta else 0),
                 *(c_fp[name].eq(param[name]) for name in c_fp.shape().members),
+                *([c_fp.route.eq(_route(param, b_neuron, abits))] if has_classes else []),
                 d_neuron.eq(c_neuron),                                  # C -> D
                 d_lif.eq(lif.integrated),
                 d_group.eq(c_group),
@@ -329,12 +371,18 @@ class NeuronUnit(CoreComponent):
                 wta.run.eq(in_commit), wta.ready.eq(self.fired.ready),                   # commit
                 wta.reset_mode.eq(param.reset_mode), wta.refractory.eq(param.refractory),
             ]
+        if has_wta and has_classes:
+            # a WTA candidate's class goes into the candidate buffer: the commit reads its word
+            c_class, d_class = Signal.like(b_class), Signal.like(b_class)
+            with m.If(scan_advance):
+                m.d.sync += [c_class.eq(b_class), d_class.eq(c_class)]
+            m.d.comb += wta.cand_class.eq(d_class)
         if has_blocks:
             m.d.comb += [
                 *(getattr(wta.blocks, name).eq(getattr(self.wta_blocks, name)) for name in wta.blocks.signature.members),
                 wta.lookup_neuron.eq(c_neuron),                                          # stage C
                 wta.scan_valid.eq(d_valid & scan_advance),                               # stage D
-                wta.scan_last.eq(~scan_more & ~b_valid & ~c_valid),
+                wta.scan_last.eq(drained),
             ]
 
         # ==== memory port and `fired` multiplexing: the commit (WTA) or the scan ==============
@@ -350,8 +398,11 @@ class NeuronUnit(CoreComponent):
                 # a winner's theta and y jump from the decayed values the scan wrote
                 jump = wta.write & wta.win & learn_q
                 m.d.comb += [
-                    *_offer(self.fired, wta.fired_valid, wta.neuron, param),
-                    *_drive(self.param_rd, wta.read_neuron, wta.read),
+                    *_offer(self.fired, wta.fired_valid, wta.neuron,
+                            {**{name: param[name] for name in ("route_valid", "output")},
+                             "route": _route(param, wta.neuron, abits) if has_classes else param.route}),
+                    *_drive(self.param_rd, wta.read_class if has_classes else wta.read_neuron, wta.read),
+                    *_drive(getattr(self, "nclass_rd", None), 0, 0),
                     *_drive(self.state_rd, 0, 0),
                     *_drive(self.acc_rd, 0, 0),
                     *_drive(self.acc_wr, 0, 0),
@@ -365,15 +416,16 @@ class NeuronUnit(CoreComponent):
             d_write = d_valid & scan_advance
             m.d.comb += [
                 *_offer(self.fired, d_fire, d_neuron, d_fp),
-                *_drive(self.param_rd, idx, issue),
-                *_drive(self.state_rd, idx, issue),
-                *_drive(self.acc_rd, idx, issue),
+                *_drive(getattr(self, "nclass_rd", None), idx, fetch if has_classes else 0),
+                *_drive(self.param_rd, param_addr, issue),
+                *_drive(self.state_rd, read_neuron, issue),
+                *_drive(self.acc_rd, read_neuron, issue),
                 *_drive(self.acc_wr, b_neuron, b_valid & scan_advance, 0),   # acc := 0 for the next step
                 # a WTA candidate's word (v2) is rewritten by the commit
                 *_drive(self.state_wr, d_neuron, d_write, lif.new_state),
-                *_drive(theta_rd, idx, issue),
+                *_drive(theta_rd, read_neuron, issue),
                 *_drive(theta_wr, d_neuron, d_write & learn_q, theta_new),
-                *_drive(y_rd, idx, issue & learn_q),
+                *_drive(y_rd, read_neuron, issue & learn_q),
                 *_drive(y_wr, d_neuron, d_write & learn_q, y_new),
             ]
 
@@ -390,7 +442,7 @@ class NeuronUnit(CoreComponent):
                 # Leave when the last neuron is in stage D and not stalled (its writes land at
                 # the end of this cycle, before the commit's first read); straight to done when
                 # there is no WTA candidate to commit.
-                with m.If(~scan_more & ~b_valid & ~c_valid & scan_advance):
+                with m.If(drained & scan_advance):
                     if has_wta:
                         with m.If(~wta.pending):
                             m.d.sync += done.eq(1)

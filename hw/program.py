@@ -22,7 +22,7 @@ from .config import CoreConfig
 from .widths import (AMPLITUDE_MAX, CONFIG_RANGES, LEARN_SHIFT_MAX, REFRACTORY_MAX, SHIFT_BITS,
                      TRACE_DECAY_MAX, WTA_K_MAX)
 
-__all__ = ["NeuronParams", "LearningParams", "Segments", "WtaBlocks", "CoreProgram", "CoreState", "synapse_rows",
+__all__ = ["NeuronParams", "LearningParams", "ParamClasses", "Segments", "WtaBlocks", "CoreProgram", "CoreState", "synapse_rows",
            "accumulator_bounds", "accumulator_bits", "int_array", "flag_array", "check_int", "check_count"]
 
 NEURON_FIELDS = ("threshold", "leak_shift", "reset_mode", "refractory", "bias",
@@ -226,6 +226,57 @@ _LEARNING_FIXED = {
     "pre_decay_shift": (0, TRACE_DECAY_MAX), "post_decay_shift": (0, TRACE_DECAY_MAX),
 }
 _LEARNING_CONFIGURED = ("pre_jump", "post_jump", "w_min", "w_max")
+
+
+@dataclasses.dataclass(frozen=True)
+class ParamClasses:
+    """The parameter classes of a program (docs/core-spec.md, section 2): the storage form
+    of a core with ``param_classes > 0``.
+
+    ``index[n]`` is neuron ``n``'s class; class ``c`` has the parameters ``params[name][c]``
+    of :data:`NEURON_FIELDS`, ``route_valid[c]``, ``route_offset[c]`` and ``output[c]``.
+    Neuron ``n`` of class ``c`` routes, when ``route_valid[c]``, to axon
+    ``(n + route_offset[c]) mod 2^aib``; its key is its parameters, its output flag and
+    ``(route[n] - n) mod 2^aib`` (none stays none, offset 0). Classes are numbered in the
+    order of their first neuron.
+    """
+
+    index: np.ndarray
+    params: dict
+    route_valid: np.ndarray
+    route_offset: np.ndarray
+    output: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.route_valid)
+
+    @classmethod
+    def of(cls, program: "CoreProgram") -> "ParamClasses":
+        return cls.build(program.neurons, program.route, program.outputs, program.config.axon_index_bits)
+
+    @classmethod
+    def build(cls, neurons, route, outputs, axon_index_bits: int) -> "ParamClasses":
+        """The classes of neurons with parameters ``neurons`` (a :class:`NeuronParams` or a dict
+        of its fields), ``route`` (``NO_ROUTE`` for none) and output neurons ``outputs``."""
+        get = neurons.get if isinstance(neurons, dict) else lambda name: getattr(neurons, name)
+        route = np.asarray(route, np.int64)
+        n = len(route)
+        modulus = 1 << axon_index_bits
+        routed = route != NO_ROUTE
+        offset = np.where(routed, (route - np.arange(n)) % modulus, 0)
+        output = np.zeros(n, np.int64)
+        output[np.asarray(outputs, np.int64)] = 1
+        columns = [np.asarray(get(name), np.int64) for name in NEURON_FIELDS]
+        keys = np.stack(columns + [routed.astype(np.int64), offset, output], axis=1)
+        _, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+        order = np.argsort(first, kind="stable")            # classes by their first neuron
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))
+        firsts = first[order]
+        return cls(index=rank[inverse.reshape(-1)].astype(np.int64),
+                   params={name: col[firsts] for name, col in zip(NEURON_FIELDS, columns)},
+                   route_valid=routed[firsts].astype(np.int64), route_offset=offset[firsts],
+                   output=output[firsts])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -517,6 +568,11 @@ class CoreProgram:
         start[1:] = np.cumsum(np.bincount(target, minlength=self.n_neurons))
         return start, word[order], axon[order]
 
+    def param_classes(self) -> "ParamClasses":
+        """The neurons' parameter classes (docs/core-spec.md, section 2), numbered in the order
+        of their first neuron: :class:`ParamClasses`."""
+        return ParamClasses.of(self)
+
     def row_first(self) -> np.ndarray:
         """``first[a]``: the neuron the first synapse of axon ``a``'s row targets (0 if empty)."""
         counts = np.diff(self.ptr)
@@ -633,6 +689,12 @@ class CoreProgram:
 
         self._validate_segments()
         self._validate_blocks()
+        if cfg.param_classes:
+            classes = self.param_classes()
+            if len(classes) > cfg.param_classes:
+                raise ValueError(f"the neurons have {len(classes)} parameter classes, more than the core's "
+                                 f"param_classes = {cfg.param_classes} (neuron {int(np.flatnonzero(classes.index == cfg.param_classes)[0])} "
+                                 f"starts class {cfg.param_classes})")
 
         # learning
         self.learning.validate(cfg)

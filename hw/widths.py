@@ -17,6 +17,7 @@ __all__ = [
     "TRACE_DECAY_BITS", "TRACE_DECAY_MAX",
     "COUNTER_BITS", "COUNTER_MAX", "INDEX_BITS",
     "WTA_BLOCKS_MAX", "WTA_K_MAX", "SEGMENTS_MAX",
+    "PARAM_CLASSES_MAX",
     "CONFIG_RANGES",
 ]
 
@@ -37,6 +38,7 @@ TRACE_DECAY_MAX = (1 << TRACE_DECAY_BITS) - 1  # 15
 SEGMENTS_MAX = 1 << 20                         # segment table depth (config field ``segments``)
 WTA_BLOCKS_MAX = 4                             # structural block ranges (config field ``wta_blocks``)
 WTA_K_MAX = 4                                  # winners a block keeps (k-WTA), 1 .. 4
+PARAM_CLASSES_MAX = 1 << 12                    # parameter classes (config field ``param_classes``)
 
 # -- host interface (docs/hw.md) ---------------------------------------------------------------
 INDEX_BITS = 24                                # word index in a region: the largest memory, 2^24 synapses
@@ -56,4 +58,5 @@ CONFIG_RANGES = {
     "wta_groups": (1, 256),
     "segments": (0, SEGMENTS_MAX),
     "wta_blocks": (0, WTA_BLOCKS_MAX),
+    "param_classes": (0, PARAM_CLASSES_MAX),
 }

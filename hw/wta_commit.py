@@ -85,6 +85,9 @@ class WtaCommit(CoreComponent):
         ``fired.ready``.
     read : Out(1), read_neuron : Out(neuron_index_bits)
         Stage Q: read PARAM, theta and ``y`` of this neuron (their data is seen in stage R).
+    cand_class : In(class_index_bits), read_class : Out(class_index_bits)
+        Only with parameter classes (``param_classes > 0``): the candidate's class, recorded
+        with it in stage D of the scan; in stage Q the class whose PARAM word to read.
     reset_mode : In(1), refractory : In(REFRACTORY_BITS)
         Stage R: from the PARAM word read.
     neuron : Out(neuron_index_bits), write : Out(1), win : Out(1), fired_valid : Out(1),
@@ -128,6 +131,9 @@ class WtaCommit(CoreComponent):
             "state": Out(neuron_state_layout(config)),
             "last": Out(1),
         }
+        if config.param_classes:       # the candidate's parameter class, for its PARAM read
+            members.update({"cand_class": In(config.class_index_bits),
+                            "read_class": Out(config.class_index_bits)})
         if self._ranges:
             members.update({"blocks": In(blocks), "lookup_neuron": In(nib), "in_block": Out(1),
                             "scan_valid": In(1), "scan_last": In(1)})
@@ -144,6 +150,8 @@ class WtaCommit(CoreComponent):
             "margin": unsigned(vbits - 1),
             "group": unsigned(cfg.wta_group_bits),
         }
+        if cfg.param_classes:
+            cand_fields["cls"] = unsigned(cfg.class_index_bits)
         if has_blocks:
             cand_fields["first"] = unsigned(1)      # a block's first candidate: read its key
         cand_layout = data.StructLayout(cand_fields)
@@ -186,6 +194,8 @@ class WtaCommit(CoreComponent):
             cand_wr.data.margin.eq(self.cand_margin),
             cand_wr.data.group.eq(self.cand_group),
         ]
+        if cfg.param_classes:
+            m.d.comb += cand_wr.data.cls.eq(self.cand_class)
         with m.If(recording):
             m.d.sync += count.eq(count + 1)
         with m.If(self.clear):
@@ -215,6 +225,7 @@ class WtaCommit(CoreComponent):
             self.fired_valid.eq(r_valid & self.win),
             self.read.eq(advance),
             self.read_neuron.eq(entry.neuron),
+            *([self.read_class.eq(entry.cls)] if cfg.param_classes else []),
             # winner: reset to 0 or by subtraction (v2 - thr); loser: v = 0, no refractory
             self.state.v.eq(fire_reset(self.win, self.reset_mode, r_margin, 0)),
             self.state.refrac.eq(Mux(self.win, self.refractory, 0)),

@@ -53,11 +53,13 @@ COSIM_CONFIGS = (
                accumulator_bits=32, trace_bits=16, wta_groups=8),
     CoreConfig(neurons=12, axons=16, synapses=96, wta_groups=4, segments=24,    # shared rows,
                wta_blocks=2),                                                  # WTA blocks
+    CoreConfig(neurons=16, axons=16, synapses=96, wta_groups=4, segments=24,    # the same with
+               wta_blocks=2, param_classes=16),                                # parameter classes
 )
 
 # The optional program features the RTL implements, drawn where a config has room for them
 # (sim/random_programs.py, FEATURES).
-COSIM_FEATURES = ("shared_rows", "shared_learning", "structural_wta")
+COSIM_FEATURES = ("shared_rows", "shared_learning", "structural_wta", "param_classes")
 
 
 def _verilator_on_path() -> None:
@@ -281,7 +283,8 @@ def random_cosim(n: int, seed: int, *, simulator: str = "verilator", work_dir=No
     work_dir = Path(work_dir or tempfile.mkdtemp(prefix="neurocore-cosim-"))
     totals = dict.fromkeys(("learning_programs", "steps", "sops", "cycles", "output_spikes",
                             "weight_changes", "stall_cycles"), 0)
-    features = dict.fromkeys(("shared_rows", "structural_wta", "wta_groups", "learning", "shared_learning"), 0)
+    features = dict.fromkeys(("shared_rows", "structural_wta", "wta_groups", "learning", "shared_learning",
+                              "param_classes"), 0)
     failures: list[dict] = []
     mismatches = 0
     wall = 0.0

@@ -30,8 +30,9 @@ _SIZE_KEYS = ("n_neurons", "n_inputs", "n_axons", "n_synapses", "steps", "batch"
 
 #: Optional program features ``random_program`` can draw (``features=``): shared rows
 #: (segments over kernel words), plastic kernel words (learning on shared words; with
-#: ``shared_rows``) and structural WTA blocks.
-FEATURES = ("shared_rows", "shared_learning", "structural_wta")
+#: ``shared_rows``), structural WTA blocks and parameter classes (a core storing a few class
+#: words instead of a word per neuron).
+FEATURES = ("shared_rows", "shared_learning", "structural_wta", "param_classes")
 
 
 def program_features(program: CoreProgram) -> dict[str, bool]:
@@ -42,7 +43,8 @@ def program_features(program: CoreProgram) -> dict[str, bool]:
     return {"shared_rows": program.shared, "structural_wta": len(program.wta_blocks) > 0,
             "wta_groups": bool((program.neurons.wta_group != 0).any()),
             "learning": bool(program.plastic.any()),
-            "shared_learning": program.shared and kernel_plastic}
+            "shared_learning": program.shared and kernel_plastic,
+            "param_classes": program.config.param_classes > 0}
 
 
 def _as_rng(rng) -> np.random.Generator:
@@ -98,7 +100,14 @@ def random_program(rng, **overrides) -> tuple[CoreProgram, np.ndarray]:
       with ``"shared_rows"`` about three programs in four get kernel words and segments naming them
       (several axons sharing words), plastic ones with ``"shared_learning"`` (so that LTD and
       LTP update a word several times in a step),
-      with ``"structural_wta"`` about half of those with ``wta`` get block ranges (k-WTA).
+      with ``"structural_wta"`` about half of those with ``wta`` get block ranges (k-WTA),
+      with ``"param_classes"`` about two programs in three run on a core with parameter classes
+      (neurons drawn from a small palette of parameter sets, routed like a layer: one offset).
+
+    A fixed config with ``param_classes = P > 0`` always gets a program of at most ``P`` classes:
+    at most ``max(1, P // 8)`` parameter sets, each in a WTA group or not (below 8 classes: not),
+    routed or not (one route offset; below 2 classes: none) and an output or not (below 4
+    classes: all or none).
 
     If ``accumulator_bits`` is fixed and the drawn synapses break the accumulator bound, synapses
     become zero-weight gaps until it holds; otherwise ``accumulator_bits`` is chosen (often exactly tight).
@@ -311,13 +320,30 @@ def random_program(rng, **overrides) -> tuple[CoreProgram, np.ndarray]:
 
     groups_used = sorted({_biased(rng, 1, G) for _ in range(int(rng.integers(1, 4)))})
     p_group = float(rng.choice([0.0, 0.5, 0.9, 1.0])) if wta else 0.0
+    # parameter classes: a fixed limit, or (feature) a core sized to the classes drawn
+    class_limit = fixed.get("param_classes", 0)
+    classy = class_limit > 0 or ("param_classes" in features and "param_classes" not in fixed
+                                 and rng.random() < 0.67)
+    palette = None
+    if class_limit > 0 or (classy and rng.random() < 0.6):
+        size = int(rng.integers(1, max(1, class_limit // 8 if class_limit else 4) + 1))
+        # a class key is (set, group or 0 once a block takes the neuron, routed, output):
+        # below 8 classes, fewer of those may vary
+        grouped = p_group if not 0 < class_limit < 8 else 0.0
+        palette = [dict(neuron(), wta_group=int(rng.choice(groups_used)) if rng.random() < grouped else 0)
+                   for _ in range(size)]
     rows = []
     for n in range(n_neurons):
-        if n > 0 and rng.random() < 0.25:             # a clone of an earlier neuron (WTA ties)
+        if palette is not None:                       # theta is state: it may differ per neuron
+            row = dict(palette[int(rng.integers(len(palette)))])
+            if adaptive and rng.random() < 0.5:
+                row["theta"] = _small_or_biased(rng, 0, theta_max, wscale)
+        elif n > 0 and rng.random() < 0.25:           # a clone of an earlier neuron (WTA ties)
             row = dict(rows[int(rng.integers(n))])
         else:
             row = neuron()
-        row["wta_group"] = int(rng.choice(groups_used)) if rng.random() < p_group else 0
+        if palette is None:
+            row["wta_group"] = int(rng.choice(groups_used)) if rng.random() < p_group else 0
         rows.append(row)
     cap_blocks = fixed.get("wta_blocks", WTA_BLOCKS_MAX if "structural_wta" in features else 0)
     block_ranges = []
@@ -347,8 +373,17 @@ def random_program(rng, **overrides) -> tuple[CoreProgram, np.ndarray]:
     if len(internal) and rng.random() < 0.5:
         k = min(n_neurons, len(internal))             # often: every internal axon that can be driven is
     route = np.full(n_neurons, NO_ROUTE, np.int64)
-    route[rng.choice(n_neurons, size=k, replace=False)] = rng.choice(internal, size=k, replace=False)
+    if palette is not None:                           # like a layer: neurons f.. to axons g.., in order
+        f = int(rng.integers(0, n_neurons - k + 1))
+        g = int(rng.integers(0, len(internal) - k + 1)) if k else 0
+        route[f:f + k] = internal[g:g + k]
+    else:
+        route[rng.choice(n_neurons, size=k, replace=False)] = rng.choice(internal, size=k, replace=False)
+    if palette is not None and class_limit == 1:
+        route[:] = NO_ROUTE
     n_out = n_neurons if rng.random() < 0.4 else int(rng.integers(0, n_neurons + 1))
+    if palette is not None and 0 < class_limit < 4:
+        n_out = n_neurons if rng.random() < 0.5 else 0
     outputs = rng.permutation(n_neurons)[:n_out]
 
     # -- capacities ----------------------------------------------------------------------------------
@@ -380,6 +415,12 @@ def random_program(rng, **overrides) -> tuple[CoreProgram, np.ndarray]:
             segments=Segments(ptr=seg_ptr, base=seg_base + rows_used, count=seg_count, first=seg_first),
             wta_blocks=WtaBlocks(*(np.array(c, np.int64).reshape(-1) for c in zip(*block_ranges)))
             if block_ranges else None)
+
+    if classy and fixed_config is None:
+        config = dataclasses.replace(program.config, param_classes=0)
+        n_classes = len(dataclasses.replace(program, config=config).param_classes())
+        program = dataclasses.replace(program, config=dataclasses.replace(
+            config, param_classes=capacity("param_classes", n_classes, 1)))
 
     inputs = random_inputs(rng, n_inputs, overrides.get("steps"), batch=overrides.get("batch"),
                            density=overrides.get("density"), max_steps=overrides.get("max_steps", 30))

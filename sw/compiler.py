@@ -56,8 +56,8 @@ import re
 import numpy as np
 
 from ..hw.config import CoreConfig
-from ..hw.widths import CONFIG_RANGES
-from ..hw.program import (NEURON_FIELDS, NO_ROUTE, CoreProgram, LearningParams, NeuronParams, Segments,
+from ..hw.widths import CONFIG_RANGES, PARAM_CLASSES_MAX
+from ..hw.program import (NEURON_FIELDS, NO_ROUTE, CoreProgram, LearningParams, NeuronParams, ParamClasses, Segments,
                           accumulator_bits, accumulator_bounds, check_count, int_array, synapse_rows)
 from .network import INPUT, ConvProjection, Population, Projection, SnnNetwork
 
@@ -68,6 +68,9 @@ __all__ = ["CompiledNetwork", "compile_network", "choose_config", "network_needs
 CAPACITIES = {name: CONFIG_RANGES[name][1] for name in ("neurons", "axons", "synapses", "wta_groups",
                                                           "segments")}
 _WIDEST_ACCUMULATOR = CONFIG_RANGES["accumulator_bits"][1]
+# A network of more neurons than the default core gets parameter classes when it has at most
+# one class per CLASS_SAVING neurons (docs/core-spec.md, section 2).
+CLASS_SAVING = 4
 _CAPACITY_NAMES = {"neurons": "neurons", "axons": "axons", "synapses": "synapses",
                    "wta_groups": "WTA groups", "segments": "segments"}
 
@@ -418,8 +421,13 @@ def _place(net: SnnNetwork, shared: bool = True) -> _Placement:
     def neuron(name, index):
         return layers[name][0] + order[name][index]
 
+    def source_axon(name, index):
+        """A layer's axons follow its neurons' order (neuron ``f + k`` drives axon ``a + k``:
+        one route offset per layer, docs/core-spec.md section 2); host inputs are in order."""
+        return axon_base[name] + (index if name == INPUT else order[name][index])
+
     explicit = [(i, pr) for i, pr in enumerate(net.projections) if not (shared and isinstance(pr, ConvProjection))]
-    axon = cat([axon_base[pr.source] + pr.pre for _, pr in explicit])
+    axon = cat([source_axon(pr.source, pr.pre) for _, pr in explicit])
     target = cat([neuron(pr.target, pr.post) for _, pr in explicit])
     weight = cat([pr.weight for _, pr in explicit])
     plastic = cat([np.full(len(pr.pre), pr.plastic) for _, pr in explicit], bool)
@@ -436,7 +444,7 @@ def _place(net: SnnNetwork, shared: bool = True) -> _Placement:
             kernel = pr.kernel_words()
             pre, word, count, seg_first = pr.segments()
             words.append((kernel, np.full(len(kernel), pr.plastic), np.full(len(kernel), i)))
-            seg.append((axon_base[pr.source] + pre, n_words + word, count, layers[pr.target][0] + seg_first))
+            seg.append((source_axon(pr.source, pre), n_words + word, count, layers[pr.target][0] + seg_first))
             n_words += len(kernel)
     kernel = tuple(cat([w[k] for w in words], bool if k == 1 else np.int64) for k in range(3))
     segments = tuple(cat([g[k] for g in seg]) for k in range(4))
@@ -517,8 +525,11 @@ def choose_config(net: SnnNetwork, *, shared: bool = True) -> CoreConfig:
     Neurons, axons and synapses are raised to the next power of two holding the network;
     WTA groups to exactly the number needed; ``accumulator_bits`` (and ``membrane_bits``
     with it, so the membrane holds what one step can add) to the width the accumulator
-    bound needs (spec section 3). Raises ``ValueError`` if even the largest allowed
-    capacity or width is too small.
+    bound needs (spec section 3). A network of more neurons than the default core whose
+    neurons fall into at most one parameter class per ``CLASS_SAVING`` neurons (spec
+    section 2: a conv layer has one class per map) gets ``param_classes``, the next power
+    of two holding its classes. Raises ``ValueError`` if even the largest allowed capacity
+    or width is too small.
     """
     return _choose_config(net, _place(net, shared))
 
@@ -545,7 +556,15 @@ def _choose_config(net: SnnNetwork, placed: _Placement) -> CoreConfig:
     if acc_bits > default.accumulator_bits:
         raised["accumulator_bits"] = acc_bits
         raised["membrane_bits"] = max(default.membrane_bits, acc_bits)
-    return dataclasses.replace(default, **raised) if raised else default
+    config = dataclasses.replace(default, **raised) if raised else default
+    if placed.n_neurons > default.neurons:
+        # a large network whose parameters repeat (conv maps): a class table, not a word a neuron
+        params, _, route, outputs, _ = _neuron_tables(net, placed, _wta_groups(net))
+        classes = len(ParamClasses.build(params, route, outputs, config.axon_index_bits))
+        if classes <= placed.n_neurons // CLASS_SAVING:
+            config = dataclasses.replace(config, param_classes=min(1 << (classes - 1).bit_length(),
+                                                                   PARAM_CLASSES_MAX))
+    return config
 
 
 def _layer_message(message: str, layers: dict[str, tuple[int, int]]) -> str:
@@ -604,6 +623,37 @@ def _normalise_decoding(decoding: dict, n_outputs: int) -> dict:
     return decoding
 
 
+def _neuron_tables(net: SnnNetwork, placed: _Placement, wta_groups: dict) -> tuple:
+    """Per core neuron: parameters, initial theta, route; the output neurons and layers."""
+    layers, layer_axons, order = placed.layers, placed.layer_axons, placed.order
+    n_neurons = placed.n_neurons
+    params = {f: np.zeros(n_neurons, np.int64) for f in NEURON_FIELDS}
+    for pop in net.populations:       # a population's neuron i is core neuron first + order[i]
+        for f in NEURON_FIELDS:
+            params[f][layers[pop.name][0] + order[pop.name]] = getattr(pop.params, f)
+    theta = np.zeros(n_neurons, np.int64)
+    route = np.full(n_neurons, NO_ROUTE, np.int64)
+    outputs, output_layers = [], []
+    for pop in net.populations:
+        f0, size = layers[pop.name]
+        if pop.wta:
+            params["wta_group"][f0:f0 + size] = wta_groups[pop.name]
+        if pop.theta is not None:
+            theta[f0 + order[pop.name]] = pop.theta
+        if pop.name in layer_axons:      # neuron f0 + k drives axon a0 + k (its axons follow its order)
+            route[f0 + order[pop.name]] = layer_axons[pop.name][0] + order[pop.name]
+        if pop.output:
+            outputs.append(f0 + order[pop.name])
+            output_layers.append(pop.name)
+    outputs = np.concatenate(outputs) if outputs else np.zeros(0, np.int64)
+    return params, theta, route, outputs, output_layers
+
+
+def _wta_groups(net: SnnNetwork) -> dict[str, int]:
+    """WTA group ids ``1, 2, ...`` of the WTA populations, in network order."""
+    return {pop.name: g for g, pop in enumerate((p for p in net.populations if p.wta), start=1)}
+
+
 def compile_network(net: SnnNetwork, config: CoreConfig | None = None, *,
                     shared: bool | None = None) -> CompiledNetwork:
     """Place ``net`` on a core (see the module docstring for the rule) and validate it.
@@ -630,8 +680,7 @@ def compile_network(net: SnnNetwork, config: CoreConfig | None = None, *,
 
     layers, layer_axons, order = placed.layers, placed.layer_axons, placed.order
     n_neurons = placed.n_neurons
-    # WTA groups
-    wta_groups = {pop.name: g for g, pop in enumerate((p for p in net.populations if p.wta), start=1)}
+    wta_groups = _wta_groups(net)
 
     # features the config leaves out, named by layer / projection
     if not config.learning:
@@ -678,26 +727,7 @@ def compile_network(net: SnnNetwork, config: CoreConfig | None = None, *,
                                  f"{int(pr.weight[i])} is outside the plastic range "
                                  f"w_min..w_max = {lp.w_min}..{lp.w_max}")
 
-    # parameters, theta, routes, outputs
-    params = {f: np.zeros(n_neurons, np.int64) for f in NEURON_FIELDS}
-    for pop in net.populations:       # a population's neuron i is core neuron first + order[i]
-        for f in NEURON_FIELDS:
-            params[f][layers[pop.name][0] + order[pop.name]] = getattr(pop.params, f)
-    theta = np.zeros(n_neurons, np.int64)
-    route = np.full(n_neurons, NO_ROUTE, np.int64)
-    outputs, output_layers = [], []
-    for pop in net.populations:
-        f0, size = layers[pop.name]
-        if pop.wta:
-            params["wta_group"][f0:f0 + size] = wta_groups[pop.name]
-        if pop.theta is not None:
-            theta[f0 + order[pop.name]] = pop.theta
-        if pop.name in layer_axons:      # neuron i of the population drives axon a0 + i
-            route[f0 + order[pop.name]] = layer_axons[pop.name][0] + np.arange(size)
-        if pop.output:
-            outputs.append(f0 + order[pop.name])
-            output_layers.append(pop.name)
-    outputs = np.concatenate(outputs) if outputs else np.zeros(0, np.int64)
+    params, theta, route, outputs, output_layers = _neuron_tables(net, placed, wta_groups)
     if n_neurons == 0:
         raise ValueError("network has no neurons")
 

@@ -60,7 +60,8 @@ FORMAT_VERSION = 3
 PROGRAM_NPZ = "program.npz"
 # region name (hw.host.Region) -> file name, in the order they are written
 REGION_FILES = {"PARAM": "param.hex", "POINTER": "pointer.hex", "SYNAPSE": "synapse.hex",
-                "THETA": "theta.hex", "LTP_RANGE": "ltp_range.hex", "SEGMENT": "segment.hex"}
+                "THETA": "theta.hex", "LTP_RANGE": "ltp_range.hex", "SEGMENT": "segment.hex",
+                "NCLASS": "nclass.hex"}
 # Optional program.npz arrays (absent in programs without shared rows or WTA blocks, and in
 # files written before they existed): name -> (part of CoreProgram, field).
 _OPTIONAL_ARRAYS = {f"segments_{f}": ("segments", f) for f in ("ptr", "base", "count", "first")} | \

@@ -166,13 +166,14 @@ def test_parallel_batch_equals_serial(data, case, from_state):
 
 
 # -- shared rows, structural WTA blocks, learning on shared words ---------------------------------
-SHARED = ("shared_rows", "shared_learning", "structural_wta")
+SHARED = ("shared_rows", "shared_learning", "structural_wta", "param_classes")
 
 
 @EXAMPLES
 @given(data=st.data(), case=programs(features=SHARED), learn=st.booleans(), from_state=st.booleans())
 def test_run_shared_rows_and_blocks(data, case, learn, from_state):
-    """Programs that may use segments over kernel words and WTA block ranges (k-WTA)."""
+    """Programs that may use segments over kernel words, WTA block ranges (k-WTA) and a core
+    with parameter classes."""
     program, inputs = case
     state = data.draw(states(program)) if from_state else None
     _run_both(program, inputs, learn and program.config.learning, state)
@@ -185,7 +186,7 @@ def test_random_programs_draw_the_shared_features():
     for seed in range(300):
         for name, used in program_features(random_program(np.random.default_rng(seed), features=SHARED)[0]).items():
             seen[name] = seen.get(name, 0) + used
-    assert min(seen["shared_rows"], seen["structural_wta"], seen["shared_learning"]) >= 40, seen
+    assert min(seen["shared_rows"], seen["structural_wta"], seen["shared_learning"], seen["param_classes"]) >= 40, seen
 
 
 def _conv_like(rng: np.random.Generator):

@@ -473,14 +473,16 @@ def test_bad_commands_and_spikes_set_the_sticky_error_flag():
 
 
 def test_unused_region_codes_are_rejected():
-    """Region codes 11..15 have no memory, nor has SEGMENT (10) in a config without segments:
-    WRITE and READ set the sticky error flag, a READ returns 0, and no memory word changes."""
+    """Region codes 12..15 have no memory, nor have SEGMENT (10) and NCLASS (11) in a config
+    without segments and parameter classes: WRITE and READ set the sticky error flag, a READ
+    returns 0, and no memory word changes."""
     from neurocore.hw.host import command_layout
     from neurocore.hw.images import pack
 
     config = CoreConfig(neurons=4, axons=4, synapses=8, wta_groups=2)
-    assert not {11, 12, 13, 14, 15} & {r.value for r in Region} and Region.SEGMENT.value == 10
-    assert not config.segments
+    assert not {12, 13, 14, 15} & {r.value for r in Region}
+    assert (Region.SEGMENT.value, Region.NCLASS.value) == (10, 11)
+    assert not config.segments and not config.param_classes
 
     async def body(host, dut):
         for region in (Region.SYNAPSE, Region.POINTER, Region.LTP_RANGE):

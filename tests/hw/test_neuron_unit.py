@@ -132,12 +132,32 @@ def random_episode(rng: random.Random, cfg: CoreConfig, n: int):
     else:
         groups = [0]
     params, state = [], dict(v=[], refrac=[], theta=[], y=[], acc=[])
-    for _ in range(cfg.neurons):
+    for i in range(cfg.neurons):
         p, s = random_neuron(rng, cfg, mode, groups)
+        if cfg.param_classes and i and rng.random() < 0.6:
+            # with parameter classes: often a copy of an earlier neuron j whose route is shifted
+            # like a layer's (route_i - i = route_j - j), so that the two share a class word
+            j = rng.randrange(i)
+            p = dict(params[j], route=(params[j]["route"] + i - j) % (1 << cfg.axon_index_bits))
         params.append(p)
         for key in state:
             state[key].append(s[key])
     return params, state, mode
+
+
+def class_words(cfg: CoreConfig, params: list[dict]) -> tuple[list[dict], list[int]]:
+    """The class table and the neurons' classes of ``params`` (PARAM words with absolute
+    routes): a class word holds ``route - n mod 2^aib`` (docs/core-spec.md, section 2; for the
+    unit every word's route field is an offset, valid or not)."""
+    modulus = 1 << cfg.axon_index_bits
+    words, index = [], []
+    for i, p in enumerate(params):
+        word = dict(p, route=(p["route"] - i) % modulus)
+        if word not in words:
+            words.append(word)
+        index.append(words.index(word))
+    assert len(words) <= cfg.param_classes
+    return words, index
 
 
 def random_acc(rng: random.Random, cfg: CoreConfig, mode: str) -> list[int]:
@@ -249,7 +269,15 @@ class Harness(Elaboratable):
         depth = max(cfg.neurons, 2)
         params = params + params[:1] * (depth - cfg.neurons)
         state = {k: v + v[:1] * (depth - cfg.neurons) for k, v in state.items()}
-        self.param = Memory(shape=neuron_param_layout(cfg), depth=depth, init=params)
+        if cfg.param_classes:      # the class table, and each neuron's class
+            words, index = class_words(cfg, params[:cfg.neurons])
+            self.nclass = Memory(shape=NeuronUnit.class_shape(cfg), depth=depth,
+                                 init=index + index[:1] * (depth - cfg.neurons))
+            self.param = Memory(shape=neuron_param_layout(cfg), depth=max(cfg.param_classes, 2),
+                                init=words)
+        else:
+            self.nclass = None
+            self.param = Memory(shape=neuron_param_layout(cfg), depth=depth, init=params)
         self.state = Memory(shape=neuron_state_layout(cfg), depth=depth,
                             init=[{"v": v, "refrac": r} for v, r in zip(state["v"], state["refrac"])])
         self.acc = Memory(shape=NeuronUnit.acc_shape(cfg), depth=depth, init=state["acc"])
@@ -265,6 +293,9 @@ class Harness(Elaboratable):
         m.submodules.state = self.state
         m.submodules.acc = self.acc
         wiring.connect(m, unit.param_rd, self.param.read_port())
+        if self.nclass is not None:
+            m.submodules.nclass = self.nclass
+            wiring.connect(m, unit.nclass_rd, self.nclass.read_port())
         wiring.connect(m, unit.state_rd, self.state.read_port())
         wiring.connect(m, unit.state_wr, self.state.write_port())
         wiring.connect(m, unit.acc_rd, self.acc.read_port())
@@ -282,6 +313,13 @@ class Harness(Elaboratable):
 
 
 def load(ctx, h: Harness, params: list[dict] | None, state: dict, keys=("v", "refrac", "theta", "y", "acc")):
+    if params is not None and h.nclass is not None:
+        words, index = class_words(h.cfg, params[:h.cfg.neurons])
+        for c, word in enumerate(words):
+            ctx.set(h.param.data[c], word)
+        for i, c in enumerate(index):
+            ctx.set(h.nclass.data[i], c)
+        params = None
     for i in range(h.cfg.neurons):
         if params is not None:
             ctx.set(h.param.data[i], params[i])
@@ -342,11 +380,12 @@ async def run_pass(ctx, h: Harness, rng: random.Random, n: int, learn: bool, pds
     return fired, cycle, stalls
 
 
-def expected_cycles(n: int, wta_candidates: int) -> int:
-    """Documented cost of a pass with ``fired.ready`` high (start cycle -> done cycle)."""
+def expected_cycles(n: int, wta_candidates: int, classes: bool = False) -> int:
+    """Documented cost of a pass with ``fired.ready`` high (start cycle -> done cycle); with
+    parameter classes the scan has one stage more."""
     if n == 0:
         return 2
-    return n + 4 + (wta_candidates + 2 if wta_candidates else 0)
+    return n + 4 + classes + (wta_candidates + 2 if wta_candidates else 0)
 
 
 def emission_order(cfg: CoreConfig, params: list[dict], fired: list[int]) -> list[int]:
@@ -384,6 +423,11 @@ SIM_CONFIGS = {
     # a single neuron
     "n1": (CoreConfig(neurons=1, axons=2, synapses=2, membrane_bits=8, accumulator_bits=8,
                       wta_groups=1), 40),
+    # parameter classes: PARAM is a class table, NCLASS the neurons' classes; with and without WTA
+    "classes_v8_g3": (CoreConfig(neurons=16, axons=16, synapses=16, membrane_bits=8, accumulator_bits=8,
+                                 weight_bits=8, trace_bits=4, wta_groups=3, param_classes=16), 40),
+    "classes_bare": (CoreConfig(neurons=10, axons=8, synapses=16, membrane_bits=16, accumulator_bits=12,
+                                learning=False, wta=False, adaptive_threshold=False, param_classes=16), 40),
 }
 
 
@@ -424,8 +468,9 @@ def test_unit_matches_spec(name):
                                      for i in emission_order(cfg, params, fired)], (name, ep, step)
                 n_cand = _candidates(cfg, params, state, n)
                 n_wta = _candidates(cfg, params, state, n, wta_only=True)
-                assert cycles == expected_cycles(n, n_wta) + stalls, (cycles, n, n_wta, stalls)
-                assert cycles <= n + n_wta + 6 + stalls
+                classes = cfg.param_classes > 0
+                assert cycles == expected_cycles(n, n_wta, classes) + stalls, (cycles, n, n_wta, stalls)
+                assert cycles <= n + n_wta + 6 + classes + stalls
                 stats["passes"] += 1
                 stats["candidates"] += n_cand
                 stats["fired"] += len(fired)
@@ -471,6 +516,9 @@ BLOCK_SIM_CONFIGS = {
     # a single neuron
     "b1_n1": (CoreConfig(neurons=1, axons=2, synapses=2, membrane_bits=8, accumulator_bits=8,
                          wta_groups=1, wta_blocks=1), 30),
+    # parameter classes: the commit reads a block candidate's class word
+    "b4_classes": (CoreConfig(neurons=24, axons=16, synapses=16, membrane_bits=8, accumulator_bits=8,
+                              weight_bits=8, trace_bits=4, wta_groups=3, wta_blocks=4, param_classes=32), 30),
 }
 
 
@@ -517,7 +565,7 @@ def test_unit_blocks_match_spec(name):
                 assert got_fired == [(i, params[i]["route_valid"], params[i]["route"], params[i]["output"])
                                      for i in order], (name, ep, step, n, ranges)
                 n_wta = _candidates(cfg, params, state, n, wta_only=True, block=block)
-                assert cycles == expected_cycles(n, n_wta) + stalls, (cycles, n, n_wta, stalls)
+                assert cycles == expected_cycles(n, n_wta, cfg.param_classes > 0) + stalls, (cycles, n, n_wta, stalls)
                 in_block = [i for i in range(n) if block[i] >= 0 and _update(cfg, params[i], state, i)[2]]
                 stats["passes"] += 1
                 stats["block_fired"] += sum(fired_mask[i] for i in in_block)

@@ -10,7 +10,7 @@ import pytest
 from neurocore.hw.config import CoreConfig
 from neurocore.hw.program import NO_ROUTE, CoreProgram, LearningParams, NeuronParams
 from neurocore.sim import golden
-from neurocore.sw.compiler import (CompiledNetwork, choose_config, compile_network, freeze_network,
+from neurocore.sw.compiler import (CLASS_SAVING, CompiledNetwork, choose_config, compile_network, freeze_network,
                                    network_needs)
 from neurocore.sw.network import Population, Projection, SnnNetwork
 
@@ -171,7 +171,49 @@ def test_capacities_raised_to_powers_of_two():
     cfg = compile_network(net).config
     default = CoreConfig()
     assert (cfg.neurons, cfg.axons, cfg.synapses, cfg.wta_groups) == (512, 1024, 131072, 17)
-    assert dataclasses.replace(cfg, neurons=256, axons=256, synapses=65536, wta_groups=16) == default
+    # 300 neurons of 17 WTA populations: 17 parameter classes (one group id each) <= 300 / 4
+    assert cfg.param_classes == 32
+    assert dataclasses.replace(cfg, neurons=256, axons=256, synapses=65536, wta_groups=16,
+                               param_classes=0) == default
+
+
+def test_param_classes_only_where_they_save():
+    """A big network gets a class table when its neurons share parameter sets (one class per
+    at least CLASS_SAVING neurons); neurons with their own parameters keep a word each."""
+    shared = big_net(neurons=300)
+    compiled = compile_network(shared)
+    classes = compiled.program.param_classes()
+    assert len(classes) <= compiled.config.param_classes < 2 * len(classes)
+    assert len(classes) <= 300 // CLASS_SAVING
+    own = big_net(neurons=300)
+    own.populations[0].params.bias[:] = np.arange(300) % 200       # 200 distinct parameter sets
+    assert compile_network(own).config.param_classes == 0
+    small = compile_network(small_net())
+    assert small.config.param_classes == 0                          # fits the default core
+
+
+def test_param_classes_of_a_conv_network():
+    """A conv layer's neurons: one class per map (its bias), one route offset for the layer."""
+    from neurocore.sw.network import INPUT, ConvProjection, Population, Projection, SnnNetwork
+    rng = np.random.default_rng(0)
+    kernel = rng.integers(-3, 4, size=(4, 1, 3, 3))
+    conv = ConvProjection(INPUT, "c1", kernel, (1, 10, 10))
+    n = int(np.prod(conv.out_shape))                    # 4 maps x 8 x 8 = 256, + 10 readout
+    bias = np.repeat(np.arange(4), n // 4)              # population order: map-major
+    pops = [Population("c1", NeuronParams(**{**{f: np.zeros(n, np.int64) for f in
+                       ("leak_shift", "reset_mode", "refractory", "theta_inc", "theta_decay_shift",
+                        "wta_group")}, "threshold": np.full(n, 9), "bias": bias})),
+            Population("out", NeuronParams.uniform(10, threshold=20), output=True)]
+    net = SnnNetwork(n_inputs=100, populations=pops,
+                     projections=[conv, Projection.dense("c1", "out", rng.integers(-2, 3, (10, n)))])
+    compiled = compile_network(net)
+    classes = compiled.program.param_classes()
+    assert len(classes) == 5 and compiled.config.param_classes == 8   # 4 maps + the readout
+    first, size = compiled.layers["c1"]
+    k = np.arange(size)
+    assert (classes.index[first + k] == k % 4).all()    # position-major: the maps interleave
+    assert classes.route_valid.tolist() == [1, 1, 1, 1, 0]
+
 
 
 @pytest.mark.parametrize("net, config, pattern", [

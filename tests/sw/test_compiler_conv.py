@@ -54,11 +54,23 @@ def test_conv_target_is_placed_position_major():
     compiled = compile_network(net)
     first, size = compiled.layers["conv"]
     _, oh, ow = net.projections[0].out_shape
-    # population neuron (c, y, x) -> core neuron first + (y*W' + x)*C + c; routes follow it
+    # population neuron (c, y, x) -> core neuron first + (y*W' + x)*C + c; its axon follows
+    # the core order (neuron first + k drives axon a0 + k: one route offset for the layer)
     c, y, x = 2, 1, 3
     core = first + (y * ow + x) * 3 + c
-    axon = compiled.layer_axons["conv"][0] + (c * oh + y) * ow + x
-    assert compiled.program.route[core] == axon
+    a0 = compiled.layer_axons["conv"][0]
+    assert compiled.program.route[core] == a0 + core - first
+    conv = np.arange(first, first + size)
+    assert (compiled.program.route[conv] - conv == a0 - first).all()
+    # the readout reads population unit (c, y, x) from that axon: its row for the unit
+    dense = net.projections[1]
+    unit = (c * oh + y) * ow + x
+    p = compiled.program
+    row = slice(p.ptr[a0 + core - first], p.ptr[a0 + core - first + 1])
+    out0 = compiled.layers["out"][0]
+    got = dict(zip(p.target[row] - out0, p.weight[row]))
+    want = {int(o): int(w) for o, w in zip(dense.post[dense.pre == unit], dense.weight[dense.pre == unit]) if w}
+    assert {o: w for o, w in got.items() if w} == want
 
 
 def test_bad_conv_projections():
