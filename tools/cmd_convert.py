@@ -248,7 +248,8 @@ def format_dynamics_report(r: dict) -> str:
     lines = [
         f"dataset  : {r['dataset']} ({r['n_train']} train / {r['n_test']} test), {r['encoder']} encoding, "
         f"seed {r['seed']}",
-        f"SNN      : imported from NIR {r['ann']['source']} with its dynamics: " + "; ".join(r["ann"]["layers"]),
+        f"SNN      : imported from NIR {r['ann']['source']} with its dynamics: "
+        + "; ".join(" ".join(layer.split()) for layer in r["ann"]["layers"]),
         f"dynamics : dt {r['dt']:g} s ({r['dt_source']}), reset {r['reset']}; {r['depth']} layers, {r['neurons']} "
         f"neurons, {r['synapse_pairs']} synapses, int{r['weight_bits']} weights, core {r['config_hash'][:12]}",
     ]
@@ -263,7 +264,7 @@ def format_dynamics_report(r: dict) -> str:
                              f"{100 * e['tau_error']:+.0f} %)" + (f" x{e['units']}" if len(dyn["entries"]) > 1 else ""))
         lines.append(f"  {layer['name']:<8} {layer['neurons']:>5} neurons {layer['synapses']:>7} synapses  "
                      f"threshold {layer['threshold']:>5}  node {dyn['node']} ({dyn['kind']}): " + "; ".join(leaks))
-    lines.append(f"accuracy : float graph (rate view) {100 * r['ann_accuracy']:.2f} %   SNN "
+    lines.append(f"accuracy : float graph (ReLU view) {100 * r['ann_accuracy']:.2f} %   SNN "
                  f"{100 * r['snn_accuracy']:.2f} % at T={r['steps']}")
     lines.append(f"spikes   : {r['mean_output_spikes']:.2f} output spikes, {r['mean_sops']:.0f} SOPs per sample; "
                  f"{100 * r['silent_fraction']:.1f} % silent samples")

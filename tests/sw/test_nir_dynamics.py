@@ -246,3 +246,25 @@ def test_keep_dynamics_cli_errors(bad_files, capsys, args, message):
     assert len(lines) == 1 and message in lines[0], err
     if "{long}" in args:
         assert "leak_shift 1..15" in lines[0] and "long.nir: NIR node" in lines[0]
+
+
+@pytest.mark.parametrize("reset, spike_steps", [
+    # one input spiking every step, w = 127, threshold 254, leak_shift 3 (docs/core-spec.md phase 2):
+    # v = 127, 239 (127 - 15 + 127), 337 (239 - 29 + 127) fires at step 2; to zero: the same again
+    ("zero", [2, 5, 8]),
+    # by subtraction: 337 - 254 = 83; 83 - 10 + 127 = 200; 200 - 25 + 127 = 302 fires (48);
+    # 48 - 6 + 127 = 169; 169 - 21 + 127 = 275 fires (21); 21 - 2 + 127 = 146; 146 - 18 + 127 = 255 fires
+    ("subtract", [2, 4, 6, 8]),
+])
+def test_the_leak_reaches_the_golden_model(reset, spike_steps):
+    # dt 1/8, tau 1 (beta 0.875, leak_shift 3), r 8, v_th 1, W = 0.5: g W = 0.5, S = 254
+    from neurocore.sim import golden
+    from neurocore.sw.compiler import compile_network
+
+    graph = nir.NIRGraph.from_list(nir.Affine(weight=np.array([[0.5]]), bias=np.zeros(1)), lif(1, 1.0, r=8.0))
+    converted = convert_dynamics(from_nir(graph, keep_dynamics=True, dt=0.125, reset=reset))
+    pop = converted.network.populations[0]
+    assert (pop.params.threshold[0], pop.params.leak_shift[0]) == (254, 3)
+    assert converted.network.projections[0].weight.tolist() == [127]
+    result = golden.run(compile_network(converted.network).program, np.ones((9, 1), bool))
+    assert np.flatnonzero(result.spikes[:, 0]).tolist() == spike_steps
