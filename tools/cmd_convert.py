@@ -261,7 +261,9 @@ def format_dynamics_report(r: dict) -> str:
             else:
                 leaks.append(f"tau {e['tau']:.4g} s decay {e['decay']:.4f} -> leak_shift {e['leak_shift']} "
                              f"decay {e['effective_decay']:.4f} ({100 * e['decay_error']:+.2f} %, tau "
-                             f"{100 * e['tau_error']:+.0f} %)" + (f" x{e['units']}" if len(dyn["entries"]) > 1 else ""))
+                             f"{100 * e['tau_error']:+.0f} %)" + (f" x{e['units']}" if len(dyn["entries"]) > 1 else "")
+                             + (f" [leak floor {e['leak_floor']} >= threshold: the leak hardly acts]"
+                                if e["leak_floor"] >= layer["threshold"] else ""))
         lines.append(f"  {layer['name']:<8} {layer['neurons']:>5} neurons {layer['synapses']:>7} synapses  "
                      f"threshold {layer['threshold']:>5}  node {dyn['node']} ({dyn['kind']}): " + "; ".join(leaks))
     lines.append(f"accuracy : float graph (ReLU view) {100 * r['ann_accuracy']:.2f} %   SNN "

@@ -374,7 +374,9 @@ class NeuronDynamics:
     def report(self) -> dict:
         """JSON-friendly: per distinct requested ``tau`` its ``decay``, ``leak_shift``,
         ``effective_decay``, ``decay_error`` (relative, ``(effective - requested) / requested``),
-        ``effective_tau`` (``dt 2^k``) and ``tau_error`` (relative), with the number of units."""
+        ``effective_tau`` (``dt 2^k``), ``tau_error`` (relative) and ``leak_floor`` (``2^k - 1``:
+        the largest positive integer membrane ``v >> k`` leaves undecayed; a leak floor at or
+        above the integer threshold means the leak hardly acts), with the number of units."""
         entries = []
         for tau in np.unique(self.tau):
             units = self.tau == tau
@@ -384,7 +386,8 @@ class NeuronDynamics:
             entries.append({"tau": float(tau) if np.isfinite(tau) else None, "decay": decay, "leak_shift": k,
                             "effective_decay": eff, "decay_error": (eff - decay) / decay if decay else None,
                             "effective_tau": eff_tau if k else None,
-                            "tau_error": (eff_tau - tau) / tau if k else 0.0, "units": int(units.sum())})
+                            "tau_error": float((eff_tau - tau) / tau) if k else 0.0,
+                            "leak_floor": (1 << k) - 1 if k else 0, "units": int(units.sum())})
         return {"node": self.node, "kind": self.kind, "dt": self.dt, "reset": self.reset, "entries": entries,
                 "max_abs_decay_error": max(abs(e["decay_error"] or 0.0) for e in entries)}
 

@@ -268,3 +268,28 @@ def test_the_leak_reaches_the_golden_model(reset, spike_steps):
     assert converted.network.projections[0].weight.tolist() == [127]
     result = golden.run(compile_network(converted.network).program, np.ones((9, 1), bool))
     assert np.flatnonzero(result.spikes[:, 0]).tolist() == spike_steps
+
+
+def test_leak_floor_is_reported_and_flagged(tmp_path, capsys):
+    # beta 0.999: tau/dt = 1000, leak_shift 10 (log2 1000 = 9.97), leak floor 1023; snnTorch's r = tau/dt makes
+    # g W = W, whose largest entry 0.2 gives S = 127 / 0.2 = 635 and so an 8-bit threshold of 634 or 635: below
+    # the floor, so a membrane under the threshold never leaks
+    rng = np.random.default_rng(0)
+    weight = rng.uniform(-0.2, 0.2, (10, 64))
+    weight[0, 0] = 0.2
+    path = tmp_path / "slow.nir"
+    nir.write(str(path), nir.NIRGraph.from_list(nir.Affine(weight=weight, bias=np.zeros(10)), lif(10, DT * 1000)))
+    status, out, err = run_cli(capsys, "convert", "--nir", str(path), "--keep-dynamics", "--steps", "4",
+                               "--no-curve", "--json")
+    assert status == 0, err
+    (dyn,) = json.loads(out)["dynamics"]
+    (entry,) = dyn["entries"]
+    assert entry["leak_shift"] == 10 and entry["leak_floor"] == 1023 and dyn["threshold"] in (634, 635)
+    status, out, err = run_cli(capsys, "convert", "--nir", str(path), "--keep-dynamics", "--steps", "4",
+                               "--no-curve")
+    assert status == 0, err
+    assert "[leak floor 1023 >= threshold: the leak hardly acts]" in out
+    # the fixture's leak_shift 3 (floor 7) is far below its thresholds: no flag
+    status, out, err = run_cli(capsys, "convert", "--nir", str(FIXTURE), "--keep-dynamics", "--steps", "4",
+                               "--no-curve")
+    assert status == 0 and "leak floor" not in out
