@@ -280,7 +280,6 @@ def _fold_scale(name: str, layers: list, scale: np.ndarray, shape: tuple) -> Non
                          "after an Affine, Linear or Conv2d node")
 
 
-
 # -- NIR: the nodes' own dynamics (keep_dynamics) -------------------------------------------
 #: The time step of snnTorch's NIR exporter and importer (``dt = 1e-4`` in snntorch/export_nir.py
 #: and import_nir.py); it is not written into the graph, so it is the default when neither the
@@ -338,8 +337,9 @@ class NeuronDynamics:
 
     In the units of the float graph (whose preceding layer already carries the ratio
     ``r / (v_threshold - v_reset)``, as without ``keep_dynamics``) and with the membrane
-    shifted by ``v_reset`` (so the reset is to 0 and the threshold is ``v_threshold - v_reset``),
-    one forward-Euler step of ``dt`` of the node is
+    shifted by ``v_reset`` (so the reset is to 0 and the threshold is ``v_threshold - v_reset``;
+    the core starts every sample at 0, i.e. at ``v = v_reset``), one forward-Euler step of ``dt``
+    of the node is
 
         v <- beta v + input_gain * z + drive;  spike when v >= threshold;  then reset
 

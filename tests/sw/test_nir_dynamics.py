@@ -293,3 +293,27 @@ def test_leak_floor_is_reported_and_flagged(tmp_path, capsys):
     status, out, err = run_cli(capsys, "convert", "--nir", str(FIXTURE), "--keep-dynamics", "--steps", "4",
                                "--no-curve")
     assert status == 0 and "leak floor" not in out
+
+
+def test_conv_layers_keep_a_shared_kernel():
+    # Conv2d 1 -> 2 maps, 3x3 on 5x5, then a LIF per map (beta 0.875 exactly: dt 1/8, tau 1, r 8), Flatten,
+    # Affine 18 -> 3, LIF. g W = W: the kernel's largest |w| = 1 gives S = 127 and the kernel rint(127 W)
+    from neurocore.sw.compiler import compile_network
+    from neurocore.sw.network import ConvProjection
+
+    rng = np.random.default_rng(1)
+    kernel = rng.uniform(-1, 1, (2, 1, 3, 3))
+    kernel[0, 0, 0, 0] = 1.0
+    maps = nir.LIF(tau=np.ones((2, 3, 3)), r=np.full((2, 3, 3), 8.0), v_leak=np.zeros((2, 3, 3)),
+                   v_threshold=np.ones((2, 3, 3)), v_reset=np.zeros((2, 3, 3)))
+    graph = nir.NIRGraph.from_list(
+        nir.Conv2d(input_shape=(5, 5), weight=kernel, bias=np.zeros(2), stride=1, padding=0, dilation=1, groups=1),
+        maps, nir.Flatten(input_type={"input": np.array([2, 3, 3])}, start_dim=0),
+        nir.Affine(weight=rng.uniform(-1, 1, (3, 18)), bias=np.zeros(3)), lif(3, 1.0, r=8.0))
+    converted = convert_dynamics(from_nir(graph, input_shape=(1, 5, 5), keep_dynamics=True, dt=0.125))
+    conv = converted.network.projections[0]
+    assert isinstance(conv, ConvProjection)
+    np.testing.assert_array_equal(conv.kernel, np.rint(127 * kernel).astype(int))
+    first = converted.network.populations[0]
+    assert first.size == 18 and (first.params.leak_shift == 3).all() and (first.params.threshold == 127).all()
+    assert compile_network(converted.network).program.n_neurons == 21
