@@ -33,7 +33,9 @@ neurocore convert --dataset mnist --data-dir ~/data/mnist --hidden 256 --steps 3
 neurocore convert --curve 1,2,4,8,16,32 --plot docs/img/convert_accuracy_vs_T.png
 neurocore convert --arch cnn --steps 32 --curve 8,16,32      # a CNN (8 and 16 feature maps)
 neurocore convert --arch cnn --maps 4,8 --epochs 5 --json     # a smaller, shorter-trained CNN
-neurocore convert --nir net.nir --dataset digits --steps 16   # a network exported to NIR"""
+neurocore convert --nir net.nir --dataset digits --steps 16   # a network exported to NIR
+neurocore convert --nir snn.nir --keep-dynamics --reset subtract --encoder rate   # its own LIF leak
+neurocore convert --nir snn.nir --keep-dynamics --dt 1e-3 --json  # dt of the NIR LIF (default 1e-4)"""
 
 
 def _int_list(maximum: int):
@@ -95,6 +97,18 @@ def register(subparsers) -> None:
     parser.add_argument("--nir", default=None, metavar="FILE",
                         help="import a trained network from a NIR file (nir.write) instead of training "
                              "one: calibrate, convert and evaluate it on --dataset")
+    parser.add_argument("--keep-dynamics", action="store_true",
+                        help="--nir: run the network with its own dynamics instead of re-normalising it as a "
+                             "rate network: each LIF's tau (forward Euler at --dt: decay 1 - dt/tau) becomes the "
+                             "nearest core leak in log(tau) (v -= v >> k, decay 1 - 2^-k, k 1..15), r, "
+                             "v_threshold, v_leak and the reset are kept; the report gives the leak error per layer")
+    parser.add_argument("--dt", type=positive_float_up_to(1e6, "a positive time step in seconds"), default=None,
+                        metavar="SECONDS",
+                        help="--keep-dynamics: the time step of one core step (default: the graph's metadata "
+                             "'dt', else 1e-4, the fixed step of snnTorch's exporter)")
+    parser.add_argument("--reset", choices=("zero", "subtract"), default=None,
+                        help="--keep-dynamics: reset semantics, which NIR files do not record: zero (NIR's, to "
+                             "v_reset; the default) or subtract (snnTorch's default reset_mechanism)")
     parser.add_argument("--ann", default=None, metavar="FILE",
                         help="load a fitted sklearn MLPClassifier (joblib/pickle) instead of training "
                              "(only load files you trust)")
@@ -164,6 +178,14 @@ def run(args) -> int:
     if args.weight_bits is not None and not 2 <= args.weight_bits <= 16:
         raise UsageError(f"--weight-bits must be in 2..16, got {args.weight_bits}")
     cnn = args.arch == "cnn"
+    if args.nir is None and args.keep_dynamics:
+        raise UsageError("--keep-dynamics applies to --nir FILE (the dynamics of an imported spiking network)")
+    if not args.keep_dynamics:
+        for flag, value in (("--dt", args.dt), ("--reset", args.reset)):
+            if value is not None:
+                raise UsageError(f"{flag} describes the dynamics of the NIR nodes: it needs --keep-dynamics")
+    if args.keep_dynamics and args.percentile is not None:
+        raise UsageError("--percentile applies to the ratio-only conversion; --keep-dynamics does not normalise")
     if args.nir is not None:
         for flag, value in (("--arch cnn", cnn or None), ("--hidden", args.hidden), ("--ann", args.ann),
                             ("--save-ann", args.save_ann)):
@@ -201,6 +223,8 @@ def run(args) -> int:
         output_path(args.save_ann, "--save-ann")
     plot = plot_path(args.plot) if args.plot is not None else None
     curve = () if args.no_curve else (args.curve if args.curve is not None else DEFAULT_CURVE)
+    if args.keep_dynamics:
+        return _run_keep_dynamics(args, curve, plot)
     try:
         result = convert_dataset(
             args.dataset, steps=args.steps, weight_bits=args.weight_bits,
@@ -216,4 +240,63 @@ def run(args) -> int:
         with writing("--plot", plot):
             result["plot"] = str(plot_curve(result, plot))
     print_result(result, args.json, format_report)
+    return 0
+
+
+def format_dynamics_report(r: dict) -> str:
+    """The text report of ``--nir FILE --keep-dynamics``: the network, its leaks, the accuracies."""
+    lines = [
+        f"dataset  : {r['dataset']} ({r['n_train']} train / {r['n_test']} test), {r['encoder']} encoding, "
+        f"seed {r['seed']}",
+        f"SNN      : imported from NIR {r['ann']['source']} with its dynamics: "
+        + "; ".join(" ".join(layer.split()) for layer in r["ann"]["layers"]),
+        f"dynamics : dt {r['dt']:g} s ({r['dt_source']}), reset {r['reset']}; {r['depth']} layers, {r['neurons']} "
+        f"neurons, {r['synapse_pairs']} synapses, int{r['weight_bits']} weights, core {r['config_hash'][:12]}",
+    ]
+    for layer, dyn in zip(r["layers"], r["dynamics"]):
+        leaks = []
+        for e in dyn["entries"]:
+            if e["leak_shift"] == 0:
+                leaks.append(f"no leak ({e['units']})")
+            else:
+                leaks.append(f"tau {e['tau']:.4g} s decay {e['decay']:.4f} -> leak_shift {e['leak_shift']} "
+                             f"decay {e['effective_decay']:.4f} ({100 * e['decay_error']:+.2f} %, tau "
+                             f"{100 * e['tau_error']:+.0f} %)" + (f" x{e['units']}" if len(dyn["entries"]) > 1 else "")
+                             + (f" [leak floor {e['leak_floor']} >= threshold: the leak hardly acts]"
+                                if e["leak_floor"] >= layer["threshold"] else ""))
+        lines.append(f"  {layer['name']:<8} {layer['neurons']:>5} neurons {layer['synapses']:>7} synapses  "
+                     f"threshold {layer['threshold']:>5}  node {dyn['node']} ({dyn['kind']}): " + "; ".join(leaks))
+    lines.append(f"accuracy : float graph (ReLU view) {100 * r['ann_accuracy']:.2f} %   SNN "
+                 f"{100 * r['snn_accuracy']:.2f} % at T={r['steps']}")
+    lines.append(f"spikes   : {r['mean_output_spikes']:.2f} output spikes, {r['mean_sops']:.0f} SOPs per sample; "
+                 f"{100 * r['silent_fraction']:.1f} % silent samples")
+    if r["curve"]:
+        lines.append("curve    :      T   SNN acc  out spikes       SOPs")
+        for p in r["curve"]:
+            lines.append(f"           {p['steps']:>6}  {100 * p['snn_accuracy']:6.2f} %  "
+                         f"{p['mean_output_spikes']:10.2f} {p['mean_sops']:10.0f}")
+    if r["image"]:
+        lines.append(f"image    : {r['image']}")
+    if r.get("plot"):
+        lines.append(f"plot     : {r['plot']}")
+    return "\n".join(lines)
+
+
+def _run_keep_dynamics(args, curve, plot) -> int:
+    """``--nir FILE --keep-dynamics``: :func:`neurocore.sw.convert.frontends.convert_nir_dataset`."""
+    from ..sw.convert.frontends import convert_nir_dataset
+    from ..sw.convert.pipeline import plot_curve
+
+    try:
+        result = convert_nir_dataset(
+            args.nir, args.dataset, steps=args.steps, weight_bits=args.weight_bits, seed=args.seed,
+            data_dir=args.data_dir, keep_dynamics=True, dt=args.dt, reset=args.reset or "zero",
+            encoder=args.encoder, curve_steps=curve, out=args.out, overwrite=args.overwrite, progress=True)
+    except KeyError as exc:
+        raise UsageError(f"unknown dataset {args.dataset!r} ({exc})") from None
+    result["plot"] = None
+    if plot is not None:
+        with writing("--plot", plot):
+            result["plot"] = str(plot_curve(result, plot))
+    print_result(result, args.json, format_dynamics_report)
     return 0

@@ -8,18 +8,27 @@
   (``pip install neurocore[torch]``).
 * :func:`from_nir` -- a ``nir.NIRGraph`` that is a chain of ``Input``, ``Affine``,
   ``Linear``, ``Conv2d``, ``Flatten``, ``SumPool2d`` (and ``AvgPool2d``), ``IF``, ``LIF``
-  and ``Output`` nodes.
+  and ``Output`` nodes. With ``keep_dynamics=True`` it also keeps each spiking node's own
+  leak, threshold and reset (a :class:`DynamicGraph`), which :func:`convert_dynamics`
+  maps onto the core's LIF neurons and :func:`convert_nir_dataset` evaluates.
 
 Anything else raises ``ValueError`` naming the offending layer / node and listing what is
 supported.
 """
 from __future__ import annotations
 
+import dataclasses
+import math
+import time
+from pathlib import Path
+
 import numpy as np
 
 from .graph import AvgPool2d, Conv2d, Dense, Flatten, Graph, ReLU, SumPool2d
 
-__all__ = ["from_sklearn", "from_torch", "from_nir", "TORCH_SUPPORTED", "NIR_SUPPORTED"]
+__all__ = ["from_sklearn", "from_torch", "from_nir", "TORCH_SUPPORTED", "NIR_SUPPORTED", "DynamicGraph",
+           "NeuronDynamics", "leak_shift_for_tau", "convert_dynamics", "convert_nir_dataset", "SNNTORCH_DT",
+           "RESET_CHOICES"]
 
 TORCH_SUPPORTED = ("Linear", "Conv2d", "ReLU", "AvgPool2d", "Flatten", "Dropout", "Identity",
                    "Sequential")
@@ -212,7 +221,7 @@ def _shape_of(node_type) -> tuple | None:
     return shape or None
 
 
-def _neuron_scale(name: str, node, kind: str) -> np.ndarray:
+def _neuron_scale(name: str, node, kind: str, *, keep_dynamics: bool = False) -> np.ndarray:
     """``r / (v_threshold - v_reset)``: the factor mapping the node's input to its firing rate."""
     r = np.asarray(node.r, np.float64)
     v_th = np.asarray(node.v_threshold, np.float64)
@@ -222,11 +231,13 @@ def _neuron_scale(name: str, node, kind: str) -> np.ndarray:
         raise ValueError(f"NIR node {name!r} ({kind}): v_threshold must exceed v_reset")
     if (r <= 0).any():
         raise ValueError(f"NIR node {name!r} ({kind}): r must be positive")
-    if kind == "LIF":
+    if keep_dynamics and not np.isfinite(r).all():
+        raise ValueError(f"NIR node {name!r} ({kind}): r must be finite")
+    if kind == "LIF" and not keep_dynamics:
         v_leak = np.asarray(node.v_leak, np.float64)
         if (v_leak != 0).any():
             raise ValueError(f"NIR node {name!r} (LIF): a non-zero v_leak is not supported (the converted "
-                             "neurons are non-leaky integrate-and-fire neurons)")
+                             "neurons are non-leaky integrate-and-fire neurons; --keep-dynamics keeps it)")
     return np.broadcast_to(r / gap, np.broadcast_shapes(r.shape, gap.shape)).astype(np.float64)
 
 
@@ -269,8 +280,192 @@ def _fold_scale(name: str, layers: list, scale: np.ndarray, shape: tuple) -> Non
                          "after an Affine, Linear or Conv2d node")
 
 
-def from_nir(graph, input_shape=None) -> Graph:
-    """A chain-shaped ``nir.NIRGraph`` as a :class:`Graph`.
+# -- NIR: the nodes' own dynamics (keep_dynamics) -------------------------------------------
+#: The time step of snnTorch's NIR exporter and importer (``dt = 1e-4`` in snntorch/export_nir.py
+#: and import_nir.py); it is not written into the graph, so it is the default when neither the
+#: caller nor the graph's ``metadata["dt"]`` gives one.
+SNNTORCH_DT = 1e-4
+#: Reset semantics of the spiking nodes: NIR's (to ``v_reset``; the core's reset to zero) or
+#: snnTorch's default ``reset_mechanism="subtract"`` (the core's reset by subtraction).
+RESET_CHOICES = ("zero", "subtract")
+_DYNAMICS_SUPPORTED = ("Input", "Output", "Affine", "Linear", "Conv2d", "Flatten", "IF", "LIF")
+_DEFAULT_MEMBRANE_BITS = 16     # CoreConfig().membrane_bits: leak_shift 1 .. 15
+
+
+def leak_range(dt: float, membrane_bits: int = _DEFAULT_MEMBRANE_BITS) -> tuple[float, float]:
+    """``(tau_lo, tau_hi)``: the time constants :func:`leak_shift_for_tau` maps to a leak,
+    ``dt 2^0.5 <= tau < dt 2^(V - 1/2)`` (``V = membrane_bits``)."""
+    return dt * 2.0 ** 0.5, dt * 2.0 ** (membrane_bits - 0.5)
+
+
+def leak_shift_for_tau(tau: float, dt: float, membrane_bits: int = _DEFAULT_MEMBRANE_BITS) -> tuple[int, float]:
+    """The core's ``leak_shift`` nearest to the time constant ``tau``, and its decay factor.
+
+    The NIR LIF ``tau dv/dt = (v_leak - v) + r I``, discretised with forward Euler at the
+    step ``dt``, decays by ``beta = 1 - dt / tau`` per step (snnTorch's ``Leaky`` is exported
+    as ``tau = dt / (1 - beta)``, so this is its ``beta``). The core's leak
+    ``v -= v >> k`` (docs/core-spec.md, section 5, phase 2; ``leak_shift k = 1 .. V-1``)
+    decays by ``1 - 2^-k``, i.e. it is the same Euler step with ``tau_k = dt 2^k``. The
+    chosen ``k`` is the nearest **in log(tau)** (equivalently in log(1 - beta)):
+    ``k = floor(log2(tau / dt) + 1/2)``, so ``tau_k / tau`` lies in ``[2^-1/2, 2^1/2)``
+    (-29 % .. +41 %). ``tau`` must lie in :func:`leak_range` (``dt 2^0.5 .. dt 2^(V-1/2)``):
+    a shorter one (``beta < 0.29``) would need a decay below 1/2, a longer one lies beyond
+    the slowest leak; both raise ``ValueError`` naming ``tau`` and the range. ``k = 0`` (no
+    leak) is an IF node's, never a rounding of a finite ``tau``. Integer rounding: the shift
+    is a floor, so a positive ``v < 2^k`` does not decay at all and a negative one decays
+    towards 0 by at least 1.
+
+    Returns ``(k, 1 - 2^-k)``.
+    """
+    tau, dt = float(tau), float(dt)
+    if not (np.isfinite(dt) and dt > 0):
+        raise ValueError(f"dt must be a positive finite time step, got {dt:g}")
+    lo, hi = leak_range(dt, membrane_bits)
+    if not (np.isfinite(tau) and lo <= tau < hi):
+        decay = f", decay 1 - dt/tau = {1 - dt / tau:.4g}" if np.isfinite(tau) and tau > 0 else ""
+        raise ValueError(f"tau {tau:.4g} s (= {tau / dt:.4g} dt at dt {dt:g} s{decay}) is outside the core's "
+                         f"leak range {lo:.4g} .. {hi:.4g} s (tau/dt = 2^0.5 .. 2^{membrane_bits - 0.5:g}: "
+                         f"leak_shift 1..{membrane_bits - 1}, decay 0.5 .. {1 - 2.0 ** -(membrane_bits - 1):.6g})")
+    # clamped: at the ends of the range log2 may round across the boundary (never to 0, no leak)
+    k = min(max(int(math.floor(math.log2(tau / dt) + 0.5)), 1), membrane_bits - 1)
+    return k, 1.0 - 2.0 ** -k
+
+
+@dataclasses.dataclass
+class NeuronDynamics:
+    """The integer-ready dynamics of one NIR spiking node, one value per unit of its layer.
+
+    In the units of the float graph (whose preceding layer already carries the ratio
+    ``r / (v_threshold - v_reset)``, as without ``keep_dynamics``) and with the membrane
+    shifted by ``v_reset`` (so the reset is to 0 and the threshold is ``v_threshold - v_reset``;
+    the core starts every sample at 0, i.e. at ``v = v_reset``), one forward-Euler step of ``dt``
+    of the node is
+
+        v <- beta v + input_gain * z + drive;  spike when v >= threshold;  then reset
+
+    with ``z`` the float layer's output (``W x + b``, ratio folded), ``beta = 1 - dt / tau``
+    and, for a LIF, ``input_gain = (dt / tau) (v_threshold - v_reset)``,
+    ``drive = (dt / tau) (v_leak - v_reset)``; for an IF, ``beta = 1``,
+    ``input_gain = dt (v_threshold - v_reset)``, ``drive = 0``. ``leak_shift`` is the
+    core's nearest leak (:func:`leak_shift_for_tau`; 0 for an IF). ``reset`` is ``"zero"``
+    (the core's reset_mode 0) or ``"subtract"`` (reset_mode 1).
+    """
+
+    node: str
+    kind: str
+    tau: np.ndarray           # requested time constant (s) per unit; inf for an IF
+    leak_shift: np.ndarray    # the core's leak per unit (0 = none)
+    input_gain: np.ndarray
+    threshold: np.ndarray     # v_threshold - v_reset
+    drive: np.ndarray
+    reset: str
+    dt: float
+
+    @property
+    def decay(self) -> np.ndarray:
+        """Requested decay per step, ``1 - dt / tau`` (1 for an IF)."""
+        return 1.0 - self.dt / self.tau
+
+    @property
+    def effective_decay(self) -> np.ndarray:
+        """The core's decay per step, ``1 - 2^-leak_shift`` (1 for leak_shift 0)."""
+        return np.where(self.leak_shift > 0, 1.0 - 2.0 ** -self.leak_shift.astype(np.float64), 1.0)
+
+    def report(self) -> dict:
+        """JSON-friendly: per distinct requested ``tau`` its ``decay``, ``leak_shift``,
+        ``effective_decay``, ``decay_error`` (relative, ``(effective - requested) / requested``),
+        ``effective_tau`` (``dt 2^k``), ``tau_error`` (relative) and ``leak_floor`` (``2^k - 1``:
+        the largest positive integer membrane ``v >> k`` leaves undecayed; a leak floor at or
+        above the integer threshold means the leak hardly acts), with the number of units."""
+        entries = []
+        for tau in np.unique(self.tau):
+            units = self.tau == tau
+            k = int(self.leak_shift[units][0])
+            decay, eff = float(1.0 - self.dt / tau), float(self.effective_decay[units][0])
+            eff_tau = float(self.dt * 2.0 ** k) if k else math.inf
+            entries.append({"tau": float(tau) if np.isfinite(tau) else None, "decay": decay, "leak_shift": k,
+                            "effective_decay": eff, "decay_error": (eff - decay) / decay if decay else None,
+                            "effective_tau": eff_tau if k else None,
+                            "tau_error": float((eff_tau - tau) / tau) if k else 0.0,
+                            "leak_floor": (1 << k) - 1 if k else 0, "units": int(units.sum())})
+        return {"node": self.node, "kind": self.kind, "dt": self.dt, "reset": self.reset, "entries": entries,
+                "max_abs_decay_error": max(abs(e["decay_error"] or 0.0) for e in entries)}
+
+
+@dataclasses.dataclass
+class DynamicGraph(Graph):
+    """A :class:`Graph` (the same layers, and so the same float forward pass, as
+    :func:`from_nir` gives without ``keep_dynamics``) plus the :class:`NeuronDynamics` of
+    every spiking node, in chain order: ``dynamics[i]`` drives the ``i``-th Dense/Conv2d
+    (the ``i``-th stage of :func:`~neurocore.sw.convert.quantize.lower`). ``dt_source`` says
+    where ``dt`` came from: ``"argument"``, ``"graph metadata"`` or ``"snnTorch default"``."""
+
+    dynamics: list = dataclasses.field(default_factory=list)
+    dt: float = SNNTORCH_DT
+    dt_source: str = "snnTorch default"
+    reset: str = "zero"
+
+
+def _per_unit(name: str, what: str, values, shape: tuple) -> np.ndarray:
+    """A node parameter as one float per unit of a layer of ``shape`` (row-major ``(C, H, W)``):
+    a scalar, one value per unit, or (for an image) one per channel."""
+    v = np.asarray(values, np.float64).reshape(-1)
+    n = int(np.prod(shape))
+    if v.size == 1:
+        return np.full(n, v[0])
+    if v.size == n:
+        return v.copy()
+    if len(shape) == 3 and v.size == shape[0]:
+        return np.repeat(v, shape[1] * shape[2])
+    raise ValueError(f"NIR node {name!r}: {v.size} values of {what} for a layer of shape {shape}")
+
+
+def _node_dynamics(name: str, node, kind: str, shape: tuple, dt: float, reset: str,
+                   membrane_bits: int) -> NeuronDynamics:
+    """The :class:`NeuronDynamics` of the IF/LIF ``node`` after a layer of output ``shape``."""
+    v_th = _per_unit(name, "v_threshold", node.v_threshold, shape)
+    v_reset = _per_unit(name, "v_reset", 0.0 if node.v_reset is None else node.v_reset, shape)
+    gap = v_th - v_reset
+    if reset == "subtract" and (v_reset != 0).any():
+        raise ValueError(f"NIR node {name!r} ({kind}): reset by subtraction needs v_reset = 0")
+    n = gap.size
+    if kind == "IF":
+        return NeuronDynamics(name, kind, tau=np.full(n, np.inf), leak_shift=np.zeros(n, np.int64),
+                              input_gain=dt * gap, threshold=gap, drive=np.zeros(n), reset=reset, dt=dt)
+    tau = _per_unit(name, "tau", node.tau, shape)
+    v_leak = _per_unit(name, "v_leak", node.v_leak, shape)
+    shifts = np.zeros(n, np.int64)
+    for value in np.unique(tau):
+        try:
+            k, _ = leak_shift_for_tau(value, dt, membrane_bits)
+        except ValueError as exc:
+            raise ValueError(f"NIR node {name!r} (LIF): {exc}") from None
+        shifts[tau == value] = k
+    rate = dt / tau
+    return NeuronDynamics(name, kind, tau=tau, leak_shift=shifts, input_gain=rate * gap, threshold=gap,
+                          drive=rate * (v_leak - v_reset), reset=reset, dt=dt)
+
+
+def _resolve_dt(graph, dt) -> tuple[float, str]:
+    if dt is not None:
+        value, source = dt, "argument"
+    elif isinstance(graph.metadata, dict) and graph.metadata.get("dt") is not None:
+        value, source = graph.metadata["dt"], "graph metadata"
+    else:
+        value, source = SNNTORCH_DT, "snnTorch default"
+    try:
+        value = float(np.asarray(value, np.float64).reshape(-1)[0])
+    except (TypeError, ValueError, IndexError):
+        raise ValueError(f"dt ({source}) must be a positive time step in seconds, got {value!r}") from None
+    if not (np.isfinite(value) and value > 0):
+        raise ValueError(f"dt ({source}) must be a positive finite time step in seconds, got {value:g}")
+    return value, source
+
+
+def from_nir(graph, input_shape=None, *, keep_dynamics: bool = False, dt: float | None = None,
+             reset: str = "zero", membrane_bits: int = _DEFAULT_MEMBRANE_BITS) -> Graph:
+    """A chain-shaped ``nir.NIRGraph`` as a :class:`Graph` (a :class:`DynamicGraph` with
+    ``keep_dynamics``).
 
     The graph is linearised first (one ``Input``, one ``Output``, every node with at most
     one predecessor and one successor, all nodes on the path; otherwise ``ValueError``).
@@ -296,11 +491,39 @@ def from_nir(graph, input_shape=None) -> Graph:
 
     Anything else (e.g. ``CubaLIF``, ``LI``, ``Delay``, ``Scale``, nested graphs) raises
     ``ValueError`` naming the node and the supported types.
+
+    **keep_dynamics** (``neurocore convert --nir FILE --keep-dynamics``): the network runs
+    with its own dynamics instead of being re-normalised as a rate network. The layers are
+    the same, and every spiking node also gives a :class:`NeuronDynamics`: the NIR LIF
+    ``tau dv/dt = (v_leak - v) + r I`` as one forward-Euler step of ``dt`` per core step,
+
+        v[t+1] = (1 - dt/tau) v[t] + (dt/tau) (v_leak + r I[t])
+
+    (snnTorch's ``Leaky`` ``U[t+1] = beta U[t] + I[t+1]`` exports as ``tau = dt / (1 - beta)``,
+    ``r = tau / dt``: exactly this step), an IF ``v[t+1] = v[t] + r dt I[t]``. The decay
+    ``1 - dt/tau`` becomes the nearest leak the core can do, in log(tau)
+    (:func:`leak_shift_for_tau`: decays ``1 - 2^-k``, ``k = 1 .. membrane_bits - 1``); ``r``,
+    ``v_threshold``, ``v_reset`` and ``v_leak`` are kept (the membrane is shifted by
+    ``v_reset``, so ``v_leak - v_reset`` becomes a constant drive, the core's bias).
+    ``reset`` is the reset semantics, which NIR files do not record: ``"zero"`` (NIR's: to
+    ``v_reset``; the core's reset_mode 0, snnTorch's ``reset_mechanism="zero"``) or
+    ``"subtract"`` (snnTorch's default ``reset_mechanism="subtract"``: ``v -= threshold``;
+    the core's reset_mode 1; needs ``v_reset = 0``). ``dt`` (seconds) defaults to the
+    graph's ``metadata["dt"]``, else to :data:`SNNTORCH_DT` (snnTorch's exporter uses a
+    fixed ``1e-4`` and does not store it). Only chains of ``Affine`` / ``Linear`` /
+    ``Conv2d`` layers each followed by one ``IF`` or ``LIF`` (``Flatten`` anywhere) are
+    accepted: the core has no neuron-less layer and the output is decoded by spike
+    count, so a pooling node, a spiking node without a weighted layer before it, or a last
+    layer without a spiking node raises ``ValueError``; so does a ``tau`` outside the
+    core's leak range (one line naming the node, its ``tau`` and the range).
+    :func:`convert_dynamics` quantises the result.
     """
     import nir
 
     if not isinstance(graph, nir.NIRGraph):
         raise ValueError(f"from_nir needs a nir.NIRGraph, got {type(graph).__name__}")
+    if reset not in RESET_CHOICES:
+        raise ValueError(f"reset must be one of {', '.join(RESET_CHOICES)}, got {reset!r}")
     supported = ", ".join(NIR_SUPPORTED)
     kinds = {nir.Input: "Input", nir.Output: "Output", nir.Affine: "Affine", nir.Linear: "Linear",
              nir.Conv2d: "Conv2d", nir.Flatten: "Flatten", nir.SumPool2d: "SumPool2d",
@@ -309,7 +532,13 @@ def from_nir(graph, input_shape=None) -> Graph:
         if type(node) not in kinds:
             raise ValueError(f"NIR node {name!r} has type {type(node).__name__}, which is not supported; "
                              f"supported node types: {supported}")
+        if keep_dynamics and kinds[type(node)] not in _DYNAMICS_SUPPORTED:
+            raise ValueError(f"NIR node {name!r} ({kinds[type(node)]}) is not supported with keep_dynamics "
+                             f"(every core layer is a layer of spiking neurons); supported node types: "
+                             f"{', '.join(_DYNAMICS_SUPPORTED)}")
     order = _linearise(graph)
+    if keep_dynamics:
+        dt, dt_source = _resolve_dt(graph, dt)
 
     if input_shape is None:
         input_shape = _shape_of(graph.nodes[order[0]].input_type)
@@ -322,12 +551,20 @@ def from_nir(graph, input_shape=None) -> Graph:
         raise ValueError(f"NIR input shape {input_shape} is not (n,), (H, W) or (C, H, W)")
 
     layers: list = []
+    dynamics: list[NeuronDynamics] = []
+    undriven = None          # keep_dynamics: the weighted node still waiting for its spiking node
     shape = input_shape
     for name in order[1:-1]:
         node = graph.nodes[name]
         kind = kinds[type(node)]
         if kind in ("IF", "LIF"):
-            _fold_scale(name, layers, _neuron_scale(name, node, kind), shape)
+            if keep_dynamics and undriven is None:
+                raise ValueError(f"NIR node {name!r} ({kind}) does not follow an Affine, Linear or Conv2d node: "
+                                 "with keep_dynamics every spiking node drives the layer before it")
+            _fold_scale(name, layers, _neuron_scale(name, node, kind, keep_dynamics=keep_dynamics), shape)
+            if keep_dynamics:
+                dynamics.append(_node_dynamics(name, node, kind, shape, dt, reset, membrane_bits))
+                undriven = None
             layer = ReLU()
         elif kind in ("Affine", "Linear"):
             try:
@@ -362,9 +599,260 @@ def from_nir(graph, input_shape=None) -> Graph:
             layer = cls(node.kernel_size, node.stride)
         else:  # Flatten
             layer = Flatten()
+        if keep_dynamics and kind in ("Affine", "Linear", "Conv2d"):
+            if undriven is not None:
+                raise ValueError(f"NIR node {name!r} ({kind}) follows {undriven!r} without an IF or LIF node "
+                                 "between them: with keep_dynamics every weighted layer drives spiking neurons")
+            undriven = name
         try:
             shape = layer.output_shape(shape)
         except ValueError as exc:
             raise ValueError(f"NIR node {name!r} ({kind}): {exc}") from None
         layers.append(layer)
-    return Graph(input_shape, layers)
+    if not keep_dynamics:
+        return Graph(input_shape, layers)
+    if undriven is not None:
+        raise ValueError(f"NIR node {undriven!r} is not followed by an IF or LIF node: with keep_dynamics the "
+                         "output is decoded by spike count, so the chain must end in spiking neurons")
+    if not dynamics:
+        raise ValueError("the NIR graph has no IF or LIF node: nothing to keep the dynamics of")
+    return DynamicGraph(input_shape, layers, dynamics=dynamics, dt=dt, dt_source=dt_source, reset=reset)
+
+
+# -- NIR with its dynamics -> the core ----------------------------------------------------
+def convert_dynamics(graph: DynamicGraph, *, weight_bits: int | None = None, config=None,
+                     encoding: dict | None = None, n_classes: int | None = None, shared: bool = True):
+    r"""Quantise a :class:`DynamicGraph` onto the core's LIF neurons, keeping its dynamics.
+
+    No data-based normalisation: every stage ``l`` (a Dense or Conv2d and its spiking node,
+    :func:`~neurocore.sw.convert.quantize.lower`) keeps the node's threshold, leak and reset.
+    With ``W_l``, ``b_l`` the float stage (ratio folded) and the node's ``input_gain``
+    ``g``, ``drive`` ``c`` and threshold ``v_th`` (:class:`NeuronDynamics`), the float step
+    is ``v <- beta v + g (W_l s + b_l) + c`` and, with ``q = 2^(B-1) - 1``, one scale per
+    stage
+
+    .. math::  S_l = \min(q / \max|g W_l|,\ \theta_{max} / \max v_{th}),\quad
+               w = \mathrm{round}(S_l g W_l),\quad \mathrm{bias} = \mathrm{round}(S_l (g b_l + c)),
+               \quad \mathrm{threshold} = \mathrm{round}(S_l v_{th})
+
+    (round half to even; when all units share one ``v_th`` the threshold is
+    ``floor(S_l v_th)`` and ``S_l`` is set to ``threshold / v_th``, so the weight : threshold
+    ratio has no common error, as in :func:`~neurocore.sw.convert.quantize.quantise`). The
+    leak is the node's ``leak_shift``, the reset ``reset_mode`` 0 (``"zero"``) or 1
+    (``"subtract"``), refractory 0. Scaling the membrane by ``S_l`` changes nothing else:
+    the leak, the threshold test and both resets commute with it.
+
+    What the core does differently from the float step (docs/core-spec.md, section 5):
+    the decay is ``1 - 2^-leak_shift`` (the report gives its error), a floor (``v >> k``);
+    a spike fires at ``v >= threshold`` (snnTorch: ``>``); reset by subtraction happens in
+    the step of the spike and the remainder decays (snnTorch subtracts the threshold in
+    the next step, undecayed); every population adds one step of latency (snnTorch's
+    layers all act in the same step). ``LayerInfo.scale`` holds ``S_l`` (integer membrane
+    units per unit of the node's potential). ``ValueError`` when a stage's weights all
+    round to 0. Returns a :class:`~neurocore.sw.convert.quantize.Converted` whose
+    ``percentile`` is ``nan`` (not used).
+    """
+    from ...hw.config import CoreConfig
+    from ...hw.program import RESET_BY_SUBTRACTION, RESET_TO_ZERO, NeuronParams
+    from ..network import INPUT, ConvProjection, Population, Projection, SnnNetwork
+    from .quantize import Converted, LayerInfo, lower
+
+    if not isinstance(graph, DynamicGraph):
+        raise ValueError(f"convert_dynamics needs a DynamicGraph (from_nir(..., keep_dynamics=True)), got "
+                         f"{type(graph).__name__}")
+    config = config or CoreConfig()
+    weight_bits = config.weight_bits if weight_bits is None else int(weight_bits)
+    if not 2 <= weight_bits <= 16:
+        raise ValueError(f"weight_bits must be in 2..16, got {weight_bits}")
+    stages = lower(graph)
+    if len(stages) != len(graph.dynamics) or any(s.kind not in ("dense", "conv") for s in stages):
+        raise ValueError("convert_dynamics: every stage must be a Dense or Conv2d driving one spiking node")
+    q = (1 << (weight_bits - 1)) - 1
+    lo, hi = config.membrane_range
+    populations, projections, infos = [], [], []
+    source, last = INPUT, len(stages) - 1
+    for i, (stage, dyn) in enumerate(zip(stages, graph.dynamics)):
+        name = "output" if i == last else stage.name
+        gain = dyn.input_gain
+        w = stage.weight * gain[stage.post]
+        m = float(np.abs(w).max()) if w.size else 0.0
+        if not m > 0:
+            raise ValueError(f"NIR node {dyn.node!r}: the layer driving it has no non-zero weight")
+        scale = min(q / m, config.theta_max / float(dyn.threshold.max()))
+        if np.all(dyn.threshold == dyn.threshold[0]):
+            threshold = np.full(stage.n_out, max(1, int(np.floor(scale * dyn.threshold[0]))), np.int64)
+            scale = float(threshold[0] / dyn.threshold[0])
+        else:
+            threshold = np.maximum(1, np.rint(scale * dyn.threshold)).astype(np.int64)
+        raw = np.rint(w * scale)
+        clipped = int(((raw > q) | (raw < -q - 1)).sum())
+        weight = np.clip(raw, -q - 1, q).astype(np.int64)
+        bias = np.clip(np.rint((stage.bias * gain + dyn.drive) * scale), lo, hi).astype(np.int64)
+        keep = weight != 0
+        if not keep.any():
+            raise ValueError(f"NIR node {dyn.node!r}: every weight rounds to 0 at threshold {int(threshold.max())} "
+                             f"(the weights are below 1/{2 * int(threshold.max())} of the threshold)")
+        params = NeuronParams.uniform(stage.n_out, threshold=1,
+                                      reset_mode=RESET_BY_SUBTRACTION if dyn.reset == "subtract" else RESET_TO_ZERO)
+        params.threshold = threshold
+        params.leak_shift = dyn.leak_shift
+        params.bias = bias
+        populations.append(Population(name, params, output=(i == last)))
+        per_channel = None
+        if stage.kind == "conv":
+            oc = stage.layer.weight.shape[0]
+            g = gain.reshape(oc, -1)
+            if np.all(g == g[:, :1]):
+                per_channel = g[:, 0]
+        if shared and per_channel is not None:
+            kernel = np.clip(np.rint(stage.layer.weight * per_channel[:, None, None, None] * scale),
+                             -q - 1, q).astype(np.int64)
+            layer = stage.layer
+            projections.append(ConvProjection(source, name, kernel, tuple(stage.in_shape), layer.stride,
+                                              layer.padding))
+        else:
+            projections.append(Projection(source, name, stage.pre[keep], stage.post[keep], weight[keep]))
+        infos.append(LayerInfo(name=name, kind=stage.kind, shape=tuple(stage.out_shape), neurons=stage.n_out,
+                               synapses=int(keep.sum()), relu=True, scale=scale, threshold=int(threshold.max()),
+                               max_weight=int(np.abs(weight).max()), bias_min=int(bias.min()),
+                               bias_max=int(bias.max()), clipped=clipped, dropped=int((~keep).sum())))
+        source = name
+    network = SnnNetwork(
+        n_inputs=graph.n_inputs, populations=populations, projections=projections,
+        encoding=dict(encoding or {"kind": "current"}),
+        decoding={"kind": "count", "n_classes": int(n_classes if n_classes is not None else stages[-1].n_out)})
+    return Converted(network=network, graph=graph, layers=infos, weight_bits=weight_bits, percentile=math.nan)
+
+
+def _read_dynamic_graph(path: Path, *, n_features: int, n_classes: int, dataset: str, dt, reset: str,
+                        membrane_bits: int) -> DynamicGraph:
+    """:func:`from_nir` ``(keep_dynamics=True)`` of the NIR file ``path``, checked against the dataset,
+    with the one-line messages of :func:`~neurocore.sw.convert.pipeline.load_nir_graph`."""
+    import nir
+
+    try:
+        raw = nir.read(str(path))
+    except Exception as exc:     # h5py / NIR format errors of every kind
+        raise ValueError(f"{path.name}: not a readable NIR file ({type(exc).__name__}: {exc})") from None
+    try:
+        graph = from_nir(raw, keep_dynamics=True, dt=dt, reset=reset, membrane_bits=membrane_bits)
+    except ValueError as exc:
+        raise ValueError(f"{path.name}: {exc}") from None
+    if graph.n_inputs != n_features:
+        raise ValueError(f"{path.name}: the network takes {graph.n_inputs} inputs but dataset {dataset!r} has "
+                         f"{n_features} features")
+    outputs = int(np.prod(graph.output_shape))
+    if outputs != n_classes:
+        raise ValueError(f"{path.name}: the network has {outputs} outputs but dataset {dataset!r} has "
+                         f"{n_classes} classes")
+    return graph
+
+
+def convert_nir_dataset(nir_path, dataset: str = "digits", steps: int = 16, weight_bits: int | None = None,
+                        seed: int = 0, data_dir=None, *, keep_dynamics: bool = False, dt: float | None = None,
+                        reset: str = "zero", encoder: str = "current", curve_steps=None, out=None,
+                        overwrite: bool = False, progress: bool = False, **ratio_options) -> dict:
+    """``neurocore convert --nir FILE [--keep-dynamics]``: import, convert, compile, evaluate.
+
+    Without ``keep_dynamics`` this is exactly
+    :func:`~neurocore.sw.convert.pipeline.convert_dataset` with ``nir_path`` (ratio only,
+    data-based normalisation; ``ratio_options`` such as ``percentile`` go there; ``dt`` and
+    ``reset`` are refused). With ``keep_dynamics`` the file is read (the checks and messages
+    of :func:`~neurocore.sw.convert.pipeline.load_nir_graph`),
+    converted by :func:`from_nir` ``(keep_dynamics=True, dt=, reset=)`` and
+    :func:`convert_dynamics`, compiled onto the default core and evaluated on the golden
+    model at ``steps`` and every ``T`` of ``curve_steps`` (default: the pipeline's curve;
+    ``()`` skips it). The report has the keys of ``convert_dataset``'s (``ann_accuracy`` is
+    the float graph's, the ReLU view of the same layers; ``rate_limit_accuracy``,
+    ``percentile`` and ``output_percentile`` are None: no rate model, no normalisation),
+    plus ``keep_dynamics``, ``dt``, ``dt_source``, ``reset`` and ``dynamics``: per layer the
+    node, its requested ``tau`` and ``decay``, the chosen ``leak_shift``, the
+    ``effective_decay``, the relative ``decay_error`` and ``tau_error``
+    (:meth:`NeuronDynamics.report`) and the integer ``threshold`` and ``scale``.
+    """
+    from .pipeline import DEFAULT_CURVE, _ann_report, _steps_list, convert_dataset
+
+    curve_steps = DEFAULT_CURVE if curve_steps is None else curve_steps
+    if not keep_dynamics:
+        if dt is not None or reset != "zero":
+            raise ValueError("dt and reset describe the dynamics: they need keep_dynamics")
+        return convert_dataset(dataset, steps=steps, weight_bits=weight_bits, seed=seed, data_dir=data_dir,
+                               nir_path=nir_path, encoder=encoder, curve_steps=curve_steps, out=out,
+                               overwrite=overwrite, progress=progress, **ratio_options)
+    if ratio_options:
+        raise ValueError(f"{', '.join(sorted(ratio_options))}: not used with keep_dynamics (no normalisation)")
+    from ...hw.config import CoreConfig
+    from ..compiler import choose_config, compile_network
+    from ..datasets import load_dataset
+    from ..evaluate import evaluate
+    from .cnn import unshared_synapse_words
+
+    if encoder not in ("current", "rate"):
+        raise ValueError(f"encoder must be 'current' or 'rate' for converted networks, got {encoder!r}")
+    steps = int(steps)
+    if steps < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps}")
+    curve = _steps_list(list(curve_steps) + [steps]) if curve_steps else []
+    weight_bits = CoreConfig().weight_bits if weight_bits is None else int(weight_bits)
+    if out is not None:
+        from ..image_dir import check_image_path
+        check_image_path(out, overwrite=overwrite)
+    path = Path(nir_path)
+    if not path.is_file():
+        raise ValueError(f"--nir {path}: no such file")
+    timings = {}
+    t0 = time.perf_counter()
+    data = load_dataset(dataset, data_dir)
+    timings["load_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    config = CoreConfig(weight_bits=weight_bits)
+    graph = _read_dynamic_graph(path, n_features=data.x_train.shape[1], n_classes=data.n_classes, dataset=dataset,
+                                dt=dt, reset=reset, membrane_bits=config.membrane_bits)
+    ann_accuracy = float((graph.predict(data.x_test) == data.y_test).mean())
+    converted = convert_dynamics(graph, weight_bits=weight_bits, config=config,
+                                 encoding={"kind": encoder, "steps": steps, "dataset": dataset},
+                                 n_classes=data.n_classes)
+    timings["convert_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    config = dataclasses.replace(choose_config(converted.network), weight_bits=weight_bits)
+    compiled = compile_network(converted.network, config)
+    timings["compile_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    results = {}
+    for t in curve or [steps]:
+        results[t] = evaluate(compiled, data.x_test, data.y_test, steps=t, encoder=encoder, seed=seed,
+                              progress=progress)
+    main = results[steps]
+    timings["evaluate_s"] = time.perf_counter() - t0
+    image = None
+    if out is not None:
+        from ..image_dir import write_image_dir
+        image = str(write_image_dir(compiled, out, overwrite=overwrite))
+    dynamics = [dict(dyn.report(), layer=info.name, threshold=info.threshold, scale=info.scale)
+                for dyn, info in zip(graph.dynamics, converted.layers)]
+    return {
+        "dataset": dataset, "n_train": int(len(data.x_train)), "n_test": int(len(data.x_test)),
+        "n_features": int(data.x_train.shape[1]), "n_classes": int(data.n_classes), "encoder": encoder,
+        "steps": steps, "weight_bits": weight_bits, "seed": int(seed),
+        "ann_accuracy": ann_accuracy, "snn_accuracy": main["accuracy"],
+        "gap_points": 100.0 * (main["accuracy"] - ann_accuracy), "rate_limit_accuracy": None,
+        "mean_output_spikes": main["mean_output_spikes"], "mean_sops": main["mean_sops"],
+        "silent_fraction": main["silent_fraction"],
+        "curve": [{"steps": t, "snn_accuracy": r["accuracy"], "mean_output_spikes": r["mean_output_spikes"],
+                   "mean_sops": r["mean_sops"], "silent_fraction": r["silent_fraction"]}
+                  for t, r in results.items()] if curve else [],
+        "arch": "nir",
+        "ann": _ann_report("nir", None, path, None, False, 0, None, None, None, None, None, graph, ann_accuracy),
+        "percentile": None, "output_percentile": None,
+        "keep_dynamics": True, "dt": graph.dt, "dt_source": graph.dt_source, "reset": graph.reset,
+        "dynamics": dynamics,
+        "depth": converted.depth, "layers": [layer.as_dict() for layer in converted.layers],
+        "neurons": converted.n_neurons, "synapses": int(compiled.program.n_synapses),
+        "synapse_words": int(compiled.program.n_synapses),
+        "synapse_words_unshared": unshared_synapse_words(converted),
+        "synapse_pairs": int(converted.n_synapses), "config": config.to_dict(), "config_hash": config.hash(),
+        "image": image, "timings": {k: round(v, 3) for k, v in timings.items()},
+    }
