@@ -282,7 +282,7 @@ def spike_rate_bars(result: dict, path, *, title: str | None = None) -> Path:
     top = max(values) if max(values) > 0 else 1.0
     for bar, value, size, spikes in zip(bars, values, sizes, per_sample):
         ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height() + 0.02 * top,
-                f"{value:.3f}\n{spikes:,.0f} spikes", ha="center", va="bottom", fontsize=7)
+                f"{value:.3f}\n{spikes:,.0f} per sample", ha="center", va="bottom", fontsize=7)
     ax.set_xticks(range(len(names)))
     ax.set_xticklabels([f"{n}\n{s:,} {'axons' if i == 0 else 'neurons'}" for i, (n, s) in
                         enumerate(zip(names, sizes))], fontsize=8)
@@ -295,6 +295,18 @@ def spike_rate_bars(result: dict, path, *, title: str | None = None) -> Path:
     return _save(fig, path)
 
 
+def _network_name(result: dict) -> str:
+    """``"CNN 8-16"`` (its maps), ``"CNN 8-16, stride 2"``, ``"MLP 64-128-10"`` or ``"NIR network"``."""
+    ann = result.get("ann", {})
+    if result.get("arch") == "cnn":
+        stride = ann.get("stride", 1)
+        return "CNN " + "-".join(str(m) for m in ann.get("maps", ())) + \
+            (f", stride {stride}" if stride != 1 else "")
+    if result.get("arch") == "mlp":
+        return "MLP " + "-".join(str(v) for v in [result["n_features"], *ann.get("hidden", ()), result["n_classes"]])
+    return "NIR network"
+
+
 def convert_plots(result: dict, out_dir) -> dict[str, str]:
     """The PNGs of one ``convert_dataset`` result in ``out_dir`` (created; its parent must
     exist): the accuracy-vs-T curve (if the result has one) and the per-layer spike rates.
@@ -303,12 +315,14 @@ def convert_plots(result: dict, out_dir) -> dict[str, str]:
     :data:`CONVERT_PLOT_FILES`).
     """
     out_dir = Path(out_dir)
-    arch = {"cnn": "CNN", "mlp": "MLP", "nir": "NIR network"}.get(result.get("arch"), "network")
+    arch = _network_name(result)
     files = {}
     if result.get("curve"):
         files["accuracy"] = accuracy_curve(
             result, out_dir / CONVERT_PLOT_FILES["accuracy"],
-            title=f"{result['dataset']} {arch}: float ANN vs int{result['weight_bits']} SNN "
-                  f"({result['n_test']} test samples)")
-    files["spike_rates"] = spike_rate_bars(result, out_dir / CONVERT_PLOT_FILES["spike_rates"])
+            title=f"{result['dataset']} {arch}: ANN vs int{result['weight_bits']} SNN")
+    files["spike_rates"] = spike_rate_bars(
+        result, out_dir / CONVERT_PLOT_FILES["spike_rates"],
+        title=f"{result['dataset']} {arch}: mean spike rates at T = {result['spike_rates']['steps']} "
+              f"({result['spike_rates']['n_samples']} test samples)")
     return {k: str(v) for k, v in files.items()}
