@@ -40,6 +40,11 @@ def test_cnn_end_to_end_json_and_deterministic(torch, capsys):
     assert 0 < report["synapse_words"] < report["synapse_words_unshared"]     # kernels stored once
     assert report["config"]["synapses"] >= report["synapse_words"]
     assert report["config"]["neurons"] >= report["neurons"]
+    rates = report["spike_rates"]                # every population's activity, at the largest T
+    assert rates["steps"] == 24 and [r["name"] for r in rates["layers"]] == [x["name"] for x in report["layers"]]
+    assert sum(r["neurons"] for r in rates["layers"]) == report["neurons"]
+    assert rates["layers"][-1]["spikes_per_sample"] == \
+        pytest.approx(report["curve"][-1]["mean_output_spikes"])
     status, again, _ = run_cli(capsys, *TINY, "--json")
     assert status == 0
     second = json.loads(again)
@@ -56,7 +61,7 @@ def test_cnn_text_report(torch, capsys):
     status, out, err = run_cli(capsys, "convert", "--arch", "cnn", "--maps", "2", "--epochs", "2", "--steps", "8",
                                "--no-curve", "--cnn-stride", "2", "--shift", "1")
     assert status == 0, err
-    assert "CNN 64-conv5x5x2/2-dense10" in out and "(shifts up to 1 px)" in out
+    assert "CNN 64-conv5x5x2/2-dense10" in out and "(shifts up to 1 px); no pooling, readout lifted" in out
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -138,9 +138,9 @@ def format_report(r: dict) -> str:
         stride = ann.get("stride", 1)
         blocks = "-".join(f"conv{k}x{k}x{m}" + ("-pool2" if stride == 1 else f"/{stride}") for m in ann["maps"])
         ann_line = (f"ANN      : CNN {r['n_features']}-{blocks}-dense{r['n_classes']} (ReLU), trained "
-                    f"{ann['epochs']} epochs (shifts up to {ann.get('shift', 0)} px); pooling folded: "
-                    f"{ann['fold']}, readout lifted by "
-                    f"{ann['readout_shift']:.3g}")
+                    f"{ann['epochs']} epochs (shifts up to {ann.get('shift', 0)} px); "
+                    + (f"pooling folded: {ann['fold']}" if stride == 1 else "no pooling")
+                    + f", readout lifted by {ann['readout_shift']:.3g}")
     else:
         arch = "-".join(str(v) for v in [r["n_features"]] + ann["hidden"] + [r["n_classes"]])
         ann_line = (f"ANN      : MLP {arch} (ReLU), {ann['source']}"
