@@ -13,7 +13,10 @@ import numpy as np
 
 from .compiler import CompiledNetwork
 
-__all__ = ["evaluate", "sample_seed", "encode_samples"]
+__all__ = ["evaluate", "sample_seed", "encode_samples", "layer_spike_rates", "RECORD_BUDGET"]
+
+#: At most this many spike flags (batch x steps x neurons) per batch when every neuron is recorded.
+RECORD_BUDGET = 1 << 26
 
 
 def sample_seed(seed: int, index: int) -> int:
@@ -34,7 +37,8 @@ def encode_samples(x: np.ndarray, steps: int, encoder: str, seed: int, first_ind
 
 
 def evaluate(compiled: CompiledNetwork, x, y, *, steps: int, encoder: str = "rate", seed: int = 0,
-             batch_size: int = 256, progress: bool = False, encoder_kwargs: dict | None = None) -> dict:
+             batch_size: int = 256, progress: bool = False, encoder_kwargs: dict | None = None,
+             layer_rates: bool = False) -> dict:
     """Classify ``x`` (float ``[n, f]`` in [0, 1]) on the golden model and score against ``y``.
 
     Returns a dict: ``accuracy``, ``n_samples``, ``steps``, ``encoder``, ``seed``,
@@ -43,6 +47,12 @@ def evaluate(compiled: CompiledNetwork, x, y, *, steps: int, encoder: str = "rat
     ``silent_fraction`` (samples without any output spike; they decode to class 0 under the
     count rule), ``confusion_matrix`` (``[true][predicted]``, list of lists) and
     ``predictions`` (list of int).
+
+    ``layer_rates`` also counts the spikes of every neuron, in the same run: the program is
+    run with every neuron as an output column (its own outputs first, so the decoding is
+    unchanged; which neurons are reported changes nothing else in the core) and the result
+    gains ``spike_rates`` (:func:`layer_spike_rates`). Batches then hold at most
+    ``RECORD_BUDGET`` spike flags (``batch x steps x neurons``).
     """
     from ..sim import golden
 
@@ -72,6 +82,12 @@ def evaluate(compiled: CompiledNetwork, x, y, *, steps: int, encoder: str = "rat
     out_spikes = np.zeros(n, np.int64)
     in_spikes = np.zeros(n, np.int64)
     sops = np.zeros(n, np.int64)
+    program = compiled.program
+    n_out = compiled.n_outputs
+    if layer_rates:
+        program, columns = _all_neurons_reported(program)
+        batch_size = max(1, min(batch_size, RECORD_BUDGET // (steps * program.n_neurons)))
+        neuron_counts = np.zeros(program.n_neurons, np.int64)
     starts = range(0, n, batch_size)
     if progress:
         from tqdm import tqdm
@@ -79,15 +95,22 @@ def evaluate(compiled: CompiledNetwork, x, y, *, steps: int, encoder: str = "rat
     for start in starts:
         stop = min(n, start + batch_size)
         inputs = encode_samples(x[start:stop], steps, encoder, seed, start, **encoder_kwargs)
-        result = golden.run_batch(compiled.program, inputs, learn=False)
-        predictions[start:stop] = compiled.decode(result.spikes)
-        out_spikes[start:stop] = result.spikes.sum(axis=(1, 2))
+        result = golden.run_batch(program, inputs, learn=False)
+        outputs = result.spikes[:, :, :n_out]
+        if layer_rates:
+            neuron_counts[columns] += np.count_nonzero(result.spikes, axis=(0, 1))
+        predictions[start:stop] = compiled.decode(outputs)
+        out_spikes[start:stop] = outputs.sum(axis=(1, 2))
         in_spikes[start:stop] = inputs.sum(axis=(1, 2))
         sops[start:stop] = result.sops
     k = max(compiled.n_classes, int(y.max()) + 1, int(predictions.max()) + 1)
     confusion = np.zeros((k, k), np.int64)
     np.add.at(confusion, (y.astype(np.int64), predictions), 1)
     correct = int((predictions == y).sum())
+    extra = {}
+    if layer_rates:
+        extra["spike_rates"] = layer_spike_rates(compiled, neuron_counts, n_samples=n, steps=steps,
+                                                 input_spikes=int(in_spikes.sum()))
     return {
         "accuracy": correct / n,
         "correct": correct,
@@ -102,4 +125,46 @@ def evaluate(compiled: CompiledNetwork, x, y, *, steps: int, encoder: str = "rat
         "silent_fraction": float((out_spikes == 0).mean()),
         "confusion_matrix": confusion.tolist(),
         "predictions": predictions.tolist(),
+        **extra,
     }
+
+
+def _all_neurons_reported(program):
+    """``(program with every neuron an output, core neuron of each output column)``: the
+    program's own outputs first, then the other neurons in increasing order."""
+    import dataclasses
+
+    rest = np.setdiff1d(np.arange(program.n_neurons), program.outputs)
+    columns = np.concatenate([np.asarray(program.outputs, np.int64), rest.astype(np.int64)])
+    return dataclasses.replace(program, outputs=columns), columns
+
+
+def layer_spike_rates(compiled: CompiledNetwork, neuron_counts, *, n_samples: int, steps: int,
+                      input_spikes: int) -> dict:
+    r"""Per-layer activity from the spike count of every core neuron over a whole evaluation.
+
+    ``neuron_counts[i]`` is the number of spikes of core neuron ``i`` summed over the
+    ``n_samples`` samples of ``steps`` steps each. For a layer ``L`` of ``|L|`` neurons
+    (``compiled.layers``, in order):
+
+    .. math::  \mathrm{rate}_L = \frac{\sum_{i \in L} c_i}{n_\mathrm{samples}\, T\, |L|}
+
+    the mean spikes per neuron per step; ``spikes_per_sample`` is ``sum c_i / n_samples``
+    and ``silent_fraction`` the fraction of its neurons that never spiked. ``input`` is
+    the same rate of the host input axons (``input_spikes`` in all).
+
+    Returns ``{"steps", "n_samples", "input", "layers": [{"name", "neurons", "rate",
+    "spikes_per_sample", "silent_fraction"}, ...]}``.
+    """
+    counts = np.asarray(neuron_counts, np.int64)
+    layers = []
+    for name, (first, size) in compiled.layers.items():
+        c = counts[first:first + size]
+        layers.append({"name": name, "neurons": int(size),
+                       "rate": float(c.sum() / (n_samples * steps * size)) if size else 0.0,
+                       "spikes_per_sample": float(c.sum() / n_samples),
+                       "silent_fraction": float((c == 0).mean()) if size else 0.0})
+    n_inputs = compiled.input_axons
+    return {"steps": int(steps), "n_samples": int(n_samples),
+            "input": float(input_spikes / (n_samples * steps * n_inputs)) if n_inputs else 0.0,
+            "layers": layers}

@@ -40,6 +40,11 @@ def test_cnn_end_to_end_json_and_deterministic(torch, capsys):
     assert 0 < report["synapse_words"] < report["synapse_words_unshared"]     # kernels stored once
     assert report["config"]["synapses"] >= report["synapse_words"]
     assert report["config"]["neurons"] >= report["neurons"]
+    rates = report["spike_rates"]                # every population's activity, at the largest T
+    assert rates["steps"] == 24 and [r["name"] for r in rates["layers"]] == [x["name"] for x in report["layers"]]
+    assert sum(r["neurons"] for r in rates["layers"]) == report["neurons"]
+    assert rates["layers"][-1]["spikes_per_sample"] == \
+        pytest.approx(report["curve"][-1]["mean_output_spikes"])
     status, again, _ = run_cli(capsys, *TINY, "--json")
     assert status == 0
     second = json.loads(again)
@@ -52,6 +57,11 @@ def test_cnn_text_report(torch, capsys):
                                "--no-curve")
     assert status == 0, err
     assert "CNN 64-conv5x5x2-pool2-dense10" in out and "synapse words" in out and "accuracy : ANN" in out
+    assert "(shifts up to 0 px)" in out and "rates    : spikes per neuron per step at T=8: input " in out
+    status, out, err = run_cli(capsys, "convert", "--arch", "cnn", "--maps", "2", "--epochs", "2", "--steps", "8",
+                               "--no-curve", "--cnn-stride", "2", "--shift", "1")
+    assert status == 0, err
+    assert "CNN 64-conv5x5x2/2-dense10" in out and "(shifts up to 1 px); no pooling, readout lifted" in out
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -67,6 +77,10 @@ def test_cnn_text_report(torch, capsys):
     (["--arch", "cnn", "--hidden", "32"], "--hidden applies to --arch mlp"),
     (["--arch", "cnn", "--ann", "m.joblib"], "--ann applies to --arch mlp"),
     (["--arch", "cnn", "--fold", "some"], "invalid choice"),
+    (["--arch", "cnn", "--cnn-stride", "4"], "--cnn-stride: expected an integer in 1..3, got 4"),
+    (["--arch", "cnn", "--shift", "5"], "--shift: expected an integer in 0..4, got 5"),
+    (["--cnn-stride", "2"], "--cnn-stride applies to --arch cnn"),
+    (["--shift", "1"], "--shift applies to --arch cnn"),
 ])
 def test_cnn_usage_errors(argv, message, capsys):
     """Refused before torch is imported or anything is trained."""
@@ -81,6 +95,9 @@ def test_cli_bounds_are_the_libraries():
     from neurocore.tools import cmd_convert
     assert (cmd_convert.MAX_MAPS, cmd_convert.MAX_CONV_LAYERS, cmd_convert.MAX_EPOCHS, cmd_convert.FOLD_CHOICES) \
         == (cnn.MAX_MAPS, cnn.MAX_CONV_LAYERS, cnn.MAX_EPOCHS, cnn.FOLD_CHOICES)
+    assert (cmd_convert.MAX_STRIDE, cmd_convert.MAX_SHIFT) == (cnn.MAX_STRIDE, cnn.MAX_SHIFT)
+    from neurocore.tools.plots import CONVERT_PLOT_FILES
+    assert cmd_convert.PLOT_NAMES == CONVERT_PLOT_FILES
 
 
 def test_cnn_without_torch_is_one_line(monkeypatch, capsys):

@@ -21,7 +21,8 @@ for the core and evaluate the float ANN and the SNN (bit-exact golden model) on
 the test split, plus the accuracy-vs-T curve. T counts core steps from the
 first input step; each layer adds one step of latency (see docs/results.md).
 Progress goes to stderr; --json prints only the JSON report on stdout.
-Nothing is written unless asked (--out, --save-ann, --plot)."""
+--plot-dir writes PNGs: accuracy vs T and the spike rate of every layer.
+Nothing is written unless asked (--out, --save-ann, --plot, --plot-dir)."""
 
 EXAMPLES = """\
 neurocore convert --dataset digits --steps 16                 # train, convert, evaluate
@@ -33,6 +34,7 @@ neurocore convert --dataset mnist --data-dir ~/data/mnist --hidden 256 --steps 3
 neurocore convert --curve 1,2,4,8,16,32 --plot docs/img/convert_accuracy_vs_T.png
 neurocore convert --arch cnn --steps 32 --curve 8,16,32      # a CNN (8 and 16 feature maps)
 neurocore convert --arch cnn --maps 4,8 --epochs 5 --json     # a smaller, shorter-trained CNN
+neurocore convert --arch cnn --cnn-stride 2 --plot-dir plots  # strided convs, no pooling: ~1,400 neurons
 neurocore convert --nir net.nir --dataset digits --steps 16   # a network exported to NIR
 neurocore convert --nir snn.nir --keep-dynamics --reset subtract --encoder rate   # its own LIF leak
 neurocore convert --nir snn.nir --keep-dynamics --dt 1e-3 --json  # dt of the NIR LIF (default 1e-4)"""
@@ -60,7 +62,11 @@ _percentile = positive_float_up_to(100, "a number in (0, 100]")
 MAX_MAPS = 64
 MAX_CONV_LAYERS = 3
 MAX_EPOCHS = 200
+MAX_STRIDE = 3
+MAX_SHIFT = 4
 FOLD_CHOICES = ("none", "readout", "all")
+# the file names of --plot-dir (neurocore.tools.plots.CONVERT_PLOT_FILES; repeated for the same reason)
+PLOT_NAMES = {"accuracy": "accuracy-vs-steps.png", "spike_rates": "spike-rates.png"}
 
 
 def register(subparsers) -> None:
@@ -82,6 +88,15 @@ def register(subparsers) -> None:
     parser.add_argument("--epochs", type=int_in_range(1, MAX_EPOCHS, f"an integer in 1..{MAX_EPOCHS}"),
                         default=None, metavar="E",
                         help=f"--arch cnn: training epochs, 1..{MAX_EPOCHS} (default: 20)")
+    parser.add_argument("--cnn-stride", type=int_in_range(1, MAX_STRIDE, f"an integer in 1..{MAX_STRIDE}"),
+                        default=None, metavar="S",
+                        help="--arch cnn: 1 (default): conv 5x5 then avgpool 2 per layer; 2 or 3: conv 5x5 with "
+                             "that stride and no pooling (fewer neurons: 28x28 -> 12 -> 4 with stride 2)")
+    parser.add_argument("--shift", type=int_in_range(0, MAX_SHIFT, f"an integer in 0..{MAX_SHIFT}"),
+                        default=None, metavar="PX",
+                        help=f"--arch cnn: training augmentation, every image translated by up to PX pixels "
+                             f"(seeded), 0..{MAX_SHIFT} (default: the image's shorter side // 14: 2 on 28x28, 0 on "
+                             f"the 8x8 digits; 0: none)")
     parser.add_argument("--fold", choices=FOLD_CHOICES, default=None,
                         help="--arch cnn: fold average pooling into the layer after it before converting: "
                              "none, the readout's (default) or all (fewer layers, more synapses)")
@@ -119,6 +134,10 @@ def register(subparsers) -> None:
     parser.add_argument("--plot", default=None, metavar="PNG",
                         help="save the accuracy-vs-T curve as a PNG (its folder must exist; a name "
                              "without suffix gets .png)")
+    parser.add_argument("--plot-dir", default=None, metavar="DIR",
+                        help="write PNG plots into DIR (created; its parent must exist): accuracy vs T "
+                             f"({PLOT_NAMES['accuracy']}) and the spike rate of every layer at the largest T "
+                             f"({PLOT_NAMES['spike_rates']})")
     add_json_argument(parser, "the report")
     parser.set_defaults(func=run)
 
@@ -130,10 +149,12 @@ def format_report(r: dict) -> str:
         ann_line = f"ANN      : imported from NIR {ann['source']}: " + "; ".join(ann["layers"])
     elif r.get("arch") == "cnn":
         k = ann["kernel"]
-        blocks = "-".join(f"conv{k}x{k}x{m}-pool2" for m in ann["maps"])
+        stride = ann.get("stride", 1)
+        blocks = "-".join(f"conv{k}x{k}x{m}" + ("-pool2" if stride == 1 else f"/{stride}") for m in ann["maps"])
         ann_line = (f"ANN      : CNN {r['n_features']}-{blocks}-dense{r['n_classes']} (ReLU), trained "
-                    f"{ann['epochs']} epochs; pooling folded: {ann['fold']}, readout lifted by "
-                    f"{ann['readout_shift']:.3g}")
+                    f"{ann['epochs']} epochs (shifts up to {ann.get('shift', 0)} px); "
+                    + (f"pooling folded: {ann['fold']}" if stride == 1 else "no pooling")
+                    + f", readout lifted by {ann['readout_shift']:.3g}")
     else:
         arch = "-".join(str(v) for v in [r["n_features"]] + ann["hidden"] + [r["n_classes"]])
         ann_line = (f"ANN      : MLP {arch} (ReLU), {ann['source']}"
@@ -162,10 +183,16 @@ def format_report(r: dict) -> str:
             lines.append(f"           {p['steps']:>6}  {100 * p['snn_accuracy']:6.2f} %  "
                          f"{100 * (p['snn_accuracy'] - r['ann_accuracy']):+9.2f}  {p['mean_output_spikes']:10.2f} "
                          f"{p['mean_sops']:10.0f}")
+    rates = r.get("spike_rates")
+    if rates:
+        lines.append(f"rates    : spikes per neuron per step at T={rates['steps']}: input {rates['input']:.3f}, "
+                     + ", ".join(f"{layer['name']} {layer['rate']:.3f}" for layer in rates["layers"]))
     if r["image"]:
         lines.append(f"image    : {r['image']}")
     if r.get("plot"):
         lines.append(f"plot     : {r['plot']}")
+    if r.get("plots"):
+        lines.append(f"plots    : {', '.join(r['plots'].values())}")
     if r["ann"]["saved_to"]:
         lines.append(f"ANN saved: {r['ann']['saved_to']}")
     return "\n".join(lines)
@@ -203,7 +230,8 @@ def run(args) -> int:
         except ImportError as exc:
             raise UsageError(str(exc)) from None
     else:
-        for flag, value in (("--maps", args.maps), ("--epochs", args.epochs), ("--fold", args.fold)):
+        for flag, value in (("--maps", args.maps), ("--epochs", args.epochs), ("--fold", args.fold),
+                            ("--cnn-stride", args.cnn_stride), ("--shift", args.shift)):
             if value is not None:
                 raise UsageError(f"{flag} applies to --arch cnn")
     if args.ann is not None and args.hidden is not None:
@@ -222,6 +250,7 @@ def run(args) -> int:
     if args.save_ann is not None:
         output_path(args.save_ann, "--save-ann")
     plot = plot_path(args.plot) if args.plot is not None else None
+    plot_dir = output_path(args.plot_dir, "--plot-dir", directory=True) if args.plot_dir is not None else None
     curve = () if args.no_curve else (args.curve if args.curve is not None else DEFAULT_CURVE)
     if args.keep_dynamics:
         return _run_keep_dynamics(args, curve, plot)
@@ -232,13 +261,19 @@ def run(args) -> int:
             encoder=args.encoder, percentile=args.percentile or DEFAULT_PERCENTILE, curve_steps=curve,
             out=args.out, overwrite=args.overwrite, save_ann_path=args.save_ann, progress=True,
             nir_path=args.nir,
-            **(dict(arch="cnn", maps=args.maps, epochs=args.epochs, fold=args.fold) if cnn else {}))
+            **(dict(arch="cnn", maps=args.maps, epochs=args.epochs, fold=args.fold, stride=args.cnn_stride,
+                    shift=args.shift) if cnn else {}))
     except KeyError as exc:
         raise UsageError(f"unknown dataset {args.dataset!r} ({exc})") from None
     result["plot"] = None
     if plot is not None:
         with writing("--plot", plot):
             result["plot"] = str(plot_curve(result, plot))
+    result["plots"] = None
+    if plot_dir is not None:
+        from .plots import convert_plots
+        with writing("--plot-dir", plot_dir):
+            result["plots"] = convert_plots(result, plot_dir)
     print_result(result, args.json, format_report)
     return 0
 

@@ -10,7 +10,11 @@ Every function draws with matplotlib's Agg backend (no display needed), writes o
   layer (``CompiledNetwork.layers``);
 * :func:`membrane_traces`: the membrane potential ``v`` of a few neurons, step by step,
   with their thresholds and spikes;
-* :func:`confusion_matrix`: true versus predicted class, counts in the cells.
+* :func:`confusion_matrix`: true versus predicted class, counts in the cells;
+* :func:`spike_rate_bars`: the mean spikes per neuron per step of every layer of a
+  ``convert_dataset`` result (its ``spike_rates``), one bar per layer, the input first;
+* :func:`convert_plots`: the accuracy curve and the spike rates of one ``convert_dataset``
+  result into a folder (``neurocore convert --plot-dir``).
 
 :func:`sample_activity` gets the data of the two middle plots from the golden model: the
 spikes of every neuron from one ``golden.run(..., record_neurons=True)``, and ``v`` by
@@ -25,7 +29,8 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["SampleActivity", "sample_activity", "accuracy_curve", "spike_raster", "membrane_traces",
-           "confusion_matrix", "pick_neurons", "sample_plots", "PLOT_FILES"]
+           "confusion_matrix", "pick_neurons", "sample_plots", "spike_rate_bars", "convert_plots", "PLOT_FILES",
+           "CONVERT_PLOT_FILES"]
 
 # File names of the plots in a report directory.
 PLOT_FILES = {
@@ -34,6 +39,8 @@ PLOT_FILES = {
     "membrane": "membrane-traces.png",
     "confusion": "confusion-matrix.png",
 }
+# File names of the plots of ``neurocore convert --plot-dir``.
+CONVERT_PLOT_FILES = {"accuracy": PLOT_FILES["accuracy"], "spike_rates": "spike-rates.png"}
 
 _INPUT_COLOUR = "0.45"
 
@@ -253,3 +260,69 @@ def sample_plots(compiled, inputs, out_dir, *, label=None, name: str = "sample 0
         "membrane": membrane_traces(compiled, activity, out_dir / PLOT_FILES["membrane"],
                                     title=f"membrane potentials, {what}"),
     }
+
+
+def spike_rate_bars(result: dict, path, *, title: str | None = None) -> Path:
+    """Bar chart of a ``convert_dataset`` result's ``spike_rates``: the mean spikes per neuron
+    per step of the host input and of every layer (in network order), each bar labelled
+    with its rate, its neurons and its spikes per sample."""
+    plt = _pyplot()
+    rates = result.get("spike_rates")
+    if not rates or not rates.get("layers"):
+        raise ValueError("spike_rate_bars: the result has no per-layer spike rates")
+    layers = rates["layers"]
+    names = ["input"] + [layer["name"] for layer in layers]
+    values = [rates["input"]] + [layer["rate"] for layer in layers]
+    sizes = [result["n_features"]] + [layer["neurons"] for layer in layers]
+    per_sample = [rates["input"] * rates["steps"] * result["n_features"]] + \
+        [layer["spikes_per_sample"] for layer in layers]
+    colours = _layer_colours(names[1:])
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.2 * len(names) + 2), 3.8), dpi=100)
+    bars = ax.bar(range(len(names)), values, color=[_INPUT_COLOUR] + [colours[n] for n in names[1:]])
+    top = max(values) if max(values) > 0 else 1.0
+    for bar, value, size, spikes in zip(bars, values, sizes, per_sample):
+        ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height() + 0.02 * top,
+                f"{value:.3f}\n{spikes:,.0f} per sample", ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels([f"{n}\n{s:,} {'axons' if i == 0 else 'neurons'}" for i, (n, s) in
+                        enumerate(zip(names, sizes))], fontsize=8)
+    ax.set_ylim(0, top * 1.3)
+    ax.set_ylabel("spikes per neuron per step")
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.set_title(title or f"{result['dataset']}: mean spike rates at T = {rates['steps']} "
+                          f"({rates['n_samples']} test samples; spikes per sample under each rate)", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _network_name(result: dict) -> str:
+    """``"CNN 8-16"`` (its maps), ``"CNN 8-16, stride 2"``, ``"MLP 64-128-10"`` or ``"NIR network"``."""
+    ann = result.get("ann", {})
+    if result.get("arch") == "cnn":
+        stride = ann.get("stride", 1)
+        return "CNN " + "-".join(str(m) for m in ann.get("maps", ())) + \
+            (f", stride {stride}" if stride != 1 else "")
+    if result.get("arch") == "mlp":
+        return "MLP " + "-".join(str(v) for v in [result["n_features"], *ann.get("hidden", ()), result["n_classes"]])
+    return "NIR network"
+
+
+def convert_plots(result: dict, out_dir) -> dict[str, str]:
+    """The PNGs of one ``convert_dataset`` result in ``out_dir`` (created; its parent must
+    exist): the accuracy-vs-T curve (if the result has one) and the per-layer spike rates.
+
+    Returns ``{"accuracy": path, "spike_rates": path}`` (file names from
+    :data:`CONVERT_PLOT_FILES`).
+    """
+    out_dir = Path(out_dir)
+    arch = _network_name(result)
+    files = {}
+    if result.get("curve"):
+        files["accuracy"] = accuracy_curve(
+            result, out_dir / CONVERT_PLOT_FILES["accuracy"],
+            title=f"{result['dataset']} {arch}: ANN vs int{result['weight_bits']} SNN")
+    files["spike_rates"] = spike_rate_bars(
+        result, out_dir / CONVERT_PLOT_FILES["spike_rates"],
+        title=f"{result['dataset']} {arch}: mean spike rates at T = {result['spike_rates']['steps']} "
+              f"({result['spike_rates']['n_samples']} test samples)")
+    return {k: str(v) for k, v in files.items()}

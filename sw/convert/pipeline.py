@@ -157,7 +157,8 @@ def convert_dataset(dataset: str = "digits", steps: int = DEFAULT_STEPS, weight_
                     calib_samples: int = DEFAULT_CALIB, max_iter: int = DEFAULT_MAX_ITER,
                     out=None, overwrite: bool = False, save_ann_path=None,
                     progress: bool = False, arch: str = "mlp", maps=None, epochs: int | None = None,
-                    fold: str | None = None, readout_lift: float | None = None, nir_path=None) -> dict:
+                    fold: str | None = None, readout_lift: float | None = None, stride: int | None = None,
+                    shift: int | None = None, nir_path=None) -> dict:
     """Train-or-load, convert, compile and evaluate on ``dataset``; see the module docstring.
 
     ``weight_bits=None`` uses the core's default (``CoreConfig().weight_bits``, 8).
@@ -175,9 +176,16 @@ def convert_dataset(dataset: str = "digits", steps: int = DEFAULT_STEPS, weight_
     memory, the program's ``n_synapses``, conv kernels stored once; the same as
     ``synapses``), ``synapse_words_unshared`` (what the explicit per-position lowering needs,
     :func:`~neurocore.sw.convert.cnn.unshared_synapse_words`) and ``synapse_pairs`` (the
-    number of ``(pre, post)`` connections of the converted network).
+    number of ``(pre, post)`` connections of the converted network). ``spike_rates`` is the
+    activity of every layer on the test split at the largest ``T`` evaluated, counted in
+    that same golden-model run (:func:`neurocore.sw.evaluate.layer_spike_rates`: mean spikes
+    per neuron per step, spikes per sample, the fraction of silent neurons; and the input's
+    rate).
 
-    ``arch="cnn"`` takes ``maps`` (default ``(8, 16)``), ``epochs`` (default 20), ``fold``
+    ``arch="cnn"`` takes ``maps`` (default ``(8, 16)``), ``epochs`` (default 20), ``stride``
+    (default 1: conv and 2x2 average pooling per block; 2 or 3: a strided conv, no pooling),
+    ``shift`` (the training's random translation in pixels; default
+    :func:`~neurocore.sw.convert.cnn.default_shift`, 2 on 28x28 images), ``fold``
     (``"none"``, ``"readout"`` or ``"all"``, see :func:`~neurocore.sw.convert.cnn.fold_pooling`)
     and ``readout_lift`` (see :func:`~neurocore.sw.convert.cnn.lift_readout`; 0 only lifts
     the weakest winning logit of the calibration data to 0); ``hidden``, ``ann_path`` and ``save_ann_path`` apply to the MLP only. Without torch
@@ -205,6 +213,8 @@ def convert_dataset(dataset: str = "digits", steps: int = DEFAULT_STEPS, weight_
         cnn_mod.require_torch()
         maps = cnn_mod.check_maps(cnn_mod.DEFAULT_MAPS if maps is None else maps)
         epochs = cnn_mod.check_epochs(cnn_mod.DEFAULT_EPOCHS if epochs is None else epochs)
+        stride = cnn_mod.check_stride(cnn_mod.DEFAULT_STRIDE if stride is None else stride)
+        shift = None if shift is None else cnn_mod.check_shift(shift)   # None: from the image size
         fold = cnn_mod.DEFAULT_FOLD if fold is None else fold
         if fold not in cnn_mod.FOLD_CHOICES:
             raise ValueError(f"fold must be one of {', '.join(cnn_mod.FOLD_CHOICES)}, got {fold!r}")
@@ -214,8 +224,8 @@ def convert_dataset(dataset: str = "digits", steps: int = DEFAULT_STEPS, weight_
         if ann_path is not None or save_ann_path is not None:
             raise ValueError("ann_path and save_ann_path load and save a scikit-learn MLP; they apply to "
                              "arch 'mlp' only")
-    elif any(v is not None for v in (maps, epochs, fold, readout_lift)):
-        raise ValueError("maps, epochs, fold and readout_lift apply to arch 'cnn' only")
+    elif any(v is not None for v in (maps, epochs, fold, readout_lift, stride, shift)):
+        raise ValueError("maps, epochs, fold, readout_lift, stride and shift apply to arch 'cnn' only")
     if encoder not in ("current", "rate"):
         known = ", ".join(ENCODERS)
         raise ValueError(f"encoder must be 'current' or 'rate' for converted networks, got {encoder!r} "
@@ -262,7 +272,9 @@ def convert_dataset(dataset: str = "digits", steps: int = DEFAULT_STEPS, weight_
             ann_accuracy = graph_accuracy = float((graph.predict(data.x_test) == data.y_test).mean())
         elif arch == "cnn":
             input_shape = cnn_mod.dataset_input_shape(data)
-            model, ann_accuracy = cnn_mod.train_cnn(data, maps=maps, epochs=epochs, seed=seed, progress=progress)
+            shift = cnn_mod.default_shift(input_shape) if shift is None else shift
+            model, ann_accuracy = cnn_mod.train_cnn(data, maps=maps, epochs=epochs, seed=seed, stride=stride,
+                                                    shift=shift, progress=progress)
             trained = True
             timings["train_s"] = time.perf_counter() - t0
             ann_graph = from_torch(model, input_shape=input_shape)
@@ -313,8 +325,10 @@ def convert_dataset(dataset: str = "digits", steps: int = DEFAULT_STEPS, weight_
         t0 = time.perf_counter()
         rate_limit = float((rate_limit_predict(converted, data.x_test) == data.y_test).mean())
         results = {}
-        for t in curve or [steps]:
-            results[t] = evaluate(compiled, data.x_test, data.y_test, steps=t, encoder=encoder, seed=seed)
+        longest = max(curve or [steps])
+        for t in curve or [steps]:   # every neuron's spikes are counted in the run at the largest T
+            results[t] = evaluate(compiled, data.x_test, data.y_test, steps=t, encoder=encoder, seed=seed,
+                                  layer_rates=t == longest)
             tick(f"evaluate T={t}")
         main = results[steps]
         points = [{"steps": t, "snn_accuracy": r["accuracy"], "mean_output_spikes": r["mean_output_spikes"],
@@ -348,9 +362,10 @@ def convert_dataset(dataset: str = "digits", steps: int = DEFAULT_STEPS, weight_
         "mean_sops": main["mean_sops"],
         "silent_fraction": main["silent_fraction"],
         "curve": points,
+        "spike_rates": results[longest]["spike_rates"],
         "arch": arch,
         "ann": _ann_report(arch, model, nir_path if arch == "nir" else ann_path, save_ann_path, trained,
-                           max_iter, maps, epochs, fold,
+                           max_iter, maps, epochs, stride, shift, fold,
                            readout_lift, readout_shift, ann_graph,
                            graph_accuracy),
         "percentile": converted.percentile,
@@ -369,8 +384,8 @@ def convert_dataset(dataset: str = "digits", steps: int = DEFAULT_STEPS, weight_
     }
 
 
-def _ann_report(arch, model, ann_path, save_ann_path, trained, max_iter, maps, epochs, fold, readout_lift,
-                readout_shift, graph, graph_accuracy) -> dict:
+def _ann_report(arch, model, ann_path, save_ann_path, trained, max_iter, maps, epochs, stride, shift, fold,
+                readout_lift, readout_shift, graph, graph_accuracy) -> dict:
     """The ``ann`` entry of the report: what was trained (or loaded) and how.
 
     For the CNN, ``graph_accuracy`` is the test accuracy of the float graph that was
@@ -382,6 +397,7 @@ def _ann_report(arch, model, ann_path, save_ann_path, trained, max_iter, maps, e
                 "graph_accuracy": graph_accuracy, "layers": graph.summary().splitlines()}
     if arch == "cnn":
         return {"source": "trained", "hidden": [], "maps": list(maps), "epochs": int(epochs),
+                "stride": int(stride), "shift": int(shift),
                 "kernel": cnn_mod.KERNEL, "fold": fold, "readout_lift": readout_lift,
                 "readout_shift": float(readout_shift), "graph_accuracy": graph_accuracy,
                 "converged": True, "saved_to": None, "layers": graph.summary().splitlines()}

@@ -183,3 +183,114 @@ def test_pipeline_refuses_bad_cnn_arguments(torch, kwargs, message):
     from neurocore.sw.convert.pipeline import convert_dataset
     with pytest.raises(ValueError, match=message):
         convert_dataset("digits", curve_steps=(), **kwargs)
+
+
+# -- strided blocks and the shift augmentation ------------------------------------------------
+def test_strided_blocks_shapes_and_padding(torch):
+    from neurocore.sw.convert import from_torch
+    g = from_torch(cnn.build_cnn((1, 28, 28), 10, stride=2), input_shape=(1, 28, 28))
+    assert [type(layer) for layer in g.layers] == [Conv2d, ReLU, Conv2d, ReLU, Flatten, Dense]
+    assert g.shapes[0] == (8, 12, 12) and g.shapes[2] == (16, 4, 4)       # 28 -> 12 -> 4
+    assert g.layers[0].stride == (2, 2) and g.layers[0].padding == (0, 0)
+    assert sum(int(np.prod(s)) for s in (g.shapes[0], g.shapes[2])) + 10 == 1418
+    assert cnn.cnn_padding((1, 8, 8), 2, stride=2) == 2       # 8 -> 2 valid is too small: 8 -> 4 -> 2 same
+    g = from_torch(cnn.build_cnn((1, 8, 8), 3, maps=(2, 3), stride=2), input_shape=(1, 8, 8))
+    assert g.shapes[0] == (2, 4, 4) and g.shapes[2] == (3, 2, 2)
+    assert cnn.cnn_padding((1, 4, 4), 3, stride=3) == 2       # "same" strided blocks never go below 1x1
+    g = from_torch(cnn.build_cnn((1, 4, 4), 3, maps=(2, 2, 2), stride=3), input_shape=(1, 4, 4))
+    assert g.shapes[0] == (2, 2, 2) and g.shapes[-3] == (2, 1, 1) and g.output_shape == (3,)
+    for bad in (0, 4, 1.5, True, "2"):
+        with pytest.raises(ValueError, match=r"stride must be an integer in 1..3"):
+            cnn.check_stride(bad)
+
+
+def test_shift_batch_translates_each_image(torch):
+    x = torch.arange(2 * 1 * 5 * 6, dtype=torch.float32).reshape(2, 1, 5, 6) + 1
+    g = torch.Generator().manual_seed(3)
+    out = cnn.shift_batch(x, 2, g)
+    offsets = torch.randint(-2, 3, (2, 2), generator=torch.Generator().manual_seed(3)).tolist()
+    for b, (dy, dx) in enumerate(offsets):
+        expect = np.zeros((5, 6), np.float32)
+        src = x[b, 0].numpy()
+        for i in range(5):
+            for j in range(6):
+                if 0 <= i - dy < 5 and 0 <= j - dx < 6:
+                    expect[i, j] = src[i - dy, j - dx]
+        np.testing.assert_array_equal(out[b, 0].numpy(), expect)
+    assert offsets != [[0, 0], [0, 0]]                      # the test moves something
+    assert cnn.shift_batch(x, 0, g) is x
+    assert cnn.default_shift((1, 28, 28)) == 2 and cnn.default_shift((3, 32, 32)) == 2
+    assert cnn.default_shift((1, 8, 8)) == 0
+    for bad in (-1, 5, 0.5, True):
+        with pytest.raises(ValueError, match=r"shift must be an integer in 0..4"):
+            cnn.check_shift(bad)
+
+
+def test_shift_training_is_deterministic_and_differs(torch, digits):
+    a, acc_a = cnn.train_cnn(digits, maps=(2,), epochs=2, seed=3, shift=1)
+    b, acc_b = cnn.train_cnn(digits, maps=(2,), epochs=2, seed=3, shift=1)
+    c, _ = cnn.train_cnn(digits, maps=(2,), epochs=2, seed=3)          # digits: default shift 0
+    sa, sb, sc = a.state_dict(), b.state_dict(), c.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa) and acc_a == acc_b
+    assert not all(torch.equal(sa[k], sc[k]) for k in sa)
+
+
+def test_strided_cnn_shared_lowering_spikes_like_the_explicit_one(torch):
+    """A converted stride-2 CNN (5x5 kernels, no pooling): the kernels stored once give the
+    same spikes on the golden model as the explicit per-position synapses."""
+    from neurocore.sim import golden
+    from neurocore.sw.compiler import compile_network
+    from neurocore.sw.convert import convert, from_torch
+    from neurocore.sw.evaluate import encode_samples
+
+    torch.manual_seed(0)
+    shape = (1, 14, 14)
+    model = cnn.build_cnn(shape, 4, maps=(3, 4), stride=2)      # 14 -> 5 -> 1
+    graph = from_torch(model, input_shape=shape)
+    rng = np.random.default_rng(0)
+    x = rng.random((40, 14 * 14))
+    shared = convert(graph, x, shared=True)
+    explicit = convert(graph, x, shared=False)
+    a, b = compile_network(shared.network), compile_network(explicit.network, shared=False)
+    assert a.program.shared and not b.program.shared
+    assert a.program.n_synapses < b.program.n_synapses
+    def population_order(compiled, name):
+        """Core neurons of layer ``name`` in population order (the shared lowering places a
+        conv layer position-major; its routes keep the population order of the axons)."""
+        first, size = compiled.layers[name]
+        neurons = np.arange(first, first + size)
+        if name not in compiled.layer_axons:
+            return neurons
+        return neurons[np.argsort(compiled.program.route[neurons] - compiled.layer_axons[name][0])]
+
+    first, size = a.layers["conv1"]
+    assert not np.array_equal(population_order(a, "conv1"), np.arange(first, first + size))  # position-major
+    inputs = encode_samples(x[:6], 12, "current", 0)
+    for sample in inputs:
+        ra = golden.run(a.program, sample, record_neurons=True)
+        rb = golden.run(b.program, sample, record_neurons=True)
+        assert ra.neuron_spikes.any() and np.array_equal(ra.spikes, rb.spikes)
+        for name in a.layers:
+            np.testing.assert_array_equal(ra.neuron_spikes[:, population_order(a, name)],
+                                          rb.neuron_spikes[:, population_order(b, name)])
+
+
+def test_pipeline_strided_cnn_on_digits(torch):
+    from neurocore.sw.convert.pipeline import convert_dataset
+    res = convert_dataset("digits", arch="cnn", maps=(4, 8), epochs=8, steps=24, curve_steps=(), stride=2)
+    assert res["ann"]["stride"] == 2 and res["ann"]["shift"] == 0
+    assert [layer["kind"] for layer in res["layers"]] == ["conv", "conv", "dense"]
+    assert res["neurons"] == 4 * 16 + 8 * 4 + 10                 # 8 -> 4 -> 2 ("same" padding)
+    assert res["ann_accuracy"] > 0.6 and res["snn_accuracy"] > 0.5
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(stride=2), "apply to arch 'cnn' only"),
+    (dict(shift=1), "apply to arch 'cnn' only"),
+    (dict(arch="cnn", stride=4), "stride must be an integer"),
+    (dict(arch="cnn", shift=9), "shift must be an integer"),
+])
+def test_pipeline_refuses_bad_stride_and_shift(torch, kwargs, message):
+    from neurocore.sw.convert.pipeline import convert_dataset
+    with pytest.raises(ValueError, match=message):
+        convert_dataset("digits", curve_steps=(), **kwargs)
