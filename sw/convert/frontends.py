@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
-from pathlib import Path
 
 import numpy as np
 
@@ -724,30 +722,6 @@ def convert_dynamics(graph: DynamicGraph, *, weight_bits: int | None = None, con
     return Converted(network=network, graph=graph, layers=infos, weight_bits=weight_bits, percentile=math.nan)
 
 
-def _read_dynamic_graph(path: Path, *, n_features: int, n_classes: int, dataset: str, dt, reset: str,
-                        membrane_bits: int) -> DynamicGraph:
-    """:func:`from_nir` ``(keep_dynamics=True)`` of the NIR file ``path``, checked against the dataset,
-    with the one-line messages of :func:`~neurocore.sw.convert.pipeline.load_nir_graph`."""
-    import nir
-
-    try:
-        raw = nir.read(str(path))
-    except Exception as exc:     # h5py / NIR format errors of every kind
-        raise ValueError(f"{path.name}: not a readable NIR file ({type(exc).__name__}: {exc})") from None
-    try:
-        graph = from_nir(raw, keep_dynamics=True, dt=dt, reset=reset, membrane_bits=membrane_bits)
-    except ValueError as exc:
-        raise ValueError(f"{path.name}: {exc}") from None
-    if graph.n_inputs != n_features:
-        raise ValueError(f"{path.name}: the network takes {graph.n_inputs} inputs but dataset {dataset!r} has "
-                         f"{n_features} features")
-    outputs = int(np.prod(graph.output_shape))
-    if outputs != n_classes:
-        raise ValueError(f"{path.name}: the network has {outputs} outputs but dataset {dataset!r} has "
-                         f"{n_classes} classes")
-    return graph
-
-
 def convert_nir_dataset(nir_path, dataset: str = "digits", steps: int = 16, weight_bits: int | None = None,
                         seed: int = 0, data_dir=None, *, keep_dynamics: bool = False, dt: float | None = None,
                         reset: str = "zero", encoder: str = "current", curve_steps=None, out=None,
@@ -770,89 +744,12 @@ def convert_nir_dataset(nir_path, dataset: str = "digits", steps: int = 16, weig
     ``effective_decay``, the relative ``decay_error`` and ``tau_error``
     (:meth:`NeuronDynamics.report`) and the integer ``threshold`` and ``scale``.
     """
-    from .pipeline import DEFAULT_CURVE, _ann_report, _steps_list, convert_dataset
+    from .pipeline import DEFAULT_CURVE, convert_dataset
 
     curve_steps = DEFAULT_CURVE if curve_steps is None else curve_steps
-    if not keep_dynamics:
-        if dt is not None or reset != "zero":
-            raise ValueError("dt and reset describe the dynamics: they need keep_dynamics")
-        return convert_dataset(dataset, steps=steps, weight_bits=weight_bits, seed=seed, data_dir=data_dir,
-                               nir_path=nir_path, encoder=encoder, curve_steps=curve_steps, out=out,
-                               overwrite=overwrite, progress=progress, **ratio_options)
-    if ratio_options:
+    if keep_dynamics and ratio_options:
         raise ValueError(f"{', '.join(sorted(ratio_options))}: not used with keep_dynamics (no normalisation)")
-    from ...hw.config import CoreConfig
-    from ..compiler import choose_config, compile_network
-    from ..datasets import load_dataset
-    from ..evaluate import evaluate
-    from .cnn import unshared_synapse_words
-
-    if encoder not in ("current", "rate"):
-        raise ValueError(f"encoder must be 'current' or 'rate' for converted networks, got {encoder!r}")
-    steps = int(steps)
-    if steps < 1:
-        raise ValueError(f"steps must be a positive integer, got {steps}")
-    curve = _steps_list(list(curve_steps) + [steps]) if curve_steps else []
-    weight_bits = CoreConfig().weight_bits if weight_bits is None else int(weight_bits)
-    if out is not None:
-        from ..image_dir import check_image_path
-        check_image_path(out, overwrite=overwrite)
-    path = Path(nir_path)
-    if not path.is_file():
-        raise ValueError(f"--nir {path}: no such file")
-    timings = {}
-    t0 = time.perf_counter()
-    data = load_dataset(dataset, data_dir)
-    timings["load_s"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    config = CoreConfig(weight_bits=weight_bits)
-    graph = _read_dynamic_graph(path, n_features=data.x_train.shape[1], n_classes=data.n_classes, dataset=dataset,
-                                dt=dt, reset=reset, membrane_bits=config.membrane_bits)
-    ann_accuracy = float((graph.predict(data.x_test) == data.y_test).mean())
-    converted = convert_dynamics(graph, weight_bits=weight_bits, config=config,
-                                 encoding={"kind": encoder, "steps": steps, "dataset": dataset},
-                                 n_classes=data.n_classes)
-    timings["convert_s"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    config = dataclasses.replace(choose_config(converted.network), weight_bits=weight_bits)
-    compiled = compile_network(converted.network, config)
-    timings["compile_s"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    results = {}
-    for t in curve or [steps]:
-        results[t] = evaluate(compiled, data.x_test, data.y_test, steps=t, encoder=encoder, seed=seed,
-                              progress=progress)
-    main = results[steps]
-    timings["evaluate_s"] = time.perf_counter() - t0
-    image = None
-    if out is not None:
-        from ..image_dir import write_image_dir
-        image = str(write_image_dir(compiled, out, overwrite=overwrite))
-    dynamics = [dict(dyn.report(), layer=info.name, threshold=info.threshold, scale=info.scale)
-                for dyn, info in zip(graph.dynamics, converted.layers)]
-    return {
-        "dataset": dataset, "n_train": int(len(data.x_train)), "n_test": int(len(data.x_test)),
-        "n_features": int(data.x_train.shape[1]), "n_classes": int(data.n_classes), "encoder": encoder,
-        "steps": steps, "weight_bits": weight_bits, "seed": int(seed),
-        "ann_accuracy": ann_accuracy, "snn_accuracy": main["accuracy"],
-        "gap_points": 100.0 * (main["accuracy"] - ann_accuracy), "rate_limit_accuracy": None,
-        "mean_output_spikes": main["mean_output_spikes"], "mean_sops": main["mean_sops"],
-        "silent_fraction": main["silent_fraction"],
-        "curve": [{"steps": t, "snn_accuracy": r["accuracy"], "mean_output_spikes": r["mean_output_spikes"],
-                   "mean_sops": r["mean_sops"], "silent_fraction": r["silent_fraction"]}
-                  for t, r in results.items()] if curve else [],
-        "arch": "nir",
-        "ann": _ann_report("nir", None, path, None, False, 0, None, None, None, None, None, graph, ann_accuracy),
-        "percentile": None, "output_percentile": None,
-        "keep_dynamics": True, "dt": graph.dt, "dt_source": graph.dt_source, "reset": graph.reset,
-        "dynamics": dynamics,
-        "depth": converted.depth, "layers": [layer.as_dict() for layer in converted.layers],
-        "neurons": converted.n_neurons, "synapses": int(compiled.program.n_synapses),
-        "synapse_words": int(compiled.program.n_synapses),
-        "synapse_words_unshared": unshared_synapse_words(converted),
-        "synapse_pairs": int(converted.n_synapses), "config": config.to_dict(), "config_hash": config.hash(),
-        "image": image, "timings": {k: round(v, 3) for k, v in timings.items()},
-    }
+    return convert_dataset(dataset, steps=steps, weight_bits=weight_bits, seed=seed, data_dir=data_dir,
+                           nir_path=nir_path, encoder=encoder, curve_steps=curve_steps, out=out,
+                           overwrite=overwrite, progress=progress, keep_dynamics=keep_dynamics, dt=dt,
+                           reset=reset, **ratio_options)

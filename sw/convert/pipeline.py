@@ -158,7 +158,8 @@ def convert_dataset(dataset: str = "digits", steps: int = DEFAULT_STEPS, weight_
                     out=None, overwrite: bool = False, save_ann_path=None,
                     progress: bool = False, arch: str = "mlp", maps=None, epochs: int | None = None,
                     fold: str | None = None, readout_lift: float | None = None, stride: int | None = None,
-                    shift: int | None = None, nir_path=None) -> dict:
+                    shift: int | None = None, nir_path=None, keep_dynamics: bool = False, dt: float | None = None,
+                    reset: str = "zero") -> dict:
     """Train-or-load, convert, compile and evaluate on ``dataset``; see the module docstring.
 
     ``weight_bits=None`` uses the core's default (``CoreConfig().weight_bits``, 8).
@@ -194,7 +195,13 @@ def convert_dataset(dataset: str = "digits", steps: int = DEFAULT_STEPS, weight_
     ``nir_path`` imports a trained network from a NIR file instead of training one
     (:func:`load_nir_graph`; ``arch`` is then ``"nir"``): its float graph's test accuracy
     is ``ann_accuracy``, and it is calibrated on the training split and evaluated like
-    the others.
+    the others. ``keep_dynamics`` (NIR only) keeps the file's LIF leak, threshold and reset
+    instead (:func:`~neurocore.sw.convert.frontends.from_nir` with ``dt`` and ``reset``, then
+    :func:`~neurocore.sw.convert.frontends.convert_dynamics`: no normalisation, so
+    ``rate_limit_accuracy``, ``percentile`` and ``output_percentile`` are None); the report then
+    adds ``keep_dynamics``, ``dt``, ``dt_source``, ``reset`` and ``dynamics`` (per layer the
+    leak approximation, :meth:`~neurocore.sw.convert.frontends.NeuronDynamics.report`, and
+    the integer threshold and scale).
     """
     from ...hw.config import CoreConfig
     from ..compiler import choose_config, compile_network
@@ -209,6 +216,10 @@ def convert_dataset(dataset: str = "digits", steps: int = DEFAULT_STEPS, weight_
             raise ValueError("nir_path imports a trained network: it cannot be combined with arch 'cnn', "
                              "ann_path or save_ann_path")
         arch = "nir"
+    if keep_dynamics and arch != "nir":
+        raise ValueError("keep_dynamics keeps the LIF dynamics of a NIR file: it needs nir_path")
+    if not keep_dynamics and (dt is not None or reset != "zero"):
+        raise ValueError("dt and reset describe the dynamics: they need keep_dynamics")
     if arch == "cnn":
         cnn_mod.require_torch()
         maps = cnn_mod.check_maps(cnn_mod.DEFAULT_MAPS if maps is None else maps)
@@ -266,8 +277,10 @@ def convert_dataset(dataset: str = "digits", steps: int = DEFAULT_STEPS, weight_
         readout_shift = graph_accuracy = None
         model, trained = None, False
         if arch == "nir":
+            dynamics = dict(keep_dynamics=True, dt=dt, reset=reset,
+                            membrane_bits=CoreConfig().membrane_bits) if keep_dynamics else {}
             graph = ann_graph = load_nir_graph(nir_path, n_features=data.x_train.shape[1],
-                                               n_classes=data.n_classes, dataset=dataset)
+                                               n_classes=data.n_classes, dataset=dataset, **dynamics)
             timings["train_s"] = time.perf_counter() - t0
             ann_accuracy = graph_accuracy = float((graph.predict(data.x_test) == data.y_test).mean())
         elif arch == "cnn":
@@ -307,10 +320,14 @@ def convert_dataset(dataset: str = "digits", steps: int = DEFAULT_STEPS, weight_
         # 2. convert
         t0 = time.perf_counter()
         config = CoreConfig(weight_bits=weight_bits)
-        converted = convert(graph, calib, weight_bits=weight_bits, config=config, percentile=percentile,
-                            output_percentile=output_percentile,
-                            encoding={"kind": encoder, "steps": steps, "dataset": dataset},
-                            n_classes=data.n_classes)
+        encoding = {"kind": encoder, "steps": steps, "dataset": dataset}
+        if keep_dynamics:
+            from .frontends import convert_dynamics
+            converted = convert_dynamics(graph, weight_bits=weight_bits, config=config, encoding=encoding,
+                                         n_classes=data.n_classes)
+        else:
+            converted = convert(graph, calib, weight_bits=weight_bits, config=config, percentile=percentile,
+                                output_percentile=output_percentile, encoding=encoding, n_classes=data.n_classes)
         timings["convert_s"] = time.perf_counter() - t0
         tick("convert")
 
@@ -323,7 +340,7 @@ def convert_dataset(dataset: str = "digits", steps: int = DEFAULT_STEPS, weight_
 
         # 4. evaluate
         t0 = time.perf_counter()
-        rate_limit = float((rate_limit_predict(converted, data.x_test) == data.y_test).mean())
+        rate_limit = None if keep_dynamics else float((rate_limit_predict(converted, data.x_test) == data.y_test).mean())
         results = {}
         longest = max(curve or [steps])
         for t in curve or [steps]:   # every neuron's spikes are counted in the run at the largest T
@@ -368,8 +385,10 @@ def convert_dataset(dataset: str = "digits", steps: int = DEFAULT_STEPS, weight_
                            max_iter, maps, epochs, stride, shift, fold,
                            readout_lift, readout_shift, ann_graph,
                            graph_accuracy),
-        "percentile": converted.percentile,
-        "output_percentile": float(percentile if output_percentile is None else output_percentile),
+        "percentile": None if keep_dynamics else converted.percentile,
+        "output_percentile": None if keep_dynamics else float(percentile if output_percentile is None
+                                                              else output_percentile),
+        **(_dynamics_report(graph, converted) if keep_dynamics else {}),
         "depth": converted.depth,
         "layers": [layer.as_dict() for layer in converted.layers],
         "neurons": converted.n_neurons,
@@ -382,6 +401,13 @@ def convert_dataset(dataset: str = "digits", steps: int = DEFAULT_STEPS, weight_
         "image": image,
         "timings": {k: round(v, 3) for k, v in timings.items()},
     }
+
+
+def _dynamics_report(graph, converted) -> dict:
+    """The ``--keep-dynamics`` keys of the report: the LIF leak approximation per layer."""
+    return {"keep_dynamics": True, "dt": graph.dt, "dt_source": graph.dt_source, "reset": graph.reset,
+            "dynamics": [dict(dyn.report(), layer=info.name, threshold=info.threshold, scale=info.scale)
+                         for dyn, info in zip(graph.dynamics, converted.layers)]}
 
 
 def _ann_report(arch, model, ann_path, save_ann_path, trained, max_iter, maps, epochs, stride, shift, fold,
@@ -410,9 +436,10 @@ def _ann_report(arch, model, ann_path, save_ann_path, trained, max_iter, maps, e
     }
 
 
-def load_nir_graph(path, *, n_features: int, n_classes: int, dataset: str) -> Graph:
+def load_nir_graph(path, *, n_features: int, n_classes: int, dataset: str, **from_nir_options) -> Graph:
     """The float :class:`Graph` of the NIR file ``path`` (``nir.read``, then
-    :func:`~neurocore.sw.convert.frontends.from_nir`), checked against the dataset: its input
+    :func:`~neurocore.sw.convert.frontends.from_nir` with ``from_nir_options``, e.g.
+    ``keep_dynamics=True``: then a ``DynamicGraph``), checked against the dataset: its input
     takes ``n_features`` values and its output gives ``n_classes``. One ``ValueError`` line
     for a missing or unreadable file, a node the frontend does not support, or a shape that
     does not match."""
@@ -426,7 +453,7 @@ def load_nir_graph(path, *, n_features: int, n_classes: int, dataset: str) -> Gr
     except Exception as exc:     # h5py / NIR format errors of every kind
         raise ValueError(f"{path.name}: not a readable NIR file ({type(exc).__name__}: {exc})") from None
     try:
-        graph = from_nir(raw)
+        graph = from_nir(raw, **from_nir_options)
     except ValueError as exc:
         raise ValueError(f"{path.name}: {exc}") from None
     if graph.n_inputs != n_features:

@@ -242,6 +242,7 @@ def test_strided_cnn_shared_lowering_spikes_like_the_explicit_one(torch):
     from neurocore.sw.compiler import compile_network
     from neurocore.sw.convert import convert, from_torch
     from neurocore.sw.evaluate import encode_samples
+    from neurocore.sw.network import ConvProjection
 
     torch.manual_seed(0)
     shape = (1, 14, 14)
@@ -254,25 +255,24 @@ def test_strided_cnn_shared_lowering_spikes_like_the_explicit_one(torch):
     a, b = compile_network(shared.network), compile_network(explicit.network, shared=False)
     assert a.program.shared and not b.program.shared
     assert a.program.n_synapses < b.program.n_synapses
-    def population_order(compiled, name):
-        """Core neurons of layer ``name`` in population order (the shared lowering places a
-        conv layer position-major; its routes keep the population order of the axons)."""
+    def population_order(compiled, net, name):
+        """Core neurons of layer ``name`` in population order: a conv target of the shared
+        lowering is placed position-major (``ConvProjection.placement``), every other layer
+        in order."""
         first, size = compiled.layers[name]
-        neurons = np.arange(first, first + size)
-        if name not in compiled.layer_axons:
-            return neurons
-        return neurons[np.argsort(compiled.program.route[neurons] - compiled.layer_axons[name][0])]
+        convs = [pr for pr in net.projections if isinstance(pr, ConvProjection) and pr.target == name]
+        return first + (convs[0].placement() if convs and compiled.program.shared else np.arange(size))
 
     first, size = a.layers["conv1"]
-    assert not np.array_equal(population_order(a, "conv1"), np.arange(first, first + size))  # position-major
+    assert not np.array_equal(population_order(a, shared.network, "conv1"), np.arange(first, first + size))
     inputs = encode_samples(x[:6], 12, "current", 0)
     for sample in inputs:
         ra = golden.run(a.program, sample, record_neurons=True)
         rb = golden.run(b.program, sample, record_neurons=True)
         assert ra.neuron_spikes.any() and np.array_equal(ra.spikes, rb.spikes)
         for name in a.layers:
-            np.testing.assert_array_equal(ra.neuron_spikes[:, population_order(a, name)],
-                                          rb.neuron_spikes[:, population_order(b, name)])
+            np.testing.assert_array_equal(ra.neuron_spikes[:, population_order(a, shared.network, name)],
+                                          rb.neuron_spikes[:, population_order(b, explicit.network, name)])
 
 
 def test_pipeline_strided_cnn_on_digits(torch):
