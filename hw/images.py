@@ -118,7 +118,7 @@ def program_images(program: CoreProgram) -> dict[Region, list[int]]:
             route_valid=program.route != NO_ROUTE, route=np.maximum(program.route, 0), output=is_output)
     counts = np.diff(program.ptr)
     seg = program.segments
-    segment_fields = (dict(seg_start=np.where(np.diff(seg.ptr) > 0, seg.ptr[:-1], 0), seg_count=np.diff(seg.ptr))
+    segment_fields = (dict(seg_start=seg.start, seg_count=seg.length, seg_offset=seg.offset)
                       if cfg.segments else {})
     images[Region.POINTER] = pack_many(word_shape(cfg, Region.POINTER), count=counts,
                                        base=np.where(counts > 0, program.ptr[:-1], 0),

@@ -53,8 +53,9 @@ def synapse_layout(config: CoreConfig) -> data.StructLayout:
 def pointer_layout(config: CoreConfig) -> data.StructLayout:
     """One word per axon: its row ``base .. base+count-1``, synapse ``base+j`` targeting
     neuron ``first+j`` (spec section 3). A row reaches each neuron once, so ``count <= N``.
-    With a segment table (``config.segments > 0``) also its segments, table entries
-    ``seg_start .. seg_start+seg_count-1``."""
+    With a segment table (``config.segments > 0``) also its segment list, table entries
+    ``seg_start .. seg_start+seg_count-1``, and the list's offset: an entry's first target is
+    ``(seg_offset + first) mod 2^nib``."""
     fields = {
         "base": unsigned(config.synapse_address_bits),
         "count": unsigned(config.neuron_index_bits + 1),
@@ -63,6 +64,7 @@ def pointer_layout(config: CoreConfig) -> data.StructLayout:
     if config.segments:
         fields["seg_start"] = unsigned(config.segment_index_bits)
         fields["seg_count"] = unsigned(config.segment_index_bits + 1)
+        fields["seg_offset"] = unsigned(config.neuron_index_bits)
     return data.StructLayout(fields)
 
 

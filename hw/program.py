@@ -342,16 +342,23 @@ class _IndexTable:
 
 @dataclasses.dataclass
 class Segments(_IndexTable):
-    """Shared-row segments (docs/core-spec.md, section 3), CSR over the axons.
+    """Shared-row segments (docs/core-spec.md, section 3): a table of entries and, per axon,
+    a list of them with an offset.
 
-    Axon ``a`` owns segments ``ptr[a] .. ptr[a+1]-1``; segment ``k`` drives neurons
-    ``first[k] + j`` with the kernel word ``base[k] + j`` for ``j = 0 .. count[k]-1``::
+    Axon ``a``'s list is the entries ``start[a] .. start[a]+length[a]-1``; through entry
+    ``k`` it drives the neurons ``t0 + j`` with the kernel words ``base[k] + j``, where
+    ``t0 = (offset[a] + first[k]) mod 2^nib`` (``nib = neuron_index_bits``)::
 
-        uses of a (after its row) = [(first[k] + j, base[k] + j) for k in ptr[a] .. ptr[a+1]-1
-                                                                for j in 0 .. count[k]-1]
+        uses of a (after its row) = [(t0 + j, base[k] + j) for k in start[a] .. start[a]+length[a]-1
+                                                          for j in 0 .. count[k]-1]
+
+    Lists of several axons may name the same entries (shared lists). :meth:`csr` builds the
+    form where every axon has entries of its own, CSR over the axons, offset 0.
     """
 
-    ptr: np.ndarray
+    start: np.ndarray
+    length: np.ndarray
+    offset: np.ndarray
     base: np.ndarray
     count: np.ndarray
     first: np.ndarray
@@ -363,19 +370,65 @@ class Segments(_IndexTable):
         return _SEGMENT_RANGES
 
     @classmethod
+    def csr(cls, ptr, base, count, first) -> "Segments":
+        """Axon ``a`` owns the entries ``ptr[a] .. ptr[a+1]-1`` (``ptr`` CSR: ``ptr[0] = 0``,
+        non-decreasing), with offset 0."""
+        ptr = int_array(ptr, "segments.ptr", 0, WIDEST.segments)
+        if len(ptr) < 1 or ptr[0] != 0 or (np.diff(ptr) < 0).any():
+            raise ValueError("segments.ptr must be a CSR pointer array: ptr[0] = 0, non-decreasing")
+        length = np.diff(ptr)
+        return cls(start=np.where(length > 0, ptr[:-1], 0), length=length, offset=np.zeros(len(length), np.int64),
+                   base=base, count=count, first=first)
+
+    @classmethod
     def none(cls, n_axons: int) -> "Segments":
         """No segments: every axon has only its row."""
-        return cls(ptr=np.zeros(n_axons + 1, np.int64), base=[], count=[], first=[])
+        zeros = np.zeros(n_axons, np.int64)
+        return cls(start=zeros, length=zeros, offset=zeros, base=[], count=[], first=[])
 
-    def uses(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def shared(self, neuron_index_bits: int) -> "Segments":
+        """The same uses with equal lists stored once: every axon's list is stored relative to
+        its lowest first target ``t0``, which becomes its ``offset`` (so each relative ``first``
+        is ``t0 - offset >= 0``), and an axon whose relative list equals an earlier axon's
+        names that one's entries. Lists are kept in the order of their first axon."""
+        axon, entry, t0 = self.listed(neuron_index_bits)
+        n_axons = len(self.length)
+        start = np.zeros(n_axons, np.int64)
+        offset = np.zeros(n_axons, np.int64)
+        stored: dict[tuple, int] = {}
+        base, count, first = [], [], []
+        ends = np.cumsum(self.length)
+        for a in np.flatnonzero(self.length):
+            items = slice(int(ends[a] - self.length[a]), int(ends[a]))
+            low = int(t0[items].min())
+            key = tuple(zip(self.base[entry[items]].tolist(), self.count[entry[items]].tolist(),
+                            (t0[items] - low).tolist()))
+            if key not in stored:
+                stored[key] = len(base)
+                for b, c, f in key:
+                    base.append(b)
+                    count.append(c)
+                    first.append(f)
+            start[a], offset[a] = stored[key], low
+        return Segments(start=start, length=self.length.copy(), offset=offset, base=base, count=count, first=first)
+
+    def listed(self, neuron_index_bits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every (axon, entry) of the axons' lists, in spec order, as ``(axon, entry, t0)``:
+        ``t0 = (offset[axon] + first[entry]) mod 2^nib``, the entry's first target."""
+        length = self.length
+        axon = np.repeat(np.arange(len(length), dtype=np.int64), length)
+        entry = (np.arange(int(length.sum()), dtype=np.int64)
+                 - np.repeat(np.cumsum(length) - length, length) + np.repeat(self.start, length))
+        return axon, entry, (self.offset[axon] + self.first[entry]) & ((1 << neuron_index_bits) - 1)
+
+    def uses(self, neuron_index_bits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every segment use as ``(axon, target, word)``, in the order of the spec (axon, then
-        segment, then ``j``)."""
-        count = self.count
-        total = int(count.sum()) if len(count) else 0
-        seg = np.repeat(np.arange(len(count), dtype=np.int64), count)
-        j = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(count) - count, count)
-        axon = np.repeat(np.arange(len(self.ptr) - 1, dtype=np.int64), np.diff(self.ptr))
-        return axon[seg], self.first[seg] + j, self.base[seg] + j
+        the entries of its list, then ``j``)."""
+        axon_of_item, entry, t0 = self.listed(neuron_index_bits)
+        count = self.count[entry]
+        item = np.repeat(np.arange(len(entry), dtype=np.int64), count)
+        j = np.arange(int(count.sum()), dtype=np.int64) - np.repeat(np.cumsum(count) - count, count)
+        return axon_of_item[item], t0[item] + j, self.base[entry][item] + j
 
 
 @dataclasses.dataclass
@@ -428,7 +481,8 @@ _INDEX_RANGES = {"ptr": (0, WIDEST.synapses), "target": (0, WIDEST.neurons - 1),
 _PROGRAM_ARRAYS = (*_INDEX_RANGES, *_value_ranges(WIDEST))
 _PROGRAM_PARTS = {"config": CoreConfig, "neurons": NeuronParams, "learning": LearningParams,
                   "segments": Segments, "wta_blocks": WtaBlocks}
-_SEGMENT_RANGES = {"ptr": (0, WIDEST.segments), "base": (0, WIDEST.synapses - 1),
+_SEGMENT_RANGES = {"start": (0, WIDEST.segments), "length": (0, WIDEST.segments),
+                   "offset": (0, WIDEST.neurons - 1), "base": (0, WIDEST.synapses - 1),
                    "count": (0, WIDEST.neurons), "first": (0, WIDEST.neurons - 1)}
 _BLOCK_RANGES = {"first": (0, WIDEST.neurons - 1), "size": (0, WIDEST.neurons),
                  "count": (0, WIDEST.neurons), "k": (0, WTA_K_MAX)}
@@ -552,7 +606,7 @@ class CoreProgram:
     def uses(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every use ``(axon, target, word)`` (spec section 3): the row synapses in address
         order, then the segment uses (:meth:`Segments.uses`)."""
-        axon, target, word = self.segments.uses()
+        axon, target, word = self.segments.uses(self.config.neuron_index_bits)
         return (np.concatenate([self.synapse_axon(), axon]), np.concatenate([self.target, target]),
                 np.concatenate([np.arange(self.n_row_synapses, dtype=np.int64), word]))
 
@@ -712,19 +766,29 @@ class CoreProgram:
         n, a, rows = self.n_neurons, self.n_axons, self.n_row_synapses
         if not isinstance(seg, Segments):
             raise ValueError(f"segments must be a Segments, got {type(seg).__name__}")
-        if len(seg.ptr) != a + 1:
-            raise ValueError(f"segments.ptr has length {len(seg.ptr)}, expected n_axons + 1 = {a + 1}")
+        for name in ("start", "length", "offset"):
+            if len(getattr(seg, name)) != a:
+                raise ValueError(f"segments.{name} has length {len(getattr(seg, name))}, expected n_axons = {a} "
+                                 "(one per axon)")
         k = len(seg.base)
         for name in ("count", "first"):
             if len(getattr(seg, name)) != k:
                 raise ValueError(f"segments.{name} has length {len(getattr(seg, name))}, expected {k} "
-                                 "(one per segment, as segments.base)")
-        if seg.ptr[0] != 0 or seg.ptr[-1] != k or (np.diff(seg.ptr) < 0).any():
-            raise ValueError(f"segments.ptr must be a CSR pointer array: 0, non-decreasing, ending at the "
-                             f"segment count {k}; got ptr[0] = {int(seg.ptr[0])}, ptr[{a}] = {int(seg.ptr[-1])}")
+                                 "(one per table entry, as segments.base)")
         if k > cfg.segments:
-            raise ValueError(f"{k} segments exceed the core's segment table of {cfg.segments} "
+            raise ValueError(f"{k} segment table entries exceed the core's segment table of {cfg.segments} "
                              "(CoreConfig.segments)")
+        empty = seg.length == 0
+        bad = np.flatnonzero(empty & ((seg.start != 0) | (seg.offset != 0)))
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(f"axon {i} has no segments (segments.length 0) but segments.start "
+                             f"{int(seg.start[i])} / offset {int(seg.offset[i])}; both must be 0")
+        bad = np.flatnonzero(seg.start + seg.length > k)
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(f"axon {i}'s segment list {int(seg.start[i])}..{int(seg.start[i] + seg.length[i]) - 1} "
+                             f"leaves the table of {k} entries")
         if k == 0:
             return
         _check_range(seg.count, "segments.count", 1, n)
@@ -735,11 +799,13 @@ class CoreProgram:
             i = int(bad[0])
             raise ValueError(f"segment {i} uses words {int(seg.base[i])}..{int(end[i]) - 1}, beyond the "
                              f"{self.n_synapses} weight words")
-        bad = np.flatnonzero(seg.first + seg.count > n)
+        axon_of_item, entry, t0 = seg.listed(cfg.neuron_index_bits)
+        bad = np.flatnonzero(t0 + seg.count[entry] > n)
         if bad.size:
             i = int(bad[0])
-            raise ValueError(f"segment {i} drives neurons {int(seg.first[i])}..{int(seg.first[i] + seg.count[i]) - 1}, "
-                             f"beyond n_neurons = {n}")
+            ax, e = int(axon_of_item[i]), int(entry[i])
+            raise ValueError(f"axon {ax}'s segment (entry {e}, offset {int(seg.offset[ax])}) drives neurons "
+                             f"{int(t0[i])}..{int(t0[i] + seg.count[e]) - 1}, beyond n_neurons = {n}")
         axon, target, _ = self.uses()
         key = axon * n + target
         order = np.argsort(key, kind="stable")

@@ -14,13 +14,15 @@ __all__ = ["SegmentWalker", "range_key_layout"]
 
 def range_key_layout(config: CoreConfig) -> data.StructLayout:
     """One range to walk: the axon's row (``row``: its ``base``, ``count``, ``first``, taken
-    from the pointer word) or its segment ``seg`` of the segment table."""
+    from the pointer word) or the entry ``seg`` of the segment table, moved by the axon's list
+    ``offset``."""
     return data.StructLayout({
         "row": 1,
         "seg": config.segment_index_bits,
         "base": pointer_layout(config).members["base"],
         "count": pointer_layout(config).members["count"],
         "first": pointer_layout(config).members["first"],
+        "offset": pointer_layout(config).members["seg_offset"],
     })
 
 
@@ -28,10 +30,12 @@ class SegmentWalker(wiring.Component):
     """The uses of every axon (docs/core-spec.md, section 3), one per enabled cycle.
 
     For every axon accepted on ``axons``, the pointer word is read from ``ptr_rd`` (row
-    ``base, count, first``; segments ``seg_start .. seg_start+seg_count-1``), and the walker
-    issues the axon's uses in the spec's order: ``(addr, target) = (base + j, first + j)`` for
-    ``j < count`` of the row, then the same for every segment, whose ``(base, count, first)``
-    is read from ``seg_rd``. ``shared`` is high for the words of a segment (kernel words).
+    ``base, count, first``; its segment list ``seg_start .. seg_start+seg_count-1`` and
+    ``seg_offset``), and the walker issues the axon's uses in the spec's order: ``(addr,
+    target) = (base + j, first + j)`` for ``j < count`` of the row, then ``(base + j, t0 + j)``
+    for every entry of the list, whose ``(base, count, first)`` is read from ``seg_rd``,
+    with ``t0 = (seg_offset + first) mod 2^nib`` (one adder after the table's read port).
+    ``shared`` is high for the words of a segment (kernel words).
 
     Three stages, each holding one entry:
 
@@ -106,7 +110,7 @@ class SegmentWalker(wiring.Component):
         with m.If(p_take):
             m.d.sync += [l_row.eq(1), l_seg.eq(word.seg_start), l_left.eq(word.seg_count),
                          l_word.base.eq(word.base), l_word.count.eq(word.count),
-                         l_word.first.eq(word.first)]
+                         l_word.first.eq(word.first), l_word.offset.eq(word.seg_offset)]
         with m.Elif(ranges.valid & ranges.ready):
             with m.If(l_row):
                 m.d.sync += l_row.eq(0)
@@ -127,7 +131,8 @@ class SegmentWalker(wiring.Component):
             self.seg_rd.en.eq(uses.lookup.en),
             uses.lookup.data.base.eq(Mux(looked_up.row, looked_up.base, self.seg_rd.data.base)),
             uses.lookup.data.count.eq(Mux(looked_up.row, looked_up.count, self.seg_rd.data.count)),
-            uses.lookup.data.first.eq(Mux(looked_up.row, looked_up.first, self.seg_rd.data.first)),
+            uses.lookup.data.first.eq(Mux(looked_up.row, looked_up.first,
+                                          (self.seg_rd.data.first + looked_up.offset)[:cfg.neuron_index_bits])),
             uses.hold.eq(self.hold),
             self.issue.eq(uses.issue),
             self.addr.eq(uses.index.addr),

@@ -256,11 +256,12 @@ class LtpEngine(CoreComponent):
     the single pair ``(a, n)``. The engine therefore reads synapse words without forwarding,
     and ``syn_rd`` needs no transparency for ``syn_wr``.
 
-    Shared rows (``segments > 0``, spec phase 4 (b) on shared words): after the row, each of
-    the axon's segments ``seg_start .. seg_start+seg_count-1`` (pointer word) is checked the
-    same way, its window ``(base, count, first)`` read from ``seg_rd``: the use of ``n`` is
-    the kernel word ``base + n - first`` (an axon has at most one use of a neuron, so at most
-    one window hits). Two stages replace the window test of A1: L hands out the axon's
+    Shared rows (``segments > 0``, spec phase 4 (b) on shared words): after the row, each
+    entry of the axon's segment list ``seg_start .. seg_start+seg_count-1`` (pointer word) is
+    checked the same way, its window ``(base, count, first)`` read from ``seg_rd`` and tested
+    against ``r = (n - seg_offset) mod 2^nib`` (L computes it): the use of ``n`` is the kernel
+    word ``base + r - first`` (an axon has at most one use of a neuron, so at most one window
+    hits). Two stages replace the window test of A1: L hands out the axon's
     windows one per cycle (the row, then every segment, reading ``seg_rd``; G and A1 hold
     meanwhile) and K tests the window (the row's, registered, or the segment word on
     ``seg_rd.data``). A kernel word is the use of several ``(axon, neuron)`` pairs, so a
@@ -427,6 +428,7 @@ class LtpEngine(CoreComponent):
             l_axon = Signal(a_bits)
             l_neuron = Signal(n_bits)
             l_word = Signal(segment_layout(cfg))               # the row's window
+            l_rel = Signal(n_bits)                             # neuron - seg_offset mod 2^nib
             l_valid = Signal()
             l_last = Signal()
             m.d.comb += [
@@ -440,6 +442,7 @@ class LtpEngine(CoreComponent):
                 with m.If(a1_valid & (~l_valid | l_last)):
                     m.d.sync += [l_row.eq(1), l_seg.eq(row.seg_start), l_left.eq(row.seg_count),
                                  l_axon.eq(a1_axon), l_neuron.eq(a1_neuron),
+                                 l_rel.eq(a1_neuron - row.seg_offset),
                                  l_word.base.eq(row.base), l_word.count.eq(row.count),
                                  l_word.first.eq(row.first)]
                 with m.Elif(l_row):
@@ -454,12 +457,15 @@ class LtpEngine(CoreComponent):
             k_axon = Signal(a_bits)
             k_neuron = Signal(n_bits)
             k_word = Signal(segment_layout(cfg))
+            k_rel = Signal(n_bits)
             with m.If(advance):
                 m.d.sync += [k_valid.eq(l_valid), k_row.eq(l_row), k_axon.eq(l_axon),
-                             k_neuron.eq(l_neuron), k_word.eq(l_word)]
+                             k_neuron.eq(l_neuron), k_rel.eq(l_rel), k_word.eq(l_word)]
             test_word = Signal(segment_layout(cfg))
             m.d.comb += test_word.eq(Mux(k_row, k_word, self.seg_rd.data))
-            hit, synapse = window(k_neuron, test_word)
+            # an entry's targets start at (offset + first) mod 2^nib and do not wrap (validate()):
+            # n is one of them iff (n - offset) mod 2^nib is one of first .. first+count-1
+            hit, synapse = window(Mux(k_row, k_neuron, k_rel), test_word)
             test_valid, test_axon = k_valid, k_axon
             front = Cat(l_valid, k_valid)
         else:

@@ -283,8 +283,8 @@ def random_cosim(n: int, seed: int, *, simulator: str = "verilator", work_dir=No
     work_dir = Path(work_dir or tempfile.mkdtemp(prefix="neurocore-cosim-"))
     totals = dict.fromkeys(("learning_programs", "steps", "sops", "cycles", "output_spikes",
                             "weight_changes", "stall_cycles"), 0)
-    features = dict.fromkeys(("shared_rows", "structural_wta", "wta_groups", "learning", "shared_learning",
-                              "param_classes"), 0)
+    features = dict.fromkeys(("shared_rows", "shared_lists", "structural_wta", "wta_groups", "learning",
+                              "shared_learning", "param_classes"), 0)
     failures: list[dict] = []
     mismatches = 0
     wall = 0.0

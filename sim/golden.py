@@ -346,8 +346,10 @@ class _Packed:
         self.ptr = program.ptr
         self.target = program.target.astype(np.uint16)
         self.plastic = program.plastic.astype(np.bool_)
+        # every axon's segment list resolved to absolute first targets, CSR over the axons
         seg = program.segments
-        self.segments = (seg.ptr, seg.base, seg.count, seg.first)
+        _, entry, t0 = seg.listed(cfg.neuron_index_bits)
+        self.segments = (np.concatenate([[0], np.cumsum(seg.length)]), seg.base[entry], seg.count[entry], t0)
         block, block_k = program.wta_blocks.block_of(program.n_neurons)
         self.blocks = (block, np.concatenate([block_k, [1]]))   # never empty (numba typing)
         self.plastic_uses = program.plastic_uses()              # (start, word, axon)

@@ -37,14 +37,19 @@ FEATURES = ("shared_rows", "shared_learning", "structural_wta", "param_classes")
 
 def program_features(program: CoreProgram) -> dict[str, bool]:
     """What a program uses, for reports (``neurocore cosim``'s ``features``): shared rows,
-    structural WTA blocks, explicit WTA groups, plastic words (learning) and plastic kernel words
-    (learning on shared weights)."""
+    structural WTA blocks, explicit WTA groups, plastic words (learning), plastic kernel words
+    (learning on shared weights), parameter classes and shared segment lists (an offset, or
+    table entries listed by two axons)."""
     kernel_plastic = bool(program.plastic[program.n_row_synapses:].any())
+    seg = program.segments
+    listed = seg.start[seg.length > 0]
+    shared_lists = bool((seg.offset != 0).any() or len(np.unique(listed)) < len(listed))
     return {"shared_rows": program.shared, "structural_wta": len(program.wta_blocks) > 0,
             "wta_groups": bool((program.neurons.wta_group != 0).any()),
             "learning": bool(program.plastic.any()),
             "shared_learning": program.shared and kernel_plastic,
-            "param_classes": program.config.param_classes > 0}
+            "param_classes": program.config.param_classes > 0,
+            "shared_lists": shared_lists}
 
 
 def _as_rng(rng) -> np.random.Generator:
@@ -84,6 +89,26 @@ def random_inputs(rng, n_inputs: int, steps: int | None = None, *, batch: int | 
         else:       # one density per input column
             density = rng.choice([0.0, 0.1, 0.3, 0.6, 0.9, 1.0], size=n_inputs)
     return rng.random(shape) < density
+
+
+def _stored(rng: np.random.Generator, segments: Segments, neuron_index_bits: int) -> Segments:
+    """``segments`` as the core may store them: often each axon's list stored once for all
+    axons whose lists are shifts of it (:meth:`Segments.shared`), and then some lists rotated
+    (every first target moved by ``d`` and the offsets of its axons by ``-d``, mod 2^nib) so
+    that ``offset + first`` wraps around; the uses stay the same."""
+    if rng.random() < 0.3 or not len(segments):
+        return segments
+    shared = segments.shared(neuron_index_bits)
+    mask = (1 << neuron_index_bits) - 1
+    first, offset = shared.first.copy(), shared.offset.copy()
+    for start in np.unique(shared.start[shared.length > 0]):
+        if rng.random() < 0.4:
+            users = (shared.start == start) & (shared.length > 0)
+            d = int(rng.integers(0, mask + 1))
+            entries = slice(int(start), int(start + shared.length[users][0]))
+            first[entries] = (first[entries] + d) & mask
+            offset[users] = (offset[users] - d) & mask
+    return dataclasses.replace(shared, first=first, offset=offset)
 
 
 def random_program(rng, **overrides) -> tuple[CoreProgram, np.ndarray]:
@@ -260,6 +285,25 @@ def random_program(rng, **overrides) -> tuple[CoreProgram, np.ndarray]:
             seg_base.append(b)
             seg_count.append(count)
             seg_first.append(first)
+        # shifted copies of one axon's segments on other axons: lists the core may store once
+        donors = sorted(set(seg_axon))
+        for _ in range(int(rng.integers(0, n_axons + 1)) if donors and rng.random() < 0.6 else 0):
+            a, b = int(rng.choice(donors)), int(rng.integers(n_axons))
+            mine = [i for i, x in enumerate(seg_axon) if x == a]
+            if b in seg_axon or len(seg_base) + len(mine) > cap_seg:   # b: a pure shifted copy
+                continue
+            lo = min(seg_first[i] for i in mine)
+            hi = max(seg_first[i] + seg_count[i] for i in mine)
+            shift = int(rng.integers(-lo, n_neurons - hi + 1))
+            window = set().union(*(range(seg_first[i] + shift, seg_first[i] + shift + seg_count[i]) for i in mine))
+            if window & covered.get(b, set()):
+                continue
+            covered.setdefault(b, set()).update(window)
+            for i in mine:
+                seg_axon.append(b)
+                seg_base.append(seg_base[i])
+                seg_count.append(seg_count[i])
+                seg_first.append(seg_first[i] + shift)
     order = np.argsort(np.array(seg_axon, np.int64), kind="stable")
     seg_axon = np.array(seg_axon, np.int64)[order]
     seg_base = np.array(seg_base, np.int64)[order]             # relative to the first kernel word
@@ -412,7 +456,8 @@ def random_program(rng, **overrides) -> tuple[CoreProgram, np.ndarray]:
         program = dataclasses.replace(
             program, weight=np.concatenate([program.weight, kernel_weight]),
             plastic=np.concatenate([program.plastic, kernel_plastic]),
-            segments=Segments(ptr=seg_ptr, base=seg_base + rows_used, count=seg_count, first=seg_first),
+            segments=_stored(rng, Segments.csr(seg_ptr, base=seg_base + rows_used, count=seg_count, first=seg_first),
+                             config.neuron_index_bits),
             wta_blocks=WtaBlocks(*(np.array(c, np.int64).reshape(-1) for c in zip(*block_ranges)))
             if block_ranges else None)
 

@@ -45,25 +45,29 @@ def decay(x: int, shift: int) -> int:
 
 
 # -- the rules of one step, one function each (spec section 5) --------------------------------------
-def uses_of(ptr: list[int], target: list[int], seg_ptr: list[int], seg_base: list[int],
-            seg_count: list[int], seg_first: list[int]) -> list[list[tuple[int, int]]]:
+def uses_of(ptr: list[int], target: list[int], seg_start: list[int], seg_len: list[int],
+            seg_offset: list[int], seg_base: list[int], seg_count: list[int], seg_first: list[int],
+            neuron_index_bits: int) -> list[list[tuple[int, int]]]:
     """Section 3: the uses ``(n, s)`` of every axon, in order: its row synapses
-    ``(target[s], s)`` for ``s in ptr[a] .. ptr[a+1]-1``, then for each of its segments
-    ``k in seg_ptr[a] .. seg_ptr[a+1]-1`` the pairs ``(first + j, base + j)``, ``j < count``."""
+    ``(target[s], s)`` for ``s in ptr[a] .. ptr[a+1]-1``, then for each entry ``k`` of its
+    segment list ``seg_start[a] .. seg_start[a]+seg_len[a]-1`` the pairs
+    ``(t0 + j, base + j)``, ``j < count``, where ``t0 = (seg_offset[a] + first) mod 2^nib``."""
     uses = []
     for a in range(len(ptr) - 1):
         mine = [(target[s], s) for s in range(ptr[a], ptr[a + 1])]
-        for k in range(seg_ptr[a], seg_ptr[a + 1]):
-            mine += [(seg_first[k] + j, seg_base[k] + j) for j in range(seg_count[k])]
+        for k in range(seg_start[a], seg_start[a] + seg_len[a]):
+            t0 = (seg_offset[a] + seg_first[k]) % (1 << neuron_index_bits)
+            mine += [(t0 + j, seg_base[k] + j) for j in range(seg_count[k])]
         uses.append(mine)
     return uses
 
 
 def program_uses(program: CoreProgram) -> list[list[tuple[int, int]]]:
-    """:func:`uses_of` for a :class:`CoreProgram` (its rows and segments)."""
+    """:func:`uses_of` for a :class:`CoreProgram` (its rows and segment lists)."""
     seg = program.segments
-    return uses_of(_ints(program.ptr), _ints(program.target), _ints(seg.ptr), _ints(seg.base),
-                   _ints(seg.count), _ints(seg.first))
+    return uses_of(_ints(program.ptr), _ints(program.target), _ints(seg.start), _ints(seg.length),
+                   _ints(seg.offset), _ints(seg.base), _ints(seg.count), _ints(seg.first),
+                   program.config.neuron_index_bits)
 
 
 def accumulate(active: list[bool], uses: list[list[tuple[int, int]]], weight: list[int],

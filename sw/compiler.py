@@ -57,7 +57,7 @@ import numpy as np
 
 from ..hw.config import CoreConfig
 from ..hw.widths import CONFIG_RANGES, PARAM_CLASSES_MAX
-from ..hw.program import (NEURON_FIELDS, NO_ROUTE, CoreProgram, LearningParams, NeuronParams, ParamClasses, Segments,
+from ..hw.program import (NEURON_FIELDS, NO_ROUTE, WIDEST, CoreProgram, LearningParams, NeuronParams, ParamClasses, Segments,
                           accumulator_bits, accumulator_bounds, check_count, int_array, synapse_rows)
 from .network import INPUT, ConvProjection, Population, Projection, SnnNetwork
 
@@ -388,6 +388,7 @@ class _Placement:
     projection: np.ndarray  # projection index of every listed synapse
     kernel: tuple           # shared rows: (weight, plastic, projection) of every kernel word
     segments: tuple         # shared rows: (axon, word, count, first) per segment, by axon
+    segment_table: Segments  # the same as the core stores them: shared lists with offsets (word-relative bases)
 
 
 def _place(net: SnnNetwork, shared: bool = True) -> _Placement:
@@ -450,8 +451,11 @@ def _place(net: SnnNetwork, shared: bool = True) -> _Placement:
     segments = tuple(cat([g[k] for g in seg]) for k in range(4))
     by_axon = np.argsort(segments[0], kind="stable")
     segments = tuple(v[by_axon] for v in segments)
+    # the core's table: each axon's list relative to its lowest target, equal lists once (spec section 3)
+    table = Segments.csr(np.concatenate([[0], np.cumsum(np.bincount(segments[0], minlength=n_axons))]),
+                         base=segments[1], count=segments[2], first=segments[3]).shared(WIDEST.neuron_index_bits)
     return _Placement(layers, layer_axons, order, first, n_axons, rows, axon, target, weight, plastic, proj,
-                      kernel, segments)
+                      kernel, segments, table)
 
 
 def _pair_projections(net: SnnNetwork, axon, target, proj) -> str:
@@ -481,7 +485,7 @@ def _needs(net: SnnNetwork, placed: _Placement) -> dict[str, int]:
         "axons": placed.n_axons,
         "synapses": int(placed.rows[0][-1]) + len(placed.kernel[0]),
         "wta_groups": sum(1 for p in net.populations if p.wta),
-        "segments": len(placed.segments[0]),
+        "segments": len(placed.segment_table),
     }
 
 
@@ -751,9 +755,7 @@ def compile_network(net: SnnNetwork, config: CoreConfig | None = None, *,
     syn_proj[filled] = placed.projection[source[filled]]
     # shared rows: the kernel words after the rows, the segments naming them
     kernel_weight, kernel_plastic, kernel_proj = placed.kernel
-    seg_axon, seg_word, seg_count, seg_first = placed.segments
-    segments = Segments(ptr=np.concatenate([[0], np.cumsum(np.bincount(seg_axon, minlength=placed.n_axons))]),
-                        base=len(source) + seg_word, count=seg_count, first=seg_first)
+    segments = dataclasses.replace(placed.segment_table, base=len(source) + placed.segment_table.base)
     syn_weight = np.concatenate([syn_weight, kernel_weight])
     syn_plastic = np.concatenate([syn_plastic, kernel_plastic])
     syn_proj = np.concatenate([syn_proj, kernel_proj])

@@ -56,7 +56,7 @@ from .output_dir import IMAGE_MANIFEST as MANIFEST
 __all__ = ["ImageDirError", "write_image_dir", "check_image_path", "check_metadata", "load_image_dir", "load_program_npz", "build_manifest",
            "REGION_FILES", "FORMAT", "FORMAT_VERSION", "MANIFEST", "PROGRAM_NPZ", "hex_files"]
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4     # 4: segment lists with offsets (pointer words gain seg_offset)
 PROGRAM_NPZ = "program.npz"
 # region name (hw.host.Region) -> file name, in the order they are written
 REGION_FILES = {"PARAM": "param.hex", "POINTER": "pointer.hex", "SYNAPSE": "synapse.hex",
@@ -64,7 +64,9 @@ REGION_FILES = {"PARAM": "param.hex", "POINTER": "pointer.hex", "SYNAPSE": "syna
                 "NCLASS": "nclass.hex"}
 # Optional program.npz arrays (absent in programs without shared rows or WTA blocks, and in
 # files written before they existed): name -> (part of CoreProgram, field).
-_OPTIONAL_ARRAYS = {f"segments_{f}": ("segments", f) for f in ("ptr", "base", "count", "first")} | \
+# Segments are stored as the core holds them: lists with offsets.
+_SEGMENT_FIELDS = ("start", "length", "offset", "base", "count", "first")
+_OPTIONAL_ARRAYS = {f"segments_{f}": ("segments", f) for f in _SEGMENT_FIELDS} | \
                    {f"wta_blocks_{f}": ("wta_blocks", f) for f in ("first", "size", "count", "k")}
 _LEARNING_FIELDS = tuple(f.name for f in dataclasses.fields(LearningParams))
 
@@ -142,7 +144,7 @@ def _npz_arrays(compiled: CompiledNetwork) -> dict[str, np.ndarray]:
     for f in NEURON_FIELDS:
         arrays[f"neurons_{f}"] = getattr(p.neurons, f)
     if p.shared:
-        arrays.update({f"segments_{f}": getattr(p.segments, f) for f in ("ptr", "base", "count", "first")})
+        arrays.update({f"segments_{f}": getattr(p.segments, f) for f in _SEGMENT_FIELDS})
     if len(p.wta_blocks):
         arrays.update({f"wta_blocks_{f}": getattr(p.wta_blocks, f) for f in ("first", "size", "count", "k")})
     if compiled.synapse_projection is not None:
@@ -197,7 +199,7 @@ def load_program_npz(path, *, config: CoreConfig | None = None) -> CompiledNetwo
             if key in arrays:
                 parts.setdefault(part, {})[field] = arrays[key]
         for part, fields in parts.items():
-            if len(fields) != 4:
+            if len(fields) != {"segments": len(_SEGMENT_FIELDS), "wta_blocks": 4}[part]:
                 raise ValueError(f"{part} is incomplete: it has {', '.join(sorted(fields))}")
         program = CoreProgram(config=stored, n_inputs=arrays["n_inputs"], ptr=arrays["ptr"],
                               target=arrays["target"], weight=arrays["weight"], plastic=arrays["plastic"],

@@ -186,7 +186,8 @@ def test_random_programs_draw_the_shared_features():
     for seed in range(300):
         for name, used in program_features(random_program(np.random.default_rng(seed), features=SHARED)[0]).items():
             seen[name] = seen.get(name, 0) + used
-    assert min(seen["shared_rows"], seen["structural_wta"], seen["shared_learning"], seen["param_classes"]) >= 40, seen
+    assert min(seen["shared_rows"], seen["structural_wta"], seen["shared_learning"], seen["param_classes"],
+               seen["shared_lists"]) >= 40, seen
 
 
 def _conv_like(rng: np.random.Generator):
@@ -214,7 +215,7 @@ def _conv_like(rng: np.random.Generator):
         learning=LearningParams(a_plus=int(rng.integers(1, 4)), a_minus=int(rng.integers(1, 4)), shift=11,
                                 pre_jump=20, post_jump=20, pre_decay_shift=1, post_decay_shift=1,
                                 w_min=0, w_max=32, soft_bound=True),
-        segments=Segments(ptr=ptr, base=base, count=count, first=first),
+        segments=Segments.csr(ptr, base=base, count=count, first=first),
         wta_blocks=WtaBlocks(first=[0], size=[size], count=[max(1, n // 2 // size)],
                              k=[int(rng.integers(1, size + 1))]))
     state = dataclasses.replace(CoreState.initial(program), weight=rng.integers(4, 29, k),

@@ -52,7 +52,7 @@ def program(*, n: int, threshold, n_inputs: int, rows=(), kernel=(), segments=()
     return dataclasses.replace(
         base, weight=np.concatenate([base.weight, np.array(kernel, np.int64)]),
         plastic=np.concatenate([base.plastic, np.full(len(kernel), plastic_kernel)]),
-        segments=Segments(ptr=seg_ptr, base=[rows_used + s[1] for s in segments],
+        segments=Segments.csr(seg_ptr, base=[rows_used + s[1] for s in segments],
                           count=[s[2] for s in segments], first=[s[3] for s in segments]),
         wta_blocks=WtaBlocks(*(np.array(c, np.int64) for c in zip(*blocks))) if blocks else None)
 
@@ -76,6 +76,51 @@ def test_shared_words_integrate_once_per_use(model):
     # Only axon 1: acc = [-2, 3, 5], 3 SOPs.
     result = one_step(model, prog, "01")
     assert result.state.v.tolist() == [-2, 3, 5] and result.sops == 3
+
+
+def _listed(prog: CoreProgram, *, start, length, offset, first) -> CoreProgram:
+    """``prog`` with its kernel words used by shared lists: one table entry per ``first``
+    (``base`` 0, ``count`` 2), axon ``a`` listing ``start[a] .. start[a]+length[a]-1``."""
+    return dataclasses.replace(prog, segments=Segments(start=start, length=length, offset=offset,
+                                                       base=[0] * len(first), count=[2] * len(first), first=first))
+
+
+@MODELS
+def test_shared_lists_with_offsets(model):
+    # One table entry (words 0..1 = [3, 5], first 6) named by three axons with offsets 0, 3, 5:
+    # 8 neurons, so targets are mod 8: axon 0 -> 6, 7; axon 1 -> (3 + 6) mod 8 = 1, 2;
+    # axon 2 -> (5 + 6) mod 8 = 3, 4. All three active: v = [0, 3, 5, 3, 5, 0, 3, 5], 6 SOPs.
+    base = program(n=8, threshold=100, n_inputs=3, kernel=[3, 5])
+    prog = _listed(base, start=[0, 0, 0], length=[1, 1, 1], offset=[0, 3, 5], first=[6])
+    result = one_step(model, prog, "111")
+    assert result.state.v.tolist() == [0, 3, 5, 3, 5, 0, 3, 5] and result.sops == 6
+    result = one_step(model, prog, "010")
+    assert result.state.v.tolist() == [0, 3, 5, 0, 0, 0, 0, 0] and result.sops == 2
+
+
+@MODELS
+def test_learning_through_shared_lists(model):
+    # The list above, plastic; threshold 4: the neurons that get word 1 (5) fire: 2 (axon 1),
+    # 4 (axon 2) and 7 (axon 0). No LTD (a_minus 0); LTP dw = (1 * xn) >> 0 = 1 with xn = 1
+    # (pre_jump 1): word 1 gets +1 for each of its three uses, 5 -> 8; word 0 (3 < 4) stays.
+    stdp = LearningParams(a_plus=1, a_minus=0, shift=0, pre_jump=1, post_jump=0, w_min=0, w_max=16)
+    base = program(n=8, threshold=4, n_inputs=3, kernel=[3, 5], stdp=stdp, plastic_kernel=True)
+    prog = _listed(base, start=[0, 0, 0], length=[1, 1, 1], offset=[0, 3, 5], first=[6])
+    result = one_step(model, prog, "111", learn=True)
+    assert result.neuron_spikes[0].astype(int).tolist() == [0, 0, 1, 0, 1, 0, 0, 1]
+    assert result.state.weight.tolist() == [3, 8]
+
+
+def test_bad_shared_lists():
+    base = program(n=8, threshold=100, n_inputs=3, kernel=[3, 5])
+    with pytest.raises(ValueError, match=r"axon 1's segment \(entry 0, offset 1\) drives neurons 7..8, "
+                                         r"beyond n_neurons = 8"):
+        _listed(base, start=[0, 0, 0], length=[1, 1, 0], offset=[0, 1, 0], first=[6])
+    with pytest.raises(ValueError, match=r"axon 2's segment list 1..1 leaves the table of 1 entries"):
+        _listed(base, start=[0, 0, 1], length=[1, 1, 1], offset=[0, 3, 5], first=[6])
+    with pytest.raises(ValueError, match=r"axon 2 has no segments \(segments.length 0\) but segments.start "
+                                         r"0 / offset 4; both must be 0"):
+        _listed(base, start=[0, 0, 0], length=[1, 1, 0], offset=[0, 3, 4], first=[6])
 
 
 @MODELS
@@ -147,8 +192,7 @@ def test_validation_of_segments_and_blocks():
     bad("drives neurons 2..3, beyond n_neurons = 3",
         segments=dataclasses.replace(seg, first=np.array([0, 2])))
     bad("axon 1 reaches neuron 0 through two uses",
-        segments=Segments(ptr=np.array([0, 0, 2]), base=np.array([1, 1]), count=np.array([2, 1]),
-                          first=np.array([0, 1])))
+        segments=Segments.csr([0, 0, 2], base=[1, 1], count=[2, 1], first=[0, 1]))
     bad("exceed the core's segment table of 1",
         config=dataclasses.replace(ok.config, segments=1))
     bad("neuron 0 is in a WTA block and in WTA group 1",

@@ -110,4 +110,5 @@ def test_shared_rows_and_wta_blocks_in_cosimulation(tmp_path):
     assert summary["features"]["structural_wta"] >= 2, summary["features"]
     assert summary["features"]["shared_learning"] > 0, summary["features"]
     assert summary["features"]["param_classes"] >= 3, summary["features"]
+    assert summary["features"]["shared_lists"] >= 2, summary["features"]
     assert summary["learning_programs"] == 4 and summary["output_spikes"] > 0 and summary["weight_changes"] > 0

@@ -256,7 +256,7 @@ async def load(ctx, h: Harness, program: CoreProgram, y, learn: bool):
         count = int(program.ptr[a + 1] - program.ptr[a])
         word = {"base": int(program.ptr[a]) if count else 0, "count": count, "first": int(first[a])}
         if h.config.segments:
-            word.update(seg_start=int(seg.ptr[a]), seg_count=int(seg.ptr[a + 1] - seg.ptr[a]))
+            word.update(seg_start=int(seg.start[a]), seg_count=int(seg.length[a]), seg_offset=int(seg.offset[a]))
         ctx.set(h.ptr_mem.data[a], word)
     for k in range(len(seg.base)):
         ctx.set(h.seg_mem.data[k], {"base": int(seg.base[k]), "count": int(seg.count[k]),
@@ -586,7 +586,7 @@ def kernel_program(config: CoreConfig, *, n_axons: int, kernel, rows=(), learnin
     return dataclasses.replace(
         base, weight=np.concatenate([base.weight, np.array(kernel, np.int64)]),
         plastic=np.concatenate([base.plastic, np.ones(len(kernel), bool)]),
-        segments=Segments(ptr=np.arange(n_axons + 1), base=[rows_used] * n_axons,
+        segments=Segments.csr(np.arange(n_axons + 1), base=[rows_used] * n_axons,
                           count=[len(kernel)] * n_axons, first=list(range(n_axons)))).validate()
 
 

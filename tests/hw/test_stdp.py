@@ -847,8 +847,9 @@ class SharedLtpHarness(LtpHarness):
         for a in range(self.cfg.axons):
             word = pointer_words(program)[a] if a < program.n_axons else {"base": 0, "count": 0, "first": 0}
             inside = a < program.n_axons
-            ctx.set(self.ptr.data[a], {**word, "seg_start": int(seg.ptr[a]) if inside else 0,
-                                       "seg_count": int(seg.ptr[a + 1] - seg.ptr[a]) if inside else 0})
+            ctx.set(self.ptr.data[a], {**word, "seg_start": int(seg.start[a]) if inside else 0,
+                                       "seg_count": int(seg.length[a]) if inside else 0,
+                                       "seg_offset": int(seg.offset[a]) if inside else 0})
         for k in range(len(seg.base)):
             ctx.set(self.seg.data[k], {"base": int(seg.base[k]), "count": int(seg.count[k]),
                                        "first": int(seg.first[k])})

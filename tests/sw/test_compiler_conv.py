@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from neurocore.hw.config import CoreConfig
-from neurocore.hw.program import NeuronParams
+from neurocore.hw.program import NeuronParams, Segments
 from neurocore.sim import golden, reference
 from neurocore.sw.compiler import compile_network, network_needs
 from neurocore.sw.network import INPUT, ConvProjection, Population, Projection, SnnNetwork
@@ -124,7 +124,7 @@ def test_shared_program_survives_its_image_directory(tmp_path):
     loaded = load_image_dir(tmp_path / "img")
     p, q = compiled.program, loaded.program
     assert q.shared and all(np.array_equal(getattr(p.segments, f), getattr(q.segments, f))
-                            for f in ("ptr", "base", "count", "first"))
+                            for f in ("start", "length", "offset", "base", "count", "first"))
     assert np.array_equal(p.weight, q.weight) and loaded.projections[0]["conv"]["kernel_shape"] == [3, 2, 3, 2]
     assert (tmp_path / "img" / "segment.hex").is_file()
     with pytest.raises(ValueError, match="re-placing a program with shared rows"):
@@ -146,3 +146,27 @@ def test_layers_keep_neuron_order_through_an_image(tmp_path):
     write_image_dir(compiled, tmp_path / "img")
     loaded = load_image_dir(tmp_path / "img")
     assert list(loaded.layers) == ["zconv", "apool"] and loaded.layers == compiled.layers
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_pixels_share_their_segment_lists(stride):
+    """Each input pixel's list is stored relative to its lowest target: the pixels of one
+    channel away from the border (and of one stride phase) store one list, so the table
+    holds far fewer entries than one per (pixel, kernel row); the uses are unchanged."""
+    rng = np.random.default_rng(stride)
+    net = conv_net(rng, stride=(stride, stride), channels=2, maps=3, size=(14, 14), kernel=(3, 3))
+    compiled = compile_network(net)
+    seg = compiled.program.segments
+    per_pixel = int(seg.length.sum())                    # the CSR form: entries of its own per pixel
+    assert len(seg) * 4 < per_pixel, (len(seg), per_pixel)
+    assert compiled.config.segments >= len(seg) and network_needs(net)["segments"] == len(seg)
+    # two interior pixels of channel 0 of one stride phase name the same entries, other offsets
+    a0 = 0 * 14 * 14                                     # host axon of pixel (c, y, x) = (c*14 + y)*14 + x
+    p, q = a0 + 6 * 14 + 6, a0 + 6 * 14 + 6 + stride
+    assert seg.start[p] == seg.start[q] and seg.length[p] == seg.length[q] > 0
+    assert seg.offset[p] != seg.offset[q]
+    nib = compiled.config.neuron_index_bits
+    _, entry, t0 = seg.listed(nib)
+    csr = Segments.csr(np.concatenate([[0], np.cumsum(seg.length)]), base=seg.base[entry],
+                       count=seg.count[entry], first=t0)
+    assert [u.tolist() for u in csr.uses(nib)] == [u.tolist() for u in seg.uses(nib)]

@@ -99,7 +99,7 @@ def test_hex_files_are_readmemh_of_program_images(compiled, image):
 
 def test_manifest_fields(compiled, image):
     m = json.loads((image / "manifest.json").read_text())
-    assert m["format"] == "neurocore-image" and m["format_version"] == 3
+    assert m["format"] == "neurocore-image" and m["format_version"] == 4
     assert m["config"] == CoreConfig().to_dict() and m["config_hash"] == CoreConfig().hash()
     assert m["registers"] == {r.name: v for r, v in program_registers(compiled.program).items()}
     assert [(layer["name"], layer["first_neuron"], layer["size"]) for layer in m["layers"]] == [
