@@ -12,7 +12,8 @@ from amaranth.lib import data
 
 from .config import CoreConfig
 from .host import WTA_BLOCK_FIELDS, Region, Register, word_shape, wta_block_register
-from .program import NO_ROUTE, CoreProgram, CoreState
+from .layouts import neuron_param_layout
+from .program import NEURON_FIELDS, NO_ROUTE, CoreProgram, CoreState
 
 __all__ = ["pack", "pack_many", "unpack", "program_images", "program_registers", "state_images",
            "state_from_images"]
@@ -96,6 +97,14 @@ def unpack(shape, word: int) -> dict | int:
     return out[""] if "" in out else out
 
 
+def param_fields(config, params: dict) -> dict:
+    """The parameters of ``params`` that a PARAM word of ``config`` holds
+    (:func:`~neurocore.hw.layouts.neuron_param_layout`: the theta fields only with
+    ``adaptive_threshold``, the WTA group only with ``wta``; ``validate()`` keeps the others 0)."""
+    members = neuron_param_layout(config).members
+    return {name: value for name, value in params.items() if name in members}
+
+
 def program_images(program: CoreProgram) -> dict[Region, list[int]]:
     """Every memory word the program defines, by region (state regions not included)."""
     cfg = program.config
@@ -104,7 +113,7 @@ def program_images(program: CoreProgram) -> dict[Region, list[int]]:
     if cfg.param_classes:
         # the class table, and each neuron's class (docs/core-spec.md, section 2)
         classes = program.param_classes()
-        images[Region.PARAM] = pack_many(word_shape(cfg, Region.PARAM), **classes.params,
+        images[Region.PARAM] = pack_many(word_shape(cfg, Region.PARAM), **param_fields(cfg, classes.params),
                                          route_valid=classes.route_valid, route=classes.route_offset,
                                          output=classes.output)
         images[Region.NCLASS] = pack_many(word_shape(cfg, Region.NCLASS), classes.index)
@@ -112,9 +121,7 @@ def program_images(program: CoreProgram) -> dict[Region, list[int]]:
         is_output = np.zeros(program.n_neurons, np.int64)
         is_output[program.outputs] = 1
         images[Region.PARAM] = pack_many(
-            word_shape(cfg, Region.PARAM), threshold=p.threshold, leak_shift=p.leak_shift,
-            reset_mode=p.reset_mode, refractory=p.refractory, bias=p.bias, theta_inc=p.theta_inc,
-            theta_decay_shift=p.theta_decay_shift, wta_group=p.wta_group,
+            word_shape(cfg, Region.PARAM), **param_fields(cfg, {f: getattr(p, f) for f in NEURON_FIELDS}),
             route_valid=program.route != NO_ROUTE, route=np.maximum(program.route, 0), output=is_output)
     counts = np.diff(program.ptr)
     seg = program.segments

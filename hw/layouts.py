@@ -17,21 +17,24 @@ __all__ = ["neuron_param_layout", "neuron_state_layout", "synapse_layout", "poin
 
 
 def neuron_param_layout(config: CoreConfig) -> data.StructLayout:
-    """One word per neuron: the parameters of spec section 2, plus its route and output flag."""
+    """One word per neuron (with parameter classes: per class): the parameters of spec section
+    2, plus its route and output flag. ``theta_inc`` and ``theta_decay_shift`` exist only with
+    ``adaptive_threshold``, ``wta_group`` only with ``wta`` (without them they are 0)."""
     v = config.membrane_bits
-    return data.StructLayout({
+    fields = {
         "threshold": unsigned(v - 1),
         "leak_shift": unsigned(SHIFT_BITS),
         "reset_mode": unsigned(1),          # 0: to zero, 1: by subtraction
         "refractory": unsigned(REFRACTORY_BITS),
         "bias": signed(v),
-        "theta_inc": unsigned(v - 1),
-        "theta_decay_shift": unsigned(SHIFT_BITS),
-        "wta_group": unsigned(config.wta_group_bits),   # 0: none
-        "route_valid": unsigned(1),
-        "route": unsigned(config.axon_index_bits),
-        "output": unsigned(1),
-    })
+    }
+    if config.adaptive_threshold:
+        fields["theta_inc"] = unsigned(v - 1)
+        fields["theta_decay_shift"] = unsigned(SHIFT_BITS)
+    if config.wta:
+        fields["wta_group"] = unsigned(config.wta_group_bits)   # 0: none
+    fields.update(route_valid=unsigned(1), route=unsigned(config.axon_index_bits), output=unsigned(1))
+    return data.StructLayout(fields)
 
 
 def neuron_state_layout(config: CoreConfig) -> data.StructLayout:

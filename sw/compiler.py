@@ -523,7 +523,28 @@ def _accumulator_bits(net: SnnNetwork, placed: _Placement) -> int:
     return accumulator_bits(*accumulator_bounds(placed.n_neurons, *_uses(placed), net.learning))
 
 
-def choose_config(net: SnnNetwork, *, shared: bool = True) -> CoreConfig:
+def _tight_config(net: SnnNetwork, placed: _Placement, needs: dict, acc_bits: int) -> CoreConfig:
+    """The smallest core that runs ``net``: exact capacities (every memory as deep as the
+    network needs), only the features it uses, parameter classes when they save words."""
+    plastic = any(pr.plastic for pr in net.projections)
+    adaptive = any((pop.params.theta_inc != 0).any() or (pop.theta is not None and (pop.theta != 0).any())
+                   for pop in net.populations)
+    wta = needs["wta_groups"] > 0
+    default = CoreConfig()
+    fields = dict(neurons=needs["neurons"], axons=needs["axons"], synapses=max(1, needs["synapses"]),
+                  wta_groups=max(1, needs["wta_groups"]), segments=needs["segments"],
+                  learning=plastic, wta=wta, adaptive_threshold=adaptive,
+                  accumulator_bits=max(acc_bits, default.weight_bits),
+                  membrane_bits=max(default.membrane_bits, acc_bits))
+    config = CoreConfig(**fields)
+    params, _, route, outputs, _ = _neuron_tables(net, placed, _wta_groups(net))
+    classes = len(ParamClasses.build(params, route, outputs, config.axon_index_bits))
+    if classes <= placed.n_neurons // CLASS_SAVING:
+        config = dataclasses.replace(config, param_classes=classes)
+    return config
+
+
+def choose_config(net: SnnNetwork, *, shared: bool = True, tight: bool = False) -> CoreConfig:
     """The default config if ``net`` fits, else the default with what overflows raised.
 
     Neurons, axons and synapses are raised to the next power of two holding the network;
@@ -534,11 +555,15 @@ def choose_config(net: SnnNetwork, *, shared: bool = True) -> CoreConfig:
     section 2: a conv layer has one class per map) gets ``param_classes``, the next power
     of two holding its classes. Raises ``ValueError`` if even the largest allowed capacity
     or width is too small.
+
+    ``tight`` picks the smallest core instead (for an FPGA): every capacity exactly what the
+    network needs, learning, WTA and the adaptive threshold only if it uses them, and
+    parameter classes, exactly as many as it has, whenever they save words.
     """
-    return _choose_config(net, _place(net, shared))
+    return _choose_config(net, _place(net, shared), tight)
 
 
-def _choose_config(net: SnnNetwork, placed: _Placement) -> CoreConfig:
+def _choose_config(net: SnnNetwork, placed: _Placement, tight: bool = False) -> CoreConfig:
     default = CoreConfig()
     needs = _needs(net, placed)
     too_big = [f"{needs[n]} {_CAPACITY_NAMES[n]} but the largest core has {CAPACITIES[n]} "
@@ -549,6 +574,8 @@ def _choose_config(net: SnnNetwork, placed: _Placement) -> CoreConfig:
                        f"is {_WIDEST_ACCUMULATOR} bits")
     if too_big:
         raise ValueError("network does not fit any core: it needs " + "; ".join(too_big))
+    if tight:
+        return _tight_config(net, placed, needs, acc_bits)
     raised = {}
     for name in ("neurons", "axons", "synapses"):
         if needs[name] > getattr(default, name):
@@ -682,7 +709,7 @@ def compile_network(net: SnnNetwork, config: CoreConfig | None = None, *,
         raise ValueError(f"network does not fit the core (config {config.hash()[:12]}): it needs "
                          + "; ".join(over))
 
-    layers, layer_axons, order = placed.layers, placed.layer_axons, placed.order
+    layers, layer_axons = placed.layers, placed.layer_axons
     n_neurons = placed.n_neurons
     wta_groups = _wta_groups(net)
 

@@ -35,6 +35,7 @@ neurocore convert --curve 1,2,4,8,16,32 --plot docs/img/convert_accuracy_vs_T.pn
 neurocore convert --arch cnn --steps 32 --curve 8,16,32      # a CNN (8 and 16 feature maps)
 neurocore convert --arch cnn --maps 4,8 --epochs 5 --json     # a smaller, shorter-trained CNN
 neurocore convert --arch cnn --cnn-stride 2 --plot-dir plots  # strided convs, no pooling: ~1,400 neurons
+neurocore convert --arch cnn --cnn-stride 2 --tight --out build/s2  # on the smallest core that holds it
 neurocore convert --nir net.nir --dataset digits --steps 16   # a network exported to NIR
 neurocore convert --nir snn.nir --keep-dynamics --reset subtract --encoder rate   # its own LIF leak
 neurocore convert --nir snn.nir --keep-dynamics --dt 1e-3 --json  # dt of the NIR LIF (default 1e-4)"""
@@ -138,6 +139,10 @@ def register(subparsers) -> None:
                         help="write PNG plots into DIR (created; its parent must exist): accuracy vs T "
                              f"({PLOT_NAMES['accuracy']}) and the spike rate of every layer at the largest T "
                              f"({PLOT_NAMES['spike_rates']})")
+    parser.add_argument("--tight", action="store_true",
+                        help="compile onto the smallest core that runs the network (for an FPGA): every "
+                             "capacity exactly what it needs, no learning, WTA or adaptive threshold, "
+                             "parameter classes (default: the default core, raised where needed)")
     add_json_argument(parser, "the report")
     parser.set_defaults(func=run)
 
@@ -252,15 +257,14 @@ def run(args) -> int:
     plot = plot_path(args.plot) if args.plot is not None else None
     plot_dir = output_path(args.plot_dir, "--plot-dir", directory=True) if args.plot_dir is not None else None
     curve = () if args.no_curve else (args.curve if args.curve is not None else DEFAULT_CURVE)
-    if args.keep_dynamics:
-        return _run_keep_dynamics(args, curve, plot)
     try:
         result = convert_dataset(
             args.dataset, steps=args.steps, weight_bits=args.weight_bits,
             hidden=args.hidden or DEFAULT_HIDDEN, seed=args.seed, data_dir=args.data_dir, ann_path=args.ann,
             encoder=args.encoder, percentile=args.percentile or DEFAULT_PERCENTILE, curve_steps=curve,
             out=args.out, overwrite=args.overwrite, save_ann_path=args.save_ann, progress=True,
-            nir_path=args.nir,
+            nir_path=args.nir, tight=args.tight,
+            **(dict(keep_dynamics=True, dt=args.dt, reset=args.reset or "zero") if args.keep_dynamics else {}),
             **(dict(arch="cnn", maps=args.maps, epochs=args.epochs, fold=args.fold, stride=args.cnn_stride,
                     shift=args.shift) if cnn else {}))
     except KeyError as exc:
@@ -274,7 +278,7 @@ def run(args) -> int:
         from .plots import convert_plots
         with writing("--plot-dir", plot_dir):
             result["plots"] = convert_plots(result, plot_dir)
-    print_result(result, args.json, format_report)
+    print_result(result, args.json, format_dynamics_report if args.keep_dynamics else format_report)
     return 0
 
 
@@ -315,23 +319,3 @@ def format_dynamics_report(r: dict) -> str:
     if r.get("plot"):
         lines.append(f"plot     : {r['plot']}")
     return "\n".join(lines)
-
-
-def _run_keep_dynamics(args, curve, plot) -> int:
-    """``--nir FILE --keep-dynamics``: :func:`neurocore.sw.convert.frontends.convert_nir_dataset`."""
-    from ..sw.convert.frontends import convert_nir_dataset
-    from ..sw.convert.pipeline import plot_curve
-
-    try:
-        result = convert_nir_dataset(
-            args.nir, args.dataset, steps=args.steps, weight_bits=args.weight_bits, seed=args.seed,
-            data_dir=args.data_dir, keep_dynamics=True, dt=args.dt, reset=args.reset or "zero",
-            encoder=args.encoder, curve_steps=curve, out=args.out, overwrite=args.overwrite, progress=True)
-    except KeyError as exc:
-        raise UsageError(f"unknown dataset {args.dataset!r} ({exc})") from None
-    result["plot"] = None
-    if plot is not None:
-        with writing("--plot", plot):
-            result["plot"] = str(plot_curve(result, plot))
-    print_result(result, args.json, format_dynamics_report)
-    return 0

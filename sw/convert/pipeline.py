@@ -159,7 +159,7 @@ def convert_dataset(dataset: str = "digits", steps: int = DEFAULT_STEPS, weight_
                     progress: bool = False, arch: str = "mlp", maps=None, epochs: int | None = None,
                     fold: str | None = None, readout_lift: float | None = None, stride: int | None = None,
                     shift: int | None = None, nir_path=None, keep_dynamics: bool = False, dt: float | None = None,
-                    reset: str = "zero") -> dict:
+                    reset: str = "zero", tight: bool = False) -> dict:
     """Train-or-load, convert, compile and evaluate on ``dataset``; see the module docstring.
 
     ``weight_bits=None`` uses the core's default (``CoreConfig().weight_bits``, 8).
@@ -202,6 +202,10 @@ def convert_dataset(dataset: str = "digits", steps: int = DEFAULT_STEPS, weight_
     adds ``keep_dynamics``, ``dt``, ``dt_source``, ``reset`` and ``dynamics`` (per layer the
     leak approximation, :meth:`~neurocore.sw.convert.frontends.NeuronDynamics.report`, and
     the integer threshold and scale).
+
+    ``tight`` compiles onto the smallest core that runs the network
+    (:func:`~neurocore.sw.compiler.choose_config` ``tight=True``: exact capacities, no learning,
+    WTA or adaptive threshold, parameter classes) instead of the default core raised where needed.
     """
     from ...hw.config import CoreConfig
     from ..compiler import choose_config, compile_network
@@ -333,7 +337,9 @@ def convert_dataset(dataset: str = "digits", steps: int = DEFAULT_STEPS, weight_
 
         # 3. compile: the default core (capacities raised if needed) with the chosen weight width
         t0 = time.perf_counter()
-        config = dataclasses.replace(choose_config(converted.network), weight_bits=weight_bits)
+        config = choose_config(converted.network, tight=tight)
+        config = dataclasses.replace(config, weight_bits=weight_bits,
+                                     accumulator_bits=max(config.accumulator_bits, weight_bits))
         compiled = compile_network(converted.network, config)
         timings["compile_s"] = time.perf_counter() - t0
         tick("compile")

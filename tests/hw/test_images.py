@@ -14,12 +14,18 @@ def test_program_images_match_per_word_packing(seed):
     cfg, p = program.config, program.neurons
     images = program_images(program)
     outputs = set(program.outputs.tolist())
-    want = [pack(word_shape(cfg, Region.PARAM), threshold=p.threshold[n], leak_shift=p.leak_shift[n],
-                 reset_mode=p.reset_mode[n], refractory=p.refractory[n], bias=p.bias[n],
-                 theta_inc=p.theta_inc[n], theta_decay_shift=p.theta_decay_shift[n],
-                 wta_group=p.wta_group[n], route_valid=int(program.route[n] != NO_ROUTE),
-                 route=max(int(program.route[n]), 0), output=int(n in outputs))
-            for n in range(program.n_neurons)]
+    def param_word(n):
+        # the theta fields exist only with the adaptive threshold, the WTA group only with WTA
+        theta = dict(theta_inc=p.theta_inc[n], theta_decay_shift=p.theta_decay_shift[n]) \
+            if cfg.adaptive_threshold else {}
+        group = dict(wta_group=p.wta_group[n]) if cfg.wta else {}
+        return pack(word_shape(cfg, Region.PARAM), threshold=p.threshold[n], leak_shift=p.leak_shift[n],
+                    reset_mode=p.reset_mode[n], refractory=p.refractory[n], bias=p.bias[n], **theta, **group,
+                    route_valid=int(program.route[n] != NO_ROUTE), route=max(int(program.route[n]), 0),
+                    output=int(n in outputs))
+    want = [param_word(n) for n in range(program.n_neurons)]
+    assert any(not c.adaptive_threshold or not c.wta
+               for c in (random_program(s)[0].config for s in range(40)))     # both forms are drawn
     assert images[Region.PARAM] == want
     want = [pack(word_shape(cfg, Region.SYNAPSE), weight=program.weight[s], plastic=int(program.plastic[s]))
             for s in range(program.n_synapses)]

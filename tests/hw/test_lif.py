@@ -92,9 +92,10 @@ def expected(cfg: CoreConfig, c: dict) -> dict:
 
 async def evaluate(ctx, cfg: CoreConfig, lif: LifUpdate, c: dict) -> dict:
     """Drive one case (fire = candidate and not a WTA candidate, as the unit decides)."""
+    theta = dict(theta_inc=c["theta_inc"], theta_decay_shift=c["theta_decay_shift"]) \
+        if cfg.adaptive_threshold else {}           # the PARAM word has them only then
     ctx.set(lif.param, dict(threshold=c["threshold"], leak_shift=c["leak_shift"],
-                            reset_mode=c["reset_mode"], refractory=c["refractory"], bias=c["bias"],
-                            theta_inc=c["theta_inc"], theta_decay_shift=c["theta_decay_shift"]))
+                            reset_mode=c["reset_mode"], refractory=c["refractory"], bias=c["bias"], **theta))
     ctx.set(lif.state, dict(v=c["v"], refrac=c["refrac"]))
     ctx.set(lif.acc, c["acc"])
     if cfg.adaptive_threshold:

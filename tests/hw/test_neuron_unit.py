@@ -145,6 +145,13 @@ def random_episode(rng: random.Random, cfg: CoreConfig, n: int):
     return params, state, mode
 
 
+def param_word(cfg: CoreConfig, p: dict) -> dict:
+    """The fields of ``p`` that the PARAM word of ``cfg`` has (no theta fields without the
+    adaptive threshold, no WTA group without WTA)."""
+    members = neuron_param_layout(cfg).members
+    return {k: v for k, v in p.items() if k in members}
+
+
 def class_words(cfg: CoreConfig, params: list[dict]) -> tuple[list[dict], list[int]]:
     """The class table and the neurons' classes of ``params`` (PARAM words with absolute
     routes): a class word holds ``route - n mod 2^aib`` (docs/core-spec.md, section 2; for the
@@ -152,7 +159,7 @@ def class_words(cfg: CoreConfig, params: list[dict]) -> tuple[list[dict], list[i
     modulus = 1 << cfg.axon_index_bits
     words, index = [], []
     for i, p in enumerate(params):
-        word = dict(p, route=(p["route"] - i) % modulus)
+        word = dict(param_word(cfg, p), route=(p["route"] - i) % modulus)
         if word not in words:
             words.append(word)
         index.append(words.index(word))
@@ -277,7 +284,8 @@ class Harness(Elaboratable):
                                 init=words)
         else:
             self.nclass = None
-            self.param = Memory(shape=neuron_param_layout(cfg), depth=depth, init=params)
+            self.param = Memory(shape=neuron_param_layout(cfg), depth=depth,
+                                init=[param_word(cfg, p) for p in params])
         self.state = Memory(shape=neuron_state_layout(cfg), depth=depth,
                             init=[{"v": v, "refrac": r} for v, r in zip(state["v"], state["refrac"])])
         self.acc = Memory(shape=NeuronUnit.acc_shape(cfg), depth=depth, init=state["acc"])
@@ -322,7 +330,7 @@ def load(ctx, h: Harness, params: list[dict] | None, state: dict, keys=("v", "re
         params = None
     for i in range(h.cfg.neurons):
         if params is not None:
-            ctx.set(h.param.data[i], params[i])
+            ctx.set(h.param.data[i], param_word(h.cfg, params[i]))
         if "v" in keys:
             ctx.set(h.state.data[i], {"v": state["v"][i], "refrac": state["refrac"][i]})
         if "acc" in keys:

@@ -477,3 +477,22 @@ def test_metadata_numbers_are_not_truncated(key, value, message):
     with pytest.raises(ValueError, match=re.escape(f"network metadata is incomplete or malformed (ValueError: "
                                                    f"{message})")):
         CompiledNetwork.from_meta(c.program, c.meta() | {key: value}, c.synapse_projection)
+
+
+def test_tight_config_is_the_smallest_core():
+    """``tight``: every capacity exactly what the network needs, only the features it uses."""
+    net = big_net(neurons=300, inputs=600, synapses_per_neuron=3)
+    needs = network_needs(net)
+    cfg = choose_config(net, tight=True)
+    assert (cfg.neurons, cfg.axons, cfg.synapses) == (needs["neurons"], needs["axons"], needs["synapses"])
+    assert not cfg.learning and not cfg.adaptive_threshold and not cfg.wta
+    assert cfg.param_classes == len(compile_network(net, cfg).program.param_classes()) <= 300 // CLASS_SAVING
+    loose = compile_network(net).config
+    assert loose.neurons == 512 and loose.learning            # the default core, raised
+    plastic = big_net(neurons=300, plastic=True)
+    assert choose_config(plastic, tight=True).learning
+    # the tight core runs the network as the loose one does
+    x = np.random.default_rng(0).random((2, 5, net.n_inputs)) < 0.5
+    a = golden.run_batch(compile_network(net, cfg).program, x)
+    b = golden.run_batch(compile_network(net).program, x)
+    assert np.array_equal(a.spikes, b.spikes) and np.array_equal(a.state.v, b.state.v) and a.state.v.any()
