@@ -24,8 +24,10 @@ class SpikeRouter(CoreComponent):
 
     * ``output``: the spike ``(neuron, step)`` goes out on ``spikes`` (to the output FIFO);
     * ``route_valid``: ``route`` (an internal axon) is appended to the **other** bank of the
-      pending queue (``pendq_mem``, two banks of ``2^axon_index_bits`` entries, the bank in
-      the address MSB): the axons the next step integrates;
+      pending queue (``pendq_mem``, two banks of ``2^qbits`` entries with ``qbits =
+      address_bits(min(neurons, axons))``, the bank in the address MSB): the axons the next
+      step integrates. A bank never holds more: every neuron fires at most once a step and
+      routes to its own axon;
     * ``learn`` (configs with learning): the neuron is appended to the LTP list
       (``ltpq_mem``), the neurons the LTP engine visits in this step.
 
@@ -83,18 +85,19 @@ class SpikeRouter(CoreComponent):
         route_now = self.fired.valid & self.fired.ready
 
         # Pending queue: bank ``bank`` is read this step, routes go to the other one.
-        m.submodules.pendq_mem = pendq = Memory(shape=unsigned(abits), depth=2 << abits, init=[])
+        qbits = address_bits(min(cfg.neurons, cfg.axons))      # entries of one bank
+        m.submodules.pendq_mem = pendq = Memory(shape=unsigned(abits), depth=2 << qbits, init=[])
         pend_w, pend_r = pendq.write_port(), pendq.read_port(domain="sync")
         bank = Signal()
         count = [Signal(abits + 1, name=f"pend_count{i}") for i in range(2)]
         next_bank = ~bank
         m.d.comb += [
             self.pending_count.eq(Mux(bank, count[1], count[0])),
-            pend_r.addr.eq(Cat(self.pending.addr, bank)), pend_r.en.eq(self.pending.en),
+            pend_r.addr.eq(Cat(self.pending.addr[:qbits], bank)), pend_r.en.eq(self.pending.en),
             self.pending.data.eq(pend_r.data),
         ]
         with m.If(route_now & fired.route_valid):
-            m.d.comb += [pend_w.addr.eq(Cat(Mux(next_bank, count[1], count[0])[:abits], next_bank)),
+            m.d.comb += [pend_w.addr.eq(Cat(Mux(next_bank, count[1], count[0])[:qbits], next_bank)),
                          pend_w.data.eq(fired.route), pend_w.en.eq(1)]
             with m.If(next_bank):
                 m.d.sync += count[1].eq(count[1] + 1)

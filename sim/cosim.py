@@ -53,9 +53,9 @@ COSIM_CONFIGS = (
                accumulator_bits=32, trace_bits=16, wta_groups=8),
     CoreConfig(neurons=12, axons=16, synapses=96, wta_groups=4, segments=24,    # shared rows,
                wta_blocks=2),                                                  # WTA blocks
-    CoreConfig(neurons=16, axons=16, synapses=96, wta_groups=4, segments=24,    # the same with
+    CoreConfig(neurons=12, axons=24, synapses=96, wta_groups=4, segments=24,    # the same with
                wta_blocks=2, param_classes=16),                                # parameter classes
-)
+)                                                      # (and pending banks narrower than the axons)
 
 # The optional program features the RTL implements, drawn where a config has room for them
 # (sim/random_programs.py, FEATURES).

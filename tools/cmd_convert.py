@@ -188,16 +188,7 @@ def format_report(r: dict) -> str:
             lines.append(f"           {p['steps']:>6}  {100 * p['snn_accuracy']:6.2f} %  "
                          f"{100 * (p['snn_accuracy'] - r['ann_accuracy']):+9.2f}  {p['mean_output_spikes']:10.2f} "
                          f"{p['mean_sops']:10.0f}")
-    rates = r.get("spike_rates")
-    if rates:
-        lines.append(f"rates    : spikes per neuron per step at T={rates['steps']}: input {rates['input']:.3f}, "
-                     + ", ".join(f"{layer['name']} {layer['rate']:.3f}" for layer in rates["layers"]))
-    if r["image"]:
-        lines.append(f"image    : {r['image']}")
-    if r.get("plot"):
-        lines.append(f"plot     : {r['plot']}")
-    if r.get("plots"):
-        lines.append(f"plots    : {', '.join(r['plots'].values())}")
+    lines += _output_lines(r)
     if r["ann"]["saved_to"]:
         lines.append(f"ANN saved: {r['ann']['saved_to']}")
     return "\n".join(lines)
@@ -314,8 +305,21 @@ def format_dynamics_report(r: dict) -> str:
         for p in r["curve"]:
             lines.append(f"           {p['steps']:>6}  {100 * p['snn_accuracy']:6.2f} %  "
                          f"{p['mean_output_spikes']:10.2f} {p['mean_sops']:10.0f}")
+    lines += _output_lines(r)
+    return "\n".join(lines)
+
+
+def _output_lines(r: dict) -> list[str]:
+    """The report's closing lines (both formats): layer spike rates, what was written."""
+    lines = []
+    rates = r.get("spike_rates")
+    if rates:
+        lines.append(f"rates    : spikes per neuron per step at T={rates['steps']}: input {rates['input']:.3f}, "
+                     + ", ".join(f"{layer['name']} {layer['rate']:.3f}" for layer in rates["layers"]))
     if r["image"]:
         lines.append(f"image    : {r['image']}")
     if r.get("plot"):
         lines.append(f"plot     : {r['plot']}")
-    return "\n".join(lines)
+    if r.get("plots"):
+        lines.append(f"plots    : {', '.join(r['plots'].values())}")
+    return lines
