@@ -131,24 +131,25 @@ def check_maps(maps) -> tuple[int, ...]:
     return values
 
 
+def _whole_in(value, low: int, high: int) -> bool:
+    """``value`` is an integer (not a bool; ``3.0`` counts, ``3.5`` does not) in ``low..high``."""
+    try:
+        whole = not isinstance(value, bool) and int(value) == value
+    except (TypeError, ValueError):
+        return False
+    return whole and low <= int(value) <= high
+
+
 def check_epochs(epochs) -> int:
     """``epochs`` as an int; ``ValueError`` unless in 1..MAX_EPOCHS."""
-    try:
-        whole = not isinstance(epochs, bool) and int(epochs) == epochs
-    except (TypeError, ValueError):
-        whole = False
-    if not whole or not 1 <= int(epochs) <= MAX_EPOCHS:
+    if not _whole_in(epochs, 1, MAX_EPOCHS):
         raise ValueError(f"epochs must be an integer in 1..{MAX_EPOCHS}, got {epochs!r}")
     return int(epochs)
 
 
 def check_stride(stride) -> int:
     """``stride`` as an int; ``ValueError`` unless in 1..MAX_STRIDE."""
-    try:
-        whole = not isinstance(stride, bool) and int(stride) == stride
-    except (TypeError, ValueError):
-        whole = False
-    if not whole or not 1 <= int(stride) <= MAX_STRIDE:
+    if not _whole_in(stride, 1, MAX_STRIDE):
         raise ValueError(f"stride must be an integer in 1..{MAX_STRIDE} (1: conv and 2x2 average pooling; "
                          f"2 or more: a strided conv, no pooling), got {stride!r}")
     return int(stride)
@@ -156,11 +157,7 @@ def check_stride(stride) -> int:
 
 def check_shift(shift) -> int:
     """``shift`` as an int; ``ValueError`` unless in 0..MAX_SHIFT."""
-    try:
-        whole = not isinstance(shift, bool) and int(shift) == shift
-    except (TypeError, ValueError):
-        whole = False
-    if not whole or not 0 <= int(shift) <= MAX_SHIFT:
+    if not _whole_in(shift, 0, MAX_SHIFT):
         raise ValueError(f"shift must be an integer in 0..{MAX_SHIFT} (pixels of random translation), "
                          f"got {shift!r}")
     return int(shift)
