@@ -180,14 +180,7 @@ def format_report(r: dict) -> str:
     lines.append(f"accuracy : ANN {100 * r['ann_accuracy']:.2f} %   SNN {100 * r['snn_accuracy']:.2f} % at "
                  f"T={r['steps']} (gap {r['gap_points']:+.2f} points; T->inf limit "
                  f"{100 * r['rate_limit_accuracy']:.2f} %)")
-    lines.append(f"spikes   : {r['mean_output_spikes']:.2f} output spikes, {r['mean_sops']:.0f} SOPs per sample; "
-                 f"{100 * r['silent_fraction']:.1f} % silent samples")
-    if r["curve"]:
-        lines.append("curve    :      T   SNN acc   gap (pts)  out spikes       SOPs")
-        for p in r["curve"]:
-            lines.append(f"           {p['steps']:>6}  {100 * p['snn_accuracy']:6.2f} %  "
-                         f"{100 * (p['snn_accuracy'] - r['ann_accuracy']):+9.2f}  {p['mean_output_spikes']:10.2f} "
-                         f"{p['mean_sops']:10.0f}")
+    lines += _activity_lines(r, gap=True)
     lines += _output_lines(r)
     if r["ann"]["saved_to"]:
         lines.append(f"ANN saved: {r['ann']['saved_to']}")
@@ -298,15 +291,22 @@ def format_dynamics_report(r: dict) -> str:
                      f"threshold {layer['threshold']:>5}  node {dyn['node']} ({dyn['kind']}): " + "; ".join(leaks))
     lines.append(f"accuracy : float graph (ReLU view) {100 * r['ann_accuracy']:.2f} %   SNN "
                  f"{100 * r['snn_accuracy']:.2f} % at T={r['steps']}")
-    lines.append(f"spikes   : {r['mean_output_spikes']:.2f} output spikes, {r['mean_sops']:.0f} SOPs per sample; "
-                 f"{100 * r['silent_fraction']:.1f} % silent samples")
-    if r["curve"]:
-        lines.append("curve    :      T   SNN acc  out spikes       SOPs")
-        for p in r["curve"]:
-            lines.append(f"           {p['steps']:>6}  {100 * p['snn_accuracy']:6.2f} %  "
-                         f"{p['mean_output_spikes']:10.2f} {p['mean_sops']:10.0f}")
+    lines += _activity_lines(r, gap=False)
     lines += _output_lines(r)
     return "\n".join(lines)
+
+
+def _activity_lines(r: dict, *, gap: bool) -> list[str]:
+    """The spikes line and the accuracy-vs-T curve (``gap``: with the SNN - ANN column)."""
+    lines = [f"spikes   : {r['mean_output_spikes']:.2f} output spikes, {r['mean_sops']:.0f} SOPs per sample; "
+             f"{100 * r['silent_fraction']:.1f} % silent samples"]
+    if r["curve"]:
+        lines.append("curve    :      T   SNN acc" + ("   gap (pts)" if gap else "") + "  out spikes       SOPs")
+        for p in r["curve"]:
+            gap_column = f"{100 * (p['snn_accuracy'] - r['ann_accuracy']):+9.2f}  " if gap else ""
+            lines.append(f"           {p['steps']:>6}  {100 * p['snn_accuracy']:6.2f} %  {gap_column}"
+                         f"{p['mean_output_spikes']:10.2f} {p['mean_sops']:10.0f}")
+    return lines
 
 
 def _output_lines(r: dict) -> list[str]:
