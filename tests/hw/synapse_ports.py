@@ -1,4 +1,5 @@
-"""A background monitor of the single-port synapse memory, shared by the block and core tests."""
+"""A background monitor of the single-port synapse memory, shared by the block and core tests,
+and the simulation run of the block harnesses that use it."""
 from __future__ import annotations
 
 
@@ -19,3 +20,16 @@ def watch_synapse_ports(sim, clients, counts: dict, *, prefix: str = "") -> None
             counts[both] += read and write
 
     sim.add_testbench(monitor, background=True)
+
+
+def simulate(harness, testbench, *, monitor: bool) -> None:
+    """Run ``testbench`` on ``harness`` (an Elaboratable) with a 100 MHz clock; ``monitor``:
+    also its ``add_monitor`` (the synapse-port counts of :func:`watch_synapse_ports`)."""
+    from amaranth.sim import Simulator
+
+    sim = Simulator(harness)
+    sim.add_clock(1e-8)
+    sim.add_testbench(testbench)
+    if monitor:
+        harness.add_monitor(sim)
+    sim.run()

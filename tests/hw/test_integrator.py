@@ -20,7 +20,6 @@ from amaranth.back import verilog
 from amaranth.hdl import Elaboratable, Module, Mux, signed, unsigned
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import connect
-from amaranth.sim import Simulator
 
 from neurocore.hw.config import CoreConfig
 from neurocore.hw.integrator import Integrator
@@ -29,7 +28,7 @@ from neurocore.hw.plasticity import WeightUpdate
 from neurocore.hw.program import CoreProgram, CoreState, LearningParams, NeuronParams, Segments
 from neurocore.sim import golden, reference
 
-from synapse_ports import watch_synapse_ports
+from synapse_ports import simulate, watch_synapse_ports
 
 
 class Harness(Elaboratable):
@@ -360,11 +359,7 @@ def run_random(config: CoreConfig, *, cases: int, seed: int, transparent: bool, 
             stats["hazard_d1"] += d1
             stats["hazard_d2"] += d2
 
-    sim = Simulator(h)
-    sim.add_clock(1e-8)
-    sim.add_testbench(testbench)
-    h.add_monitor(sim)
-    sim.run()
+    simulate(h, testbench, monitor=True)
     assert h.syn_ops["both"] == 0, "the synapse memory was read and written in the same cycle"
     return stats
 
@@ -445,11 +440,7 @@ def test_hazards_directed():
                 check_case(ctx, h, program, order, y, False, f"weights {weights} order {order}")
                 assert cycles == expected_cycles(program, order, False)
 
-    sim = Simulator(h)
-    sim.add_clock(1e-8)
-    sim.add_testbench(testbench)
-    h.add_monitor(sim)
-    sim.run()
+    simulate(h, testbench, monitor=True)
     assert h.syn_ops["both"] == h.syn_ops["writes"] == 0
 
 
@@ -507,11 +498,7 @@ def test_throughput():
             assert cycles == expected_cycles(program, active, learn), name
             results[name] = (sops, plastic_visited(program, active, learn), cycles)
 
-    sim = Simulator(h)
-    sim.add_clock(1e-8)
-    sim.add_testbench(testbench)
-    h.add_monitor(sim)
-    sim.run()
+    simulate(h, testbench, monitor=True)
     assert h.syn_ops["both"] == 0 and h.syn_ops["writes"] > 800
 
     for name, (sops, writes, cycles) in results.items():
@@ -549,10 +536,7 @@ def test_empty_axons_and_idle():
         await integrate(ctx, h, [0, 3, 1, 2, 5, 4, 6, 7])
         check_case(ctx, h, program, [0, 3, 1, 2, 5, 4, 6, 7], [0] * 4, False, "mixed")
 
-    sim = Simulator(h)
-    sim.add_clock(1e-8)
-    sim.add_testbench(testbench)
-    sim.run()
+    simulate(h, testbench, monitor=False)
 
 
 @pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
@@ -648,11 +632,7 @@ def test_shared_ltd_pass():
                 seen["moved"] += int(((weight[rows:] != program.weight[rows:]) & (weight[rows:] > -60)
                                       & (weight[rows:] < 60)).sum())
 
-    sim = Simulator(h)
-    sim.add_clock(1e-8)
-    sim.add_testbench(testbench)
-    h.add_monitor(sim)
-    sim.run()
+    simulate(h, testbench, monitor=True)
     assert h.syn_ops["both"] == 0
     assert seen["stalls"] > 0 and seen["moved"] > 0, seen
 
@@ -679,9 +659,5 @@ def test_shared_ltd_pass_cycles():
             assert words[0].weight == want
             assert cycles == 11 * n_active + 5, (n_active, cycles)     # fill: 5 cycles
 
-    sim = Simulator(h)
-    sim.add_clock(1e-8)
-    sim.add_testbench(testbench)
-    h.add_monitor(sim)
-    sim.run()
+    simulate(h, testbench, monitor=True)
     assert h.syn_ops["both"] == 0

@@ -29,7 +29,6 @@ from amaranth.back import verilog
 from amaranth.hdl import Elaboratable, Module, Mux
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import connect
-from amaranth.sim import Simulator
 
 from neurocore.hw.config import CoreConfig
 from neurocore.hw.layouts import ltp_range_layout, pointer_layout, segment_layout, synapse_layout
@@ -41,7 +40,7 @@ from neurocore.sim import golden, reference
 from learning_draws import corner as _corner
 from learning_draws import golden_dw
 from learning_draws import weight_update_params
-from synapse_ports import watch_synapse_ports
+from synapse_ports import simulate, watch_synapse_ports
 from test_integrator import kernel_program
 
 # Components built only to inspect their signature (or to provoke a ValueError) are never elaborated.
@@ -287,10 +286,7 @@ def test_sweep_matches_spec(name):
                                     and reference.decay(x[a], shift) != x[a])
             x = want_x
 
-    sim = Simulator(h)
-    sim.add_clock(1e-8)
-    sim.add_testbench(testbench)
-    sim.run()
+    simulate(h, testbench, monitor=False)
     assert stats["saturated"] > 0 and stats["decayed"] > 0, stats
     print(name, stats)
 
@@ -569,11 +565,7 @@ def test_ltp_matches_spec(name):
                 stats["no_plastic_fired"] += sum(1 for n in fired if ranges[n]["count"] == 0)
                 weight = want
 
-    sim = Simulator(h)
-    sim.add_clock(1e-8)
-    sim.add_testbench(testbench)
-    h.add_monitor(sim)
-    sim.run()
+    simulate(h, testbench, monitor=True)
     print(name, stats)
     assert h.syn_ops["both"] == 0, "the synapse memory was read and written in the same cycle"
     assert h.syn_ops["writes"] == stats["updates"] > 0
@@ -621,10 +613,7 @@ def test_ltp_extremes():
                         if soft:   # weights exactly at w_min or w_max do not move
                             assert all(g == w for g, w in zip(got, program.weight) if w in (w_min, w_max))
 
-    sim = Simulator(h)
-    sim.add_clock(1e-8)
-    sim.add_testbench(testbench)
-    sim.run()
+    simulate(h, testbench, monitor=False)
 
 
 def test_ltp_skips_axons_without_a_plastic_synapse():
@@ -658,11 +647,7 @@ def test_ltp_skips_axons_without_a_plastic_synapse():
         assert cycles == 18 == expected_ltp_cycles(visit_kinds(program, [{"first": 0, "count": 4}] * 4,
                                                                [1, 0, 3]))
 
-    sim = Simulator(h)
-    sim.add_clock(1e-8)
-    sim.add_testbench(testbench)
-    h.add_monitor(sim)
-    sim.run()
+    simulate(h, testbench, monitor=True)
     assert h.syn_ops == {"reads": 5, "writes": 2, "both": 0}
 
 
@@ -745,11 +730,7 @@ def test_ltp_throughput():
             assert (visited == updates) != sparse, name
             results[name] = (visited, updates, cycles, expected_ltp_cycles(visit_kinds(program, ranges, fired)))
 
-    sim = Simulator(h)
-    sim.add_clock(1e-8)
-    sim.add_testbench(testbench)
-    h.add_monitor(sim)
-    sim.run()
+    simulate(h, testbench, monitor=True)
     assert h.syn_ops["both"] == 0
 
     THROUGHPUT.update(results)
@@ -794,10 +775,7 @@ def test_ltp_latency():
             ctx.set(dut.fired.valid, 0)
         assert writes == [(11, 0, 12)]
 
-    sim = Simulator(h)
-    sim.add_clock(1e-8)
-    sim.add_testbench(testbench)
-    sim.run()
+    simulate(h, testbench, monitor=False)
 
 
 # ==== construction and Verilog ==================================================================
@@ -894,11 +872,7 @@ def test_ltp_on_shared_words():
                     kernel_now = np.array(weight[program.n_row_synapses:])
                     seen["moved"] += int(((kernel_now != kernel) & (kernel_now > lp.w_min)
                                           & (kernel_now < lp.w_max)).sum())
-    sim = Simulator(h)
-    sim.add_clock(1e-8)
-    sim.add_testbench(testbench)
-    h.add_monitor(sim)
-    sim.run()
+    simulate(h, testbench, monitor=True)
     assert h.syn_ops["both"] == 0 and seen["moved"] > 0, seen
 
 
@@ -920,9 +894,5 @@ def test_ltp_on_one_shared_word_cycles():
             assert weight == [min(-90 + 47 * n_fired, 100)]          # 255 * 3 >> 4 = 47 per use
             assert cycles == 8 * n_fired + 7, (n_fired, cycles)
 
-    sim = Simulator(h)
-    sim.add_clock(1e-8)
-    sim.add_testbench(testbench)
-    h.add_monitor(sim)
-    sim.run()
+    simulate(h, testbench, monitor=True)
     assert h.syn_ops["both"] == 0
