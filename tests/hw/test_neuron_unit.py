@@ -177,6 +177,28 @@ def random_acc(rng: random.Random, cfg: CoreConfig, mode: str) -> list[int]:
 
 
 # ==== the model against the golden model =========================================================
+def golden_one_step(cfg: CoreConfig, params: list[dict], state: dict, n: int, learn: bool, pds: int, pj: int,
+                    ranges=()):
+    """One golden-model step of ``n`` neurons from ``state``: one host input per neuron, whose
+    one synapse of weight ``acc[i]`` gives it its accumulator (weight_bits == accumulator_bits);
+    ``ranges``: WTA block ranges ``(first, size, count, k)``."""
+    from neurocore.hw.program import NEURON_FIELDS, CoreProgram, CoreState, LearningParams, NeuronParams, WtaBlocks
+    from neurocore.sim import golden
+
+    program = CoreProgram.from_synapses(
+        cfg, n_inputs=n, n_axons=n, axon=range(n), target=range(n), weight=state["acc"],
+        neurons=NeuronParams(**{f: [p[f] for p in params] for f in NEURON_FIELDS}),
+        outputs=np.zeros(0, np.int64), learning=LearningParams(post_decay_shift=pds, post_jump=pj),
+        theta=state["theta"])
+    if ranges:
+        program.wta_blocks = WtaBlocks(*([r[j] for r in ranges] for j in range(4)))
+        program.validate()
+    start = CoreState.initial(program)
+    for key in ("v", "refrac", "theta", "y"):
+        getattr(start, key)[:] = state[key]
+    return golden.run(program, np.ones((1, n), bool), learn=learn, state=start, record_neurons=True)
+
+
 @pytest.mark.parametrize("cfg", [
     CoreConfig(neurons=12, axons=12, synapses=12, weight_bits=8, accumulator_bits=8, membrane_bits=8,
                trace_bits=4, wta_groups=3),
@@ -187,9 +209,6 @@ def random_acc(rng: random.Random, cfg: CoreConfig, mode: str) -> list[int]:
 ], ids=["v8", "v10", "v24"])
 def test_spec_model_matches_golden(cfg):
     """``spec_step`` agrees with the golden model on one-step runs (acc built from synapses)."""
-    from neurocore.hw.program import CoreProgram, CoreState, LearningParams, NeuronParams
-    from neurocore.sim import golden
-
     rng = random.Random(1234 + cfg.membrane_bits)
     for case in range(150):
         n = rng.randint(1, cfg.neurons)
@@ -198,20 +217,7 @@ def test_spec_model_matches_golden(cfg):
         params, state = params[:n], {k: v[:n] for k, v in state.items()}
         learn = rng.random() < 0.7
         pds, pj = rng.randint(0, 15), _pick(rng, 0, cfg.trace_max, 0, cfg.trace_max)
-        neurons = NeuronParams(**{f: [p[f] for p in params] for f in
-                                  ("threshold", "leak_shift", "reset_mode", "refractory", "bias",
-                                   "theta_inc", "theta_decay_shift", "wta_group")})
-        # one host input per neuron, one synapse of weight acc[i] (weight_bits == accumulator_bits)
-        program = CoreProgram.from_synapses(
-            cfg, n_inputs=n, n_axons=n, axon=range(n), target=range(n), weight=state["acc"],
-            neurons=neurons, outputs=np.zeros(0, np.int64),
-            learning=LearningParams(post_decay_shift=pds, post_jump=pj),
-            theta=state["theta"])
-        start = CoreState.initial(program)
-        for key in ("v", "refrac", "theta", "y"):
-            getattr(start, key)[:] = state[key]
-        result = golden.run(program, np.ones((1, n), bool), learn=learn, state=start,
-                            record_neurons=True)
+        result = golden_one_step(cfg, params, state, n, learn, pds, pj)
         expect, fired = spec_step(cfg, params, state, n, learn, pds, pj)
         for key in ("v", "refrac", "theta", "y"):
             assert getattr(result.state, key).tolist() == expect[key], (case, key)
@@ -221,9 +227,6 @@ def test_spec_model_matches_golden(cfg):
 def test_spec_model_blocks_match_golden():
     """``spec_step`` with block ranges agrees with the golden model (a program with
     ``wta_blocks``): the model the block tests compare the unit with is the spec's."""
-    from neurocore.hw.program import CoreProgram, CoreState, LearningParams, NeuronParams, WtaBlocks
-    from neurocore.sim import golden
-
     cfg = CoreConfig(neurons=16, axons=16, synapses=16, weight_bits=8, accumulator_bits=8, membrane_bits=8,
                      trace_bits=4, wta_groups=3, wta_blocks=4)
     rng = random.Random(4321)
@@ -240,19 +243,7 @@ def test_spec_model_blocks_match_golden():
                 p["wta_group"] = 0
         learn = rng.random() < 0.7
         pds, pj = rng.randint(0, 15), _pick(rng, 0, cfg.trace_max, 0, cfg.trace_max)
-        neurons = NeuronParams(**{f: [p[f] for p in params] for f in
-                                  ("threshold", "leak_shift", "reset_mode", "refractory", "bias",
-                                   "theta_inc", "theta_decay_shift", "wta_group")})
-        program = CoreProgram.from_synapses(
-            cfg, n_inputs=n, n_axons=n, axon=range(n), target=range(n), weight=state["acc"],
-            neurons=neurons, outputs=np.zeros(0, np.int64),
-            learning=LearningParams(post_decay_shift=pds, post_jump=pj), theta=state["theta"])
-        program.wta_blocks = WtaBlocks(*([r[j] for r in ranges] for j in range(4)))
-        program.validate()
-        start = CoreState.initial(program)
-        for key in ("v", "refrac", "theta", "y"):
-            getattr(start, key)[:] = state[key]
-        result = golden.run(program, np.ones((1, n), bool), learn=learn, state=start, record_neurons=True)
+        result = golden_one_step(cfg, params, state, n, learn, pds, pj, ranges)
         expect, fired = spec_step(cfg, params, state, n, learn, pds, pj, (block, block_k))
         for key in ("v", "refrac", "theta", "y"):
             assert getattr(result.state, key).tolist() == expect[key], (case, key)
