@@ -12,8 +12,8 @@ from .widths import CONFIG_RANGES
 
 __all__ = ["CoreConfig"]
 
-# Fields added after images carried config hashes; CoreConfig.hash() leaves them out at 0.
-_LATER_FIELDS = ("segments", "wta_blocks", "param_classes")
+# Fields added after images carried config hashes -> the value CoreConfig.hash() leaves out.
+_LATER_FIELDS = {"segments": 0, "wta_blocks": 0, "param_classes": 0, "rows": True}
 
 
 def _bits_for(count: int) -> int:
@@ -40,6 +40,7 @@ class CoreConfig:
     segments: int = 0               # segment table depth (shared rows); 0: rows only
     wta_blocks: int = 0             # structural WTA block ranges; 0: none
     param_classes: int = 0          # parameter classes (class table depth); 0: a word per neuron
+    rows: bool = True               # explicit rows in POINTER; False: segment lists only
     learning: bool = True
     wta: bool = True
     adaptive_threshold: bool = True
@@ -56,9 +57,12 @@ class CoreConfig:
                 raise ValueError(f"CoreConfig.{name} must be an integer in {low}..{high}, got {value!r}")
             if not low <= value <= high:
                 raise ValueError(f"CoreConfig.{name} must be in {low}..{high}, got {value}")
-        for name in ("learning", "wta", "adaptive_threshold"):
+        for name in ("rows", "learning", "wta", "adaptive_threshold"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"CoreConfig.{name} must be True or False, got {getattr(self, name)!r}")
+        if not self.rows and self.segments == 0:
+            raise ValueError("CoreConfig.rows = false needs a segment table (segments > 0): "
+                             "without rows every synapse is reached through a segment list")
 
     # -- derived widths and ranges (docs/core-spec.md, sections 1-4) --------------------------
     @property
@@ -122,10 +126,11 @@ class CoreConfig:
     def hash(self) -> str:
         """SHA-256 of the canonical JSON of all fields; compiled images carry it.
 
-        ``segments``, ``wta_blocks`` and ``param_classes`` enter only when not 0, so a core
-        without shared rows, WTA blocks and parameter classes keeps the hash it had before those fields existed (and its images load).
+        ``segments``, ``wta_blocks`` and ``param_classes`` enter only when not 0 and ``rows``
+        only when False, so a core without those features keeps the hash it had before the
+        fields existed (and its images load).
         """
         fields = {name: value for name, value in self.to_dict().items()
-                  if not (name in _LATER_FIELDS and value == 0)}
+                  if not (name in _LATER_FIELDS and value == _LATER_FIELDS[name])}
         text = json.dumps(fields, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()

@@ -679,6 +679,11 @@ class CoreProgram:
                              f"(the length of target)")
         if rows > s:
             raise ValueError(f"target has {rows} row synapses but weight only {s} words")
+        if rows and not cfg.rows:
+            i = int(np.flatnonzero(np.diff(self.ptr) > 0)[0])
+            raise ValueError(f"the core has no rows (CoreConfig.rows = false) but axon {i} has a row of "
+                             f"{int(self.ptr[i + 1] - self.ptr[i])} synapses; store it as a one-entry "
+                             "segment list")
         steps = np.diff(self.ptr)
         if (steps < 0).any():
             i = int(np.flatnonzero(steps < 0)[0])

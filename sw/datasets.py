@@ -36,6 +36,12 @@ A CIFAR-10 binary batch (``data_batch_1.bin`` .. ``data_batch_5.bin``, ``test_ba
     bytes 2049-3072  blue channel
 
 :func:`read_cifar10_batch` reads one.
+
+**Pooled variants.** A name ``NAME:poolK`` (``K`` in 2..4, e.g. ``mnist-5k:pool2``) is dataset
+``NAME`` with every image average-pooled over non-overlapping ``K x K`` blocks
+(:func:`pool_dataset`): 28x28 MNIST becomes 14x14, as small cores take it (ODIN and other
+small chips run MNIST downsampled to 16x16). The split is the same; ``K`` must divide the
+image's height and width, nothing is cropped.
 """
 from __future__ import annotations
 
@@ -59,6 +65,8 @@ __all__ = [
     "MNIST_5K_SPLIT_KEY",
     "MNIST_5K_TEST_STRIDE",
     "load_dataset",
+    "pool_dataset",
+    "POOL_MAX",
     "load_digits",
     "load_mnist_5k",
     "mnist_5k_split",
@@ -68,7 +76,7 @@ __all__ = [
     "read_cifar10_batch",
 ]
 
-#: Names accepted by :func:`load_dataset`.
+#: Names accepted by :func:`load_dataset` (each also as ``NAME:poolK``).
 DATASETS = ("digits", "mnist-5k", "mnist", "fashion-mnist", "cifar-10")
 
 # Datasets that ship inside a Python package (no --data-dir) -> that package.
@@ -96,6 +104,10 @@ _IDX_TYPES = {
 }
 
 _GZIP_MAGIC = b"\x1f\x8b"
+
+#: The largest pooling factor ``K`` of a ``NAME:poolK`` variant (28x28 -> 7x7 at K = 4).
+POOL_MAX = 4
+_POOL_SUFFIX = ":pool"
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -585,8 +597,12 @@ def load_dataset(name: str, path: str | os.PathLike | None = None) -> Dataset:
     binary version's ``cifar-10-batches-bin`` directory or its parent (see
     :func:`load_cifar10`). Nothing is ever downloaded.
     """
+    if ":" in name:
+        base, k = _pooled_name(name)
+        return pool_dataset(load_dataset(base, path), k)
     if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)} "
+                         f"(or NAME{_POOL_SUFFIX}K, K in 2..{POOL_MAX})")
     if name in _PACKAGED:
         if path is not None:
             raise ValueError(f"--data-dir {os.fspath(path)}: dataset {name!r} ships with {_PACKAGED[name]} and "
@@ -603,3 +619,39 @@ def load_dataset(name: str, path: str | os.PathLike | None = None) -> Dataset:
     if name == "cifar-10":
         return load_cifar10(path)
     return load_idx_dataset(path, name)
+
+
+def _pooled_name(name: str) -> tuple[str, int]:
+    """``"NAME:poolK"`` -> ``("NAME", K)``; ``ValueError`` for any other suffix or ``K``."""
+    base, _, suffix = name.partition(":")
+    digits = suffix[len(_POOL_SUFFIX) - 1:]
+    if (not suffix.startswith(_POOL_SUFFIX[1:]) or not digits.isdigit()
+            or not 2 <= int(digits) <= POOL_MAX or base not in DATASETS):
+        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}, "
+                         f"optionally with {_POOL_SUFFIX}K, K in 2..{POOL_MAX} (e.g. mnist-5k{_POOL_SUFFIX}2)")
+    return base, int(digits)
+
+
+def pool_dataset(data: Dataset, k: int) -> Dataset:
+    """``data`` with every image average-pooled over non-overlapping ``k x k`` blocks.
+
+    ``pooled[c, r, q] = mean(image[c, k*r : k*r + k, k*q : k*q + k])``, per channel, in
+    float32 (the mean of values in [0, 1] stays in [0, 1]); the split and labels are
+    unchanged and the name becomes ``"NAME:poolK"``. ``k`` must divide the height and the
+    width: nothing is cropped silently.
+    """
+    if not _is_positive_int(k) or not 2 <= k <= POOL_MAX:
+        raise ValueError(f"pooling factor must be an integer in 2..{POOL_MAX}, got {k!r}")
+    h, w = data.image_shape
+    if h % k or w % k:
+        raise ValueError(f"dataset {data.name!r}: pooling {k}x{k} does not divide its {h}x{w} images "
+                         f"(nothing is cropped; choose a K that divides both)")
+    c = data.channels
+
+    def pool(x: np.ndarray) -> np.ndarray:
+        blocks = x.reshape(len(x), c, h // k, k, w // k, k)
+        return blocks.mean(axis=(3, 5), dtype=np.float64).astype(np.float32).reshape(len(x), -1)
+
+    return Dataset(name=f"{data.name}{_POOL_SUFFIX}{k}", x_train=pool(data.x_train), y_train=data.y_train,
+                   x_test=pool(data.x_test), y_test=data.y_test, image_shape=(h // k, w // k),
+                   n_classes=data.n_classes, channels=c)
