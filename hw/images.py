@@ -127,9 +127,9 @@ def program_images(program: CoreProgram) -> dict[Region, list[int]]:
     seg = program.segments
     segment_fields = (dict(seg_start=seg.start, seg_count=seg.length, seg_offset=seg.offset)
                       if cfg.segments else {})
-    images[Region.POINTER] = pack_many(word_shape(cfg, Region.POINTER), count=counts,
-                                       base=np.where(counts > 0, program.ptr[:-1], 0),
-                                       first=program.row_first(), **segment_fields)
+    row_fields = (dict(count=counts, base=np.where(counts > 0, program.ptr[:-1], 0), first=program.row_first())
+                  if cfg.rows else {})             # validate(): a core without rows has none
+    images[Region.POINTER] = pack_many(word_shape(cfg, Region.POINTER), **row_fields, **segment_fields)
     if cfg.segments:
         images[Region.SEGMENT] = pack_many(word_shape(cfg, Region.SEGMENT), base=seg.base, count=seg.count,
                                            first=seg.first)

@@ -201,7 +201,7 @@ class Integrator(CoreComponent):
             connect(m, flipped(self.seg_rd), rows.seg_rd)
             m.d.comb += [self.ptr_rd.addr.eq(rows.ptr_rd.addr), self.ptr_rd.en.eq(rows.ptr_rd.en),
                          rows.ptr_rd.data.eq(self.ptr_rd.data)]
-            if shared_ltd:      # the LTD pass walks the segments only: every row reads as empty
+            if shared_ltd and cfg.rows:   # the LTD pass walks the segments only: rows read as empty
                 m.d.comb += rows.ptr_rd.data.count.eq(Mux(self.shared_ltd, 0, self.ptr_rd.data.count))
             cur_addr, cur_target, cur_shared = rows.addr, rows.target, rows.shared
         else:

@@ -13,7 +13,7 @@ from .config import CoreConfig
 from .widths import REFRACTORY_BITS, SHIFT_BITS
 
 __all__ = ["neuron_param_layout", "neuron_state_layout", "synapse_layout", "pointer_layout",
-           "segment_layout", "spike_layout", "fired_layout", "ltp_range_layout"]
+           "row_fields", "segment_layout", "spike_layout", "fired_layout", "ltp_range_layout"]
 
 
 def neuron_param_layout(config: CoreConfig) -> data.StructLayout:
@@ -58,12 +58,11 @@ def pointer_layout(config: CoreConfig) -> data.StructLayout:
     neuron ``first+j`` (spec section 3). A row reaches each neuron once, so ``count <= N``.
     With a segment table (``config.segments > 0``) also its segment list, table entries
     ``seg_start .. seg_start+seg_count-1``, and the list's offset: an entry's first target is
-    ``(seg_offset + first) mod 2^nib``."""
-    fields = {
-        "base": unsigned(config.synapse_address_bits),
-        "count": unsigned(config.neuron_index_bits + 1),
-        "first": unsigned(config.neuron_index_bits),
-    }
+    ``(seg_offset + first) mod 2^nib``. A core without rows (``config.rows`` false) has the
+    list fields only (spec section 3: a row is then a one-entry list)."""
+    fields = {}
+    if config.rows:
+        fields.update(row_fields(config))
     if config.segments:
         fields["seg_start"] = unsigned(config.segment_index_bits)
         fields["seg_count"] = unsigned(config.segment_index_bits + 1)
@@ -71,14 +70,20 @@ def pointer_layout(config: CoreConfig) -> data.StructLayout:
     return data.StructLayout(fields)
 
 
-def segment_layout(config: CoreConfig) -> data.StructLayout:
-    """One word per segment (region SEGMENT, spec section 3): kernel words ``base .. base+count-1``
-    driving neurons ``first .. first+count-1``; like a row, ``count <= N``."""
-    return data.StructLayout({
+def row_fields(config: CoreConfig) -> dict:
+    """The fields of a row window ``(base, count, first)``: a pointer word's row and a segment
+    table entry (``count <= N``, so ``nib + 1`` bits)."""
+    return {
         "base": unsigned(config.synapse_address_bits),
         "count": unsigned(config.neuron_index_bits + 1),
         "first": unsigned(config.neuron_index_bits),
-    })
+    }
+
+
+def segment_layout(config: CoreConfig) -> data.StructLayout:
+    """One word per segment (region SEGMENT, spec section 3): kernel words ``base .. base+count-1``
+    driving neurons ``first .. first+count-1``; like a row, ``count <= N``."""
+    return data.StructLayout(row_fields(config))
 
 
 def spike_layout(config: CoreConfig) -> data.StructLayout:

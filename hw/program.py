@@ -412,6 +412,25 @@ class Segments(_IndexTable):
             start[a], offset[a] = stored[key], low
         return Segments(start=start, length=self.length.copy(), offset=offset, base=base, count=count, first=first)
 
+    def with_rows(self, ptr, first, neuron_index_bits: int) -> "Segments":
+        """These lists with every axon's row (words ``ptr[a] .. ptr[a+1]-1`` targeting
+        ``first[a] + j``) as the first entry of its list, stored shared (:meth:`shared`): the
+        table of a core without rows (docs/core-spec.md, section 3), the same uses in the same
+        order."""
+        ptr = np.asarray(ptr, np.int64)
+        counts = np.diff(ptr)
+        row_axon = np.flatnonzero(counts > 0)
+        axon, entry, t0 = self.listed(neuron_index_bits)
+        # the row first, then the axon's entries: a stable sort by axon of rows + entries
+        all_axon = np.concatenate([row_axon, axon])
+        order = np.argsort(all_axon, kind="stable")
+        base = np.concatenate([ptr[row_axon], self.base[entry]])[order]
+        count = np.concatenate([counts[row_axon], self.count[entry]])[order]
+        first = np.concatenate([np.asarray(first, np.int64)[row_axon], t0])[order]
+        lists = np.zeros(len(counts) + 1, np.int64)
+        lists[1:] = np.cumsum(np.bincount(all_axon, minlength=len(counts)))
+        return Segments.csr(lists, base=base, count=count, first=first).shared(neuron_index_bits)
+
     def listed(self, neuron_index_bits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every (axon, entry) of the axons' lists, in spec order, as ``(axon, entry, t0)``:
         ``t0 = (offset[axon] + first[entry]) mod 2^nib``, the entry's first target."""
@@ -634,6 +653,22 @@ class CoreProgram:
         has = counts > 0
         first[has] = self.target[self.ptr[:-1][has]]
         return first
+
+    def rows_as_lists(self, config: CoreConfig | None = None) -> "CoreProgram":
+        """The same program for a core without rows (docs/core-spec.md, section 3): every
+        axon's row becomes the first entry of its segment list, its words (now kernel words)
+        where they were, and the lists are stored shared (:meth:`Segments.shared`). The uses,
+        in their order, and so every spike and weight, are unchanged.
+
+        ``config``: the core to run it on (default: this one with ``rows = False`` and a
+        segment table just large enough, if it is not already).
+        """
+        table = self.segments.with_rows(self.ptr, self.row_first(), self.config.neuron_index_bits)
+        if config is None:
+            config = dataclasses.replace(self.config, rows=False,
+                                         segments=max(self.config.segments, len(table), 1))
+        return dataclasses.replace(self, config=config, ptr=np.zeros(self.n_axons + 1, np.int64),
+                                   target=np.zeros(0, np.int64), segments=table)
 
     def ltp_ranges(self) -> tuple[np.ndarray, np.ndarray]:
         """Per neuron, the range of axons with a plastic use of it: ``(lo, count)``.

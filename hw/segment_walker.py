@@ -6,7 +6,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .config import CoreConfig
-from .layouts import pointer_layout, segment_layout
+from .layouts import pointer_layout, row_fields, segment_layout
 from .range_walker import RangeWalker, lookup_stage
 
 __all__ = ["SegmentWalker", "range_key_layout"]
@@ -15,13 +15,12 @@ __all__ = ["SegmentWalker", "range_key_layout"]
 def range_key_layout(config: CoreConfig) -> data.StructLayout:
     """One range to walk: the axon's row (``row``: its ``base``, ``count``, ``first``, taken
     from the pointer word) or the entry ``seg`` of the segment table, moved by the axon's list
-    ``offset``."""
+    ``offset``. A core without rows (``config.rows`` false) has no row fields and ``row`` is
+    always 0."""
     return data.StructLayout({
         "row": 1,
         "seg": config.segment_index_bits,
-        "base": pointer_layout(config).members["base"],
-        "count": pointer_layout(config).members["count"],
-        "first": pointer_layout(config).members["first"],
+        **(row_fields(config) if config.rows else {}),
         "offset": pointer_layout(config).members["seg_offset"],
     })
 
@@ -52,7 +51,9 @@ class SegmentWalker(wiring.Component):
     So uses follow each other without a bubble, across ranges and axons, whatever their
     lengths, except that every empty range costs one cycle: an axon with ``r`` segments
     and a row of ``c >= 0`` words takes ``max(c, 1) + (sum of its segment counts)`` cycles,
-    and the first use is issued 3 cycles after its axon is accepted.
+    and the first use is issued 3 cycles after its axon is accepted. On a core without rows
+    (``config.rows`` false) an axon has no row range: it takes the sum of its segment counts
+    (0 for an axon without segments).
 
     Members
     -------
@@ -108,9 +109,11 @@ class SegmentWalker(wiring.Component):
             p_take.eq(p_valid & (~ranges.valid | last)),
         ]
         with m.If(p_take):
-            m.d.sync += [l_row.eq(1), l_seg.eq(word.seg_start), l_left.eq(word.seg_count),
-                         l_word.base.eq(word.base), l_word.count.eq(word.count),
-                         l_word.first.eq(word.first), l_word.offset.eq(word.seg_offset)]
+            m.d.sync += [l_row.eq(int(cfg.rows)), l_seg.eq(word.seg_start), l_left.eq(word.seg_count),
+                         l_word.offset.eq(word.seg_offset)]
+            if cfg.rows:
+                m.d.sync += [l_word.base.eq(word.base), l_word.count.eq(word.count),
+                             l_word.first.eq(word.first)]
         with m.Elif(ranges.valid & ranges.ready):
             with m.If(l_row):
                 m.d.sync += l_row.eq(0)
@@ -126,13 +129,20 @@ class SegmentWalker(wiring.Component):
         looked_up = Signal(key_shape)                  # the key the look-up is reading
         m.d.sync += looked_up.eq(uses.lookup.addr)
         key_in = data.View(key_shape, uses.lookup.addr)
+        entry = self.seg_rd.data
+        entry_first = (entry.first + looked_up.offset)[:cfg.neuron_index_bits]
+        if cfg.rows:
+            m.d.comb += [
+                uses.lookup.data.base.eq(Mux(looked_up.row, looked_up.base, entry.base)),
+                uses.lookup.data.count.eq(Mux(looked_up.row, looked_up.count, entry.count)),
+                uses.lookup.data.first.eq(Mux(looked_up.row, looked_up.first, entry_first)),
+            ]
+        else:
+            m.d.comb += [uses.lookup.data.base.eq(entry.base), uses.lookup.data.count.eq(entry.count),
+                         uses.lookup.data.first.eq(entry_first)]
         m.d.comb += [
             self.seg_rd.addr.eq(key_in.seg),
             self.seg_rd.en.eq(uses.lookup.en),
-            uses.lookup.data.base.eq(Mux(looked_up.row, looked_up.base, self.seg_rd.data.base)),
-            uses.lookup.data.count.eq(Mux(looked_up.row, looked_up.count, self.seg_rd.data.count)),
-            uses.lookup.data.first.eq(Mux(looked_up.row, looked_up.first,
-                                          (self.seg_rd.data.first + looked_up.offset)[:cfg.neuron_index_bits])),
             uses.hold.eq(self.hold),
             self.issue.eq(uses.issue),
             self.addr.eq(uses.index.addr),

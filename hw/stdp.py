@@ -271,7 +271,8 @@ class LtpEngine(CoreComponent):
     itself the write-back holds the front end anyway, and a read in the next cycle sees the
     new weight. So the updates of a shared word are sequential, in the order of ``fired``
     and of the axons, as the spec's; two reads of one word are at least 8 cycles apart.
-    An axon visited costs ``1 + seg_count`` cycles, and ``seg_rd`` must hold its data while
+    An axon visited costs ``1 + seg_count`` cycles (``max(seg_count, 1)`` on a core
+    without rows, whose L has no row window to hand out), and ``seg_rd`` must hold its data while
     ``en`` is low (K keeps its segment word on the port through a stall). **Precondition**: within one pass a neuron appears
     at most once on ``fired``. The LTD write-backs of the integrator must have landed before
     the pass (integrator ``busy`` low), and the next step's integration must wait for this
@@ -440,11 +441,12 @@ class LtpEngine(CoreComponent):
             ]
             with m.If(advance):
                 with m.If(a1_valid & (~l_valid | l_last)):
-                    m.d.sync += [l_row.eq(1), l_seg.eq(row.seg_start), l_left.eq(row.seg_count),
+                    m.d.sync += [l_row.eq(int(cfg.rows)), l_seg.eq(row.seg_start), l_left.eq(row.seg_count),
                                  l_axon.eq(a1_axon), l_neuron.eq(a1_neuron),
-                                 l_rel.eq(a1_neuron - row.seg_offset),
-                                 l_word.base.eq(row.base), l_word.count.eq(row.count),
-                                 l_word.first.eq(row.first)]
+                                 l_rel.eq(a1_neuron - row.seg_offset)]
+                    if cfg.rows:
+                        m.d.sync += [l_word.base.eq(row.base), l_word.count.eq(row.count),
+                                     l_word.first.eq(row.first)]
                 with m.Elif(l_row):
                     m.d.sync += l_row.eq(0)
                 with m.Elif(l_valid):

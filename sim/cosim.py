@@ -51,15 +51,15 @@ COSIM_CONFIGS = (
                accumulator_bits=8, trace_bits=2, wta_groups=2),
     CoreConfig(neurons=12, axons=16, synapses=64, weight_bits=16, membrane_bits=32,
                accumulator_bits=32, trace_bits=16, wta_groups=8),
-    CoreConfig(neurons=12, axons=16, synapses=96, wta_groups=4, segments=24,    # shared rows,
-               wta_blocks=2),                                                  # WTA blocks
+    CoreConfig(neurons=12, axons=16, synapses=96, wta_groups=4, segments=40,    # shared rows,
+               wta_blocks=2, rows=False),                                      # WTA blocks, no rows
     CoreConfig(neurons=12, axons=24, synapses=96, wta_groups=4, segments=24,    # the same with
                wta_blocks=2, param_classes=16),                                # parameter classes
 )                                                      # (and pending banks narrower than the axons)
 
 # The optional program features the RTL implements, drawn where a config has room for them
 # (sim/random_programs.py, FEATURES).
-COSIM_FEATURES = ("shared_rows", "shared_learning", "structural_wta", "param_classes")
+COSIM_FEATURES = ("shared_rows", "shared_learning", "structural_wta", "param_classes", "rowless")
 
 
 def _verilator_on_path() -> None:
@@ -284,7 +284,7 @@ def random_cosim(n: int, seed: int, *, simulator: str = "verilator", work_dir=No
     totals = dict.fromkeys(("learning_programs", "steps", "sops", "cycles", "output_spikes",
                             "weight_changes", "stall_cycles"), 0)
     features = dict.fromkeys(("shared_rows", "shared_lists", "structural_wta", "wta_groups", "learning",
-                              "shared_learning", "param_classes"), 0)
+                              "shared_learning", "param_classes", "rowless"), 0)
     failures: list[dict] = []
     mismatches = 0
     wall = 0.0

@@ -30,16 +30,16 @@ _SIZE_KEYS = ("n_neurons", "n_inputs", "n_axons", "n_synapses", "steps", "batch"
 
 #: Optional program features ``random_program`` can draw (``features=``): shared rows
 #: (segments over kernel words), plastic kernel words (learning on shared words; with
-#: ``shared_rows``), structural WTA blocks and parameter classes (a core storing a few class
-#: words instead of a word per neuron).
-FEATURES = ("shared_rows", "shared_learning", "structural_wta", "param_classes")
+#: ``shared_rows``), structural WTA blocks, parameter classes (a core storing a few class
+#: words instead of a word per neuron) and cores without rows (every row a one-entry list).
+FEATURES = ("shared_rows", "shared_learning", "structural_wta", "param_classes", "rowless")
 
 
 def program_features(program: CoreProgram) -> dict[str, bool]:
     """What a program uses, for reports (``neurocore cosim``'s ``features``): shared rows,
     structural WTA blocks, explicit WTA groups, plastic words (learning), plastic kernel words
-    (learning on shared weights), parameter classes and shared segment lists (an offset, or
-    table entries listed by two axons)."""
+    (learning on shared weights), parameter classes, shared segment lists (an offset, or
+    table entries listed by two axons) and a core without rows."""
     kernel_plastic = bool(program.plastic[program.n_row_synapses:].any())
     seg = program.segments
     listed = seg.start[seg.length > 0]
@@ -49,7 +49,8 @@ def program_features(program: CoreProgram) -> dict[str, bool]:
             "learning": bool(program.plastic.any()),
             "shared_learning": program.shared and kernel_plastic,
             "param_classes": program.config.param_classes > 0,
-            "shared_lists": shared_lists}
+            "shared_lists": shared_lists,
+            "rowless": not program.config.rows}
 
 
 def _as_rng(rng) -> np.random.Generator:
@@ -127,7 +128,12 @@ def random_program(rng, **overrides) -> tuple[CoreProgram, np.ndarray]:
       LTP update a word several times in a step),
       with ``"structural_wta"`` about half of those with ``wta`` get block ranges (k-WTA),
       with ``"param_classes"`` about two programs in three run on a core with parameter classes
-      (neurons drawn from a small palette of parameter sets, routed like a layer: one offset).
+      (neurons drawn from a small palette of parameter sets, routed like a layer: one offset),
+      with ``"rowless"`` about one program in three runs on a core without rows (its rows
+      become one-entry segment lists, :meth:`CoreProgram.rows_as_lists`).
+
+    A fixed config with ``rows = False`` always gets its rows as lists; the segments drawn
+    then leave ``n_axons`` entries of its table free for them.
 
     A fixed config with ``param_classes = P > 0`` always gets a program of at most ``P`` classes:
     at most ``max(1, P // 8)`` parameter sets, each in a WTA group or not (below 8 classes: not),
@@ -252,6 +258,10 @@ def random_program(rng, **overrides) -> tuple[CoreProgram, np.ndarray]:
     if unknown_features:
         raise ValueError(f"random_program: unknown feature(s) {unknown_features}; known: {FEATURES}")
     cap_seg = fixed.get("segments", CONFIG_RANGES["segments"][1] if "shared_rows" in features else 0)
+    rowless = not fixed.get("rows", True) or ("rowless" in features and "rows" not in fixed
+                                              and fixed.get("segments", 1) > 0 and rng.random() < 0.33)
+    if not fixed.get("rows", True):
+        cap_seg = max(0, cap_seg - n_axons)             # room for one list entry per row
     seg_axon, seg_base, seg_count, seg_first = [], [], [], []
     kernel_weight, kernel_plastic = [], []
     if cap_seg > 0 and rng.random() < 0.75:
@@ -447,7 +457,7 @@ def random_program(rng, **overrides) -> tuple[CoreProgram, np.ndarray]:
         config = dataclasses.replace(config, synapses=n_synapses + len(kernel_weight))
 
     program = CoreProgram.from_synapses(
-        config, n_inputs=n_inputs, n_axons=n_axons, axon=axon, target=target, weight=weight,
+        dataclasses.replace(config, rows=True), n_inputs=n_inputs, n_axons=n_axons, axon=axon, target=target, weight=weight,
         plastic=plastic, neurons=neurons, route=route, outputs=outputs, learning=lp, theta=theta)
     if len(seg_base) or len(kernel_weight) or block_ranges:
         rows_used = program.n_row_synapses
@@ -460,6 +470,9 @@ def random_program(rng, **overrides) -> tuple[CoreProgram, np.ndarray]:
                              config.neuron_index_bits),
             wta_blocks=WtaBlocks(*(np.array(c, np.int64).reshape(-1) for c in zip(*block_ranges)))
             if block_ranges else None)
+
+    if rowless:       # the rows drawn, as one-entry lists (a fixed config: its table has room)
+        program = program.rows_as_lists(None if config.rows else config)
 
     if classy and fixed_config is None:
         config = dataclasses.replace(program.config, param_classes=0)

@@ -56,6 +56,7 @@ import re
 import numpy as np
 
 from ..hw.config import CoreConfig
+from ..hw.layouts import pointer_layout, segment_layout
 from ..hw.widths import CONFIG_RANGES, PARAM_CLASSES_MAX
 from ..hw.program import (NEURON_FIELDS, NO_ROUTE, WIDEST, CoreProgram, LearningParams, NeuronParams, ParamClasses, Segments,
                           accumulator_bits, accumulator_bounds, check_count, int_array, synapse_rows)
@@ -479,14 +480,34 @@ def network_needs(net: SnnNetwork, *, shared: bool = True) -> dict[str, int]:
     return _needs(net, _place(net, shared))
 
 
-def _needs(net: SnnNetwork, placed: _Placement) -> dict[str, int]:
+def _needs(net: SnnNetwork, placed: _Placement, rows: bool = True) -> dict[str, int]:
     return {
         "neurons": placed.n_neurons,
         "axons": placed.n_axons,
         "synapses": int(placed.rows[0][-1]) + len(placed.kernel[0]),
         "wta_groups": sum(1 for p in net.populations if p.wta),
-        "segments": len(placed.segment_table),
+        "segments": len(_segment_table(placed, rows)),
     }
+
+
+def _segment_table(placed: _Placement, rows: bool = True) -> Segments:
+    """The core's segment table, word bases absolute (the kernel words follow the rows); for a
+    core without rows (``rows`` false) every row is its axon's first list entry (spec
+    section 3, :meth:`Segments.with_rows`)."""
+    ptr, target, source = placed.rows
+    table = dataclasses.replace(placed.segment_table, base=len(source) + placed.segment_table.base)
+    if rows:
+        return table
+    first = np.zeros(placed.n_axons, np.int64)
+    has = np.diff(ptr) > 0
+    first[has] = target[ptr[:-1][has]]
+    return table.with_rows(ptr, first, WIDEST.neuron_index_bits)
+
+
+def _pointer_bits(config: CoreConfig) -> int:
+    """Bits of the POINTER and SEGMENT memories of ``config`` (what ``rows`` trades)."""
+    return (config.axons * pointer_layout(config).size
+            + (config.segments * segment_layout(config).size if config.segments else 0))
 
 
 def _capacity(config: CoreConfig, name: str) -> int:
@@ -537,6 +558,10 @@ def _tight_config(net: SnnNetwork, placed: _Placement, needs: dict, acc_bits: in
                   accumulator_bits=max(acc_bits, default.weight_bits),
                   membrane_bits=max(default.membrane_bits, acc_bits))
     config = CoreConfig(**fields)
+    if needs["segments"]:       # rows as one-entry lists when that stores fewer pointer bits
+        rowless = dataclasses.replace(config, rows=False, segments=_needs(net, placed, rows=False)["segments"])
+        if _pointer_bits(rowless) < _pointer_bits(config):
+            config = rowless
     params, _, route, outputs, _ = _neuron_tables(net, placed, _wta_groups(net))
     classes = len(ParamClasses.build(params, route, outputs, config.axon_index_bits))
     if classes <= placed.n_neurons // CLASS_SAVING:
@@ -704,7 +729,7 @@ def compile_network(net: SnnNetwork, config: CoreConfig | None = None, *,
     placed = _place(net, shared)
     if config is None:
         config = _choose_config(net, placed)
-    over = _overflows(_needs(net, placed), config)
+    over = _overflows(_needs(net, placed, config.rows), config)
     if over:
         raise ValueError(f"network does not fit the core (config {config.hash()[:12]}): it needs "
                          + "; ".join(over))
@@ -782,7 +807,9 @@ def compile_network(net: SnnNetwork, config: CoreConfig | None = None, *,
     syn_proj[filled] = placed.projection[source[filled]]
     # shared rows: the kernel words after the rows, the segments naming them
     kernel_weight, kernel_plastic, kernel_proj = placed.kernel
-    segments = dataclasses.replace(placed.segment_table, base=len(source) + placed.segment_table.base)
+    segments = _segment_table(placed, config.rows)
+    if not config.rows:         # every word a kernel word, every row a one-entry list
+        ptr, row_target = np.zeros_like(ptr), np.zeros(0, np.int64)
     syn_weight = np.concatenate([syn_weight, kernel_weight])
     syn_plastic = np.concatenate([syn_plastic, kernel_plastic])
     syn_proj = np.concatenate([syn_proj, kernel_proj])

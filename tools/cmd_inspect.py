@@ -16,9 +16,6 @@ neurocore inspect build/digits-img
 neurocore inspect build/digits-img --json
 neurocore inspect build/digits-img --config core.json   # check it matches this core"""
 
-# region -> the config capacity that is its memory depth
-_DEPTH = {"PARAM": "neurons", "POINTER": "axons", "SYNAPSE": "synapses", "THETA": "neurons",
-          "LTP_RANGE": "neurons"}
 
 
 def register(subparsers) -> None:
@@ -32,16 +29,18 @@ def register(subparsers) -> None:
 def inspect_image(path, config=None) -> dict:
     """The summary ``neurocore inspect`` prints (the image is fully verified first; with
     ``config``, it must have been compiled for that CoreConfig)."""
+    from ..hw.controller import host_regions
     from ..sw.image_dir import load_image_dir, read_manifest
 
     compiled = load_image_dir(path, config=config)
     manifest = read_manifest(path)
     cfg = compiled.config
     summary = compiled.summary()
+    depths = {region.name: depth for region, (_, depth, _) in host_regions(cfg).items()}
     memories = {}
     for name, entry in manifest["files"].items():
         if "region" in entry:
-            depth = getattr(cfg, _DEPTH[entry["region"]])
+            depth = depths[entry["region"]]
             memories[entry["region"]] = {"file": name, "words": entry["words"], "depth": depth,
                                          "word_bits": entry["word_bits"],
                                          "percent": round(100.0 * entry["words"] / depth, 2)}
@@ -69,6 +68,13 @@ def inspect_image(path, config=None) -> dict:
 def format_inspect(info: dict) -> str:
     cfg = info["config"]
     features = "+".join(f for f in ("learning", "wta", "adaptive_threshold") if cfg[f]) or "none"
+    tables = [f"{cfg[name]} {what}" for name, what in (("segments", "segment-table entries"),
+                                                     ("wta_blocks", "WTA block ranges"),
+                                                     ("param_classes", "parameter classes")) if cfg.get(name)]
+    if not cfg.get("rows", True):
+        tables.append("no rows (segment lists only)")
+    if tables:
+        features += "; " + ", ".join(tables)
     lines = [
         f"image       : {info['image']} (checksums OK, {len(info['files'])} files)",
         f"core config : {cfg['neurons']} neurons, {cfg['axons']} axons, {cfg['synapses']} synapses; "

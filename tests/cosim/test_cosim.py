@@ -100,7 +100,8 @@ def test_shared_rows_and_wta_blocks_in_cosimulation(tmp_path):
     """The config with a segment table and WTA block ranges: programs whose axons walk a row and
     then segments over shared kernel words (plastic ones too: learning on shared words, the
     LTD pass and LTP on segment uses), with k-WTA blocks, learning off and on, match the
-    golden model; ``features`` counts them. The second such config stores parameter classes."""
+    golden model; ``features`` counts them. The first such config has no rows (every row a
+    one-entry list), the second stores parameter classes."""
     _require("verilator")
     shared = [c for c in COSIM_CONFIGS if c.segments and c.wta_blocks]
     assert shared, "no co-simulation config has a segment table"
@@ -111,4 +112,5 @@ def test_shared_rows_and_wta_blocks_in_cosimulation(tmp_path):
     assert summary["features"]["shared_learning"] > 0, summary["features"]
     assert summary["features"]["param_classes"] >= 3, summary["features"]
     assert summary["features"]["shared_lists"] >= 2, summary["features"]
+    assert summary["features"]["rowless"] >= 3, summary["features"]
     assert summary["learning_programs"] == 4 and summary["output_spikes"] > 0 and summary["weight_changes"] > 0

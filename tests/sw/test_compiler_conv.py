@@ -2,13 +2,16 @@
 target placed position-major, and the same behaviour as the explicit lowering."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from neurocore.hw.config import CoreConfig
+from neurocore.hw.layouts import pointer_layout, segment_layout
 from neurocore.hw.program import NeuronParams, Segments
 from neurocore.sim import golden, reference
-from neurocore.sw.compiler import compile_network, network_needs
+from neurocore.sw.compiler import choose_config, compile_network, network_needs
 from neurocore.sw.network import INPUT, ConvProjection, Population, Projection, SnnNetwork
 
 
@@ -170,3 +173,63 @@ def test_pixels_share_their_segment_lists(stride):
     csr = Segments.csr(np.concatenate([[0], np.cumsum(seg.length)]), base=seg.base[entry],
                        count=seg.count[entry], first=t0)
     assert [u.tolist() for u in csr.uses(nib)] == [u.tolist() for u in seg.uses(nib)]
+
+
+def test_core_without_rows_runs_the_network_as_with_rows():
+    """``rows = False`` (spec section 3): the dense readout's rows become one-entry segment
+    lists, the pointer words lose their row fields, and every spike and SOP is the same."""
+    rng = np.random.default_rng(7)
+    net = conv_net(rng, stride=(2, 1), padding=(1, 1))
+    with_rows = compile_network(net)
+    cfg = dataclasses.replace(with_rows.config, rows=False,
+                              segments=len(with_rows.program.segments) + with_rows.program.n_axons)
+    rowless = compile_network(net, cfg)
+    p, q = with_rows.program, rowless.program
+    assert q.n_row_synapses == 0 and not q.ptr.any() and np.array_equal(q.weight, p.weight)
+    row_axons = np.flatnonzero(np.diff(p.ptr) > 0)
+    assert len(row_axons) > 0
+    # each axon with a row lists it first: its first entry names the row's words and targets
+    for a in row_axons:
+        k = q.segments.start[a]
+        assert q.segments.base[k] == p.ptr[a] and q.segments.count[k] == p.ptr[a + 1] - p.ptr[a]
+        assert (q.segments.offset[a] + q.segments.first[k]) % (1 << cfg.neuron_index_bits) == p.row_first()[a]
+    assert q.segments.length.sum() == p.segments.length.sum() + len(row_axons)
+    x = rng.random((3, 12, net.n_inputs)) < 0.4
+    a, b = golden.run_batch(p, x), golden.run_batch(q, x)
+    assert np.array_equal(a.spikes, b.spikes) and a.spikes.any() and np.array_equal(a.sops, b.sops)
+    r = reference.run(q, x[1])
+    assert np.array_equal(r.spikes, b.spikes[1]) and r.sops == b.sops[1]
+    # too small a table for the rows as lists: the capacity is named
+    small = dataclasses.replace(cfg, segments=len(p.segments))
+    with pytest.raises(ValueError, match=r"needs \d+ segments but the core has \d+"):
+        compile_network(net, small)
+
+
+def test_tight_config_drops_the_rows_of_a_conv_network():
+    """A conv net's tight core keeps lists only when that stores fewer pointer bits; an MLP's
+    keeps its rows."""
+    rng = np.random.default_rng(3)
+    conv = conv_net(rng, size=(12, 12), maps=4)
+    cfg = choose_config(conv, tight=True)
+    assert not cfg.rows and cfg.segments == len(compile_network(conv, cfg).program.segments)
+    with_rows = dataclasses.replace(cfg, rows=True, segments=len(compile_network(conv).program.segments))
+    bits = lambda c: c.axons * pointer_layout(c).size + c.segments * segment_layout(c).size
+    assert bits(cfg) < bits(with_rows)
+    dense = SnnNetwork(n_inputs=30, populations=[Population("out", NeuronParams.uniform(5, threshold=9),
+                                                            output=True)],
+                       projections=[Projection.dense(INPUT, "out", rng.integers(-3, 5, (5, 30)))])
+    assert choose_config(dense, tight=True).rows
+
+
+def test_rows_false_config_and_program_errors():
+    with pytest.raises(ValueError, match=r"rows = false needs a segment table \(segments > 0\)"):
+        CoreConfig(rows=False)
+    with pytest.raises(ValueError, match=r"rows must be True or False"):
+        CoreConfig(rows=0, segments=4)
+    assert CoreConfig(segments=4).hash() != CoreConfig(segments=4, rows=False).hash()
+    rng = np.random.default_rng(0)
+    compiled = compile_network(conv_net(rng))
+    cfg = dataclasses.replace(compiled.config, rows=False)
+    with pytest.raises(ValueError, match=r"the core has no rows \(CoreConfig.rows = false\) but axon \d+ has a "
+                                         r"row of \d+ synapses; store it as a one-entry segment list"):
+        dataclasses.replace(compiled.program, config=cfg).validate()

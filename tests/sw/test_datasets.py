@@ -16,6 +16,7 @@ from neurocore.sw.datasets import (
     load_dataset,
     load_digits,
     load_idx_dataset,
+    pool_dataset,
     read_idx,
 )
 
@@ -594,3 +595,33 @@ def test_dataset_arguments_help_names_every_dataset():
     for name in DATASETS:
         assert re.search(rf"(^|[ ,(]){re.escape(name)}([ ,)]|$)", text), name
     assert "not for digits and mnist-5k" in text and "cifar-10-batches-bin" in text
+
+
+def test_pooled_variant_averages_blocks_by_hand():
+    """``NAME:poolK``: the mean of each non-overlapping K x K block, per channel, same split."""
+    x = np.arange(2 * 2 * 4 * 4, dtype=np.float32).reshape(2, 32) / 31.0      # 2 samples, 2 channels of 4x4
+    x = np.clip(x, 0, 1)
+    data = Dataset(name="toy", x_train=x, y_train=np.array([0, 1]), x_test=x[:1], y_test=np.array([1]),
+                   image_shape=(4, 4), n_classes=2, channels=2)
+    pooled = pool_dataset(data, 2)
+    assert pooled.name == "toy:pool2" and pooled.image_shape == (2, 2) and pooled.channels == 2
+    img = x[0].reshape(2, 4, 4)
+    # channel 1, block (row 1, col 0): pixels (2,0) (2,1) (3,0) (3,1)
+    want = (img[1, 2, 0] + img[1, 2, 1] + img[1, 3, 0] + img[1, 3, 1]) / 4
+    assert pooled.x_train.shape == (2, 8) and pooled.x_train[0, 4 + 2 * 1 + 0] == pytest.approx(want)
+    assert np.array_equal(pooled.y_train, data.y_train) and pooled.x_test.shape == (1, 8)
+    digits = load_dataset("digits:pool2")
+    assert digits.name == "digits:pool2" and digits.image_shape == (4, 4)
+    assert np.allclose(digits.x_test, pool_dataset(load_digits(), 2).x_test)
+
+
+@pytest.mark.parametrize("name, message", [
+    ("digits:pool3", r"pooling 3x3 does not divide its 8x8 images \(nothing is cropped"),
+    ("digits:pool5", r"unknown dataset 'digits:pool5'; .*optionally with :poolK, K in 2..4"),
+    ("digits:pool", r"unknown dataset 'digits:pool'"),
+    ("digits:crop2", r"unknown dataset 'digits:crop2'"),
+    ("mnist5k:pool2", r"unknown dataset 'mnist5k:pool2'"),
+])
+def test_pooled_variant_errors(name, message):
+    with pytest.raises(ValueError, match=message):
+        load_dataset(name)

@@ -232,3 +232,27 @@ def test_evaluate_rejects_bad_inputs(image):
         evaluate(compiled, x, [0, 1, 2], steps=0)
     with pytest.raises(ValueError, match="unknown encoder"):
         evaluate(compiled, x, [0, 1, 2], steps=4, encoder="morse")
+
+
+def test_inspect_names_the_tables_of_a_tight_conv_core(capsys, tmp_path):
+    """A conv net on its tight core (parameter classes, a segment table, no rows): every
+    memory with its depth, and the tables on the config line."""
+    from neurocore.sw.compiler import choose_config
+    from neurocore.sw.network import INPUT, ConvProjection
+
+    rng = np.random.default_rng(2)
+    conv = ConvProjection(INPUT, "conv", rng.integers(-5, 8, (4, 1, 3, 3)), (1, 12, 12), (1, 1), (0, 0))
+    n_conv = int(np.prod(conv.out_shape))
+    net = SnnNetwork(144, [Population("conv", NeuronParams.uniform(n_conv, threshold=14)),
+                           Population("out", NeuronParams.uniform(3, threshold=30), output=True)],
+                     [conv, Projection.dense("conv", "out", rng.integers(-3, 6, (3, n_conv)))])
+    cfg = choose_config(net, tight=True)
+    assert cfg.param_classes and cfg.segments and not cfg.rows
+    path = write_image_dir(compile_network(net, cfg), tmp_path / "conv")
+    status, out, _ = run_cli(capsys, "inspect", path, "--json")
+    assert status == 0
+    memories = json.loads(out)["memories"]
+    assert memories["PARAM"]["depth"] == cfg.param_classes and memories["NCLASS"]["depth"] == n_conv + 3
+    assert memories["SEGMENT"]["depth"] == cfg.segments and memories["POINTER"]["depth"] == cfg.axons
+    status, out, _ = run_cli(capsys, "inspect", path)
+    assert status == 0 and f"{cfg.param_classes} parameter classes" in out and "no rows" in out
