@@ -331,6 +331,13 @@ def test_real_tiny_synthesis_ice40(tmp_path):
     assert 0 < cells["ff"]["used"] < 5280
     assert result["fmax_mhz"] > 0 and result["timing_met"] == (result["fmax_mhz"] >= 12)
     assert {"syn_mem", "param_mem"} <= {m["name"] for m in result["memories"]}
+    # ram_style "huge" puts exactly the allocated memories in SPRAM, within the counts
+    blocks = {m["name"]: m["blocks"] for m in result["memories"]}
+    assert result["spram"], "the allocator chose nothing"
+    for chosen in result["spram"]:
+        assert set(blocks[chosen["name"]]) == {"SB_SPRAM256KA"}, chosen["name"]
+        assert blocks[chosen["name"]]["SB_SPRAM256KA"] <= chosen["sprams"]
+    assert cells["spram"]["used"] == sum(b.get("SB_SPRAM256KA", 0) for b in blocks.values()) > 0
     for name in ("core.il", "top.v", "netlist.json", "report.json", "yosys.log", "nextpnr.log"):
         assert (tmp_path / name).is_file(), name
 
