@@ -557,7 +557,7 @@ def test_single_port_memories_get_undefined_collisions_only():
     single = {name for name in before
               if len(set(_memory_ports(text, name).values())) == 1}
     assert {"param_mem", "ptr_mem", "ltp_range_mem", "syn_mem"} <= single
-    assert set(marked) == single
+    assert set(marked) == single == set(synth_flow.single_port_memories(text))   # the SPRAM candidates
     for name in before:
         assert after[name] == ({"1'1"} if name in single else {"1'0"}), name
     # nothing else changes

@@ -9,7 +9,8 @@
   from Yosys's counts (:func:`collect_cells`), what overflows (:func:`check_fit`), Fmax
   against the clock (:func:`summarise`);
 * the text report of a :func:`neurocore.tools.synth_flow.synthesise` result
-  (:func:`format_report`; ``--json`` prints the result itself).
+  (:func:`format_report`; ``--json`` prints the result itself), with the memories given to
+  SPRAM and those the host must load at boot (:func:`host_loaded_line`).
 """
 from __future__ import annotations
 
