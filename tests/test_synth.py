@@ -4,6 +4,7 @@ YoWASP tools installed) a real tiny synthesis."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -330,35 +331,163 @@ def test_real_tiny_synthesis_ice40(tmp_path):
     assert 0 < cells["ff"]["used"] < 5280
     assert result["fmax_mhz"] > 0 and result["timing_met"] == (result["fmax_mhz"] >= 12)
     assert {"syn_mem", "param_mem"} <= {m["name"] for m in result["memories"]}
+    # ram_style "huge" puts exactly the allocated memories in SPRAM, within the counts
+    blocks = {m["name"]: m["blocks"] for m in result["memories"]}
+    assert result["spram"], "the allocator chose nothing"
+    for chosen in result["spram"]:
+        assert set(blocks[chosen["name"]]) == {"SB_SPRAM256KA"}, chosen["name"]
+        assert blocks[chosen["name"]]["SB_SPRAM256KA"] <= chosen["sprams"]
+    assert cells["spram"]["used"] == sum(b.get("SB_SPRAM256KA", 0) for b in blocks.values()) > 0
     for name in ("core.il", "top.v", "netlist.json", "report.json", "yosys.log", "nextpnr.log"):
         assert (tmp_path / name).is_file(), name
 
 
 # ---- what lets Yosys use SPRAM ---------------------------------------------------------------
 
-def test_strip_zero_init():
-    text = "\n".join([
+def _rtlil_memory(name: str, width: int, depth: int, *, single: bool = True, init: str = "0000",
+                  spram: bool = False) -> list[str]:
+    """RTLIL lines of memory ``name`` as Amaranth writes it: the declaration, its initial
+    contents, a write port and a read port (at the write port's address when ``single``);
+    ``spram``: as :func:`synth_flow.place_in_spram` should leave it."""
+    declaration = ['  attribute \\src "core.py:184"',
+                   *(['  attribute \\ram_style "huge"'] if spram else []),
+                   f"  memory width {width} size {depth} \\{name}"]
+    init_cell = ['  attribute \\src "core.py:185"',
+                 f"  cell $meminit_v2 $init_{name}",
+                 f'    parameter \\MEMID "\\\\{name}"',
+                 f"    connect \\DATA {width * depth}'{init}",
+                 "  end"]
+    return [
+        *declaration,
+        *([] if spram else init_cell),
+        f"  cell $memwr_v2 $wr_{name}",
+        f'    parameter \\MEMID "\\\\{name}"',
+        f"    connect \\ADDR \\{name}_addr",
+        "  end",
+        f"  cell $memrd_v2 $rd_{name}",
+        f'    parameter \\MEMID "\\\\{name}"',
+        "    parameter \\COLLISION_X_MASK 1'0",
+        f"    connect \\ADDR \\{name}_{'addr' if single else 'raddr'}",
+        "  end",
+    ]
+
+
+def _spram_rtlil(*in_spram: str) -> str:
+    """Three single-port memories (one in a submodule) and a dual-port one; those named
+    ``in_spram`` as :func:`synth_flow.place_in_spram` should leave them."""
+    return "\n".join([
+        "module \\core.neuron_unit",
+        *_rtlil_memory("cand_mem", 5, 658, init="0100", spram="neuron_unit.cand_mem" in in_spram),
+        "end",
         "module \\core",
-        "  attribute \\src \"core.py:1\"",
-        "  cell $meminit_v2 $1",
-        "    parameter \\MEMID \"\\\\syn_mem\"",
-        "    connect \\DATA 8'00000000",
-        "  end",
-        "  cell $meminit_v2 $2",
-        "    parameter \\MEMID \"\\\\ptr_mem\"",
-        "    connect \\DATA 8'00000001",
-        "  end",
-        "  cell $meminit_v2 $3",
-        "    parameter \\MEMID \"\\\\small\"",
-        "    connect \\DATA 4'0000",
-        "  end",
+        *_rtlil_memory("syn_mem", 9, 5951, spram="syn_mem" in in_spram),
+        *_rtlil_memory("x_mem", 9, 5951, single=False),       # dual-port: never SPRAM
+        *_rtlil_memory("ptr_mem", 65, 844, spram="ptr_mem" in in_spram),
         "end",
     ])
-    out, names = synth_flow.strip_zero_init(text, min_bits=8)
-    assert names == ["syn_mem"]                  # non-zero (an image) and small ones stay
-    assert "syn_mem" not in out and "core.py:1" not in out
-    assert "ptr_mem" in out and "small" in out
-    assert synth_flow.strip_zero_init(text, min_bits=16) == (text, [])
+
+
+SPRAM_RTLIL = _spram_rtlil()
+
+
+@pytest.mark.parametrize("width, depth, brams", [
+    (16, 256, 1), (1, 100, 1),
+    (9, 5951, 15),       # 2048 x 2: 5 columns x 3 rows
+    (65, 844, 17),       # 1024 x 4: 17 columns x 1 row
+    (34, 748, 9),        # 256 x 16 and 1024 x 4 tie: 3 x 3, 9 x 1
+    (80, 256, 5),        # 256 x 16: 5 x 1 (512 x 8 would take 10)
+    (8, 4096, 8),        # every mode but 256 x 16: 8
+])
+def test_bram_count(width, depth, brams):
+    assert synth_flow.bram_count(width, depth) == brams
+
+
+@pytest.mark.parametrize("width, depth, sprams", [
+    (16, 16384, 1), (16, 16385, 2), (17, 16384, 2), (9, 5951, 1), (65, 844, 5), (17, 65536, 8)])
+def test_spram_count(width, depth, sprams):
+    assert synth_flow.spram_count(width, depth) == sprams
+
+
+def test_spram_budget():
+    assert synth_flow.spram_budget(UP5K) == 4 and synth_flow.spram_budget(ECP5) == 0
+
+
+def test_spram_candidates_are_the_single_port_memories():
+    assert synth_flow.single_port_memories(SPRAM_RTLIL) == ["neuron_unit.cand_mem", "ptr_mem", "syn_mem"]
+    candidates = synth_flow.spram_candidates(SPRAM_RTLIL)
+    assert [m["name"] for m in candidates] == ["ptr_mem", "syn_mem", "neuron_unit.cand_mem"]   # largest first
+    chosen = synth_flow.allocate_spram(candidates, 4)
+    # ptr_mem would need 5 SPRAMs; syn_mem saves 15 block RAMs per SPRAM, cand_mem 2
+    assert chosen == [{"name": "syn_mem", "width": 9, "depth": 5951, "sprams": 1, "brams": 15},
+                      {"name": "neuron_unit.cand_mem", "width": 5, "depth": 658, "sprams": 1, "brams": 2}]
+
+
+# The UP5K candidates of the core of docs/benchmarks.md's p2 config: (name, width, depth)
+P2_CANDIDATES = [{"name": n, "width": w, "depth": d} for n, w, d in (
+    ("ptr_mem", 65, 844), ("syn_mem", 9, 5951), ("seg_mem", 34, 748), ("nclass_mem", 5, 658),
+    ("param_mem", 57, 20))]
+
+
+@pytest.mark.parametrize("budget, names", [
+    (0, []),
+    (1, ["syn_mem"]),
+    (4, ["syn_mem", "seg_mem"]),                 # ptr_mem (5 SPRAMs) does not fit
+    (5, ["syn_mem", "seg_mem", "nclass_mem"]),   # 17/5 per SPRAM beats seg_mem's 3, but 5 > 4 left
+    (6, ["syn_mem", "ptr_mem"]),
+    (20, ["syn_mem", "ptr_mem", "seg_mem", "nclass_mem", "param_mem"]),
+])
+def test_allocate_spram_greedy_within_budget(budget, names):
+    chosen = synth_flow.allocate_spram(P2_CANDIDATES, budget)
+    assert [m["name"] for m in chosen] == names
+    assert sum(m["sprams"] for m in chosen) <= budget
+
+
+def test_allocate_spram_ties_and_minimum_saving(monkeypatch):
+    # all save 2 block RAMs per SPRAM: the larger saving first, then by name
+    candidates = [{"name": "b", "width": 5, "depth": 658}, {"name": "a", "width": 5, "depth": 658},
+                  {"name": "z", "width": 32, "depth": 512}]
+    assert [(m["name"], m["sprams"], m["brams"]) for m in synth_flow.allocate_spram(candidates, 4)] == [
+        ("z", 2, 4), ("a", 1, 2), ("b", 1, 2)]
+    assert [m["name"] for m in synth_flow.allocate_spram(candidates, 3)] == ["z", "a"]
+    monkeypatch.setattr(synth_flow, "MIN_BRAM_SAVING", 3)
+    assert [m["name"] for m in synth_flow.allocate_spram(candidates, 4)] == ["z"]
+
+
+def test_place_in_spram():
+    names = ["syn_mem", "neuron_unit.cand_mem"]
+    out, dropped = synth_flow.place_in_spram(SPRAM_RTLIL, names)
+    # the attribute before each declaration, the initial contents (and their attributes)
+    # gone, nothing else changed
+    assert out == _spram_rtlil(*names)
+    assert dropped == {"syn_mem": False, "neuron_unit.cand_mem": True}   # cand_mem's contents had a 1
+    assert synth_flow.place_in_spram(SPRAM_RTLIL, []) == (SPRAM_RTLIL, {})
+    # a submodule memory is told apart from a top-level one of the same name
+    assert synth_flow.place_in_spram(SPRAM_RTLIL, ["cand_mem"]) == (SPRAM_RTLIL, {})
+
+
+def test_host_loaded_without_a_program():
+    """Without a baked program only contents that were not all zero must be written."""
+    config = CoreConfig(neurons=8, axons=8, synapses=32)
+    chosen = [{"name": "syn_mem", "depth": 32}, {"name": "ptr_mem", "depth": 8}, {"name": "param_mem", "depth": 8}]
+    dropped = {"syn_mem": False, "ptr_mem": True}
+    assert synth_flow.host_loaded(chosen, dropped, config) == [{"name": "ptr_mem", "words": 8}]
+    assert synth_flow.host_loaded(chosen, {}, config) == []
+
+
+def test_report_spram_lines():
+    result = _fake_result(True, True)
+    result["memories"] = [{"name": "syn_mem", "width": 9, "depth": 5951, "bits": 53559,
+                           "blocks": {"SB_SPRAM256KA": 1}}]
+    result["spram"] = [{"name": "syn_mem", "width": 9, "depth": 5951, "sprams": 1, "brams": 15},
+                       {"name": "seg_mem", "width": 34, "depth": 748, "sprams": 3, "brams": 9}]
+    result["host_loaded"] = [{"name": "ptr_mem", "words": 844}, {"name": "syn_mem", "words": 5951}]
+    lines = synth_report.format_report(result).splitlines()
+    assert ("  host-loaded at boot (SPRAM has no initial contents): ptr_mem 844 words, syn_mem 5951 words"
+            in lines)
+    assert "  allocated to SPRAM: syn_mem (1 SPRAM for ~15 block RAMs), seg_mem (3 SPRAMs for ~9 block RAMs)" in lines
+    assert "  in SPRAM (power-up contents undefined; the host writes them): syn_mem" in lines
+    result["host_loaded"] = []
+    assert not any("host-loaded" in line for line in synth_report.format_report(result).splitlines())
 
 
 def _memory_ports(rtlil_text: str, memory: str) -> dict[str, str]:
@@ -428,7 +557,7 @@ def test_single_port_memories_get_undefined_collisions_only():
     single = {name for name in before
               if len(set(_memory_ports(text, name).values())) == 1}
     assert {"param_mem", "ptr_mem", "ltp_range_mem", "syn_mem"} <= single
-    assert set(marked) == single
+    assert set(marked) == single == set(synth_flow.single_port_memories(text))   # the SPRAM candidates
     for name in before:
         assert after[name] == ({"1'1"} if name in single else {"1'0"}), name
     # nothing else changes
@@ -542,10 +671,28 @@ def test_flow_with_stand_in_tools(fake_tools):
     from neurocore.hw.host import command_layout
     # the harness shifts in every input port, the command word among them
     assert result["harness"]["input_bits"] > command_layout(TINY).size
-    assert result["uninitialised"] == []                            # TINY: small memories
+    # TINY's single-port memories each save about a block RAM per SPRAM: param_mem (50 x 8:
+    # 4 block RAMs for 4 SPRAMs) saves the most and takes all four
+    assert [m["name"] for m in result["spram"]] == ["param_mem"] == result["uninitialised"]
+    assert result["host_loaded"] == []                               # nothing was baked in
+    text = (fake_tools.work / "core.il").read_text()
+    assert text.count('attribute \\ram_style "huge"') == 1
+    assert "param_mem" not in _meminit_ids(text) and {"syn_mem", "ptr_mem"} <= _meminit_ids(text)
     assert set(result["stages"]) == {"generate", "yosys", "nextpnr"} and result["seconds"] > 0
     for name in ("core.il", "top.v", "synth.ys", "yosys.log", "nextpnr.log", "report.json"):
         assert (fake_tools.work / name).is_file(), name
+
+
+def _meminit_ids(rtlil_text: str) -> set[str]:
+    """The memories that have initial contents (a ``$meminit_v2`` cell) in RTLIL."""
+    return set(re.findall(r'cell \$meminit_v2 \S+\n\s*parameter \\MEMID "\\\\(\S+)"', rtlil_text))
+
+
+def test_flow_zero_init_keeps_every_memory_in_block_ram(fake_tools):
+    result = fake_tools("ok", zero_init=True)
+    assert result["spram"] == [] and result["uninitialised"] == [] and result["host_loaded"] == []
+    text = (fake_tools.work / "core.il").read_text()
+    assert "ram_style" not in text and {"param_mem", "syn_mem", "ptr_mem"} <= _meminit_ids(text)
 
 
 def test_flow_overflow_and_tool_failures(fake_tools, monkeypatch):
@@ -581,5 +728,13 @@ def test_flow_bakes_a_program(fake_tools, monkeypatch):
     assert result["program"] is True and result["config"] == program.config.to_dict()
     text = (fake_tools.work / "core.il").read_text()
     assert "$meminit_v2" in text       # the images are the memories' initial contents
+    # the memories moved to SPRAM lose theirs: the host writes the image's words at boot
+    chosen = [m["name"] for m in result["spram"]]
+    assert {"ptr_mem", "syn_mem"} <= set(chosen) and result["uninitialised"] == sorted(chosen)
+    assert not set(chosen) & _meminit_ids(text)
+    loaded = {m["name"]: m["words"] for m in result["host_loaded"]}
+    assert list(loaded) == chosen
+    assert loaded["ptr_mem"] == len(program.ptr) - 1 and loaded["syn_mem"] == len(program.weight)
+    assert synth_report.host_loaded_line(result["host_loaded"]) in synth_report.format_report(result)
     with pytest.raises(ValueError, match="different CoreConfig"):
         synth_flow.synthesise(TINY, "ice40-up5k", program=program, work_dir=fake_tools.work, progress=False)

