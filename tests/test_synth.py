@@ -738,3 +738,48 @@ def test_flow_bakes_a_program(fake_tools, monkeypatch):
     assert synth_report.host_loaded_line(result["host_loaded"]) in synth_report.format_report(result)
     with pytest.raises(ValueError, match="different CoreConfig"):
         synth_flow.synthesise(TINY, "ice40-up5k", program=program, work_dir=fake_tools.work, progress=False)
+
+
+# ---- block RAM overflow on the iCE40: small memories to flip-flops ----------------------------
+
+def _verdict(overflows, logic_used=3000):
+    return {"overflows": [{"name": name, "excess": excess} for name, excess in overflows],
+            "cells": {"logic": {"used": logic_used, "available": 5280}}}
+
+
+SMALL_AND_LARGE = [
+    {"name": "out_fifo.storage", "width": 42, "depth": 15, "bits": 630, "blocks": {"SB_RAM40_4K": 3}},
+    {"name": "wta_table", "width": 24, "depth": 17, "bits": 408, "blocks": {"SB_RAM40_4K": 1}},
+    {"name": "param_mem", "width": 57, "depth": 20, "bits": 1140, "blocks": {"SB_RAM40_4K": 4}},
+    {"name": "nclass_mem", "width": 5, "depth": 40, "bits": 200, "blocks": {"SB_SPRAM256KA": 1}},
+    {"name": "state_mem", "width": 24, "depth": 658, "bits": 15792, "blocks": {"SB_RAM40_4K": 5}},
+]
+
+
+@pytest.mark.parametrize("overflows, logic_used, names", [
+    ([("bram", 3)], 3000, ["out_fifo.storage"]),                   # 3 / 630 is the best ratio
+    ([("bram", 4)], 3000, ["out_fifo.storage", "wta_table"]),      # param_mem's 2,280 cells do not fit
+    ([("bram", 8)], 500, ["out_fifo.storage", "param_mem", "wta_table"]),    # by blocks per bit
+    ([("bram", 8)], 3000, []),                                     # cannot be covered: no second pass
+    ([("bram", 3)], 4100, []),                                     # 1,260 more cells do not fit
+    ([("bram", 1), ("logic", 10)], 3000, []),                      # not block RAM alone
+    ([], 3000, []),                                                # it fits
+])
+def test_logic_spill(overflows, logic_used, names):
+    chosen = synth_flow.logic_spill(_verdict(overflows, logic_used), SMALL_AND_LARGE)
+    assert [m["name"] for m in chosen] == names
+    if chosen:
+        assert chosen[0] == {"name": "out_fifo.storage", "width": 42, "depth": 15, "bits": 630, "blocks": 3}
+
+
+def test_mark_memories_and_the_report_line():
+    out = synth_flow.mark_memories(SPRAM_RTLIL, ["syn_mem"], synth_flow.LOGIC_ATTRIBUTE)
+    lines = out.split("\n")
+    i = next(k for k, line in enumerate(lines) if line.strip().startswith("memory") and line.endswith("\\syn_mem"))
+    assert lines[i - 1].strip() == 'attribute \\ram_style "logic"'
+    assert out.replace('  attribute \\ram_style "logic"\n', "", 1) == SPRAM_RTLIL
+    assert synth_flow.mark_memories(SPRAM_RTLIL, ["nothing"], synth_flow.LOGIC_ATTRIBUTE) == SPRAM_RTLIL
+    result = {"memories": [], "logic_spill": [{"name": "out_fifo.storage", "width": 42, "depth": 15,
+                                               "bits": 630, "blocks": 3}]}
+    assert ("in flip-flops (a first pass overflowed the block RAMs; second pass): out_fifo.storage "
+            "(42 x 15, was 3 block RAMs)") in "\n".join(synth_report._spram_lines(result))

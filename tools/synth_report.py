@@ -240,6 +240,10 @@ def _spram_lines(result: dict) -> list[str]:
         lines.append(f"  in SPRAM (power-up contents undefined; the host writes them): {', '.join(in_spram)}")
     if result.get("host_loaded"):
         lines.append(host_loaded_line(result["host_loaded"]))
+    if result.get("logic_spill"):
+        lines.append("  in flip-flops (a first pass overflowed the block RAMs; second pass): " + ", ".join(
+            f"{m['name']} ({m['width']} x {m['depth']}, was {m['blocks']} block RAM{'s' if m['blocks'] != 1 else ''})"
+            for m in result["logic_spill"]))
     return lines
 
 
