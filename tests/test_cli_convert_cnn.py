@@ -106,3 +106,31 @@ def test_cnn_without_torch_is_one_line(monkeypatch, capsys):
     assert status == 2 and out == ""
     assert err.strip() == ("neurocore: error: --arch cnn trains with PyTorch, which is not installed: "
                            "pip install 'neurocore[torch]'")
+
+
+@pytest.mark.parametrize("config, message", [
+    # a conv layer whose neurons exceed the core
+    ('{"neurons": 16, "axons": 512, "segments": 256}', "it needs 42 neurons but the core has 16 (overflow by 26)"),
+    # kernels that do not fit: the kernel store, then the segment table
+    ('{"neurons": 256, "axons": 512, "synapses": 100, "segments": 256}', "needs 370 synapses but the core has 100 (overflow by 270)"),
+    ('{"neurons": 256, "axons": 512, "segments": 3}', "segments but the core has 3"),
+])
+def test_cnn_onto_a_core_that_cannot_hold_it(torch, capsys, config, message):
+    """``--config``: one line naming the capacity and the shortfall, exit 2, nothing written."""
+    status, out, err = run_cli(capsys, "convert", "--arch", "cnn", "--maps", "2", "--epochs", "1", "--steps", "4",
+                               "--no-curve", "--config", config)
+    lines = [line for line in err.splitlines() if line.startswith("neurocore: error:")]
+    assert status == 2 and out == "" and len(lines) == 1, err
+    assert "network does not fit the core" in lines[0] and message in lines[0], lines[0]
+
+
+def test_cnn_onto_a_given_core(torch, capsys):
+    """``--config`` that holds the network: it is compiled onto exactly that core."""
+    config = {"neurons": 256, "axons": 512, "synapses": 4096, "segments": 256, "learning": False}
+    status, out, err = run_cli(capsys, "convert", "--arch", "cnn", "--maps", "2", "--epochs", "1", "--steps", "4",
+                               "--no-curve", "--json", "--config", json.dumps(config))
+    assert status == 0, err
+    report = json.loads(out)
+    assert {k: report["config"][k] for k in config} == config
+    status, _, err = run_cli(capsys, "convert", "--arch", "cnn", "--config", json.dumps(config), "--tight")
+    assert status == 2 and "--config and --tight exclude each other" in err

@@ -4,10 +4,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .cli_common import (MAX_NEURONS, MAX_STEPS, UsageError, add_command, add_dataset_arguments,
+from .cli_common import (MAX_NEURONS, MAX_STEPS, UsageError, add_command, add_config_argument, add_dataset_arguments,
                          add_json_argument, add_seed_argument, add_steps_argument, int_in_range,
                          positive_float_up_to, positive_int, print_result)
-from .cli_io import output_path, plot_path, writing
+from .cli_io import output_path, parse_config, plot_path, writing
 
 DESCRIPTION = """\
 ANN-to-SNN conversion on a dataset: train a ReLU MLP with scikit-learn (or load
@@ -36,6 +36,9 @@ neurocore convert --arch cnn --steps 32 --curve 8,16,32      # a CNN (8 and 16 f
 neurocore convert --arch cnn --maps 4,8 --epochs 5 --json     # a smaller, shorter-trained CNN
 neurocore convert --arch cnn --cnn-stride 2 --plot-dir plots  # strided convs, no pooling: ~1,400 neurons
 neurocore convert --arch cnn --cnn-stride 2 --tight --out build/s2  # on the smallest core that holds it
+neurocore convert --dataset mnist-5k:pool2 --arch cnn --cnn-stride 2 --tight --steps 32 --out build/up5k
+                                                              # 14x14 MNIST: an image for the iCE40 UP5K
+neurocore convert --arch cnn --config core.json               # onto a given core (error if it cannot hold it)
 neurocore convert --nir net.nir --dataset digits --steps 16   # a network exported to NIR
 neurocore convert --nir snn.nir --keep-dynamics --reset subtract --encoder rate   # its own LIF leak
 neurocore convert --nir snn.nir --keep-dynamics --dt 1e-3 --json  # dt of the NIR LIF (default 1e-4)"""
@@ -139,6 +142,9 @@ def register(subparsers) -> None:
                         help="write PNG plots into DIR (created; its parent must exist): accuracy vs T "
                              f"({PLOT_NAMES['accuracy']}) and the spike rate of every layer at the largest T "
                              f"({PLOT_NAMES['spike_rates']})")
+    add_config_argument(parser, "compile onto this core (CoreConfig fields as a JSON object or file); a "
+                                "network it cannot hold is an error naming each capacity it overflows "
+                                "(default: the default core, raised where needed)")
     parser.add_argument("--tight", action="store_true",
                         help="compile onto the smallest core that runs the network (for an FPGA): every "
                              "capacity exactly what it needs, no learning, WTA or adaptive threshold, "
@@ -241,13 +247,16 @@ def run(args) -> int:
     plot = plot_path(args.plot) if args.plot is not None else None
     plot_dir = output_path(args.plot_dir, "--plot-dir", directory=True) if args.plot_dir is not None else None
     curve = () if args.no_curve else (args.curve if args.curve is not None else DEFAULT_CURVE)
+    if args.config is not None and args.tight:
+        raise UsageError("--config and --tight exclude each other (--tight chooses the core)")
+    core = parse_config(args.config) if args.config is not None else None
     try:
         result = convert_dataset(
             args.dataset, steps=args.steps, weight_bits=args.weight_bits,
             hidden=args.hidden or DEFAULT_HIDDEN, seed=args.seed, data_dir=args.data_dir, ann_path=args.ann,
             encoder=args.encoder, percentile=args.percentile or DEFAULT_PERCENTILE, curve_steps=curve,
             out=args.out, overwrite=args.overwrite, save_ann_path=args.save_ann, progress=True,
-            nir_path=args.nir, tight=args.tight,
+            nir_path=args.nir, tight=args.tight, core=core,
             **(dict(keep_dynamics=True, dt=args.dt, reset=args.reset or "zero") if args.keep_dynamics else {}),
             **(dict(arch="cnn", maps=args.maps, epochs=args.epochs, fold=args.fold, stride=args.cnn_stride,
                     shift=args.shift) if cnn else {}))

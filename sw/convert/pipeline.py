@@ -159,7 +159,7 @@ def convert_dataset(dataset: str = "digits", steps: int = DEFAULT_STEPS, weight_
                     progress: bool = False, arch: str = "mlp", maps=None, epochs: int | None = None,
                     fold: str | None = None, readout_lift: float | None = None, stride: int | None = None,
                     shift: int | None = None, nir_path=None, keep_dynamics: bool = False, dt: float | None = None,
-                    reset: str = "zero", tight: bool = False) -> dict:
+                    reset: str = "zero", tight: bool = False, core=None) -> dict:
     """Train-or-load, convert, compile and evaluate on ``dataset``; see the module docstring.
 
     ``weight_bits=None`` uses the core's default (``CoreConfig().weight_bits``, 8).
@@ -206,6 +206,9 @@ def convert_dataset(dataset: str = "digits", steps: int = DEFAULT_STEPS, weight_
     ``tight`` compiles onto the smallest core that runs the network
     (:func:`~neurocore.sw.compiler.choose_config` ``tight=True``: exact capacities, no learning,
     WTA or adaptive threshold, parameter classes) instead of the default core raised where needed.
+    ``core`` (a :class:`~neurocore.hw.config.CoreConfig`) compiles onto that core instead:
+    ``ValueError`` naming each capacity the network overflows, and by how much (after the
+    conversion, before any evaluation); its ``weight_bits`` is the conversion's.
     """
     from ...hw.config import CoreConfig
     from ..compiler import choose_config, compile_network
@@ -249,6 +252,14 @@ def convert_dataset(dataset: str = "digits", steps: int = DEFAULT_STEPS, weight_
     if steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps}")
     curve = _steps_list(list(curve_steps) + [steps]) if curve_steps else []
+    if core is not None:
+        if not isinstance(core, CoreConfig):
+            raise ValueError(f"core must be a CoreConfig, got {type(core).__name__}")
+        if tight:
+            raise ValueError("give a core or tight, not both (tight chooses the core)")
+        if weight_bits is not None and int(weight_bits) != core.weight_bits:
+            raise ValueError(f"--weight-bits {weight_bits} differs from the core's weight_bits {core.weight_bits}")
+        weight_bits = core.weight_bits
     weight_bits = CoreConfig().weight_bits if weight_bits is None else int(weight_bits)
     if out is not None:   # refuse a path that may not be written before the training, not after it
         from ..image_dir import check_image_path
@@ -337,9 +348,12 @@ def convert_dataset(dataset: str = "digits", steps: int = DEFAULT_STEPS, weight_
 
         # 3. compile: the default core (capacities raised if needed) with the chosen weight width
         t0 = time.perf_counter()
-        config = choose_config(converted.network, tight=tight)
-        config = dataclasses.replace(config, weight_bits=weight_bits,
-                                     accumulator_bits=max(config.accumulator_bits, weight_bits))
+        if core is not None:
+            config = core
+        else:
+            config = choose_config(converted.network, tight=tight)
+            config = dataclasses.replace(config, weight_bits=weight_bits,
+                                         accumulator_bits=max(config.accumulator_bits, weight_bits))
         compiled = compile_network(converted.network, config)
         timings["compile_s"] = time.perf_counter() - t0
         tick("compile")
