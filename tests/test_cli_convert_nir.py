@@ -63,3 +63,15 @@ def test_nir_usage_errors(digits_nir, tmp_path, capsys, args, message):
     assert status == 2 and out == ""
     lines = [line for line in err.strip().splitlines() if line.startswith("neurocore: error:")]
     assert len(lines) == 1 and message in lines[0], err
+
+
+def test_unsupported_nir_node_is_one_line(tmp_path, capsys):
+    """A graph with a node type the frontend does not support: the node and its type named."""
+    graph = nir.NIRGraph.from_list(nir.Affine(weight=np.ones((10, 64)), bias=np.zeros(10)),
+                                   nir.Delay(delay=np.ones(10)))
+    path = tmp_path / "delay.nir"
+    nir.write(str(path), graph)
+    status, out, err = run_cli(capsys, "convert", "--nir", str(path), "--no-curve")
+    lines = [line for line in err.strip().splitlines() if line.startswith("neurocore: error:")]
+    assert status == 2 and out == "" and len(lines) == 1, err
+    assert "has type Delay, which is not supported; supported node types:" in lines[0], lines[0]
