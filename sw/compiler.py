@@ -58,7 +58,7 @@ import numpy as np
 from ..hw.config import CoreConfig
 from ..hw.layouts import pointer_layout, segment_layout
 from ..hw.widths import CONFIG_RANGES, PARAM_CLASSES_MAX
-from ..hw.program import (NEURON_FIELDS, NO_ROUTE, WIDEST, CoreProgram, LearningParams, NeuronParams, ParamClasses, Segments,
+from ..hw.program import (NEURON_FIELDS, NO_ROUTE, WIDEST, CoreProgram, LearningParams, NeuronParams, ParamClasses, Segments, WtaBlocks,
                           accumulator_bits, accumulator_bounds, check_count, int_array, synapse_rows)
 from .network import INPUT, ConvProjection, Population, Projection, SnnNetwork
 
@@ -67,13 +67,13 @@ __all__ = ["CompiledNetwork", "compile_network", "choose_config", "network_needs
 
 # Capacities the compiler checks, with the largest value a CoreConfig allows (hw/widths.py).
 CAPACITIES = {name: CONFIG_RANGES[name][1] for name in ("neurons", "axons", "synapses", "wta_groups",
-                                                          "segments")}
+                                                          "segments", "wta_blocks")}
 _WIDEST_ACCUMULATOR = CONFIG_RANGES["accumulator_bits"][1]
 # A network of more neurons than the default core gets parameter classes when it has at most
 # one class per CLASS_SAVING neurons (docs/core-spec.md, section 2).
 CLASS_SAVING = 4
 _CAPACITY_NAMES = {"neurons": "neurons", "axons": "axons", "synapses": "synapses",
-                   "wta_groups": "WTA groups", "segments": "segments"}
+                   "wta_groups": "WTA groups", "segments": "segments", "wta_blocks": "WTA block ranges"}
 
 
 @dataclasses.dataclass
@@ -183,6 +183,7 @@ class CompiledNetwork:
                 "neurons": [first, first + size - 1],
                 "axons": None if axons is None else [axons[0], axons[0] + axons[1] - 1],
                 "wta_group": self.wta_groups.get(name, 0),
+                "block_wta": _block_of_layer(self.program.wta_blocks, first, size),
                 "output": name in self.output_layers,
                 "synapses_in": int(incoming[first:first + size].sum()),
                 "plastic_synapses_in": int(plastic_in[first:first + size].sum()),
@@ -291,8 +292,10 @@ class CompiledNetwork:
             sl = slice(first, first + size)
             params = {f: getattr(p.neurons, f)[sl].copy() for f in NEURON_FIELDS}
             params["wta_group"] = np.zeros(size, np.int64)
+            block = _block_of_layer(p.wta_blocks, first, size)
             populations.append(Population(name, NeuronParams(**params), output=name in self.output_layers,
-                                          wta=name in self.wta_groups, theta=p.theta[sl].copy()))
+                                          wta=name in self.wta_groups, theta=p.theta[sl].copy(),
+                                          block_wta=tuple(block) if block else None))
         # axon -> (source, pre)
         source_of = np.full(p.n_axons, -1, np.int64)
         pre_of = np.full(p.n_axons, -1, np.int64)
@@ -343,6 +346,14 @@ class CompiledNetwork:
                           learning=p.learning, encoding=dict(self.encoding), decoding=dict(self.decoding))
 
 
+def _block_of_layer(blocks: WtaBlocks, first: int, size: int) -> list[int] | None:
+    """``[block size, k]`` of the WTA block range that covers exactly a layer, else None."""
+    for r in range(len(blocks)):
+        if blocks.first[r] == first and blocks.size[r] * blocks.count[r] == size:
+            return [int(blocks.size[r]), int(blocks.k[r])]
+    return None
+
+
 def freeze_network(net: SnnNetwork) -> SnnNetwork:
     """A copy of ``net`` for inference-only cores, with the same behaviour when learning is off.
 
@@ -364,7 +375,7 @@ def freeze_network(net: SnnNetwork) -> SnnNetwork:
             frozen = NeuronParams(**params)
         except ValueError as exc:        # a folded threshold beyond what any core holds
             raise ValueError(f"layer '{pop.name}' (threshold + theta folded): {exc}") from None
-        populations.append(Population(pop.name, frozen, output=pop.output, wta=pop.wta))
+        populations.append(Population(pop.name, frozen, output=pop.output, wta=pop.wta, block_wta=pop.block_wta))
     projections = [pr.frozen() if isinstance(pr, ConvProjection)
                    else Projection(pr.source, pr.target, pr.pre.copy(), pr.post.copy(), pr.weight.copy(),
                                    plastic=False) for pr in net.projections]
@@ -487,6 +498,7 @@ def _needs(net: SnnNetwork, placed: _Placement, rows: bool = True) -> dict[str, 
         "synapses": int(placed.rows[0][-1]) + len(placed.kernel[0]),
         "wta_groups": sum(1 for p in net.populations if p.wta),
         "segments": len(_segment_table(placed, rows)),
+        "wta_blocks": sum(1 for p in net.populations if p.block_wta is not None),
     }
 
 
@@ -511,7 +523,7 @@ def _pointer_bits(config: CoreConfig) -> int:
 
 
 def _capacity(config: CoreConfig, name: str) -> int:
-    if name == "wta_groups" and not config.wta:
+    if name in ("wta_groups", "wta_blocks") and not config.wta:
         return 0
     return getattr(config, name)
 
@@ -521,8 +533,8 @@ def _overflows(needs: dict[str, int], config: CoreConfig) -> list[str]:
     for name, need in needs.items():
         cap = _capacity(config, name)
         if need > cap:
-            if name == "wta_groups" and not config.wta:
-                out.append(f"{need} WTA groups but the core is configured without WTA (wta=False)")
+            if name in ("wta_groups", "wta_blocks") and not config.wta:
+                out.append(f"{need} {_CAPACITY_NAMES[name]} but the core is configured without WTA (wta=False)")
             else:
                 out.append(f"{need} {_CAPACITY_NAMES[name]} but the core has {cap} "
                            f"(overflow by {need - cap})")
@@ -550,10 +562,11 @@ def _tight_config(net: SnnNetwork, placed: _Placement, needs: dict, acc_bits: in
     plastic = any(pr.plastic for pr in net.projections)
     adaptive = any((pop.params.theta_inc != 0).any() or (pop.theta is not None and (pop.theta != 0).any())
                    for pop in net.populations)
-    wta = needs["wta_groups"] > 0
+    wta = needs["wta_groups"] > 0 or needs["wta_blocks"] > 0
     default = CoreConfig()
     fields = dict(neurons=needs["neurons"], axons=needs["axons"], synapses=max(1, needs["synapses"]),
                   wta_groups=max(1, needs["wta_groups"]), segments=needs["segments"],
+                  wta_blocks=needs["wta_blocks"],
                   learning=plastic, wta=wta, adaptive_threshold=adaptive,
                   accumulator_bits=max(acc_bits, default.weight_bits),
                   membrane_bits=max(default.membrane_bits, acc_bits))
@@ -607,6 +620,8 @@ def _choose_config(net: SnnNetwork, placed: _Placement, tight: bool = False) -> 
             raised[name] = min(1 << (needs[name] - 1).bit_length(), CAPACITIES[name])
     if needs["wta_groups"] > default.wta_groups:
         raised["wta_groups"] = needs["wta_groups"]
+    if needs["wta_blocks"] > default.wta_blocks:
+        raised["wta_blocks"] = needs["wta_blocks"]
     if needs["segments"]:
         raised["segments"] = min(1 << (needs["segments"] - 1).bit_length(), CAPACITIES["segments"])
     if acc_bits > default.accumulator_bits:
@@ -703,6 +718,14 @@ def _neuron_tables(net: SnnNetwork, placed: _Placement, wta_groups: dict) -> tup
             output_layers.append(pop.name)
     outputs = np.concatenate(outputs) if outputs else np.zeros(0, np.int64)
     return params, theta, route, outputs, output_layers
+
+
+def _wta_blocks(net: SnnNetwork, layers: dict) -> WtaBlocks:
+    """One structural WTA block range per population with ``block_wta = (size, k)``: its
+    neurons in core order, ``size`` at a time (docs/core-spec.md, section 5, phase 2)."""
+    ranges = [(layers[p.name][0], p.block_wta[0], p.size // p.block_wta[0], p.block_wta[1])
+              for p in net.populations if p.block_wta is not None]
+    return WtaBlocks(*(np.array(c, np.int64).reshape(-1) for c in zip(*ranges))) if ranges else WtaBlocks.none()
 
 
 def _wta_groups(net: SnnNetwork) -> dict[str, int]:
@@ -833,7 +856,8 @@ def compile_network(net: SnnNetwork, config: CoreConfig | None = None, *,
         program = CoreProgram(config=config, n_inputs=net.n_inputs, ptr=ptr, target=row_target,
                               weight=syn_weight, plastic=syn_plastic,
                               neurons=NeuronParams(**params), route=route, outputs=outputs,
-                              learning=lp, theta=theta, segments=segments)   # validated on construction
+                              learning=lp, theta=theta, segments=segments,
+                              wta_blocks=_wta_blocks(net, layers))   # validated on construction
     except ValueError as exc:
         raise ValueError(_layer_message(str(exc), layers)) from None
 

@@ -17,6 +17,7 @@ import dataclasses
 import numpy as np
 
 from ..hw.program import WIDEST, LearningParams, NeuronParams, check_count, int_array
+from ..hw.widths import WTA_K_MAX
 
 __all__ = ["Population", "Projection", "ConvProjection", "SnnNetwork", "INPUT"]
 
@@ -30,8 +31,13 @@ class Population:
 
     ``params`` holds one value per neuron (use :meth:`NeuronParams.uniform`), except
     ``wta_group``: set ``wta=True`` to make the whole population one winner-take-all group
-    (the compiler assigns the core's group id). ``output`` marks the population whose
-    spikes go to the host; ``theta`` is the initial threshold adaptation (None: zeros).
+    (the compiler assigns the core's group id), or ``block_wta=(size, k)`` for structural
+    k-WTA: every block of ``size`` consecutive neurons *in core order* keeps its ``k`` best
+    candidates (docs/core-spec.md, section 5, phase 2; one WTA block range of the core). The
+    core order of a conv projection's target is position-major with the maps of a position
+    consecutive, so ``size = maps`` is winner-take-all between the maps at each position.
+    ``output`` marks the population whose spikes go to the host; ``theta`` is the initial
+    threshold adaptation (None: zeros).
     """
 
     name: str
@@ -39,6 +45,7 @@ class Population:
     output: bool = False
     wta: bool = False
     theta: np.ndarray | None = None
+    block_wta: tuple | None = None
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name or self.name == INPUT:
@@ -52,6 +59,8 @@ class Population:
                                  f"{getattr(self, flag)!r}")
         if (self.params.wta_group != 0).any():
             raise ValueError(f"population {self.name}: set wta=True instead of params.wta_group")
+        if self.block_wta is not None:
+            self.block_wta = _block_wta(self.name, self.block_wta, self.size, self.wta)
         if self.theta is not None:
             if np.shape(self.theta) != (self.size,):
                 raise ValueError(f"population {self.name}: theta has shape {np.shape(self.theta)}, "
@@ -61,6 +70,26 @@ class Population:
     @property
     def size(self) -> int:
         return len(self.params)
+
+
+def _block_wta(name: str, value, size: int, wta: bool) -> tuple[int, int]:
+    """``(block size, k)`` of a population's structural WTA, checked against its size."""
+    try:
+        block, k = (int(v) if not isinstance(v, bool) and float(v) == int(v) else None for v in value)
+    except (TypeError, ValueError):
+        block = k = None
+    if block is None or k is None:
+        raise ValueError(f"population {name}: block_wta must be a pair (block size, k) of integers, "
+                         f"got {value!r}")
+    if wta:
+        raise ValueError(f"population {name}: wta=True and block_wta exclude each other "
+                         "(a neuron is in at most one WTA group)")
+    if block < 1 or size % block:
+        raise ValueError(f"population {name}: block_wta size {block} must divide its {size} neurons")
+    if not 1 <= k <= min(block, WTA_K_MAX):
+        raise ValueError(f"population {name}: block_wta k = {k} must be in 1..{min(block, WTA_K_MAX)} "
+                         f"(at most the block size and WTA_K_MAX = {WTA_K_MAX})")
+    return block, k
 
 
 @dataclasses.dataclass

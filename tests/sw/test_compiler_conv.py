@@ -233,3 +233,59 @@ def test_rows_false_config_and_program_errors():
     with pytest.raises(ValueError, match=r"the core has no rows \(CoreConfig.rows = false\) but axon \d+ has a "
                                          r"row of \d+ synapses; store it as a one-entry segment list"):
         dataclasses.replace(compiled.program, config=cfg).validate()
+
+
+def _positional_wta_net(rng, k=1, maps=3):
+    net = conv_net(rng, maps=maps)
+    conv = net.populations[0]
+    pops = [Population("conv", conv.params, block_wta=(maps, k)), net.populations[1]]
+    return SnnNetwork(n_inputs=net.n_inputs, populations=pops, projections=net.projections)
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_block_wta_is_competition_between_the_maps_at_each_position(k):
+    """``block_wta = (maps, k)`` on a conv target: one WTA block range over the layer, a block
+    per position (the maps of a position are consecutive in core order); per step at most
+    ``k`` maps fire at a position, and the reference agrees."""
+    rng = np.random.default_rng(11 + k)
+    net = _positional_wta_net(rng, k=k)
+    compiled = compile_network(net)
+    first, size = compiled.layers["conv"]
+    blocks = compiled.program.wta_blocks
+    assert (list(blocks.first), list(blocks.size), list(blocks.count), list(blocks.k)) == ([first], [3], [size // 3], [k])
+    assert compiled.config.wta and compiled.config.wta_blocks >= 1
+    assert compiled.summary()["layers"][0]["block_wta"] == [3, k]
+    x = rng.random((12, net.n_inputs)) < 0.6
+    g = golden.run(compiled.program, x, record_neurons=True)
+    fired = g.neuron_spikes[:, first:first + size].reshape(12, size // 3, 3)
+    assert fired.sum(axis=2).max() == k or fired.any()           # some position is contested ...
+    assert fired.sum(axis=2).max() <= k                           # ... and never more than k win
+    r = reference.run(compiled.program, x)
+    assert np.array_equal(r.spikes, g.spikes)
+    without = compile_network(conv_net(np.random.default_rng(11 + k), maps=3))
+    wide = golden.run(without.program, x, record_neurons=True).neuron_spikes[:, first:first + size]
+    assert wide.reshape(12, size // 3, 3).sum(axis=2).max() > k   # without it, more maps fire together
+    tight = choose_config(net, tight=True)
+    assert tight.wta and tight.wta_blocks == 1
+    # an explicit lowering re-places with its blocks (neurocore compile)
+    assert compile_network(net, shared=False).to_network().populations[0].block_wta == (3, k)
+
+
+def test_block_wta_errors():
+    params = NeuronParams.uniform(12, threshold=5)
+    with pytest.raises(ValueError, match=r"block_wta size 5 must divide its 12 neurons"):
+        Population("p", params, block_wta=(5, 1))
+    with pytest.raises(ValueError, match=r"block_wta k = 3 must be in 1..2"):
+        Population("p", params, block_wta=(2, 3))
+    with pytest.raises(ValueError, match=r"wta=True and block_wta exclude each other"):
+        Population("p", params, wta=True, block_wta=(3, 1))
+    with pytest.raises(ValueError, match=r"block_wta must be a pair"):
+        Population("p", params, block_wta=(3,))
+    rng = np.random.default_rng(0)
+    net = _positional_wta_net(rng)
+    cfg = dataclasses.replace(compile_network(net).config, wta=False)
+    with pytest.raises(ValueError, match=r"1 WTA block ranges but the core is configured without WTA"):
+        compile_network(net, cfg)
+    cfg = dataclasses.replace(compile_network(net).config, wta_blocks=0)
+    with pytest.raises(ValueError, match=r"needs 1 WTA block ranges but the core has 0"):
+        compile_network(net, cfg)
