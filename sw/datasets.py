@@ -67,6 +67,8 @@ __all__ = [
     "load_dataset",
     "pool_dataset",
     "POOL_MAX",
+    "dog_dataset",
+    "dog_kernel",
     "load_digits",
     "load_mnist_5k",
     "mnist_5k_split",
@@ -108,6 +110,13 @@ _GZIP_MAGIC = b"\x1f\x8b"
 #: The largest pooling factor ``K`` of a ``NAME:poolK`` variant (28x28 -> 7x7 at K = 4).
 POOL_MAX = 4
 _POOL_SUFFIX = ":pool"
+_DOG_SUFFIX = ":dog"
+#: The difference-of-Gaussians filter of ``NAME:dog`` (Kheradpisheh et al. 2018: 7x7, sigmas 1
+#: and 2): its window, the centre's and the surround's standard deviations in pixels, and the
+#: fraction of an image's largest response below which a response is dropped (edges only).
+DOG_SIZE = 7
+DOG_SIGMAS = (1.0, 2.0)
+DOG_THRESHOLD = 0.15
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -598,8 +607,11 @@ def load_dataset(name: str, path: str | os.PathLike | None = None) -> Dataset:
     :func:`load_cifar10`). Nothing is ever downloaded.
     """
     if ":" in name:
-        base, k = _pooled_name(name)
-        return pool_dataset(load_dataset(base, path), k)
+        base, steps = _variants(name)
+        data = load_dataset(base, path)
+        for step in steps:
+            data = step(data)
+        return data
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)} "
                          f"(or NAME{_POOL_SUFFIX}K, K in 2..{POOL_MAX})")
@@ -621,15 +633,26 @@ def load_dataset(name: str, path: str | os.PathLike | None = None) -> Dataset:
     return load_idx_dataset(path, name)
 
 
-def _pooled_name(name: str) -> tuple[str, int]:
-    """``"NAME:poolK"`` -> ``("NAME", K)``; ``ValueError`` for any other suffix or ``K``."""
-    base, _, suffix = name.partition(":")
-    digits = suffix[len(_POOL_SUFFIX) - 1:]
-    if (not suffix.startswith(_POOL_SUFFIX[1:]) or not digits.isdigit()
-            or not 2 <= int(digits) <= POOL_MAX or base not in DATASETS):
-        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}, "
-                         f"optionally with {_POOL_SUFFIX}K, K in 2..{POOL_MAX} (e.g. mnist-5k{_POOL_SUFFIX}2)")
-    return base, int(digits)
+def _variants(name: str) -> tuple[str, list]:
+    """``"NAME:V1:V2..."`` -> ``("NAME", [transform, ...])``, applied in order; ``ValueError``
+    naming the choices for anything else. Variants: ``poolK`` (:func:`pool_dataset`) and
+    ``dog`` (:func:`dog_dataset`)."""
+    base, *variants = name.split(":")
+    steps = []
+    for variant in variants:
+        digits = variant[len(_POOL_SUFFIX) - 1:]
+        if variant.startswith(_POOL_SUFFIX[1:]) and digits.isdigit() and 2 <= int(digits) <= POOL_MAX:
+            steps.append(lambda data, k=int(digits): pool_dataset(data, k))
+        elif variant == _DOG_SUFFIX[1:]:
+            steps.append(dog_dataset)
+        else:
+            steps = None
+            break
+    if steps is None or base not in DATASETS or not variants:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}, optionally with "
+                         f"{_POOL_SUFFIX}K (K in 2..{POOL_MAX}) and {_DOG_SUFFIX} (e.g. mnist-5k{_POOL_SUFFIX}2, "
+                         f"mnist-5k{_DOG_SUFFIX})")
+    return base, steps
 
 
 def pool_dataset(data: Dataset, k: int) -> Dataset:
@@ -655,3 +678,47 @@ def pool_dataset(data: Dataset, k: int) -> Dataset:
     return Dataset(name=f"{data.name}{_POOL_SUFFIX}{k}", x_train=pool(data.x_train), y_train=data.y_train,
                    x_test=pool(data.x_test), y_test=data.y_test, image_shape=(h // k, w // k),
                    n_classes=data.n_classes, channels=c)
+
+
+def dog_kernel(size: int = DOG_SIZE, sigmas: tuple[float, float] = DOG_SIGMAS) -> np.ndarray:
+    """The ``size x size`` on-centre difference of Gaussians ``G(s1) / sum - G(s2) / sum``
+    (each Gaussian normalised to sum 1, so the kernel sums to 0), float64."""
+    r = np.arange(size, dtype=np.float64) - (size - 1) / 2
+    d2 = r[:, None] ** 2 + r[None, :] ** 2
+    g = [np.exp(-d2 / (2 * s * s)) for s in sigmas]
+    return g[0] / g[0].sum() - g[1] / g[1].sum()
+
+
+def dog_dataset(data: Dataset, *, size: int = DOG_SIZE, sigmas: tuple[float, float] = DOG_SIGMAS,
+                threshold: float = DOG_THRESHOLD) -> Dataset:
+    """``data`` through on- and off-centre difference-of-Gaussians filters (Kheradpisheh et al.
+    2018): two channels per grey-scale image, edges in [0, 1].
+
+    ``r = image * dog_kernel()`` (a correlation, zero padding, the image's size);
+    ``on = max(r, 0)``, ``off = max(-r, 0)``; both divided by the image's largest value of
+    either (an image with none stays 0), and values below ``threshold`` set to 0. Channel 0
+    is on-centre, channel 1 off-centre; the name becomes ``"NAME:dog"``.
+    """
+    if data.channels != 1:
+        raise ValueError(f"dataset {data.name!r}: the dog variant needs grey-scale images, got "
+                         f"{data.channels} channels")
+    kernel = dog_kernel(size, sigmas)
+    h, w = data.image_shape
+    pad = size // 2
+
+    def filtered(x: np.ndarray) -> np.ndarray:
+        out = np.empty((len(x), 2, h, w), np.float32)
+        for start in range(0, len(x), 1000):            # bounded memory: 1,000 images at a time
+            img = np.pad(x[start:start + 1000].reshape(-1, h, w).astype(np.float64), ((0, 0), (pad, pad), (pad, pad)))
+            windows = np.lib.stride_tricks.sliding_window_view(img, (size, size), axis=(1, 2))
+            r = np.einsum("nhwij,ij->nhw", windows, kernel)
+            both = np.stack([np.maximum(r, 0.0), np.maximum(-r, 0.0)], axis=1)
+            top = both.reshape(len(both), -1).max(axis=1)
+            both /= np.where(top > 0, top, 1.0)[:, None, None, None]
+            both[both < threshold] = 0.0
+            out[start:start + len(both)] = both
+        return out.reshape(len(x), -1)
+
+    return Dataset(name=f"{data.name}{_DOG_SUFFIX}", x_train=filtered(data.x_train), y_train=data.y_train,
+                   x_test=filtered(data.x_test), y_test=data.y_test, image_shape=(h, w),
+                   n_classes=data.n_classes, channels=2)

