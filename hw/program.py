@@ -22,7 +22,7 @@ from .config import CoreConfig
 from .widths import (AMPLITUDE_MAX, CONFIG_RANGES, LEARN_SHIFT_MAX, REFRACTORY_MAX, SHIFT_BITS,
                      TRACE_DECAY_MAX, WTA_K_MAX)
 
-__all__ = ["NeuronParams", "LearningParams", "ParamClasses", "Segments", "WtaBlocks", "CoreProgram", "CoreState", "synapse_rows",
+__all__ = ["NeuronParams", "LearningParams", "ParamClasses", "Segments", "WtaBlocks", "CoreProgram", "CoreState", "synapse_rows", "row_first",
            "accumulator_bounds", "accumulator_bits", "int_array", "flag_array", "check_int", "check_count"]
 
 NEURON_FIELDS = ("threshold", "leak_shift", "reset_mode", "refractory", "bias",
@@ -450,6 +450,15 @@ class Segments(_IndexTable):
         return axon_of_item[item], t0[item] + j, self.base[entry][item] + j
 
 
+def row_first(ptr: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """``first[a] = target[ptr[a]]`` for every axon ``a`` of the CSR rows ``ptr`` (0 for an
+    empty row): the neuron the row's first synapse targets."""
+    first = np.zeros(len(ptr) - 1, np.int64)
+    has = np.diff(ptr) > 0
+    first[has] = target[ptr[:-1][has]]
+    return first
+
+
 @dataclasses.dataclass
 class WtaBlocks(_IndexTable):
     """Structural winner-take-all block ranges (docs/core-spec.md, section 5, phase 2).
@@ -648,11 +657,7 @@ class CoreProgram:
 
     def row_first(self) -> np.ndarray:
         """``first[a]``: the neuron the first synapse of axon ``a``'s row targets (0 if empty)."""
-        counts = np.diff(self.ptr)
-        first = np.zeros(self.n_axons, np.int64)
-        has = counts > 0
-        first[has] = self.target[self.ptr[:-1][has]]
-        return first
+        return row_first(self.ptr, self.target)
 
     def rows_as_lists(self, config: CoreConfig | None = None) -> "CoreProgram":
         """The same program for a core without rows (docs/core-spec.md, section 3): every

@@ -59,7 +59,7 @@ from ..hw.config import CoreConfig
 from ..hw.layouts import pointer_layout, segment_layout
 from ..hw.widths import CONFIG_RANGES, PARAM_CLASSES_MAX
 from ..hw.program import (NEURON_FIELDS, NO_ROUTE, WIDEST, CoreProgram, LearningParams, NeuronParams, ParamClasses, Segments, WtaBlocks,
-                          accumulator_bits, accumulator_bounds, check_count, int_array, synapse_rows)
+                          accumulator_bits, accumulator_bounds, check_count, int_array, row_first, synapse_rows)
 from .network import INPUT, ConvProjection, Population, Projection, SnnNetwork
 
 __all__ = ["CompiledNetwork", "compile_network", "choose_config", "network_needs", "freeze_network",
@@ -510,10 +510,7 @@ def _segment_table(placed: _Placement, rows: bool = True) -> Segments:
     table = dataclasses.replace(placed.segment_table, base=len(source) + placed.segment_table.base)
     if rows:
         return table
-    first = np.zeros(placed.n_axons, np.int64)
-    has = np.diff(ptr) > 0
-    first[has] = target[ptr[:-1][has]]
-    return table.with_rows(ptr, first, WIDEST.neuron_index_bits)
+    return table.with_rows(ptr, row_first(ptr, target), WIDEST.neuron_index_bits)
 
 
 def _pointer_bits(config: CoreConfig) -> int:
