@@ -406,17 +406,20 @@ def logic_spill(verdict: dict, memories: list[dict]) -> list[dict]:
     excess = over["bram"]["excess"]
     logic = verdict["cells"]["logic"]
     room = logic["available"] - logic["used"]
-    small = [m for m in memories if m.get("depth") and m["depth"] <= LOGIC_MAX_DEPTH and m.get("bits")
-             and sum(n for cell, n in (m.get("blocks") or {}).items() if "SPRAM" not in cell) > 0]
-    small.sort(key=lambda m: (-sum(m["blocks"].values()) / m["bits"], m["name"]))
+    def block_rams(m: dict) -> int:     # what moving ``m`` frees: its block RAMs, not its SPRAMs
+        return sum(n for cell, n in (m.get("blocks") or {}).items() if "SPRAM" not in cell)
+
+    small = [m | {"brams": block_rams(m)} for m in memories
+             if m.get("depth") and m["depth"] <= LOGIC_MAX_DEPTH and m.get("bits") and block_rams(m) > 0]
+    small.sort(key=lambda m: (-m["brams"] / m["bits"], m["name"]))
     chosen, freed = [], 0
     for m in small:
         if freed >= excess:
             break
         cost = m["bits"] * LOGIC_CELLS_PER_BIT
         if cost <= room:
-            chosen.append({k: m[k] for k in ("name", "width", "depth", "bits")} | {"blocks": sum(m["blocks"].values())})
-            freed += chosen[-1]["blocks"]
+            chosen.append({k: m[k] for k in ("name", "width", "depth", "bits")} | {"blocks": m["brams"]})
+            freed += m["brams"]
             room -= cost
     return chosen if freed >= excess else []
 
