@@ -426,6 +426,11 @@ def _place(net: SnnNetwork, shared: bool = True) -> _Placement:
             layer_axons[pop.name] = (a, pop.size)
             a += pop.size
     n_axons = max(1, a)                             # a program has at least one axon
+    too_big = [f"{n} {_CAPACITY_NAMES[name]} but the largest core has {CAPACITIES[name]} (overflow by "
+               f"{n - CAPACITIES[name]})" for name, n in (("neurons", first), ("axons", n_axons))
+               if n > CAPACITIES[name]]
+    if too_big:                     # before any table is built with indices no core has
+        raise ValueError("network does not fit any core: it needs " + "; ".join(too_big))
     axon_base = {INPUT: 0} | {name: a0 for name, (a0, _) in layer_axons.items()}
 
     def cat(parts, dtype=np.int64):

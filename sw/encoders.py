@@ -36,9 +36,11 @@ whenever ``r`` is a multiple of ``2**-16`` and is within 1 of it for ``T <= 2**1
 
 Latency (time to first spike), :func:`latency_encode`: one spike per feature at::
 
-    t_spike = t_min + round((1 - x) * (T - 1 - t_min))     for x > 0;  no spike for x == 0
+    t_spike = t_min + round((1 - x) * (L - 1 - t_min))     for x > 0;  no spike for x == 0
 
-so ``x = 1`` fires at ``t_min`` and the faintest non-zero input at ``T - 1``. ``round`` is
+with ``L = window`` (default ``T``, ``t_min < L <= T``), so ``x = 1`` fires at ``t_min`` and the
+faintest non-zero input at ``L - 1``; steps ``L .. T-1`` are silent (time for a network to
+finish after its input). ``round`` is
 round half to even (``numpy.rint``, like Python's ``round``), computed in float64.
 """
 from __future__ import annotations
@@ -55,6 +57,7 @@ __all__ = [
     "check_encoding",
     "constant_current_encode",
     "encode",
+    "encoding_kwargs",
     "latency_encode",
     "rate_encode",
 ]
@@ -171,11 +174,12 @@ def constant_current_encode(x: np.ndarray, steps: int, *, threshold: float = 1.0
     return out
 
 
-def latency_encode(x: np.ndarray, steps: int, *, t_min: int = 0) -> np.ndarray:
-    """Time-to-first-spike code: one spike at ``t_min + round((1 - x) * (steps - 1 - t_min))``.
+def latency_encode(x: np.ndarray, steps: int, *, t_min: int = 0, window: int | None = None) -> np.ndarray:
+    """Time-to-first-spike code: one spike at ``t_min + round((1 - x) * (window - 1 - t_min))``.
 
     Features with ``x == 0`` never spike; ``round`` is round half to even. ``t_min`` is
-    the time of the earliest (``x == 1``) spike, within ``0 .. steps - 1``.
+    the time of the earliest (``x == 1``) spike, within ``0 .. window - 1``; ``window``
+    (default ``steps``, at most ``steps``) is the step after the latest spike.
     Returns bool ``[n_samples, steps, n_features]``.
     """
     who = "latency_encode"
@@ -187,10 +191,18 @@ def latency_encode(x: np.ndarray, steps: int, *, t_min: int = 0) -> np.ndarray:
         t0 = operator.index(t_min)
     except TypeError:
         raise TypeError(f"{who}: t_min must be an int, got {type(t_min).__name__}") from None
-    if not 0 <= t0 <= t_steps - 1:
-        raise ValueError(f"{who}: t_min must be within 0..steps-1 = 0..{t_steps - 1}, got {t0}")
+    if window is None:
+        span = t_steps
+    elif isinstance(window, bool) or not isinstance(window, (int, np.integer)):
+        raise TypeError(f"{who}: window must be an int, got {type(window).__name__}")
+    elif not 1 <= window <= t_steps:
+        raise ValueError(f"{who}: window must be within 1..steps = 1..{t_steps}, got {window}")
+    else:
+        span = int(window)
+    if not 0 <= t0 <= span - 1:
+        raise ValueError(f"{who}: t_min must be within 0..window-1 = 0..{span - 1}, got {t0}")
     n, f = a.shape
-    times = t0 + np.rint((1.0 - a) * (t_steps - 1 - t0)).astype(np.int64)  # [n, f]
+    times = t0 + np.rint((1.0 - a) * (span - 1 - t0)).astype(np.int64)  # [n, f]
     out = np.zeros((n, t_steps, f), dtype=np.bool_)
     ii, jj = np.nonzero(a > 0.0)
     out[ii, times[ii, jj], jj] = True
@@ -218,6 +230,17 @@ def encode(name: str, x: np.ndarray, steps: int, *, seed: int = 0, **kw) -> np.n
     if "seed" in inspect.signature(fn).parameters:
         kw["seed"] = seed
     return fn(x, steps, **kw)
+
+
+def encoding_kwargs(encoding: dict, encoder: str) -> dict:
+    """The keyword arguments of ``encoder`` that an image's ``encoding`` section records
+    (``max_rate`` of ``rate``, ``t_min`` and ``window`` of ``latency``), if the section is
+    of that encoder; ``{}`` otherwise (an encoder chosen on the command line)."""
+    if encoding.get("kind") != encoder or encoder not in ENCODERS:
+        return {}
+    names = [n for n, p in inspect.signature(ENCODERS[encoder]).parameters.items()
+             if p.kind is inspect.Parameter.KEYWORD_ONLY and n != "seed"]
+    return {n: encoding[n] for n in names if encoding.get(n) is not None}
 
 
 def check_encoding(encoding: object) -> dict:

@@ -22,17 +22,18 @@ __all__ = ["image_cosim"]
 
 
 def image_cosim(compiled: CompiledNetwork, x: np.ndarray, y: np.ndarray, *, steps: int, encoder: str,
-                seed: int = 0, simulator: str = "verilator", work_dir=None, waves: bool = False) -> dict:
+                seed: int = 0, simulator: str = "verilator", work_dir=None, waves: bool = False,
+                encoder_kwargs: dict | None = None) -> dict:
     """Run a compiled network on the RTL and on the golden model for the samples ``x``.
 
     The samples are encoded exactly as :func:`~neurocore.sw.evaluate.evaluate` encodes them
-    (same encoder, same per-sample seeds), loaded once and run one after the other with a
+    (same encoder and ``encoder_kwargs``, same per-sample seeds), loaded once and run one after the other with a
     *clear state* in between; every output spike, the final state and every weight are
     compared, and both sides' predictions are decoded.
     """
     work_dir = Path(work_dir or tempfile.mkdtemp(prefix="neurocore-cosim-"))
     program = compiled.program
-    inputs = encode_samples(np.asarray(x), steps, encoder, seed)
+    inputs = encode_samples(np.asarray(x), steps, encoder, seed, **(encoder_kwargs or {}))
     build_dir = work_dir / f"{simulator}-image"
     t0 = time.perf_counter()
     runner = build(program.config, simulator, build_dir, waves=waves)

@@ -99,11 +99,13 @@ def image_and_test_data(image, *, config=None, dataset=None, data_dir=None, step
 
     ``config`` is the text of a ``--config`` option (the image must match it). Dataset, steps
     and encoder default to the image's encoding section (else digits,
-    :data:`IMAGE_DEFAULT_STEPS`, rate). Returns ``(compiled, x, y, steps, encoder,
-    dataset_name)``; shared by ``run`` and ``cosim --image``.
+    :data:`IMAGE_DEFAULT_STEPS`, rate), and so do the encoder's own arguments when the
+    encoder is the section's (``encoders.encoding_kwargs``: ``max_rate``, ``t_min``,
+    ``window``). Returns ``(compiled, x, y, steps, encoder, dataset_name, encoder_kwargs)``;
+    shared by ``run`` and ``cosim --image``.
     """
     from ..sw.datasets import load_dataset
-    from ..sw.encoders import ENCODERS
+    from ..sw.encoders import ENCODERS, encoding_kwargs
     from ..sw.image_dir import load_image_dir
 
     compiled = load_image_dir(image, config=parse_config(config) if config is not None else None)
@@ -123,7 +125,11 @@ def image_and_test_data(image, *, config=None, dataset=None, data_dir=None, step
     if x.shape[1] != compiled.input_axons:
         raise UsageError(f"dataset {dataset_name!r} has {x.shape[1]} features per sample but the image "
                          f"has {compiled.input_axons} input axons")
-    return compiled, x, y, int(steps), encoder, dataset_name
+    kwargs = encoding_kwargs(enc, encoder)
+    if kwargs.get("window", 0) > int(steps):
+        raise UsageError(f"--steps {steps}: the image's latency code needs at least window = "
+                         f"{kwargs['window']} steps")
+    return compiled, x, y, int(steps), encoder, dataset_name, kwargs
 
 
 # -- writing ---------------------------------------------------------------------------------------

@@ -110,10 +110,11 @@ def run(args) -> int:
 def run_image(args) -> int:
     from ..sw.image_cosim import image_cosim
 
-    compiled, x, y, steps, encoder, dataset = image_and_test_data(
+    compiled, x, y, steps, encoder, dataset, encoder_kwargs = image_and_test_data(
         args.image, dataset=args.dataset, data_dir=args.data_dir, steps=args.steps,
         encoder=args.encoder, limit=args.samples)
     summary = image_cosim(compiled, x, y, steps=steps, encoder=encoder, seed=args.seed,
+                          encoder_kwargs=encoder_kwargs,
                           simulator=args.simulator, work_dir=args.work_dir, waves=args.waves)
     summary = {"image": str(args.image), "dataset": dataset, **summary}
     if args.json:

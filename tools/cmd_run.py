@@ -50,18 +50,18 @@ def run(args) -> int:
     from ..sw.evaluate import evaluate
 
     plot_dir = output_path(args.plot, "--plot", directory=True) if args.plot else None
-    compiled, x, y, steps, encoder, dataset_name = image_and_test_data(
+    compiled, x, y, steps, encoder, dataset_name, encoder_kwargs = image_and_test_data(
         args.image, config=args.config, dataset=args.dataset, data_dir=args.data_dir,
         steps=args.steps, encoder=args.encoder, limit=args.limit)
     t0 = time.perf_counter()
     result = evaluate(compiled, x, y, steps=int(steps), encoder=encoder, seed=args.seed,
-                      batch_size=args.batch_size, progress=args.progress)
+                      batch_size=args.batch_size, progress=args.progress, encoder_kwargs=encoder_kwargs)
     elapsed = time.perf_counter() - t0
     plots = None
     if plot_dir is not None:
         with writing("--plot", plot_dir):
             plots = write_plots(plot_dir, compiled, x, y, result, steps=steps, encoder=encoder,
-                                seed=args.seed, dataset=dataset_name)
+                                seed=args.seed, dataset=dataset_name, encoder_kwargs=encoder_kwargs)
     report = {
         "image": str(args.image),
         "dataset": dataset_name,
@@ -99,13 +99,14 @@ def run(args) -> int:
     return 0
 
 
-def write_plots(out_dir, compiled, x, y, result, *, steps, encoder, seed, dataset) -> dict[str, str]:
+def write_plots(out_dir, compiled, x, y, result, *, steps, encoder, seed, dataset,
+                encoder_kwargs=None) -> dict[str, str]:
     """The ``--plot`` PNGs: raster and membrane traces of the first sample (encoded as
     :func:`~neurocore.sw.evaluate.evaluate` encoded it), confusion matrix of ``result``."""
     from ..sw.evaluate import encode_samples
     from . import plots
 
-    inputs = encode_samples(x[:1], steps, encoder, seed)[0]
+    inputs = encode_samples(x[:1], steps, encoder, seed, **(encoder_kwargs or {}))[0]
     files = plots.sample_plots(compiled, inputs, out_dir, label=int(y[0]), name=f"{dataset} test sample 0")
     files["confusion"] = plots.confusion_matrix(
         result["confusion_matrix"], Path(out_dir) / plots.PLOT_FILES["confusion"],

@@ -5,6 +5,12 @@ import sys
 
 from .cli_common import (MAX_NEURONS, UsageError, add_command, add_dataset_arguments, add_json_argument,
                          add_seed_argument, add_steps_argument, int_in_range, positive_int, print_json)
+from ..hw.widths import CONFIG_RANGES
+
+ARCHS = ("fc", "cnn")
+WIDEST_GROUPS = CONFIG_RANGES["wta_groups"][1]
+_FC_ONLY = ("neurons", "eval_steps", "rule")
+_CNN_ONLY = ("maps", "kernel", "pool")
 from .cli_io import output_path, plot_path, writing
 
 DESCRIPTION = """\
@@ -19,30 +25,57 @@ decoding). Rules: 'trace' (additive, clamped to [w_min, w_max]) and
 'multiplicative' (soft bound, Kheradpisheh et al. 2018). See sw/stdp.py and
 docs/results.md. Prints accuracy, neurons, epochs and seconds (JSON with --json;
 progress bars go to stderr). --out writes the trained network as an image
-directory (learning parameters kept, so the core can keep learning on chip)."""
+directory (learning parameters kept, so the core can keep learning on chip).
+
+--arch cnn trains the spiking CNN of Kheradpisheh et al. (2018) instead: on/off
+difference-of-Gaussians edges, latency-coded -> conv1 (--maps kernels of
+--kernel x --kernel, learned by the core's soft-bound STDP on shared kernels,
+one winner per map and step while training, WTA between the maps of a position
+at inference) -> sum pooling -> a readout of one neuron per class whose weights
+are fitted to the pool's spike counts (logistic regression, quantised) and
+whose argmax the core's WTA evaluates in one go step. Each epoch reports the
+test accuracy of the whole network on the golden model (epoch 0: the initial
+kernels). --plot saves the kernels and the accuracy per epoch; see
+sw/stdp_cnn.py and docs/results.md."""
 
 EXAMPLES = """\
 neurocore train-stdp --dataset digits --neurons 256 --epochs 12          # the documented run
 neurocore train-stdp --neurons 256 --epochs 12 --out build/stdp --plot stdp.png
 neurocore train-stdp --neurons 100 --epochs 8 --rule multiplicative --json
-neurocore train-stdp --dataset mnist --data-dir ~/data/mnist --neurons 256 --epochs 1"""
+neurocore train-stdp --dataset mnist --data-dir ~/data/mnist --neurons 256 --epochs 1
+neurocore train-stdp --arch cnn --dataset mnist-5k --epochs 1 --plot cnn.png --out build/stdp-cnn
+neurocore train-stdp --arch cnn --maps 16 --epochs 2 --json"""
 
 
 def register(subparsers) -> None:
     parser = add_command(subparsers, "train-stdp", help="unsupervised STDP training on the golden model",
                          description=DESCRIPTION, examples=EXAMPLES)
-    add_dataset_arguments(parser)
+    parser.add_argument("--arch", choices=ARCHS, default="fc",
+                        help="fc: one WTA layer (Diehl & Cook); cnn: the spiking CNN (Kheradpisheh et al.) "
+                             "(default: %(default)s)")
+    add_dataset_arguments(parser, default=None, default_text="digits; with --arch cnn mnist-5k")
     parser.add_argument("--neurons", type=int_in_range(1, MAX_NEURONS, f"an integer in 1..{MAX_NEURONS}"),
-                        default=256, metavar="K",
-                        help=f"excitatory neurons (default: %(default)s; the default core holds 256); "
+                        default=None, metavar="K",
+                        help=f"fc: excitatory neurons (default: 256; the default core holds 256); "
                              f"at most {MAX_NEURONS}, a core's largest")
-    parser.add_argument("--epochs", type=positive_int, default=12, metavar="E",
-                        help="passes over the training set (default: %(default)s)")
-    add_steps_argument(parser, "steps per training sample (default: the rule's, 2)")
-    add_steps_argument(parser, "steps per sample for labelling and testing (default: the rule's, 64)",
+    parser.add_argument("--epochs", type=int_in_range(0, None, "an integer >= 0"), default=None, metavar="E",
+                        help="passes over the training set (default: 12; with --arch cnn 1; "
+                             "cnn: 0 tests the initial kernels)")
+    add_steps_argument(parser, "fc: steps per training sample (default: the rule's, 2); cnn: steps of the "
+                               "latency code (default: 16)")
+    add_steps_argument(parser, "fc: steps per sample for labelling and testing (default: the rule's, 64)",
                        flag="--eval-steps")
-    parser.add_argument("--rule", choices=("trace", "multiplicative"), default="trace",
-                        help="STDP rule (default: %(default)s)")
+    parser.add_argument("--rule", choices=("trace", "multiplicative"), default=None,
+                        help="fc: STDP rule (default: trace; cnn always uses the soft bound)")
+    parser.add_argument("--maps", type=int_in_range(1, WIDEST_GROUPS, f"an integer in 1..{WIDEST_GROUPS}"),
+                        default=None, metavar="M",
+                        help=f"cnn: conv1 maps (default: 32); training needs a WTA group per map, "
+                             f"at most {WIDEST_GROUPS}")
+    parser.add_argument("--kernel", type=int_in_range(1, 15, "an integer in 1..15"), default=None, metavar="K",
+                        help="cnn: conv1 kernel side (default: 5)")
+    parser.add_argument("--pool", type=int_in_range(1, 8, "an integer in 1..8"), default=None, metavar="P",
+                        help="cnn: pooling window side; must divide the conv1 map (default: 4, 3 or 2, "
+                             "the first that does)")
     add_seed_argument(parser, "seed of the initial weights, sample order and spike trains")
     parser.add_argument("--limit", type=positive_int, default=None, metavar="N",
                         help="use only the first N training and N test samples (quick runs)")
@@ -57,9 +90,19 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
+def _check_arch(args) -> None:
+    """One line for an option of the other architecture."""
+    other = _CNN_ONLY if args.arch == "fc" else _FC_ONLY
+    for name in other:
+        if getattr(args, name) is not None:
+            raise UsageError(f"--{name.replace('_', '-')} applies to --arch {'cnn' if args.arch == 'fc' else 'fc'}, "
+                             f"not --arch {args.arch}")
+
+
 def run(args) -> int:
     from ..sw.stdp import plot_weights, train_stdp
 
+    _check_arch(args)
     out = output_path(args.out, "--out", directory=True, make_parents=True) if args.out else None
     if out is not None and out.exists() and not args.force:
         raise UsageError(f"--out: {out} already exists (use --force to replace it)")
@@ -67,8 +110,11 @@ def run(args) -> int:
         from ..sw.image_dir import check_image_path
         check_image_path(out, overwrite=args.force)   # what --force may not replace: before training
     plot = plot_path(args.plot) if args.plot is not None else None
-    result = train_stdp(dataset=args.dataset, neurons=args.neurons, epochs=args.epochs, steps=args.steps,
-                        eval_steps=args.eval_steps, seed=args.seed, rule=args.rule,
+    if args.arch == "cnn":
+        return _run_cnn(args, out, plot)
+    result = train_stdp(dataset=args.dataset or "digits", neurons=args.neurons or 256,
+                        epochs=12 if args.epochs is None else args.epochs, steps=args.steps,
+                        eval_steps=args.eval_steps, seed=args.seed, rule=args.rule or "trace",
                         progress=not args.no_progress, data_dir=args.data_dir,
                         limit_train=args.limit, limit_test=args.limit)
     report = result.to_dict()
@@ -95,6 +141,51 @@ def run(args) -> int:
           f"({report['eval_steps']} steps per sample, vote decoding)")
     print(f"weights   : {report['weights']['min']}..{report['weights']['max']}, mean {report['weights']['mean']}, "
           f"{report['weights']['at_w_max']:.1%} at w_max")
+    if out is not None:
+        print(f"image     : {out}")
+    if plot is not None:
+        print(f"plot      : {plot}")
+    print(f"seconds   : {report['seconds']:.1f}")
+    sys.stdout.flush()
+    return 0
+
+
+def _run_cnn(args, out, plot) -> int:
+    import dataclasses
+
+    from ..sw.stdp_cnn import CnnStdpParams, plot_kernels, train_stdp_cnn
+
+    given = {"maps": args.maps, "kernel": args.kernel, "pool": args.pool, "steps": args.steps}
+    params = dataclasses.replace(CnnStdpParams(), **{k: v for k, v in given.items() if v is not None})
+    quiet = args.json or args.no_progress
+    result = train_stdp_cnn(dataset=args.dataset or "mnist-5k", epochs=1 if args.epochs is None else args.epochs,
+                            seed=args.seed, params=params, progress=not args.no_progress, data_dir=args.data_dir,
+                            limit_train=args.limit, limit_test=args.limit,
+                            log=None if quiet else lambda line: print(line, file=sys.stderr, flush=True))
+    report = result.to_dict()
+    if out is not None:
+        from ..sw.image_dir import write_image_dir
+        with writing("--out", out):
+            write_image_dir(result.compiled, out, overwrite=args.force)
+        report["out"] = str(out)
+    if plot is not None:
+        with writing("--plot", plot):
+            plot_kernels(result, plot)
+        report["plot"] = str(plot)
+    if args.json:
+        print_json(report)
+        return 0
+    p = result.params
+    layers = report["layers"]
+    print(f"dataset   : {report['dataset']} ({result.image_shape[0]}x{result.image_shape[1]}, on/off DoG, "
+          f"latency over {p.steps} steps, {report['steps']} steps per sample)")
+    print(f"network   : conv1 {p.maps} maps {p.kernel}x{p.kernel} -> pool -> readout {result.n_classes}; "
+          f"{report['neurons']} neurons, {report['synapse_words']} synapse words"
+          + f" ({', '.join(f'{name} {size}' for name, size in layers.items())})")
+    print(f"training  : {report['epochs']} epochs, seed {report['seed']}, {report['train_seconds']:.1f} s of STDP")
+    for h in report["history"]:
+        print(f"  epoch {h['epoch']}: test {h['accuracy']:.4f}, train {h['train_accuracy']:.4f}")
+    print(f"accuracy  : {report['accuracy']:.4f} test (the whole network on the golden model)")
     if out is not None:
         print(f"image     : {out}")
     if plot is not None:

@@ -175,7 +175,7 @@ def test_latency_t_min():
     assert out[0].sum(axis=0).tolist() == [1, 1, 1, 0]
     assert out[0, :, :3].argmax(axis=0).tolist() == [4, 7, 10]
     assert latency_encode(x, 1)[0, 0].tolist() == [True, True, True, False]
-    with pytest.raises(ValueError, match=re.escape("t_min must be within 0..steps-1 = 0..10, got 11")):
+    with pytest.raises(ValueError, match=re.escape("t_min must be within 0..window-1 = 0..10, got 11")):
         latency_encode(x, 11, t_min=11)
     with pytest.raises(ValueError, match="t_min must be within"):
         latency_encode(x, 11, t_min=-1)
@@ -250,3 +250,26 @@ def test_encode_forwards_keywords():
     )
     with pytest.raises(TypeError):
         encode("latency", X, 9, bogus=1)
+
+
+def test_latency_window_leaves_the_last_steps_silent():
+    x = np.array([[1.0, 0.5, 0.01, 0.0]], np.float32)
+    s = latency_encode(x, 10, window=4)
+    assert s.shape == (1, 10, 4)
+    assert not s[:, 4:].any()
+    assert np.array_equal(s[:, :4], latency_encode(x, 4))
+    with pytest.raises(ValueError, match="window must be within 1..steps = 1..10, got 11"):
+        latency_encode(x, 10, window=11)
+    with pytest.raises(ValueError, match="t_min must be within 0..window-1 = 0..3, got 4"):
+        latency_encode(x, 10, window=4, t_min=4)
+    with pytest.raises(TypeError, match="window must be an int"):
+        latency_encode(x, 10, window=2.0)
+
+
+def test_encoding_kwargs_come_from_the_image_when_the_encoder_is_its_own():
+    from neurocore.sw.encoders import encoding_kwargs
+
+    enc = {"kind": "latency", "steps": 33, "window": 16, "t_min": 0, "dataset": "mnist-5k:dog"}
+    assert encoding_kwargs(enc, "latency") == {"window": 16, "t_min": 0}
+    assert encoding_kwargs(enc, "rate") == {}
+    assert encoding_kwargs({"kind": "rate", "max_rate": 0.5, "complement": True}, "rate") == {"max_rate": 0.5}

@@ -178,7 +178,7 @@ def test_cli_help(capsys):
 @pytest.mark.parametrize("argv", [
     ["--neurons", "0"],
     ["--neurons", "x"],
-    ["--epochs", "0"],
+    ["--epochs", "-1"],
     ["--steps", "-2"],
     ["--rule", "hebb"],
     ["--seed", "-1"],
