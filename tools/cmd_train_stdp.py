@@ -1,6 +1,7 @@
 """``neurocore train-stdp``: unsupervised STDP training with the core's own learning rule."""
 from __future__ import annotations
 
+import argparse
 import sys
 
 from .cli_common import (MAX_NEURONS, UsageError, add_command, add_dataset_arguments, add_json_argument,
@@ -44,7 +45,8 @@ neurocore train-stdp --neurons 256 --epochs 12 --out build/stdp --plot stdp.png
 neurocore train-stdp --neurons 100 --epochs 8 --rule multiplicative --json
 neurocore train-stdp --dataset mnist --data-dir ~/data/mnist --neurons 256 --epochs 1
 neurocore train-stdp --arch cnn --dataset mnist-5k --epochs 1 --plot cnn.png --out build/stdp-cnn
-neurocore train-stdp --arch cnn --maps 16 --epochs 2 --json"""
+neurocore train-stdp --arch cnn --maps 16 --epochs 2 --json
+neurocore train-stdp --arch cnn --maps 32,64 --epochs 1       # two conv layers, trained one after the other"""
 
 
 def register(subparsers) -> None:
@@ -59,23 +61,24 @@ def register(subparsers) -> None:
                         help=f"fc: excitatory neurons (default: 256; the default core holds 256); "
                              f"at most {MAX_NEURONS}, a core's largest")
     parser.add_argument("--epochs", type=int_in_range(0, None, "an integer >= 0"), default=None, metavar="E",
-                        help="passes over the training set (default: 12; with --arch cnn 1; "
-                             "cnn: 0 tests the initial kernels)")
+                        help="passes over the training set (default: 12; cnn: per conv layer, default 1; "
+                             "0 tests the initial weights)")
     add_steps_argument(parser, "fc: steps per training sample (default: the rule's, 2); cnn: steps of the "
                                "latency code (default: 16)")
     add_steps_argument(parser, "fc: steps per sample for labelling and testing (default: the rule's, 64)",
                        flag="--eval-steps")
     parser.add_argument("--rule", choices=("trace", "multiplicative"), default=None,
                         help="fc: STDP rule (default: trace; cnn always uses the soft bound)")
-    parser.add_argument("--maps", type=int_in_range(1, WIDEST_GROUPS, f"an integer in 1..{WIDEST_GROUPS}"),
-                        default=None, metavar="M",
-                        help=f"cnn: conv1 maps (default: 32); training needs a WTA group per map, "
-                             f"at most {WIDEST_GROUPS}")
-    parser.add_argument("--kernel", type=int_in_range(1, 15, "an integer in 1..15"), default=None, metavar="K",
-                        help="cnn: conv1 kernel side (default: 5)")
+    parser.add_argument("--maps", type=int_list(1, WIDEST_GROUPS), default=None, metavar="M1[,M2]",
+                        help=f"cnn: maps per conv layer, comma-separated, one entry per layer (default: 32, "
+                             f"one layer); training needs a WTA group per map, at most {WIDEST_GROUPS}")
+    parser.add_argument("--kernel", type=int_list(1, 15), default=None, metavar="K1[,K2]",
+                        help="cnn: kernel side per conv layer, or one for all (default: 5; 3 on images "
+                             "smaller than 16x16)")
     parser.add_argument("--pool", type=int_in_range(1, 8, "an integer in 1..8"), default=None, metavar="P",
-                        help="cnn: pooling window side; must divide the conv1 map (default: 4, 3 or 2, "
-                             "the first that does)")
+                        help="cnn: the last (sum) pooling window; must divide the last conv map (default: "
+                             "4, 3 or 2, the first that does and leaves 3x3 windows or more); between conv "
+                             "layers a 2x2 max pooling")
     add_seed_argument(parser, "seed of the initial weights, sample order and spike trains")
     parser.add_argument("--limit", type=positive_int, default=None, metavar="N",
                         help="use only the first N training and N test samples (quick runs)")
@@ -88,6 +91,22 @@ def register(subparsers) -> None:
     add_json_argument(parser, "the report")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
     parser.set_defaults(func=run)
+
+
+def int_list(low: int, high: int):
+    """An argparse type: comma-separated integers in ``low..high`` (one line otherwise)."""
+    what = f"comma-separated integers in {low}..{high}"
+
+    def parse(text: str) -> tuple[int, ...]:
+        values = []
+        for part in text.split(","):
+            try:
+                values.append(int_in_range(low, high, what)(part.strip()))
+            except argparse.ArgumentTypeError:
+                raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        return tuple(values)
+    parse.__name__ = what
+    return parse
 
 
 def _check_arch(args) -> None:
@@ -151,17 +170,20 @@ def run(args) -> int:
 
 
 def _run_cnn(args, out, plot) -> int:
-    import dataclasses
+    from ..sw.stdp_cnn import plot_kernels, train_stdp_cnn
 
-    from ..sw.stdp_cnn import CnnStdpParams, plot_kernels, train_stdp_cnn
-
-    given = {"maps": args.maps, "kernel": args.kernel, "pool": args.pool, "steps": args.steps}
-    params = dataclasses.replace(CnnStdpParams(), **{k: v for k, v in given.items() if v is not None})
+    kernel = args.kernel
+    if kernel is not None and args.maps is not None and len(kernel) not in (1, len(args.maps)):
+        raise UsageError(f"--kernel: give one side or one per conv layer ({len(args.maps)}), got {len(kernel)}")
+    if kernel is not None and len(kernel) == 1:
+        kernel = kernel * len(args.maps or (0,))
+    overrides = {"maps": args.maps, "kernel": kernel, "pool": args.pool, "steps": args.steps}
     quiet = args.json or args.no_progress
     result = train_stdp_cnn(dataset=args.dataset or "mnist-5k", epochs=1 if args.epochs is None else args.epochs,
-                            seed=args.seed, params=params, progress=not args.no_progress, data_dir=args.data_dir,
+                            seed=args.seed, progress=not args.no_progress, data_dir=args.data_dir,
                             limit_train=args.limit, limit_test=args.limit,
-                            log=None if quiet else lambda line: print(line, file=sys.stderr, flush=True))
+                            log=None if quiet else lambda line: print(line, file=sys.stderr, flush=True),
+                            **{k: v for k, v in overrides.items() if v is not None})
     report = result.to_dict()
     if out is not None:
         from ..sw.image_dir import write_image_dir
@@ -179,12 +201,15 @@ def _run_cnn(args, out, plot) -> int:
     layers = report["layers"]
     print(f"dataset   : {report['dataset']} ({result.image_shape[0]}x{result.image_shape[1]}, on/off DoG, "
           f"latency over {p.steps} steps, {report['steps']} steps per sample)")
-    print(f"network   : conv1 {p.maps} maps {p.kernel}x{p.kernel} -> pool -> readout {result.n_classes}; "
+    convs = " -> ".join(f"conv{i + 1} {m} maps {k}x{k}" for i, (m, k) in enumerate(zip(p.maps, p.kernel)))
+    print(f"network   : {convs} -> pool -> readout {result.n_classes}; "
           f"{report['neurons']} neurons, {report['synapse_words']} synapse words"
           + f" ({', '.join(f'{name} {size}' for name, size in layers.items())})")
-    print(f"training  : {report['epochs']} epochs, seed {report['seed']}, {report['train_seconds']:.1f} s of STDP")
+    print(f"training  : {report['epochs']} epoch(s) per conv layer, seed {report['seed']}, "
+          f"{report['train_seconds']:.1f} s of STDP")
     for h in report["history"]:
-        print(f"  epoch {h['epoch']}: test {h['accuracy']:.4f}, train {h['train_accuracy']:.4f}")
+        what = "initial kernels" if h["layer"] == 0 else f"conv{h['layer']} epoch {h['epoch']}"
+        print(f"  {what:<16}: test {h['accuracy']:.4f}, train {h['train_accuracy']:.4f}")
     print(f"accuracy  : {report['accuracy']:.4f} test (the whole network on the golden model)")
     if out is not None:
         print(f"image     : {out}")

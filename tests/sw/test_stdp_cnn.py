@@ -15,7 +15,7 @@ from neurocore.sw.encoders import latency_encode
 from neurocore.sw.image_dir import load_image_dir
 from neurocore.tools import cli
 
-SMALL = stdp_cnn.CnnStdpParams(maps=4, kernel=3, steps=8, threshold=3 * 4095, eval_threshold=3 * 4095)
+SMALL = stdp_cnn.CnnStdpParams(maps=(4,), kernel=(3,), steps=8, threshold=(3 * 4095,), eval_threshold=(3 * 4095,))
 
 
 def random_images(rng, n, side=10, density=0.3):
@@ -45,7 +45,7 @@ def test_readout_fires_once_for_the_argmax_of_the_quantised_score(seed):
     params = dataclasses.replace(SMALL, pool=int(rng.choice([2, 4])), readout_bits=int(rng.integers(3, 9)))
     shape = (10, 10) if params.pool == 4 else (12, 12)
     side = shape[0]
-    kernel = rng.integers(0, params.w_max + 1, (params.maps, 2, params.kernel, params.kernel))
+    kernel = [rng.integers(0, params.w_max + 1, (params.maps[0], 2, 3, 3))]
     x = random_images(rng, 40, side)
     enc = stdp_cnn.encoding(params, shape, "random")
     features = compile(stdp_cnn.inference_network(kernel, shape, params))
@@ -63,7 +63,7 @@ def test_readout_fires_once_for_the_argmax_of_the_quantised_score(seed):
     net = stdp_cnn.inference_network(kernel, shape, params, readout, n_classes=classes, encoding=enc)
     compiled = compile(net)
     spikes = golden.run_batch(compiled.program, stdp_cnn._spikes(x, enc)).spikes
-    assert spikes.shape[1] == enc["steps"] == stdp_cnn.readout_step(params.steps, params.pool) + 1
+    assert spikes.shape[1] == enc["steps"] == params.steps + params.pool ** 2 + 1
     assert (spikes.sum(axis=(1, 2)) == 1).all()                       # one spike per sample ...
     assert not spikes[:, :-1].any()                                    # ... in the go step
     score = counts @ readout.weight.T + readout.bias
@@ -75,22 +75,49 @@ def test_pool_drains_before_the_go_step():
     rng = np.random.default_rng(7)
     params = dataclasses.replace(SMALL, pool=4, eval_threshold=4095)   # low threshold: busy windows
     shape = (10, 10)
-    kernel = np.full((params.maps, 2, 3, 3), params.w_max)
+    maps = params.maps[0]
+    kernel = [np.full((maps, 2, 3, 3), params.w_max)]
     net = stdp_cnn.inference_network(kernel, shape, params)
     net.populations[0].output = True
     enc = stdp_cnn.encoding(params, shape, "random")
     compiled = compile(net)
     x = random_images(rng, 30, 10, density=0.6)
     spikes = golden.run_batch(compiled.program, stdp_cnn._spikes(x, enc)).spikes
-    n_conv = params.maps * 8 * 8
+    n_conv = maps * 8 * 8
     conv, pool = spikes[:, :, :n_conv], spikes[:, :-1, n_conv:]        # pool: before the go step
-    m, y, xx = np.meshgrid(np.arange(params.maps), np.arange(8), np.arange(8), indexing="ij")
+    m, y, xx = np.meshgrid(np.arange(maps), np.arange(8), np.arange(8), indexing="ij")
     window = ((m * 2 + y // 4) * 2 + xx // 4).reshape(-1)
-    per_window = np.zeros((len(x), params.maps * 4), np.int64)
+    per_window = np.zeros((len(x), maps * 4), np.int64)
     np.add.at(per_window, (slice(None), window), conv.sum(axis=1))
     assert per_window.max() >= 8                                       # some window is crowded
     assert np.array_equal(pool.sum(axis=1), per_window)
     assert conv.sum(axis=1).max() == 1                                 # a conv1 neuron fires at most once
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_two_conv_layers_drain_before_the_go_step_and_read_out_the_argmax(seed):
+    """conv1 -> max pool -> conv2 -> sum pool -> readout: no pool spike is left for the go
+    step, and the one readout spike is the argmax of the score of the counts."""
+    rng = np.random.default_rng(100 + seed)
+    params = stdp_cnn.CnnStdpParams(maps=(3, 5), kernel=(3, 3), steps=6, pool=2,
+                                    threshold=(3 * 4095, 2 * 4095), eval_threshold=(3 * 4095, 2 * 4095))
+    shape = (10, 10)                                  # conv1 8x8 -> pool1 4x4 -> conv2 2x2 -> pool2 1x1
+    geo = stdp_cnn.shapes(params, shape)
+    assert geo.conv == ((3, 8, 8), (5, 2, 2)) and geo.pooled == ((3, 4, 4), (5, 1, 1))
+    kernels = [rng.integers(0, 4096, (3, 2, 3, 3)), rng.integers(0, 4096, (5, 3, 3, 3))]
+    enc = stdp_cnn.encoding(params, shape, "random")
+    assert enc["steps"] == 6 + 2 + 4 + 1
+    x = random_images(rng, 30, 10, density=0.5)
+    features = compile(stdp_cnn.inference_network(kernels, shape, params))
+    raw = golden.run_batch(features.program, stdp_cnn._spikes(x, enc)).spikes
+    assert raw.sum() > 0 and not raw[:, -1].any()     # the pool is empty in the go step
+    counts = raw.sum(axis=1)
+    readout = stdp_cnn.quantise_readout(rng.normal(size=(4, counts.shape[1])), rng.normal(size=4),
+                                        bits=6, max_count=4)
+    net = stdp_cnn.inference_network(kernels, shape, params, readout, n_classes=4, encoding=enc)
+    spikes = golden.run_batch(compile(net).program, stdp_cnn._spikes(x, enc)).spikes
+    assert (spikes.sum(axis=(1, 2)) == 1).all() and not spikes[:, :-1].any()
+    assert np.array_equal(np.argmax(spikes[:, -1], axis=1), np.argmax(counts @ readout.weight.T + readout.bias, axis=1))
 
 
 def test_quantise_readout_scales_weights_and_keeps_the_go_signal_in_range():
@@ -121,11 +148,11 @@ def test_map_wta_lets_one_neuron_per_map_fire_per_step_and_the_kernel_round_trip
     rng = np.random.default_rng(1)
     shape = (10, 10)
     kernel = stdp_cnn.initial_kernel(SMALL, seed=2)
-    compiled, program = stdp_cnn.training_program(kernel, shape, SMALL)
+    compiled, program = stdp_cnn.training_program([kernel], shape, SMALL)
     assert np.array_equal(stdp_cnn.kernel_of(compiled, program.weight), kernel)
     x = random_images(rng, 20, 10, density=0.5)
     batch = golden.run_batch(program, stdp_cnn.training_spikes(x, SMALL.steps), learn=True)
-    maps = batch.spikes.reshape(len(x), SMALL.steps, SMALL.maps, -1)        # population order: map-major
+    maps = batch.spikes.reshape(len(x), SMALL.steps, SMALL.maps[0], -1)        # population order: map-major
     per_map = maps.sum(axis=3)
     assert per_map.max() == 1 and per_map.sum() > len(x)                    # one winner per map and step
     learned = stdp_cnn.kernel_of(compiled, batch.state.weight)
@@ -133,7 +160,7 @@ def test_map_wta_lets_one_neuron_per_map_fire_per_step_and_the_kernel_round_trip
     assert (learned >= 0).all() and (learned <= SMALL.w_max).all()
     # without the per-map groups, several neurons of a map fire in one step
     free = golden.run_batch(compiled.program, stdp_cnn.training_spikes(x, SMALL.steps), learn=True)
-    assert free.spikes.reshape(len(x), SMALL.steps, SMALL.maps, -1).sum(axis=3).max() > 1
+    assert free.spikes.reshape(len(x), SMALL.steps, SMALL.maps[0], -1).sum(axis=3).max() > 1
 
 
 def test_training_moves_the_kernel_towards_its_winners_inputs():
@@ -142,10 +169,30 @@ def test_training_moves_the_kernel_towards_its_winners_inputs():
     x = np.zeros((1, 2 * 5 * 5), np.float32)
     x[0, :25] = 1.0                                                     # ON channel bright, OFF silent
     kernel = np.full((1, 2, 3, 3), params.w_max // 2)
-    compiled, program = stdp_cnn.training_program(kernel, (5, 5), dataclasses.replace(params, threshold=9 * 2047))
+    compiled, program = stdp_cnn.training_program([kernel], (5, 5), dataclasses.replace(params, threshold=9 * 2047))
     state, _ = stdp_cnn.train_conv(program, x, params, seed=0, epoch=0)
     learned = stdp_cnn.kernel_of(compiled, state.weight)
     assert (learned[0, 0] > kernel[0, 0]).all() and (learned[0, 1] < kernel[0, 1]).all()
+
+
+def test_second_layer_trains_with_the_first_fixed():
+    rng = np.random.default_rng(3)
+    params = stdp_cnn.CnnStdpParams(maps=(3, 4), kernel=(3, 3), steps=6, pool=2,
+                                    threshold=(3 * 4095, 2 * 4095), eval_threshold=(3 * 4095, 2 * 4095))
+    kernels = [stdp_cnn.initial_kernel(params, 0, layer) for layer in range(2)]
+    assert kernels[1].shape == (4, 3, 3, 3)
+    compiled, program = stdp_cnn.training_program(kernels, (10, 10), params, layer=1)
+    assert np.array_equal(stdp_cnn.kernel_of(compiled, program.weight), kernels[1])
+    first, size = compiled.layers["conv2"]
+    assert np.array_equal(program.neurons.wta_group[first:first + size], 1 + np.arange(size) % 4)
+    assert (program.neurons.wta_group[:first] == 0).all()       # conv1: per-position blocks
+    x = random_images(rng, 20, 10, density=0.5)
+    state, spikes = stdp_cnn.train_conv(program, x, params, seed=0, epoch=0, layer=1)
+    assert spikes > 0
+    learned = stdp_cnn.kernel_of(compiled, state.weight)
+    assert not np.array_equal(learned, kernels[1])
+    conv1_words = program.plastic == 0
+    assert np.array_equal(state.weight[conv1_words], program.weight[conv1_words])   # conv1 fixed
 
 
 def test_same_seed_same_network_and_history():
@@ -153,9 +200,9 @@ def test_same_seed_same_network_and_history():
     kw = dict(epochs=1, seed=5, params=dataclasses.replace(SMALL, maps=3), progress=False,
               limit_train=40, limit_test=20)
     a, b = stdp_cnn.train_stdp_cnn(data, **kw), stdp_cnn.train_stdp_cnn(data, **kw)
-    assert np.array_equal(a.kernel, b.kernel) and a.history == b.history
-    assert not np.array_equal(a.kernel, a.initial_kernel)
-    assert [h["epoch"] for h in a.history] == [0, 1]
+    assert np.array_equal(a.kernels[0], b.kernels[0]) and a.history == b.history
+    assert not np.array_equal(a.kernels[0], a.initial_kernels[0])
+    assert [(h["layer"], h["epoch"]) for h in a.history] == [(0, 0), (1, 1)]
     assert a.to_dict()["accuracy"] == a.history[-1]["accuracy"]
 
 
@@ -166,7 +213,7 @@ def test_errors_name_the_limit():
     with pytest.raises(ValueError, match="pool 4 must divide the 6x6 conv1 maps"):
         stdp_cnn.train_stdp_cnn(data, params=dataclasses.replace(SMALL, pool=4, kernel=3), progress=False)
     with pytest.raises(ValueError, match="exceeds the refractory period 255"):
-        stdp_cnn.train_stdp_cnn(data, params=dataclasses.replace(SMALL, steps=250), progress=False)
+        stdp_cnn.train_stdp_cnn(data, params=dataclasses.replace(SMALL, steps=252), progress=False)
     with pytest.raises(ValueError, match="can never be reached"):
         dataclasses.replace(SMALL, threshold=10 ** 6)
     grey = Dataset(name="rgb", x_train=np.zeros((2, 3 * 64), np.float32), y_train=np.array([0, 1]),
@@ -200,7 +247,7 @@ def test_cli_cnn_json_image_and_plot(capsys, tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["--arch", "cnn", "--neurons", "5"], "--neurons applies to --arch fc, not --arch cnn"),
     (["--maps", "4"], "--maps applies to --arch cnn, not --arch fc"),
-    (["--arch", "cnn", "--maps", "300"], "--maps: expected an integer in 1..256, got 300"),
+    (["--arch", "cnn", "--maps", "300"], "--maps: expected comma-separated integers in 1..256, got '300'"),
     (["--arch", "cnn", "--dataset", "mnist", "--data-dir", "/nonexistent/mnist"], "/nonexistent/mnist"),
     (["--arch", "cnn", "--dataset", "digits", "--kernel", "9"], "does not fit the 8x8 images"),
     (["--arch", "cnn", "--dataset", "mnist-5k", "--maps", "128"], "neurons but the largest core has 65536"),
