@@ -68,6 +68,7 @@ __all__ = [
     "pool_dataset",
     "POOL_MAX",
     "dog_dataset",
+    "limited_splits",
     "dog_kernel",
     "load_digits",
     "load_mnist_5k",
@@ -594,6 +595,20 @@ def load_cifar10(path: str | os.PathLike) -> Dataset:
     x_test, y_test = split(batches[5:])
     return Dataset(name="cifar-10", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
                    image_shape=(32, 32), n_classes=10, channels=3)
+
+
+def limited_splits(data: Dataset, limit_train: int | None = None, limit_test: int | None = None,
+                   who: str = "training") -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(x_train, y_train, x_test, y_test)`` of ``data``, the first ``limit_*`` samples of a
+    split when given (quick runs); raises if a split is then empty (``who`` names the caller)."""
+    x_train, y_train, x_test, y_test = data.x_train, data.y_train, data.x_test, data.y_test
+    if limit_train is not None:
+        x_train, y_train = x_train[:limit_train], y_train[:limit_train]
+    if limit_test is not None:
+        x_test, y_test = x_test[:limit_test], y_test[:limit_test]
+    if len(x_train) == 0 or len(x_test) == 0:
+        raise ValueError(f"{who} needs at least one training and one test sample")
+    return x_train, y_train, x_test, y_test
 
 
 def load_dataset(name: str, path: str | os.PathLike | None = None) -> Dataset:

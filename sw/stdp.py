@@ -382,7 +382,7 @@ def train_stdp(dataset="digits", neurons: int = 256, epochs: int = 8, steps: int
     """
     from ..sim import golden
     from .compiler import compile_network
-    from .datasets import Dataset, load_dataset
+    from .datasets import Dataset, limited_splits, load_dataset
     from .evaluate import encode_samples, evaluate
 
     t_start = time.perf_counter()
@@ -398,13 +398,7 @@ def train_stdp(dataset="digits", neurons: int = 256, epochs: int = 8, steps: int
     params = dataclasses.replace(params, **overrides)
 
     data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset, data_dir)
-    x_train, y_train, x_test, y_test = data.x_train, data.y_train, data.x_test, data.y_test
-    if limit_train is not None:
-        x_train, y_train = x_train[:limit_train], y_train[:limit_train]
-    if limit_test is not None:
-        x_test, y_test = x_test[:limit_test], y_test[:limit_test]
-    if len(x_train) == 0 or len(x_test) == 0:
-        raise ValueError("train_stdp needs at least one training and one test sample")
+    x_train, y_train, x_test, y_test = limited_splits(data, limit_train, limit_test, "train_stdp")
     xin_train, xin_test = _encode_inputs(x_train, params), _encode_inputs(x_test, params)
     n_inputs = xin_train.shape[1]
     encoding = {"kind": "rate", "dataset": data.name, "steps": params.eval_steps,

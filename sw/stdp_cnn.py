@@ -620,7 +620,7 @@ def train_stdp_cnn(dataset="mnist-5k", epochs: int = 1, seed: int = 0, params: C
     ``params=None`` takes :func:`default_params` for the images, with ``overrides``
     (``maps``, ``kernel``, ``pool``, ``steps``, ...).
     """
-    from .datasets import Dataset, dog_dataset, load_dataset
+    from .datasets import Dataset, dog_dataset, limited_splits, load_dataset
 
     t_start = time.perf_counter()
     if params is not None and overrides:
@@ -637,13 +637,7 @@ def train_stdp_cnn(dataset="mnist-5k", epochs: int = 1, seed: int = 0, params: C
     if enc["steps"] > REFRACTORY_MAX:
         raise ValueError(f"a run of {enc['steps']} steps exceeds the refractory period {REFRACTORY_MAX} that "
                          "keeps every conv neuron to one spike; use fewer steps or a smaller pool")
-    x_train, y_train, x_test, y_test = data.x_train, data.y_train, data.x_test, data.y_test
-    if limit_train is not None:
-        x_train, y_train = x_train[:limit_train], y_train[:limit_train]
-    if limit_test is not None:
-        x_test, y_test = x_test[:limit_test], y_test[:limit_test]
-    if len(x_train) == 0 or len(x_test) == 0:
-        raise ValueError("train-stdp needs at least one training and one test sample")
+    x_train, y_train, x_test, y_test = limited_splits(data, limit_train, limit_test, "train-stdp")
     initial = [initial_kernel(params, seed, layer) for layer in range(params.layers)]
     for layer in range(params.layers):                  # refuses what no core holds, before any work
         training_program(initial, shape, params, layer)

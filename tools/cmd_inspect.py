@@ -7,7 +7,7 @@ from .cli_io import parse_config
 DESCRIPTION = """\
 Verify an image directory (every checksum, the config hash, the program's
 validity, .hex files against program.npz) and summarise it: core config, layers
-(neuron and axon ranges, size, WTA group, output), projections, memory words
+(neuron and axon ranges, size, WTA group or k/size of its WTA blocks, output), projections, memory words
 per region, utilisation against capacity, learning, encoding and decoding.
 A corrupt or inconsistent image is an error (exit status 2)."""
 
@@ -83,14 +83,16 @@ def format_inspect(info: dict) -> str:
         f"(hash {info['config_hash'][:12]})",
         f"inputs      : {info['inputs']} host axons (0..{info['inputs'] - 1})",
         "layers      :",
-        f"  {'name':<16} {'neurons':>13} {'size':>6} {'axons':>13} {'WTA':>4} {'out':>4} "
+        f"  {'name':<16} {'neurons':>13} {'size':>6} {'axons':>13} {'WTA':>8} {'out':>4} "
         f"{'syn in':>8} {'plastic':>8}",
     ]
     for layer in info["layers"]:
         neurons = f"{layer['neurons'][0]}..{layer['neurons'][1]}"
         axons = "-" if layer["axons"] is None else f"{layer['axons'][0]}..{layer['axons'][1]}"
+        block = layer.get("block_wta")            # [size, k]: blocks of size keep k (structural WTA)
+        wta = f"{block[1]}/{block[0]}" if block else (layer["wta_group"] or "-")
         lines.append(f"  {layer['name']:<16} {neurons:>13} {layer['size']:>6} {axons:>13} "
-                     f"{layer['wta_group'] or '-':>4} {'yes' if layer['output'] else '-':>4} "
+                     f"{wta:>8} {'yes' if layer['output'] else '-':>4} "
                      f"{layer['synapses_in']:>8} {layer['plastic_synapses_in']:>8}")
     lines.append("projections :")
     for pr in info["projections"]:

@@ -86,8 +86,8 @@ def register(subparsers) -> None:
                         help="write the trained network as an image directory")
     parser.add_argument("--force", action="store_true", help="replace an existing --out directory")
     parser.add_argument("--plot", default=None, metavar="PNG",
-                        help="save the learned receptive fields as a PNG grid (its folder must exist; "
-                             "a name without suffix gets .png)")
+                        help="save a PNG (its folder must exist; a name without suffix gets .png): fc: the "
+                             "learned receptive fields; cnn: the conv1 kernels and the accuracy per epoch")
     add_json_argument(parser, "the report")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
     parser.set_defaults(func=run)
@@ -118,6 +118,33 @@ def _check_arch(args) -> None:
                              f"not --arch {args.arch}")
 
 
+def _write_outputs(result, args, out, plot, plot_fn) -> dict:
+    """The report of ``result``, after writing the image directory (``--out``) and the PNG
+    (``--plot``, drawn by ``plot_fn``); their paths join the report."""
+    report = result.to_dict()
+    if out is not None:
+        from ..sw.image_dir import write_image_dir
+        with writing("--out", out):
+            write_image_dir(result.compiled, out, overwrite=args.force)
+        report["out"] = str(out)
+    if plot is not None:
+        with writing("--plot", plot):
+            plot_fn(result, plot)
+        report["plot"] = str(plot)
+    return report
+
+
+def _print_tail(report: dict) -> int:
+    """The last lines of the text report: where the image and the plot went, the time."""
+    if "out" in report:
+        print(f"image     : {report['out']}")
+    if "plot" in report:
+        print(f"plot      : {report['plot']}")
+    print(f"seconds   : {report['seconds']:.1f}")
+    sys.stdout.flush()
+    return 0
+
+
 def run(args) -> int:
     from ..sw.stdp import plot_weights, train_stdp
 
@@ -136,16 +163,7 @@ def run(args) -> int:
                         eval_steps=args.eval_steps, seed=args.seed, rule=args.rule or "trace",
                         progress=not args.no_progress, data_dir=args.data_dir,
                         limit_train=args.limit, limit_test=args.limit)
-    report = result.to_dict()
-    if out is not None:
-        from ..sw.image_dir import write_image_dir
-        with writing("--out", out):
-            write_image_dir(result.compiled, out, overwrite=args.force)
-        report["out"] = str(out)
-    if plot is not None:
-        with writing("--plot", plot):
-            plot_weights(result, plot)
-        report["plot"] = str(plot)
+    report = _write_outputs(result, args, out, plot, plot_weights)
     if args.json:
         print_json(report)
         return 0
@@ -160,13 +178,7 @@ def run(args) -> int:
           f"({report['eval_steps']} steps per sample, vote decoding)")
     print(f"weights   : {report['weights']['min']}..{report['weights']['max']}, mean {report['weights']['mean']}, "
           f"{report['weights']['at_w_max']:.1%} at w_max")
-    if out is not None:
-        print(f"image     : {out}")
-    if plot is not None:
-        print(f"plot      : {plot}")
-    print(f"seconds   : {report['seconds']:.1f}")
-    sys.stdout.flush()
-    return 0
+    return _print_tail(report)
 
 
 def _run_cnn(args, out, plot) -> int:
@@ -184,16 +196,7 @@ def _run_cnn(args, out, plot) -> int:
                             limit_train=args.limit, limit_test=args.limit,
                             log=None if quiet else lambda line: print(line, file=sys.stderr, flush=True),
                             **{k: v for k, v in overrides.items() if v is not None})
-    report = result.to_dict()
-    if out is not None:
-        from ..sw.image_dir import write_image_dir
-        with writing("--out", out):
-            write_image_dir(result.compiled, out, overwrite=args.force)
-        report["out"] = str(out)
-    if plot is not None:
-        with writing("--plot", plot):
-            plot_kernels(result, plot)
-        report["plot"] = str(plot)
+    report = _write_outputs(result, args, out, plot, plot_kernels)
     if args.json:
         print_json(report)
         return 0
@@ -211,10 +214,4 @@ def _run_cnn(args, out, plot) -> int:
         what = "initial kernels" if h["layer"] == 0 else f"conv{h['layer']} epoch {h['epoch']}"
         print(f"  {what:<16}: test {h['accuracy']:.4f}, train {h['train_accuracy']:.4f}")
     print(f"accuracy  : {report['accuracy']:.4f} test (the whole network on the golden model)")
-    if out is not None:
-        print(f"image     : {out}")
-    if plot is not None:
-        print(f"plot      : {plot}")
-    print(f"seconds   : {report['seconds']:.1f}")
-    sys.stdout.flush()
-    return 0
+    return _print_tail(report)
