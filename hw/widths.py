@@ -19,6 +19,7 @@ __all__ = [
     "WTA_BLOCKS_MAX", "WTA_K_MAX", "SEGMENTS_MAX",
     "PARAM_CLASSES_MAX",
     "CONFIG_RANGES",
+    "CHIP_SIDE_MAX", "ROUTES_MAX", "LINK_FIFO_MAX", "CHIP_RANGES",
 ]
 
 # -- per-neuron parameters (spec section 2) ----------------------------------------------------
@@ -59,4 +60,16 @@ CONFIG_RANGES = {
     "segments": (0, SEGMENTS_MAX),
     "wta_blocks": (0, WTA_BLOCKS_MAX),
     "param_classes": (0, PARAM_CLASSES_MAX),
+}
+
+
+# -- the chip (spec section 9): field -> (low, high) -------------------------------------------
+CHIP_SIDE_MAX = 16                             # rows and columns of the core grid
+ROUTES_MAX = 1 << 20                           # remote route entries per core (route table depth)
+LINK_FIFO_MAX = 64                             # packets a mesh link buffers
+CHIP_RANGES = {
+    "rows": (1, CHIP_SIDE_MAX),
+    "cols": (1, CHIP_SIDE_MAX),
+    "routes": (0, ROUTES_MAX),
+    "link_fifo": (1, LINK_FIFO_MAX),
 }

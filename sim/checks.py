@@ -66,3 +66,31 @@ def check_state(program: CoreProgram, state) -> CoreState:
     if not isinstance(state, CoreState):
         raise ValueError(f"state must be a CoreState, got {type(state).__name__}")
     return state.checked(program)
+
+
+def chip_arguments(chip, inputs, *, learn, states, batched: bool):
+    """Check a chip run's arguments as :func:`run_arguments` checks a core's (spec section 9):
+    returns the per-core host inputs, ``learn`` and one fresh state per core."""
+    from ..hw.chip import ChipProgram
+
+    if not isinstance(chip, ChipProgram):
+        raise ValueError(f"chip must be a ChipProgram, got {type(chip).__name__}")
+    chip.validate()
+    for program in chip.cores:
+        program.validate()
+    array = np.asarray(inputs)
+    want = "[B, T, n_inputs]" if batched else "[T, n_inputs]"
+    if array.ndim != (3 if batched else 2) or array.shape[-1] != chip.n_inputs:
+        raise ValueError(f"chip inputs must have shape {want} with n_inputs = {chip.n_inputs}, got shape {array.shape}")
+    if array.dtype != np.bool_ and array.size and (not np.issubdtype(array.dtype, np.integer)
+                                                   or ((array != 0) & (array != 1)).any()):
+        raise ValueError("chip inputs must be spikes: a bool array or integers 0/1")
+    per_core = [check_inputs(p, x, batched) for p, x in zip(chip.cores, chip.core_inputs(array.astype(bool)))]
+    learn = check_learn(chip.cores[0], learn) if chip.cores else bool(learn)
+    if states is None:
+        states = [CoreState.initial(p) for p in chip.cores]
+    elif len(states) != len(chip.cores):
+        raise ValueError(f"states: one CoreState per core ({len(chip.cores)}), got {len(states)}")
+    else:
+        states = [check_state(p, st) for p, st in zip(chip.cores, states)]
+    return per_core, learn, states

@@ -508,3 +508,48 @@ def random_state(rng, program: CoreProgram) -> CoreState:
     return CoreState(v=draw(n, vlo, vhi), refrac=refrac, theta=theta,
                      y=draw(n, 0, cfg.trace_max), x=draw(a, 0, cfg.trace_max), pending=pending,
                      weight=weight)
+
+
+def random_chip_program(rng, *, rows: int | None = None, cols: int | None = None, steps: int | None = None,
+                        batch: int | None = None, **core_overrides):
+    """A random chip program (docs/core-spec.md, section 9) and chip input spikes.
+
+    A ``rows x cols`` grid (default: 1..4 each, small grids more often) of random core
+    programs of one random config (``core_overrides``: its fields, as for
+    :func:`random_program`), each with spare internal axons; every spare axon is, with
+    probability 0.8, driven by a random neuron of another core (multicast: a neuron may
+    get several remote entries); every host axon of every core is, with probability 0.9,
+    driven by one of up to 8 chip inputs (several host axons share an input). Returns
+    ``(chip, inputs)``, inputs bool ``[T, n_inputs]`` (``[batch, T, n_inputs]`` with ``batch``).
+    """
+    from ..hw.chip import ChipConfig, ChipProgram, Routes
+
+    rng = _as_rng(rng)
+    rows = rows or int(rng.choice([1, 1, 2, 2, 3, 4]))
+    cols = cols or int(rng.choice([1, 2, 2, 3, 4]))
+    first, _ = random_program(rng, **core_overrides)
+    config = first.config
+    cores = [first]
+    for _ in range(rows * cols - 1):
+        n_axons = int(rng.integers(1, min(config.axons, 16) + 1))
+        cores.append(random_program(rng, config=config, n_axons=n_axons)[0])
+    lists = [[[] for _ in range(p.n_neurons)] for p in cores]
+    senders = [(k, n) for k, p in enumerate(cores) for n in range(p.n_neurons)]
+    for j, program in enumerate(cores):
+        local = set(program.route[program.route != NO_ROUTE].tolist())
+        for a in range(program.n_inputs, program.n_axons):
+            others = [s for s in senders if s[0] != j]
+            if a in local or not others or rng.random() >= 0.8:
+                continue
+            k, n = others[int(rng.integers(len(others)))]
+            lists[k][n].append((j, a))
+    n_chip_inputs = int(rng.integers(0, 9))
+    inputs = [[] for _ in range(n_chip_inputs)]
+    for j, program in enumerate(cores):
+        for a in range(program.n_inputs):
+            if n_chip_inputs and rng.random() < 0.9:
+                inputs[int(rng.integers(n_chip_inputs))].append((j, a))
+    chip = ChipProgram(ChipConfig(rows=rows, cols=cols, core=config), cores,
+                       [Routes.from_lists(lst) for lst in lists], Routes.from_lists(inputs))
+    spikes = random_inputs(rng, n_chip_inputs, steps, batch=batch)
+    return chip, spikes

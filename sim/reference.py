@@ -19,7 +19,7 @@ import numpy as np
 
 from ..hw.config import CoreConfig
 from ..hw.program import NO_ROUTE, RESET_TO_ZERO, CoreProgram, CoreState, LearningParams
-from .checks import run_arguments
+from .checks import chip_arguments, run_arguments
 from .golden import BatchResult, RunResult   # the result types are shared with the golden model
 
 __all__ = ["run", "run_batch", "RunResult", "BatchResult", "sat", "usat", "decay", "uses_of", "program_uses", "accumulate",
@@ -412,3 +412,43 @@ def run_batch(program: CoreProgram, inputs, *, learn: bool = False,
             for j, n in enumerate(core.outputs):
                 spikes[b, t, j] = fired[n]
     return BatchResult(spikes=spikes, sops=sops, state=core.to_state())
+
+
+# -- the chip (section 9) ------------------------------------------------------------------------
+def chip_remote_spikes(chip, cores, fired_per_core) -> None:
+    """Section 9, phase 3 across cores: every remote entry of a fired neuron sets its
+    destination core's ``pending`` (after every core's own phase 3 of the step)."""
+    for k, fired in enumerate(fired_per_core):
+        table = chip.remote[k]
+        for n, spiked in enumerate(fired):
+            if spiked:
+                for e in range(int(table.start[n]), int(table.start[n + 1])):
+                    cores[int(table.core[e])].pending[int(table.axon[e])] = True
+
+
+def run_chip_batch(chip, inputs, *, learn: bool = False, states=None):
+    """For each sample: clear every core (section 6), run ``T`` chip steps (section 9).
+
+    ``inputs`` is bool ``[B, T, chip.n_inputs]``. Returns ``(spikes bool [B, T, n_outputs],
+    sops int [B], states)``: the output columns in core order, one final state per core.
+    """
+    per_core, learn, states = chip_arguments(chip, inputs, learn=learn, states=states, batched=True)
+    cores = [_Core(p, st) for p, st in zip(chip.cores, states)]
+    B, T = np.asarray(inputs).shape[:2]
+    spikes = np.zeros((B, T, chip.n_outputs), bool)
+    sops = np.zeros(B, np.int64)
+    rows = [x.tolist() for x in per_core]
+    for b in range(B):
+        for core in cores:
+            core.clear_state()
+        for t in range(T):
+            fired_all, column = [], 0
+            for k, core in enumerate(cores):
+                fired, step_sops = core.step(rows[k][b][t], learn)
+                sops[b] += step_sops
+                fired_all.append(fired)
+                for j, n in enumerate(core.outputs):
+                    spikes[b, t, column + j] = fired[n]
+                column += len(core.outputs)
+            chip_remote_spikes(chip, cores, fired_all)
+    return spikes, sops, [core.to_state() for core in cores]
