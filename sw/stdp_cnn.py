@@ -96,8 +96,8 @@ MAX_POOL = 2                        # the max pooling between two conv layers: 2
 
 # Default conv thresholds as fractions of a receptive field at w_max (C_in * k * k taps):
 # the first layer, then every later one. 5x5 on/off: 0.2 * 50 taps = 10 w_max while training.
-THRESHOLD_FRACTIONS = (0.20, 0.01)          # while the layer trains
-EVAL_THRESHOLD_FRACTIONS = (0.28, 0.01)     # once trained
+THRESHOLD_FRACTIONS = (0.20, 0.005)         # while the layer trains (5x5x32 after conv1: 4 w_max)
+EVAL_THRESHOLD_FRACTIONS = (0.28, 0.0075)   # once trained (5x5x32: 6 w_max)
 SMALL_IMAGE = 16                            # images below this side get 3x3 kernels by default
 
 
