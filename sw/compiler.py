@@ -62,8 +62,8 @@ from ..hw.program import (NEURON_FIELDS, NO_ROUTE, WIDEST, CoreProgram, Learning
                           accumulator_bits, accumulator_bounds, check_count, int_array, row_first, synapse_rows)
 from .network import INPUT, ConvProjection, Population, Projection, SnnNetwork
 
-__all__ = ["CompiledNetwork", "compile_network", "choose_config", "network_needs", "freeze_network",
-           "CAPACITIES"]
+__all__ = ["CompiledNetwork", "compile_network", "choose_config", "network_needs", "overflows", "decode_spikes",
+           "freeze_network", "CAPACITIES"]
 
 # Capacities the compiler checks, with the largest value a CoreConfig allows (hw/widths.py).
 CAPACITIES = {name: CONFIG_RANGES[name][1] for name in ("neurons", "axons", "synapses", "wta_groups",
@@ -74,6 +74,27 @@ _WIDEST_ACCUMULATOR = CONFIG_RANGES["accumulator_bits"][1]
 CLASS_SAVING = 4
 _CAPACITY_NAMES = {"neurons": "neurons", "axons": "axons", "synapses": "synapses",
                    "wta_groups": "WTA groups", "segments": "segments", "wta_blocks": "WTA block ranges"}
+
+
+def decode_spikes(decoding: dict, spikes: np.ndarray) -> np.ndarray:
+    """Predicted class per sample from output spikes ``bool[B, T, n_out]`` under a normalised
+    ``decoding`` (the module docstring's rules). Returns ``int64[B]``."""
+    counts = spikes.sum(axis=1).astype(np.int64)                    # [B, n_out]
+    if decoding.get("kind") == "vote":
+        labels = np.asarray(decoding["labels"], np.int64)
+        k = int(decoding["n_classes"])
+        members = (labels[None, :] == np.arange(k)[:, None]).astype(np.float64)   # [k, n_out]
+        per_class = members.sum(axis=1)
+        mean = (counts @ members.T) / np.maximum(per_class, 1)     # [B, k]
+        mean[:, per_class == 0] = -np.inf
+        return np.argmax(mean, axis=1).astype(np.int64)             # argmax: first (lowest) max
+    steps = spikes.shape[1]
+    fired = spikes.any(axis=1)
+    first = np.where(fired, np.argmax(spikes, axis=1), steps)      # first spike step (T: never)
+    best = counts.max(axis=1, keepdims=True)
+    # among the columns with the most spikes, the earliest first spike, then the lowest column
+    key = np.where(counts == best, first, steps + 1)
+    return np.argmin(key, axis=1).astype(np.int64)
 
 
 @dataclasses.dataclass
@@ -138,22 +159,7 @@ class CompiledNetwork:
             spikes = spikes[None]
         if spikes.ndim != 3 or spikes.shape[2] != self.n_outputs:
             raise ValueError(f"decode: spikes must have shape [B, T, {self.n_outputs}], got {spikes.shape}")
-        counts = spikes.sum(axis=1).astype(np.int64)                    # [B, n_out]
-        if self.decoding.get("kind") == "vote":
-            labels = np.asarray(self.decoding["labels"], np.int64)
-            k = int(self.decoding["n_classes"])
-            members = (labels[None, :] == np.arange(k)[:, None]).astype(np.float64)   # [k, n_out]
-            per_class = members.sum(axis=1)
-            mean = (counts @ members.T) / np.maximum(per_class, 1)     # [B, k]
-            mean[:, per_class == 0] = -np.inf
-            return np.argmax(mean, axis=1).astype(np.int64)             # argmax: first (lowest) max
-        steps = spikes.shape[1]
-        fired = spikes.any(axis=1)
-        first = np.where(fired, np.argmax(spikes, axis=1), steps)      # first spike step (T: never)
-        best = counts.max(axis=1, keepdims=True)
-        # among the columns with the most spikes, the earliest first spike, then the lowest column
-        key = np.where(counts == best, first, steps + 1)
-        return np.argmin(key, axis=1).astype(np.int64)
+        return decode_spikes(self.decoding, spikes)
 
     # -- reports ---------------------------------------------------------------------------
     def utilisation(self) -> dict:
@@ -494,6 +500,13 @@ def network_needs(net: SnnNetwork, *, shared: bool = True) -> dict[str, int]:
     without it its synapses are listed in rows like any projection.
     """
     return _needs(net, _place(net, shared))
+
+
+def overflows(net: SnnNetwork, config: CoreConfig) -> list[str]:
+    """What ``net`` needs beyond ``config``, one phrase per capacity ("300 neurons but the
+    core has 256 (overflow by 44)"); empty when it fits. Shared rows where the core has a
+    segment table, as :func:`compile_network` places them."""
+    return _overflows(_needs(net, _place(net, config.segments > 0), config.rows), config)
 
 
 def _needs(net: SnnNetwork, placed: _Placement, rows: bool = True) -> dict[str, int]:
