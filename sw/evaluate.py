@@ -36,10 +36,14 @@ def encode_samples(x: np.ndarray, steps: int, encoder: str, seed: int, first_ind
     return out
 
 
-def evaluate(compiled: CompiledNetwork, x, y, *, steps: int, encoder: str = "rate", seed: int = 0,
+def evaluate(compiled, x, y, *, steps: int, encoder: str = "rate", seed: int = 0,
              batch_size: int = 256, progress: bool = False, encoder_kwargs: dict | None = None,
              layer_rates: bool = False) -> dict:
     """Classify ``x`` (float ``[n, f]`` in [0, 1]) on the golden model and score against ``y``.
+
+    ``compiled`` is a :class:`~neurocore.sw.compiler.CompiledNetwork` (one core) or a
+    :class:`~neurocore.sw.partition.CompiledChip` (the golden chip model; the result then
+    gains ``mean_packets``, the remote spikes per sample).
 
     Returns a dict: ``accuracy``, ``n_samples``, ``steps``, ``encoder``, ``seed``,
     ``n_classes``, ``correct``, ``mean_output_spikes`` (output spikes per sample),
@@ -54,8 +58,12 @@ def evaluate(compiled: CompiledNetwork, x, y, *, steps: int, encoder: str = "rat
     gains ``spike_rates`` (:func:`layer_spike_rates`). Batches then hold at most
     ``RECORD_BUDGET`` spike flags (``batch x steps x neurons``).
     """
-    from ..sim import golden
+    from ..sim import golden, golden_chip
+    from .partition import CompiledChip
 
+    on_chip = isinstance(compiled, CompiledChip)
+    if on_chip and layer_rates:
+        raise ValueError("evaluate: layer_rates is not available for a chip (run a core image for them)")
     x = np.asarray(x)
     y = np.asarray(y).reshape(-1)
     if x.ndim != 2:
@@ -82,7 +90,8 @@ def evaluate(compiled: CompiledNetwork, x, y, *, steps: int, encoder: str = "rat
     out_spikes = np.zeros(n, np.int64)
     in_spikes = np.zeros(n, np.int64)
     sops = np.zeros(n, np.int64)
-    program = compiled.program
+    program = None if on_chip else compiled.program
+    packets = np.zeros(n, np.int64)
     n_out = compiled.n_outputs
     if layer_rates:
         program, columns = _all_neurons_reported(program)
@@ -95,7 +104,11 @@ def evaluate(compiled: CompiledNetwork, x, y, *, steps: int, encoder: str = "rat
     for start in starts:
         stop = min(n, start + batch_size)
         inputs = encode_samples(x[start:stop], steps, encoder, seed, start, **encoder_kwargs)
-        result = golden.run_batch(program, inputs, learn=False)
+        if on_chip:
+            result = golden_chip.run_chip_batch(compiled.chip, inputs, learn=False)
+            packets[start:stop] = result.packets
+        else:
+            result = golden.run_batch(program, inputs, learn=False)
         outputs = result.spikes[:, :, :n_out]
         if layer_rates:
             neuron_counts[columns] += np.count_nonzero(result.spikes, axis=(0, 1))
@@ -107,7 +120,7 @@ def evaluate(compiled: CompiledNetwork, x, y, *, steps: int, encoder: str = "rat
     confusion = np.zeros((k, k), np.int64)
     np.add.at(confusion, (y.astype(np.int64), predictions), 1)
     correct = int((predictions == y).sum())
-    extra = {}
+    extra = {"mean_packets": float(packets.mean())} if on_chip else {}
     if layer_rates:
         extra["spike_rates"] = layer_spike_rates(compiled, neuron_counts, n_samples=n, steps=steps,
                                                  input_spikes=int(in_spikes.sum()))

@@ -53,7 +53,7 @@ from .compiler import CompiledNetwork
 from .output_dir import IMAGE_FORMAT as FORMAT
 from .output_dir import IMAGE_MANIFEST as MANIFEST
 
-__all__ = ["ImageDirError", "write_image_dir", "check_image_path", "check_metadata", "load_image_dir", "load_program_npz", "build_manifest",
+__all__ = ["ImageDirError", "write_image_dir", "write_image_files", "check_image_path", "check_metadata", "load_image_dir", "load_program_npz", "build_manifest",
            "REGION_FILES", "FORMAT", "FORMAT_VERSION", "MANIFEST", "PROGRAM_NPZ", "hex_files"]
 
 FORMAT_VERSION = 4     # 4: segment lists with offsets (pointer words gain seg_offset)
@@ -309,7 +309,7 @@ def check_metadata(meta, n_outputs: int) -> dict:
     if not isinstance(decoding.get("kind"), str):
         raise _bad("decoding.kind", "'count' or 'vote'", decoding.get("kind"))
     if "n_classes" in decoding:
-        _int_field(decoding["n_classes"], "decoding.n_classes", 1)
+        _int_field(decoding["n_classes"], "decoding.n_classes", 1 if n_outputs else 0)   # no outputs: 0 classes
     labels = decoding.get("labels", [])
     if not isinstance(labels, list) or any(isinstance(v, bool) or not isinstance(v, int) for v in labels):
         raise _bad("decoding.labels", "a list of integers", labels)
@@ -425,21 +425,28 @@ def write_image_dir(compiled: CompiledNetwork, path, *, overwrite: bool = False)
     except ValueError as exc:
         raise ImageDirError(f"cannot write {path}: {exc}") from None
     with staged_output(path, **_output_rule(overwrite)) as tmp:
-        entries = {}
-        for name, info in hex_files(compiled.program).items():
-            data = _hex_text(info["words"], info["hex_digits"])
-            _write_file(tmp / name, data)
-            entries[name] = {"region": info["region"], "region_id": info["region_id"],
-                             "words": len(info["words"]), "word_bits": info["word_bits"],
-                             "hex_digits": info["hex_digits"], "bytes": len(data),
-                             "sha256": hashlib.sha256(data).hexdigest()}
-        data = _npz_bytes(compiled)
-        _write_file(tmp / PROGRAM_NPZ, data)
-        entries[PROGRAM_NPZ] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-        manifest = build_manifest(compiled, entries)
-        text = json.dumps(manifest, indent=2, default=_json_default) + "\n"
-        _write_file(tmp / MANIFEST, text.encode())
+        write_image_files(compiled, tmp)
     return Path(path)
+
+
+def write_image_files(compiled: CompiledNetwork, directory: Path) -> None:
+    """The files of an image directory (hex files, ``program.npz``, ``manifest.json``) into
+    the existing, empty ``directory``, each fsynced; no staging (the caller's)."""
+    compiled.program.validate()
+    entries = {}
+    for name, info in hex_files(compiled.program).items():
+        data = _hex_text(info["words"], info["hex_digits"])
+        _write_file(directory / name, data)
+        entries[name] = {"region": info["region"], "region_id": info["region_id"],
+                         "words": len(info["words"]), "word_bits": info["word_bits"],
+                         "hex_digits": info["hex_digits"], "bytes": len(data),
+                         "sha256": hashlib.sha256(data).hexdigest()}
+    data = _npz_bytes(compiled)
+    _write_file(directory / PROGRAM_NPZ, data)
+    entries[PROGRAM_NPZ] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    manifest = build_manifest(compiled, entries)
+    text = json.dumps(manifest, indent=2, default=_json_default) + "\n"
+    _write_file(directory / MANIFEST, text.encode())
 
 
 # -- loading -------------------------------------------------------------------------------------
@@ -459,8 +466,11 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def read_manifest(path) -> dict:
-    """The parsed ``manifest.json`` of an image directory (format checked, nothing else)."""
+def read_manifest(path, *, kind: str | None = None, version: int = FORMAT_VERSION) -> dict:
+    """The parsed ``manifest.json`` of an image directory (format checked, nothing else).
+
+    ``kind`` is the image's ``kind`` field: None for a core image, ``"chip"`` for a chip
+    image (:mod:`neurocore.sw.chip_image`); an image of the other kind is refused by name."""
     from .output_dir import recover
 
     path = Path(path)
@@ -479,9 +489,15 @@ def read_manifest(path) -> dict:
         raise ImageDirError(f"{MANIFEST}: JSON nested too deeply") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ImageDirError(f"{MANIFEST}: not a neurocore image manifest (format {FORMAT!r} expected)")
-    if manifest.get("format_version") != FORMAT_VERSION:
+    if manifest.get("kind") != kind:
+        if manifest.get("kind") == "chip":
+            raise ImageDirError(f"{path} is a chip image ({manifest.get('config', {}).get('rows')}x"
+                                f"{manifest.get('config', {}).get('cols')} cores); this needs a core image "
+                                "(one of its core directories is one)")
+        raise ImageDirError(f"{path} is a core image, not a {kind} image")
+    if manifest.get("format_version") != version:
         raise ImageDirError(f"{MANIFEST}: format_version {manifest.get('format_version')!r} is not "
-                            f"supported (this neurocore reads version {FORMAT_VERSION}; re-compile it with "
+                            f"supported (this neurocore reads version {version}; re-compile it with "
                             f"`neurocore compile {path / PROGRAM_NPZ} -o NEW_DIR`)")
     for key in ("config", "config_hash", "files"):
         if key not in manifest:
@@ -489,6 +505,22 @@ def read_manifest(path) -> dict:
     if not isinstance(manifest["files"], dict):
         raise ImageDirError(f"{MANIFEST}: field 'files' must be an object")
     return manifest
+
+
+def verify_files(path: Path, manifest: dict, *, nested: bool = False) -> None:
+    """Every file the manifest lists exists under ``path`` with its ``sha256`` (``nested``:
+    paths into subdirectories allowed, as in a chip image; never ``..``)."""
+    for name, entry in manifest["files"].items():
+        if not isinstance(entry, dict) or "sha256" not in entry:
+            raise ImageDirError(f"{MANIFEST}: entry for {name} has no sha256")
+        fpath = path / name
+        inside = ".." not in Path(name).parts if nested else Path(name).name == name
+        if not inside or not fpath.is_file():
+            raise ImageDirError(f"{name}: listed in {MANIFEST} but missing from {path}")
+        digest = _sha256(fpath)
+        if digest != entry["sha256"]:
+            raise ImageDirError(f"{name}: checksum mismatch (manifest {str(entry['sha256'])[:12]}..., "
+                                f"file {digest[:12]}...); the file is corrupt or was modified")
 
 
 def load_image_dir(path, *, config: CoreConfig | None = None) -> CompiledNetwork:
@@ -506,17 +538,7 @@ def load_image_dir(path, *, config: CoreConfig | None = None) -> CompiledNetwork
     """
     path = Path(path)
     manifest = read_manifest(path)
-    # checksums first: nothing below reads an unverified byte
-    for name, entry in manifest["files"].items():
-        if not isinstance(entry, dict) or "sha256" not in entry:
-            raise ImageDirError(f"{MANIFEST}: entry for {name} has no sha256")
-        fpath = path / name
-        if Path(name).name != name or not fpath.is_file():
-            raise ImageDirError(f"{name}: listed in {MANIFEST} but missing from {path}")
-        digest = _sha256(fpath)
-        if digest != entry["sha256"]:
-            raise ImageDirError(f"{name}: checksum mismatch (manifest {str(entry['sha256'])[:12]}..., "
-                                f"file {digest[:12]}...); the file is corrupt or was modified")
+    verify_files(path, manifest)          # checksums first: nothing below reads an unverified byte
     if PROGRAM_NPZ not in manifest["files"]:
         raise ImageDirError(f"{MANIFEST}: does not list {PROGRAM_NPZ}")
     try:

@@ -75,6 +75,17 @@ class CompiledChip:
     def n_outputs(self) -> int:
         return self.chip.n_outputs
 
+    @property
+    def input_axons(self) -> int:
+        """The network's inputs (the chip's input map fans them out to the cores)."""
+        return self.chip.n_inputs
+
+    @property
+    def n_classes(self) -> int:
+        if self.decoding.get("kind") == "vote":
+            return int(self.decoding["n_classes"])
+        return int(self.decoding.get("n_classes", self.n_outputs))
+
     def decode(self, spikes) -> np.ndarray:
         """Class per sample from the chip's output spikes ``bool [B, T, n_outputs]`` (the
         network's decoding, on its output columns)."""

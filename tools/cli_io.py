@@ -106,9 +106,13 @@ def image_and_test_data(image, *, config=None, dataset=None, data_dir=None, step
     """
     from ..sw.datasets import load_dataset
     from ..sw.encoders import ENCODERS, encoding_kwargs
+    from ..sw.chip_image import is_chip_image, load_chip_image
     from ..sw.image_dir import load_image_dir
 
-    compiled = load_image_dir(image, config=parse_config(config) if config is not None else None)
+    if config is None and is_chip_image(image):
+        compiled = load_chip_image(image)
+    else:
+        compiled = load_image_dir(image, config=parse_config(config) if config is not None else None)
     enc = compiled.encoding
     dataset_name = dataset or enc.get("dataset") or "digits"
     steps = steps or enc.get("steps") or IMAGE_DEFAULT_STEPS

@@ -11,7 +11,10 @@ an image directory or its program.npz. The network (layers, projections,
 learning, encoding/decoding) is recovered from SOURCE and compiled again with
 the placement rule of neurocore.sw.compiler; without --config the source's
 config is kept (useful to re-emit or to turn a program.npz into a full image
-directory). --freeze prepares a trained (STDP) network for a core without
+directory). --chip RxC partitions it over a chip of R x C cores of --config
+instead (greedy, in network order; neurocore.sw.partition) and writes a chip
+image: one image directory per core, the route tables and the chip manifest.
+--freeze prepares a trained (STDP) network for a core without
 learning or adaptive threshold: same spikes with learning off. Networks are
 first compiled from Python (conversion, STDP training) with compile_network
 and write_image_dir."""
@@ -21,7 +24,9 @@ neurocore compile build/digits-img -o build/digits-small --config '{"neurons": 1
 neurocore compile build/digits-img/program.npz -o build/copy      # re-emit with the same config
 neurocore compile build/img -o build/img --force --config cfg.json  # replace OUT atomically
 neurocore compile build/stdp-img -o build/infer --freeze \\
-    --config '{"learning": false, "adaptive_threshold": false}'   # inference-only core"""
+    --config '{"learning": false, "adaptive_threshold": false}'   # inference-only core
+neurocore compile build/mnist-mlp -o build/mnist-chip --chip 3x3 \\
+    --config '{"neurons": 256, "axons": 1024, "synapses": 65536}'  # a chip of nine small cores"""
 
 
 def register(subparsers) -> None:
@@ -34,9 +39,50 @@ def register(subparsers) -> None:
     parser.add_argument("--freeze", action="store_true",
                         help="for inference-only cores: make every synapse non-plastic and fold theta "
                              "into the thresholds (same behaviour with learning off)")
+    parser.add_argument("--chip", type=chip_grid, default=None, metavar="RxC",
+                        help="partition the network over a chip of R x C cores of --config (default: the "
+                             "default core) and write a chip image (docs/core-spec.md, section 9)")
     parser.add_argument("--force", action="store_true", help="replace DIR if it exists (atomically)")
     add_json_argument(parser)
     parser.set_defaults(func=run)
+
+
+def chip_grid(text: str) -> tuple[int, int]:
+    """``RxC`` (e.g. ``3x3``) -> ``(R, C)``, each in 1..CHIP_SIDE_MAX."""
+    import argparse
+
+    from ..hw.widths import CHIP_SIDE_MAX
+
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.isdigit() for p in parts) or not all(1 <= int(p) <= CHIP_SIDE_MAX for p in parts):
+        raise argparse.ArgumentTypeError(f"expected RxC with R and C in 1..{CHIP_SIDE_MAX} (e.g. 2x2), got {text!r}")
+    return int(parts[0]), int(parts[1])
+
+
+def _run_chip(args, out, source, net) -> int:
+    from ..hw.chip import ChipConfig
+    from ..hw.config import CoreConfig
+    from ..sw.chip_image import write_chip_image
+    from ..sw.partition import compile_chip
+
+    core = parse_config(args.config) if args.config is not None else CoreConfig()
+    rows, cols = args.chip
+    compiled = compile_chip(net, ChipConfig(rows=rows, cols=cols, core=core))
+    with writing("-o", out):
+        write_chip_image(compiled, out, overwrite=args.force)
+    use = compiled.utilisation()
+    if args.json:
+        print_json({"source": str(args.source), "output": str(out), "chip": compiled.config.to_dict(),
+                    "config_hash": compiled.config.hash(), "slices": compiled.slices,
+                    "route_entries": compiled.remote_entries(), "cores": use})
+        return 0
+    print(f"wrote {out}: a {rows}x{cols} chip of cores {core.hash()[:12]} ({core.neurons} neurons, {core.axons} "
+          f"axons, {core.synapses} synapse words each); {compiled.remote_entries()} route entries")
+    for k, u in enumerate(use):
+        layers = ", ".join(f"{name} {size}" for name, size in u["layers"].items())
+        print(f"  core {k:>2} ({k // cols},{k % cols}): {u['neurons']:>5} neurons, {u['axons']:>5} axons, "
+              f"{u['synapses']:>7} synapses, {u['route_entries']:>5} routes  [{layers}]")
+    return 0
 
 
 def run(args) -> int:
@@ -51,6 +97,8 @@ def run(args) -> int:
     net = source.to_network()
     if args.freeze:
         net = freeze_network(net)
+    if args.chip is not None:
+        return _run_chip(args, out, source, net)
     compiled = compile_network(net, config)
     with writing("-o", out):
         write_image_dir(compiled, out, overwrite=args.force)

@@ -113,6 +113,11 @@ def run_image(args) -> int:
     compiled, x, y, steps, encoder, dataset, encoder_kwargs = image_and_test_data(
         args.image, dataset=args.dataset, data_dir=args.data_dir, steps=args.steps,
         encoder=args.encoder, limit=args.samples)
+    from ..sw.partition import CompiledChip
+    if isinstance(compiled, CompiledChip):
+        raise UsageError(f"{args.image} is a {compiled.config.rows}x{compiled.config.cols} chip image: its RTL "
+                         "co-simulation needs the chip RTL, which is not built yet; co-simulate one of its "
+                         "core directories")
     summary = image_cosim(compiled, x, y, steps=steps, encoder=encoder, seed=args.seed,
                           encoder_kwargs=encoder_kwargs,
                           simulator=args.simulator, work_dir=args.work_dir, waves=args.waves)

@@ -1,7 +1,7 @@
 """``neurocore inspect``: summarise a compiled image directory without running it."""
 from __future__ import annotations
 
-from .cli_common import add_command, add_image_arguments, add_json_argument, print_result
+from .cli_common import UsageError, add_command, add_image_arguments, add_json_argument, print_result
 from .cli_io import parse_config
 
 DESCRIPTION = """\
@@ -116,7 +116,59 @@ def format_inspect(info: dict) -> str:
     return "\n".join(lines)
 
 
+def inspect_chip(path) -> dict:
+    """The summary of a chip image (verified first: every checksum, core image and route)."""
+    import json
+    from pathlib import Path
+
+    from ..sw.chip_image import load_chip_image
+    from ..sw.image_dir import MANIFEST
+
+    compiled = load_chip_image(path)
+    manifest = json.loads((Path(path) / MANIFEST).read_text())
+    cfg = compiled.config
+    return {
+        "image": str(path), "kind": "chip", "checksums_ok": True,
+        "config": cfg.to_dict(), "config_hash": cfg.hash(),
+        "inputs": compiled.n_inputs, "outputs": compiled.n_outputs,
+        "slices": {name: [list(s) for s in parts] for name, parts in compiled.slices.items()},
+        "route_entries": compiled.remote_entries(), "cores": compiled.utilisation(),
+        "encoding": compiled.encoding, "decoding": compiled.decoding,
+        "files": {name: entry["sha256"] for name, entry in manifest["files"].items()},
+    }
+
+
+def format_chip(info: dict) -> str:
+    cfg, core = info["config"], info["config"]["core"]
+    cols = cfg["cols"]
+    lines = [f"image       : {info['image']} (chip image, checksums OK, {len(info['files'])} files)",
+             f"chip        : {cfg['rows']}x{cols} cores of {core['neurons']} neurons, {core['axons']} axons, "
+             f"{core['synapses']} synapses; {cfg['routes']} route entries and {cfg['link_fifo']}-packet link "
+             f"FIFOs each (hash {info['config_hash'][:12]})",
+             f"inputs      : {info['inputs']} network inputs; outputs: {info['outputs']}",
+             f"routes      : {info['route_entries']} route entries (packets of a step in which every neuron fires)",
+             "cores       :"]
+    for k, u in enumerate(info["cores"]):
+        layers = ", ".join(f"{name} {size}" for name, size in u["layers"].items())
+        lines.append(f"  core {k:>2} ({k // cols},{k % cols}): {u['neurons']:>5} neurons, {u['axons']:>5} axons, "
+                     f"{u['synapses']:>7} synapses, {u['route_entries']:>5} routes  [{layers}]")
+    lines.append("slices      : " + "; ".join(
+        f"{name} " + ", ".join(f"{lo}..{hi - 1} on core {k}" for k, lo, hi in parts)
+        for name, parts in info["slices"].items()))
+    lines.append(f"encoding    : {info['encoding'] or '-'}")
+    lines.append(f"decoding    : {info['decoding']}")
+    return "\n".join(lines)
+
+
 def run(args) -> int:
+    from ..sw.chip_image import is_chip_image
+
+    if is_chip_image(args.image):
+        if args.config is not None:
+            raise UsageError("--config: a chip image carries its own chip config; inspect one of its cores "
+                             "to check a core config")
+        print_result(inspect_chip(args.image), args.json, format_chip)
+        return 0
     info = inspect_image(args.image, parse_config(args.config) if args.config is not None else None)
     print_result(info, args.json, format_inspect)
     return 0

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from .cli_common import (add_command, add_dataset_arguments, add_image_arguments, add_json_argument,
                          add_seed_argument, add_steps_argument, positive_int, print_json)
+from .cli_common import UsageError
 from .cli_io import IMAGE_DEFAULT_STEPS, image_and_test_data, output_path, writing
 
 DESCRIPTION = """\
@@ -53,6 +54,12 @@ def run(args) -> int:
     compiled, x, y, steps, encoder, dataset_name, encoder_kwargs = image_and_test_data(
         args.image, config=args.config, dataset=args.dataset, data_dir=args.data_dir,
         steps=args.steps, encoder=args.encoder, limit=args.limit)
+    from ..sw.partition import CompiledChip
+
+    on_chip = isinstance(compiled, CompiledChip)
+    if on_chip and plot_dir is not None:
+        raise UsageError(f"--plot: not available for chip images yet ({args.image} is a "
+                         f"{compiled.config.rows}x{compiled.config.cols} chip); run one of its core images")
     t0 = time.perf_counter()
     result = evaluate(compiled, x, y, steps=int(steps), encoder=encoder, seed=args.seed,
                       batch_size=args.batch_size, progress=args.progress, encoder_kwargs=encoder_kwargs)
@@ -82,17 +89,27 @@ def run(args) -> int:
         "time_s": elapsed,
         "plots": plots,
     }
+    if on_chip:
+        report["chip"] = {"grid": [compiled.config.rows, compiled.config.cols],
+                          "mean_packets": result["mean_packets"], "route_entries": compiled.remote_entries()}
     if args.json:
         print_json(report)
         return 0
-    print(f"image    : {args.image} ({compiled.program.n_neurons} neurons, "
-          f"{compiled.program.n_synapses} synapses, {report['decoding']} decoding)")
+    if on_chip:
+        programs = compiled.chip.cores
+        print(f"image    : {args.image} ({compiled.config.rows}x{compiled.config.cols} chip: "
+              f"{sum(p.n_neurons for p in programs)} neurons, {sum(p.n_synapses for p in programs)} synapses, "
+              f"{compiled.remote_entries()} route entries; {report['decoding']} decoding)")
+    else:
+        print(f"image    : {args.image} ({compiled.program.n_neurons} neurons, "
+              f"{compiled.program.n_synapses} synapses, {report['decoding']} decoding)")
     print(f"dataset  : {dataset_name} test split, {report['samples']} samples, {encoder} encoding, "
           f"{report['steps']} steps, seed {args.seed}")
     print(f"accuracy : {report['accuracy']:.4f} ({report['correct']}/{report['samples']})")
     print(f"spikes   : {report['mean_output_spikes']:.2f} output / {report['mean_input_spikes']:.1f} input "
           f"per sample; {report['silent_fraction']:.1%} silent samples")
-    print(f"SOPs     : {report['mean_sops']:.1f} per sample")
+    print(f"SOPs     : {report['mean_sops']:.1f} per sample"
+          + (f"; {report['chip']['mean_packets']:.1f} packets between cores" if on_chip else ""))
     print(f"time     : {elapsed:.2f} s")
     if plots:
         print(f"plots    : {', '.join(plots.values())}")
