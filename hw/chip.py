@@ -16,7 +16,7 @@ import json
 import numpy as np
 
 from .config import CoreConfig
-from .program import NO_ROUTE, CoreProgram, check_count, int_array
+from .program import CoreProgram, check_count, int_array
 from .widths import CHIP_RANGES
 
 __all__ = ["ChipConfig", "Routes", "ChipProgram"]
@@ -133,7 +133,8 @@ class Routes:
 @dataclasses.dataclass
 class ChipProgram:
     """A core program per core, each core's remote routes and the chip's host inputs (spec
-    section 9). Validated on construction (:meth:`validate`)."""
+    section 9): remote entries and chip inputs both drive host axons of the cores, each host
+    axon at most one source. Validated on construction (:meth:`validate`)."""
 
     config: ChipConfig
     cores: list
@@ -188,16 +189,17 @@ class ChipProgram:
         if len(self.cores) != cfg.n_cores or len(self.remote) != cfg.n_cores:
             raise ValueError(f"a {cfg.rows}x{cfg.cols} chip needs {cfg.n_cores} core programs and route tables, "
                              f"got {len(self.cores)} and {len(self.remote)}")
-        driven = []                                   # per core: which internal axons are driven
         for k, program in enumerate(self.cores):
             if not isinstance(program, CoreProgram):
                 raise ValueError(f"cores[{k}] must be a CoreProgram, got {type(program).__name__}")
             if program.config != cfg.core:
                 raise ValueError(f"cores[{k}] is built for config {program.config.hash()[:12]}, the chip's cores "
                                  f"are {cfg.core.hash()[:12]}")
-            mask = np.zeros(program.n_axons, bool)
-            mask[program.route[program.route != NO_ROUTE]] = True
-            driven.append(mask)
+        host = [np.zeros(p.n_inputs, bool) for p in self.cores]     # host axons driven so far
+        if not isinstance(self.inputs, Routes):
+            raise ValueError(f"inputs must be a Routes table, got {type(self.inputs).__name__}")
+        self.inputs.check("inputs", self.inputs.n_sources)
+        self._check_destinations(self.inputs, "inputs", source_core=None, driven=host)
         for k, table in enumerate(self.remote):
             what = f"remote[{k}]"
             if not isinstance(table, Routes):
@@ -206,16 +208,12 @@ class ChipProgram:
             if len(table) > cfg.routes:
                 raise ValueError(f"{what}: {len(table)} route entries, more than the core's route table "
                                  f"holds (routes = {cfg.routes})")
-            self._check_destinations(table, what, internal=True, source_core=k, driven=driven)
-        if not isinstance(self.inputs, Routes):
-            raise ValueError(f"inputs must be a Routes table, got {type(self.inputs).__name__}")
-        self.inputs.check("inputs", self.inputs.n_sources)
-        host = [np.zeros(p.n_inputs, bool) for p in self.cores]
-        self._check_destinations(self.inputs, "inputs", internal=False, source_core=None, driven=host)
+            self._check_destinations(table, what, source_core=k, driven=host)
 
-    def _check_destinations(self, table: Routes, what: str, *, internal: bool, source_core, driven) -> None:
-        """Every entry names an existing core and an axon of the right kind, and no axon is
-        driven twice (``driven[j]`` marks the axons of core ``j`` already driven; updated)."""
+    def _check_destinations(self, table: Routes, what: str, *, source_core, driven) -> None:
+        """Every entry names an existing core (not ``source_core``) and one of its host axons,
+        and no host axon is driven twice (``driven[j]`` marks core ``j``'s host axons already
+        driven, by chip inputs or remote entries; updated)."""
         n_cores = self.config.n_cores
         j, a = table.core, table.axon
 
@@ -228,18 +226,15 @@ class ChipProgram:
         fail(j >= n_cores, lambda e: f"the chip has cores 0..{n_cores - 1}")
         fail(j == (-1 if source_core is None else source_core),
              lambda e: "a remote route to its own core (use the neuron's local route)")
-        n_in = np.array([p.n_inputs for p in self.cores], np.int64)
-        n_ax = np.array([p.n_axons for p in self.cores], np.int64)
-        low, high = (n_in[j], n_ax[j]) if internal else (np.zeros(len(j), np.int64), n_in[j])
-        kind = "internal axons" if internal else "host axons"
-        fail((a < low) | (a >= high), lambda e: f"core {int(j[e])}'s {kind} are {int(low[e])}..{int(high[e]) - 1}")
+        n_in = np.array([p.n_inputs for p in self.cores], np.int64)[j]
+        fail(a >= n_in, lambda e: f"core {int(j[e])}'s host axons are 0..{int(n_in[e]) - 1}")
         offset = np.concatenate([[0], np.cumsum([len(d) for d in driven])])
         flat = np.concatenate(driven) if driven else np.zeros(0, bool)
         key = offset[j] + a
         first = np.zeros(len(key), bool)
         first[np.unique(key, return_index=True)[1]] = True
-        other = "neuron (every internal axon is one neuron's copy)" if internal else "chip input"
-        fail(flat[key] | ~first, lambda e: f"that axon is already driven by another {other}")
+        fail(flat[key] | ~first, lambda e: "that host axon is already driven (by a chip input or a remote "
+                                           "entry; each has one source)")
         flat[key] = True
         for k in range(len(driven)):
             driven[k][:] = flat[offset[k]:offset[k + 1]]

@@ -1,6 +1,6 @@
 """The golden model of a chip (docs/core-spec.md, section 9): every core's step on the
-golden core kernel, then the remote spikes of the step set the destination cores' pending
-axons. Bit-exact with :func:`neurocore.sim.reference.run_chip_batch` (the differential
+golden core kernel; the remote spikes of the step join the host inputs of their
+destination cores in the next step. Bit-exact with :func:`neurocore.sim.reference.run_chip_batch` (the differential
 tests); a 1x1 chip is :func:`neurocore.sim.golden.run_batch`.
 
 A step costs each core's own step (its neurons, its events) plus one operation per remote
@@ -61,18 +61,23 @@ class _CoreRun:
 
 
 def _run_steps(runs: list, inputs: list, learn: bool, spikes: np.ndarray, columns: np.ndarray) -> tuple[int, int]:
-    """Run ``T`` chip steps of one sample (``inputs[k]``: core ``k``'s ``[T, n_inputs]``) from the
-    runs' states; fills ``spikes [T, n_outputs]``; returns ``(sops, packets)``."""
+    """Run ``T`` chip steps of one sample (``inputs[k]``: core ``k``'s host inputs ``[T, n_inputs]``)
+    from the runs' states, no remote spike in flight; fills ``spikes [T, n_outputs]``;
+    returns ``(sops, packets)``. The remote spikes of step ``t`` join the host inputs of
+    their cores in step ``t + 1`` (section 9)."""
     sops = packets = 0
+    arriving = [np.zeros((1, run.program.n_inputs), np.bool_) for run in runs]
     for t in range(spikes.shape[0]):
         for k, run in enumerate(runs):
-            sops += run.step(inputs[k][t:t + 1], learn)
+            sops += run.step(inputs[k][t:t + 1] | arriving[k], learn)
             spikes[t, columns[k]:columns[k + 1]] = run.out[0]
-        for run in runs:                          # after every core's phase 3 of the step
+        for a in arriving:
+            a[:] = False
+        for run in runs:
             cores, axons = run.remote_entries()
             packets += len(cores)
             for j, a in zip(cores.tolist(), axons.tolist()):
-                runs[j].state.pending[a] = True
+                arriving[j][0, a] = True
     return sops, packets
 
 
@@ -108,7 +113,7 @@ def run_chip_batch(chip, inputs, *, learn: bool = False, states=None) -> ChipBat
 
 def run_chip(chip, inputs, *, learn: bool = False, states=None) -> ChipBatchResult:
     """One sample (``inputs`` bool ``[T, chip.n_inputs]``) from ``states``, without clearing
-    them first; the result has a batch axis of 1."""
+    them first (no remote spike is in flight at the start); the result has a batch axis of 1."""
     per_core, learn, states = chip_arguments(chip, inputs, learn=learn, states=states, batched=False)
     runs, columns = _runs(chip, states)
     spikes = np.zeros((1, np.asarray(inputs).shape[0], chip.n_outputs), np.bool_)

@@ -516,10 +516,9 @@ def random_chip_program(rng, *, rows: int | None = None, cols: int | None = None
 
     A ``rows x cols`` grid (default: 1..4 each, small grids more often) of random core
     programs of one random config (``core_overrides``: its fields, as for
-    :func:`random_program`), each with spare internal axons; every spare axon is, with
-    probability 0.8, driven by a random neuron of another core (multicast: a neuron may
-    get several remote entries); every host axon of every core is, with probability 0.9,
-    driven by one of up to 8 chip inputs (several host axons share an input). Returns
+    :func:`random_program`); every host axon of every core is driven by one of up to 8 chip
+    inputs (several host axons share an input), by a random neuron of another core (a
+    remote entry; a neuron may get several: multicast) or by nothing. Returns
     ``(chip, inputs)``, inputs bool ``[T, n_inputs]`` (``[batch, T, n_inputs]`` with ``batch``).
     """
     from ..hw.chip import ChipConfig, ChipProgram, Routes
@@ -531,24 +530,21 @@ def random_chip_program(rng, *, rows: int | None = None, cols: int | None = None
     config = first.config
     cores = [first]
     for _ in range(rows * cols - 1):
-        n_axons = int(rng.integers(1, min(config.axons, 16) + 1))
-        cores.append(random_program(rng, config=config, n_axons=n_axons)[0])
+        n_inputs = int(rng.integers(0, min(config.axons, 10) + 1))
+        cores.append(random_program(rng, config=config, n_inputs=n_inputs)[0])
     lists = [[[] for _ in range(p.n_neurons)] for p in cores]
     senders = [(k, n) for k, p in enumerate(cores) for n in range(p.n_neurons)]
-    for j, program in enumerate(cores):
-        local = set(program.route[program.route != NO_ROUTE].tolist())
-        for a in range(program.n_inputs, program.n_axons):
-            others = [s for s in senders if s[0] != j]
-            if a in local or not others or rng.random() >= 0.8:
-                continue
-            k, n = others[int(rng.integers(len(others)))]
-            lists[k][n].append((j, a))
     n_chip_inputs = int(rng.integers(0, 9))
     inputs = [[] for _ in range(n_chip_inputs)]
-    for j, program in enumerate(cores):
+    for j, program in enumerate(cores):         # each host axon: a chip input, a remote neuron or none
+        others = [s for s in senders if s[0] != j]
         for a in range(program.n_inputs):
-            if n_chip_inputs and rng.random() < 0.9:
+            draw = rng.random()
+            if draw < 0.45 and n_chip_inputs:
                 inputs[int(rng.integers(n_chip_inputs))].append((j, a))
+            elif draw < 0.9 and others:
+                k, n = others[int(rng.integers(len(others)))]
+                lists[k][n].append((j, a))
     chip = ChipProgram(ChipConfig(rows=rows, cols=cols, core=config), cores,
                        [Routes.from_lists(lst) for lst in lists], Routes.from_lists(inputs))
     spikes = random_inputs(rng, n_chip_inputs, steps, batch=batch)

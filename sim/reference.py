@@ -415,15 +415,17 @@ def run_batch(program: CoreProgram, inputs, *, learn: bool = False,
 
 
 # -- the chip (section 9) ------------------------------------------------------------------------
-def chip_remote_spikes(chip, cores, fired_per_core) -> None:
-    """Section 9, phase 3 across cores: every remote entry of a fired neuron sets its
-    destination core's ``pending`` (after every core's own phase 3 of the step)."""
+def chip_remote_spikes(chip, fired_per_core) -> list[list[bool]]:
+    """Section 9: the host-axon spikes the remote entries of this step's fired neurons give
+    every core in the next step."""
+    arriving = [[False] * p.n_inputs for p in chip.cores]
     for k, fired in enumerate(fired_per_core):
         table = chip.remote[k]
         for n, spiked in enumerate(fired):
             if spiked:
                 for e in range(int(table.start[n]), int(table.start[n + 1])):
-                    cores[int(table.core[e])].pending[int(table.axon[e])] = True
+                    arriving[int(table.core[e])][int(table.axon[e])] = True
+    return arriving
 
 
 def run_chip_batch(chip, inputs, *, learn: bool = False, states=None):
@@ -441,14 +443,16 @@ def run_chip_batch(chip, inputs, *, learn: bool = False, states=None):
     for b in range(B):
         for core in cores:
             core.clear_state()
+        arriving = [[False] * p.n_inputs for p in chip.cores]
         for t in range(T):
             fired_all, column = [], 0
             for k, core in enumerate(cores):
-                fired, step_sops = core.step(rows[k][b][t], learn)
+                in_t = [x or r for x, r in zip(rows[k][b][t], arriving[k])]
+                fired, step_sops = core.step(in_t, learn)
                 sops[b] += step_sops
                 fired_all.append(fired)
                 for j, n in enumerate(core.outputs):
                     spikes[b, t, column + j] = fired[n]
                 column += len(core.outputs)
-            chip_remote_spikes(chip, cores, fired_all)
+            arriving = chip_remote_spikes(chip, fired_all)
     return spikes, sops, [core.to_state() for core in cores]

@@ -17,11 +17,10 @@ layers share cores, and only the synapses across a cut become packets.
 The sub-network of core ``k`` holds its slices, and as its inputs (in this order) the
 network inputs its neurons use and a *copy* of every other-core neuron they listen to. The
 core program is compiled from it by :func:`~neurocore.sw.compiler.compile_network` on the
-chip's core config, and then its ``n_inputs`` is cut to the network inputs alone: the copies
-become internal axons that no local neuron drives, and the route table of the core that
-holds the original neuron gets an entry ``(k, copy axon)`` (one packet per step it fires;
-multicast when several cores listen). The chip's input map sends network input ``i`` to
-every core that uses it.
+chip's core config: the copies are host axons of the core, and the route table of the core
+that holds the original neuron gets an entry ``(k, copy axon)`` (one packet per step it
+fires; multicast when several cores listen). The chip's input map sends network input
+``i`` to every core that uses it.
 
 Cost: one placement of a sub-network per binary-search probe, ``O(log n)`` probes per
 slice, each linear in the synapses of that core. Recurrent connections to a population
@@ -267,8 +266,7 @@ def compile_chip(net: SnnNetwork, config: ChipConfig) -> CompiledChip:
             c = compile_network(sub, config.core)
         except ValueError as exc:
             raise ValueError(f"core {k}: {exc}") from None
-        program = dataclasses.replace(c.program, n_inputs=len(host))
-        compiled.append(dataclasses.replace(c, program=program, input_axons=len(host)))
+        compiled.append(c)
         hosts.append(host)
         copies.append(copy)
     # route tables: the core of each original neuron gets an entry per copy

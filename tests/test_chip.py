@@ -64,29 +64,32 @@ def test_a_one_core_chip_is_the_core(seed):
 
 
 def test_a_remote_spike_arrives_in_the_next_step_whatever_the_distance():
-    """Core 0's neuron fires in step 0 (host input), its spike reaches core 15 of a 4x4 chip
-    (6 hops) and core 1 in step 1, where the neurons behind those axons fire."""
+    """Core 0's neuron fires in step 0 (chip input 0), its spike reaches core 15 of a 4x4 chip
+    (6 hops) and core 1 in step 1, where the neurons behind those host axons fire."""
     from neurocore.hw.program import NO_ROUTE, CoreProgram, LearningParams, NeuronParams
 
     config = CoreConfig(neurons=2, axons=2, synapses=4, learning=False, wta=False, adaptive_threshold=False)
 
-    def core(n_inputs):      # axon 0 (host) or 1 (internal) -> neuron 0 with weight 1, threshold 1
-        return CoreProgram(config=config, n_inputs=n_inputs, ptr=np.array([0, 1, 2][:n_inputs + 2] if n_inputs else [0, 0, 1]),
-                           target=np.array([0, 0][:1 + n_inputs] if n_inputs else [0]),
-                           weight=np.ones(1 + n_inputs, np.int64), plastic=np.zeros(1 + n_inputs, bool),
+    def core():          # host axon 0 -> neuron 0 with weight 1, threshold 1
+        return CoreProgram(config=config, n_inputs=1, ptr=np.array([0, 1]), target=np.array([0]),
+                           weight=np.ones(1, np.int64), plastic=np.zeros(1, bool),
                            neurons=NeuronParams.uniform(2, threshold=1), route=np.full(2, NO_ROUTE),
                            outputs=np.array([0]), learning=LearningParams())
-    cores = [core(1)] + [core(0) for _ in range(15)]
-    remote = [Routes.from_lists([[(15, 1), (1, 1)], []])] + [Routes.empty(2) for _ in range(15)]
-    chip = ChipProgram(ChipConfig(rows=4, cols=4, core=config), cores, remote,
+    remote = [Routes.from_lists([[(15, 0), (1, 0)], []])] + [Routes.empty(2) for _ in range(15)]
+    chip = ChipProgram(ChipConfig(rows=4, cols=4, core=config), [core() for _ in range(16)], remote,
                        Routes(np.array([0, 1]), np.array([0]), np.array([0])))
     inputs = np.zeros((3, 1), bool)
     inputs[0, 0] = True
     out = golden_chip.run_chip(chip, inputs).spikes[0]
-    fired = {(t, k) for t, k in zip(*np.nonzero(out))}        # output column k = core k's neuron 0
+    fired = {(int(t), int(k)) for t, k in zip(*np.nonzero(out))}        # output column k = core k's neuron 0
     assert fired == {(0, 0), (1, 1), (1, 15)}
     assert chip.config.hops(0, 15) == 6
     assert np.array_equal(reference.run_chip_batch(chip, inputs[None])[0][0], out)
+    with pytest.raises(ValueError, match="core 1's host axons are 0..0"):
+        ChipProgram(chip.config, chip.cores, [Routes.from_lists([[(1, 1)], []])] + remote[1:], chip.inputs)
+    with pytest.raises(ValueError, match="that host axon is already driven"):
+        ChipProgram(chip.config, chip.cores, [Routes.from_lists([[(1, 0)], []])] + remote[1:],
+                    Routes(np.array([0, 1]), np.array([1]), np.array([0])))
 
 
 # -- what the chip refuses -------------------------------------------------------------------------
@@ -119,31 +122,30 @@ def test_chip_program_refuses_bad_routes():
     rng = np.random.default_rng(5)
     for _ in range(50):
         chip = _two_cores(rng)
-        if chip.cores[1].n_axons > chip.cores[1].n_inputs and chip.cores[0].n_neurons:
+        if chip.cores[0].n_neurons and chip.cores[1].n_inputs:
             break
     c0, c1 = chip.cores
-    free = [a for a in range(c1.n_inputs, c1.n_axons) if a not in set(c1.route.tolist())
-            and not any(a in t.axon[t.core == 1] for t in chip.remote)]
     n0 = c0.n_neurons
 
-    def with_remote(entries):
+    def with_remote(entries, inputs=None):
         lists = [[] for _ in range(n0)]
         lists[0] = entries
         return ChipProgram(chip.config, chip.cores, [Routes.from_lists(lists), Routes.empty(c1.n_neurons)],
-                           chip.inputs)
+                           Routes.empty(0) if inputs is None else inputs)
     with pytest.raises(ValueError, match=r"-> \(core 2, .*the chip has cores 0\.\.1"):
         with_remote([(2, 0)])
     with pytest.raises(ValueError, match="a remote route to its own core"):
         with_remote([(0, 0)])
-    with pytest.raises(ValueError, match="core 1's internal axons are"):
-        with_remote([(1, c1.n_axons)])
-    if free:
-        with pytest.raises(ValueError, match="already driven by another neuron"):
-            with_remote([(1, free[0]), (1, free[0])])
-        small = dataclasses.replace(chip.config, routes=0)
-        with pytest.raises(ValueError, match="more than the core's route table holds"):
-            ChipProgram(small, chip.cores, [Routes.from_lists([[(1, free[0])]] + [[]] * (n0 - 1)),
-                                            Routes.empty(c1.n_neurons)], chip.inputs)
+    with pytest.raises(ValueError, match="core 1's host axons are"):
+        with_remote([(1, c1.n_inputs)])
+    with pytest.raises(ValueError, match="already driven"):
+        with_remote([(1, 0), (1, 0)])
+    with pytest.raises(ValueError, match="already driven"):
+        with_remote([(1, 0)], Routes.from_lists([[(1, 0)]]))
+    assert with_remote([(1, 0)]).remote[0].axon.tolist() == [0]
+    with pytest.raises(ValueError, match="more than the core's route table holds"):
+        ChipProgram(dataclasses.replace(chip.config, routes=0), chip.cores,
+                    [Routes.from_lists([[(1, 0)]] + [[]] * (n0 - 1)), Routes.empty(c1.n_neurons)], Routes.empty(0))
     with pytest.raises(ValueError, match="needs 2 core programs"):
         ChipProgram(chip.config, chip.cores[:1], chip.remote[:1], chip.inputs)
     other = random_program(rng, neurons=chip.config.core.neurons + 1)[0]
