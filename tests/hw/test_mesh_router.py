@@ -26,6 +26,22 @@ def expected_port(row, col, dest_row, dest_col):
     return LOCAL
 
 
+def offer(ctx, port, queue, p_valid=1.0, rng=None):
+    """Drive the head of ``queue`` (``(row, col, axon)`` packets) on stream ``port``."""
+    if queue and (rng is None or rng.random() < p_valid):
+        r, c, a = queue[0]
+        ctx.set(port.payload, {"row": r, "col": c, "axon": a})
+        ctx.set(port.valid, 1)
+    else:
+        ctx.set(port.valid, 0)
+
+
+def moved(ctx, port):
+    """Whether ``port`` transfers in this cycle, and its payload as ``(row, col, axon)``."""
+    p = ctx.get(port.payload)
+    return bool(ctx.get(port.valid) and ctx.get(port.ready)), (p.row, p.col, p.axon)
+
+
 @pytest.mark.parametrize("seed, stall", [(0, 0.0), (1, 0.5), (2, 0.9)])
 def test_random_traffic_through_the_centre_router(seed, stall):
     rng = random.Random(seed)
@@ -39,26 +55,18 @@ def test_random_traffic_through_the_centre_router(seed, stall):
     async def bench(ctx):
         for cycle in range(3000):
             for p, name in enumerate(PORTS):
-                port = getattr(dut, f"i_{name}")
-                if queues[p] and rng.random() < 0.7:
-                    r, c, a = queues[p][0]
-                    ctx.set(port.payload, {"row": r, "col": c, "axon": a})
-                    ctx.set(port.valid, 1)
-                else:
-                    ctx.set(port.valid, 0)
+                offer(ctx, getattr(dut, f"i_{name}"), queues[p], 0.7, rng)
                 ctx.set(getattr(dut, f"o_{name}").ready, int(rng.random() >= stall))
             await ctx.delay(1e-9)
-            moved_in = [ctx.get(getattr(dut, f"i_{n}").valid) and ctx.get(getattr(dut, f"i_{n}").ready)
-                        for n in PORTS]
-            moved_out = [(ctx.get(getattr(dut, f"o_{n}").valid) and ctx.get(getattr(dut, f"o_{n}").ready),
-                          ctx.get(getattr(dut, f"o_{n}").payload)) for n in PORTS]
+            moved_in = [moved(ctx, getattr(dut, f"i_{n}"))[0] for n in PORTS]
+            moved_out = [moved(ctx, getattr(dut, f"o_{n}")) for n in PORTS]
             await ctx.tick()
             for p in range(5):
                 if moved_in[p]:
                     sent[p].append(queues[p].pop(0))
-                ok, payload = moved_out[p]
+                ok, packet = moved_out[p]
                 if ok:
-                    got[p].append((payload.row, payload.col, payload.axon))
+                    got[p].append(packet)
             if not any(queues.values()) and not ctx.get(dut.busy) and cycle > 50:
                 break
         assert not any(queues.values()), "inputs never drained"
@@ -106,27 +114,18 @@ def test_a_mesh_delivers_every_packet_once_under_backpressure(rows, cols, stall,
     async def bench(ctx):
         for cycle in range(20000):
             for k in range(n):
-                port = getattr(dut, f"inject_{k}")
-                if queues[k]:
-                    r, c, a = queues[k][0]
-                    ctx.set(port.payload, {"row": r, "col": c, "axon": a})
-                    ctx.set(port.valid, 1)
-                else:
-                    ctx.set(port.valid, 0)
+                offer(ctx, getattr(dut, f"inject_{k}"), queues[k])
                 ctx.set(getattr(dut, f"deliver_{k}").ready, int(rng.random() >= stall))
             await ctx.delay(1e-9)
-            accepted = [ctx.get(getattr(dut, f"inject_{k}").valid) and ctx.get(getattr(dut, f"inject_{k}").ready)
-                        for k in range(n)]
-            out = [(ctx.get(getattr(dut, f"deliver_{k}").valid) and ctx.get(getattr(dut, f"deliver_{k}").ready),
-                    ctx.get(getattr(dut, f"deliver_{k}").payload)) for k in range(n)]
+            accepted = [moved(ctx, getattr(dut, f"inject_{k}"))[0] for k in range(n)]
+            out = [moved(ctx, getattr(dut, f"deliver_{k}")) for k in range(n)]
             busy = ctx.get(dut.busy)
             await ctx.tick()
             for k in range(n):
                 if accepted[k]:
                     queues[k].pop(0)
                 if out[k][0]:
-                    p = out[k][1]
-                    got[k].append((p.row, p.col, p.axon))
+                    got[k].append(out[k][1])
             if not any(queues.values()) and not busy and not any(a for a, _ in out):
                 break
         assert not any(queues.values()) and not ctx.get(dut.busy), f"mesh did not drain in {cycle} cycles"
