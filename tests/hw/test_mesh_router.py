@@ -134,3 +134,34 @@ def test_a_mesh_delivers_every_packet_once_under_backpressure(rows, cols, stall,
     sim.run()
     for k in range(n):
         assert sorted(got[k]) == sorted(want[k]), f"core {k}"
+
+
+@pytest.mark.parametrize("cols, hops", [(1, 0), (2, 1), (4, 3)])
+def test_latency_is_two_cycles_per_router(cols, hops):
+    """Without contention a packet crossing ``h`` links is delivered ``2 (h + 1)`` cycles
+    after the cycle it was injected in (each router's FIFO: a write, then a registered read)."""
+    from neurocore.hw.mesh import Mesh
+
+    chip = ChipConfig(rows=1, cols=cols, core=CoreConfig(neurons=4, axons=16, synapses=8), link_fifo=2)
+    dut = Mesh(chip=chip)
+    seen = {}
+
+    async def bench(ctx):
+        for k in range(cols):
+            ctx.set(getattr(dut, f"deliver_{k}").ready, 1)
+        ctx.set(dut.inject_0.payload, {"row": 0, "col": cols - 1, "axon": 3})
+        ctx.set(dut.inject_0.valid, 1)
+        await ctx.tick()
+        ctx.set(dut.inject_0.valid, 0)
+        for cycle in range(1, 50):
+            await ctx.delay(1e-9)
+            if ctx.get(getattr(dut, f"deliver_{cols - 1}").valid):
+                seen["cycles"] = cycle
+                break
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert seen["cycles"] == 2 * (hops + 1)
