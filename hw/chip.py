@@ -140,10 +140,14 @@ class ChipProgram:
     cores: list
     remote: list
     inputs: Routes
+    to_host: list | None = None      # per core: bool per output column (None: every output)
 
     def __post_init__(self):
         self.cores = list(self.cores)
         self.remote = list(self.remote)
+        if self.to_host is None:
+            self.to_host = [np.ones(p.n_outputs, bool) if isinstance(p, CoreProgram) else None for p in self.cores]
+        self.to_host = [np.asarray(t, bool).reshape(-1) if t is not None else t for t in self.to_host]
         self.validate()
 
     @classmethod
@@ -160,7 +164,7 @@ class ChipProgram:
 
     @property
     def n_outputs(self) -> int:
-        return sum(p.n_outputs for p in self.cores)
+        return int(sum(t.sum() for t in self.to_host))
 
     def core_inputs(self, inputs: np.ndarray) -> list[np.ndarray]:
         """The host-axon spikes of every core, ``bool [..., T, cores[k].n_inputs]``, from the
@@ -178,7 +182,7 @@ class ChipProgram:
 
     def output_columns(self) -> list[tuple[int, int]]:
         """``(core, neuron)`` of every chip output column."""
-        return [(k, int(n)) for k, p in enumerate(self.cores) for n in p.outputs]
+        return [(k, int(n)) for k, p in enumerate(self.cores) for n in p.outputs[self.to_host[k]]]
 
     def validate(self) -> None:
         """Raise ``ValueError`` (one line) for anything section 9 refuses; each core program
@@ -209,6 +213,18 @@ class ChipProgram:
                 raise ValueError(f"{what}: {len(table)} route entries, more than the core's route table "
                                  f"holds (routes = {cfg.routes})")
             self._check_destinations(table, what, source_core=k, driven=host)
+            senders = np.flatnonzero(np.diff(table.start) > 0)
+            loose = np.setdiff1d(senders, self.cores[k].outputs)
+            if len(loose):
+                raise ValueError(f"{what}: neuron {int(loose[0])} has remote entries but is not an output of core "
+                                 f"{k} (its spikes leave a core only as output spikes; make it an output with "
+                                 f"to_host false)" + (f"; {len(loose)} such neurons" if len(loose) > 1 else ""))
+        if len(self.to_host) != cfg.n_cores:
+            raise ValueError(f"to_host: one flag array per core ({cfg.n_cores}), got {len(self.to_host)}")
+        for k, (program, flags) in enumerate(zip(self.cores, self.to_host)):
+            if flags is None or len(flags) != program.n_outputs:
+                raise ValueError(f"to_host[{k}]: one flag per output column of core {k} ({program.n_outputs}), "
+                                 f"got {None if flags is None else len(flags)}")
 
     def _check_destinations(self, table: Routes, what: str, *, source_core, driven) -> None:
         """Every entry names an existing core (not ``source_core``) and one of its host axons,

@@ -1,9 +1,9 @@
 """Between a core and its mesh router: a fired neuron's remote spikes become packets.
 
-The bridge expects the core to report every neuron that has remote entries or goes to the
-host as an output spike ``(neuron, step)`` (its ``spike_out`` stream), i.e. such neurons
-must be outputs of their core program; the chip compiler and ``ChipProgram`` do not yet
-require it (the chip top, still to come, will). The bridge looks the neuron up in its core's route table
+The core reports every neuron that has remote entries or goes to the host as an output
+spike ``(neuron, step)`` (its ``spike_out`` stream): ``ChipProgram`` requires remote senders
+to be outputs of their core, and ``to_host`` marks the outputs that are chip outputs (spec
+section 9). The bridge looks the neuron up in its core's route table
 (docs/core-spec.md, section 9: ``start[n] .. start[n+1]-1``) and sends one packet
 ``(row, col, axon)`` per entry into the mesh, then, if the neuron is a chip output
 (``to_host[n]``), passes the spike on to the host. A packet every two cycles (the entry is

@@ -22,7 +22,7 @@ __all__ = ["ChipBatchResult", "run_chip_batch", "run_chip"]
 
 @dataclasses.dataclass
 class ChipBatchResult:
-    spikes: np.ndarray       # bool [B, T, n_outputs], the cores' output columns in core order
+    spikes: np.ndarray       # bool [B, T, n_outputs], the cores' chip outputs (to_host) in core order
     sops: np.ndarray         # int [B]: synaptic operations of each sample, all cores
     packets: np.ndarray      # int [B]: remote spikes (route entries of fired neurons) of each sample
     states: list             # one CoreState per core, after the last sample
@@ -70,7 +70,7 @@ def _run_steps(runs: list, inputs: list, learn: bool, spikes: np.ndarray, column
     for t in range(spikes.shape[0]):
         for k, run in enumerate(runs):
             sops += run.step(inputs[k][t:t + 1] | arriving[k], learn)
-            spikes[t, columns[k]:columns[k + 1]] = run.out[0]
+            spikes[t, columns[k]:columns[k + 1]] = run.out[0, run.to_host]
         for a in arriving:
             a[:] = False
         for run in runs:
@@ -83,7 +83,9 @@ def _run_steps(runs: list, inputs: list, learn: bool, spikes: np.ndarray, column
 
 def _runs(chip, states) -> tuple[list, np.ndarray]:
     runs = [_CoreRun(p, st, table) for p, st, table in zip(chip.cores, states, chip.remote)]
-    return runs, np.concatenate([[0], np.cumsum([p.n_outputs for p in chip.cores])])
+    for run, flags in zip(runs, chip.to_host):
+        run.to_host = flags                       # the core's output columns that are chip outputs
+    return runs, np.concatenate([[0], np.cumsum([int(f.sum()) for f in chip.to_host])])
 
 
 def _result(runs, spikes, sops, packets) -> ChipBatchResult:

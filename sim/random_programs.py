@@ -545,7 +545,14 @@ def random_chip_program(rng, *, rows: int | None = None, cols: int | None = None
             elif draw < 0.9 and others:
                 k, n = others[int(rng.integers(len(others)))]
                 lists[k][n].append((j, a))
+    to_host = []
+    for k, program in enumerate(cores):          # senders become outputs, off the host stream
+        senders = [n for n, entries in enumerate(lists[k]) if entries and n not in set(program.outputs.tolist())]
+        flags = [True] * program.n_outputs + [False] * len(senders)
+        if senders:
+            cores[k] = dataclasses.replace(program, outputs=np.concatenate([program.outputs, senders]).astype(np.int64))
+        to_host.append(np.array(flags, bool))
     chip = ChipProgram(ChipConfig(rows=rows, cols=cols, core=config), cores,
-                       [Routes.from_lists(lst) for lst in lists], Routes.from_lists(inputs))
+                       [Routes.from_lists(lst) for lst in lists], Routes.from_lists(inputs), to_host)
     spikes = random_inputs(rng, n_chip_inputs, steps, batch=batch)
     return chip, spikes

@@ -451,8 +451,8 @@ def run_chip_batch(chip, inputs, *, learn: bool = False, states=None):
                 fired, step_sops = core.step(in_t, learn)
                 sops[b] += step_sops
                 fired_all.append(fired)
-                for j, n in enumerate(core.outputs):
-                    spikes[b, t, column + j] = fired[n]
-                column += len(core.outputs)
+                for n in np.asarray(core.outputs)[chip.to_host[k]].tolist():   # the chip outputs
+                    spikes[b, t, column] = fired[n]
+                    column += 1
             arriving = chip_remote_spikes(chip, fired_all)
     return spikes, sops, [core.to_state() for core in cores]

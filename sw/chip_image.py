@@ -5,7 +5,7 @@ A chip image directory holds
 * ``coreKK/`` for every core ``KK`` (two digits or more, row-major): a complete image
   directory of that core's program (:mod:`neurocore.sw.image_dir`), loadable on its own;
 * ``chip.npz``: every core's remote route table (``remote_start_K``, ``remote_core_K``,
-  ``remote_axon_K``), the chip's input map (``inputs_start``, ``inputs_core``,
+  ``remote_axon_K``) and chip-output flags (``to_host_K``), the chip's input map (``inputs_start``, ``inputs_core``,
   ``inputs_axon``) and ``output_order`` (the chip output column of each network output);
 * ``manifest.json``: ``format`` "neurocore-image", ``kind`` "chip", ``format_version``,
   ``config`` (``ChipConfig.to_dict()``) and ``config_hash``, ``cores`` (each core's
@@ -60,7 +60,7 @@ def write_chip_image(compiled: CompiledChip, path, *, overwrite: bool = False) -
                   "inputs_axon": compiled.chip.inputs.axon}
         for k, table in enumerate(compiled.chip.remote):
             arrays |= {f"remote_start_{k}": table.start, f"remote_core_{k}": table.core,
-                       f"remote_axon_{k}": table.axon}
+                       f"remote_axon_{k}": table.axon, f"to_host_{k}": compiled.chip.to_host[k]}
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
         _write_file(tmp / CHIP_NPZ, buffer.getvalue())
@@ -121,7 +121,8 @@ def load_chip_image(path) -> CompiledChip:
                   for k in range(config.n_cores)]
         inputs = Routes(arrays["inputs_start"], arrays["inputs_core"], arrays["inputs_axon"])
         order = arrays["output_order"].astype(np.int64)
-        chip = ChipProgram(config, [c.program for c in compiled], remote, inputs)
+        to_host = [arrays[f"to_host_{k}"].astype(bool) for k in range(config.n_cores)]
+        chip = ChipProgram(config, [c.program for c in compiled], remote, inputs, to_host)
     except KeyError as exc:
         raise ImageDirError(f"{CHIP_NPZ}: missing array {exc}") from None
     except (OSError, ValueError) as exc:

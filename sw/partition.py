@@ -131,10 +131,12 @@ class _Builder:
             self.explicit.append((i, pr.source, pr.target, np.asarray(pr.pre), np.asarray(pr.post),
                                   np.asarray(pr.weight), bool(pr.plastic)))
 
-    def network(self, core: int, content: list, where: dict):
+    def network(self, core: int, content: list, where: dict, senders=frozenset()):
         """``(sub-network, host inputs used, copies [(population, index)])`` of ``core``
         holding ``content`` (``[(population, first, stop)]``); ``where[pop]`` is an int array
-        of the core of every neuron of the placed populations (-1: not yet placed)."""
+        of the core of every neuron of the placed populations (-1: not yet placed). The
+        populations named in ``senders`` (slices other cores listen to) become outputs of the
+        core: a neuron's spikes leave its core only as output spikes (spec section 9)."""
         net = self.net
         local = {name: (lo, hi) for name, lo, hi in content}
         shared = {}                                   # projection index -> ConvProjection kept
@@ -187,7 +189,7 @@ class _Builder:
             pop = self.pops[name]
             params = dataclasses.replace(pop.params, **{f.name: getattr(pop.params, f.name)[lo:hi]
                                                         for f in dataclasses.fields(pop.params)})
-            populations.append(Population(name, params, output=pop.output, wta=pop.wta,
+            populations.append(Population(name, params, output=pop.output or name in senders, wta=pop.wta,
                                           theta=None if pop.theta is None else pop.theta[lo:hi],
                                           block_wta=pop.block_wta))
         sub = SnnNetwork(n_inputs=len(hosts) + len(copies), populations=populations, projections=projections,
@@ -254,11 +256,15 @@ def compile_chip(net: SnnNetwork, config: ChipConfig) -> CompiledChip:
         for core, lo, hi in parts:
             content[core].append((name, lo, hi))
             where[name][lo:hi] = core
+    order = {name: i for i, name in enumerate(slices)}
+    senders = [set() for _ in range(config.n_cores)]       # per core: populations others listen to
+    for k in range(config.n_cores):
+        content[k].sort(key=lambda c: order[c[0]])
+        for name, i in builder.network(k, content[k], where)[2]:
+            senders[int(where[name][i])].add(name)
     compiled, hosts, copies = [], [], []
     for k in range(config.n_cores):
-        order = {name: i for i, name in enumerate(slices)}
-        content[k].sort(key=lambda c: order[c[0]])
-        sub, host, copy = builder.network(k, content[k], where)
+        sub, host, copy = builder.network(k, content[k], where, senders[k])
         if not content[k]:                            # an unused core runs one silent neuron
             sub = SnnNetwork(n_inputs=0, populations=[Population(IDLE, NeuronParams.uniform(1, threshold=1))],
                              projections=[], learning=net.learning)
@@ -281,7 +287,11 @@ def compile_chip(net: SnnNetwork, config: ChipConfig) -> CompiledChip:
     for k, host in enumerate(hosts):
         for axon, i in enumerate(host):
             inputs[i].append((k, axon))
-    chip = ChipProgram(config, [c.program for c in compiled], remote, Routes.from_lists(inputs))
+    pops = {p.name: p for p in net.populations}
+    to_host = [np.concatenate([np.full(c.layers[name][1], pops[name].output if name in pops else False)
+                               for name in c.output_layers]).astype(bool) if c.output_layers else np.zeros(0, bool)
+               for c in compiled]
+    chip = ChipProgram(config, [c.program for c in compiled], remote, Routes.from_lists(inputs), to_host)
     # output columns: chip columns in core order -> network columns (output populations in order)
     offset, start = {}, 0
     for pop in net.populations:
@@ -291,6 +301,8 @@ def compile_chip(net: SnnNetwork, config: ChipConfig) -> CompiledChip:
     network_col = []
     for k, c in enumerate(compiled):
         for name in c.output_layers:
+            if name not in pops or not pops[name].output:      # a sender slice: not a chip output
+                continue
             lo = next(lo for core, lo, hi in slices[name] if core == k)
             network_col.extend(offset[name] + lo + np.arange(c.layers[name][1]))
     output_order = np.argsort(np.array(network_col, np.int64), kind="stable")

@@ -126,12 +126,13 @@ def test_chip_program_refuses_bad_routes():
             break
     c0, c1 = chip.cores
     n0 = c0.n_neurons
+    c0 = dataclasses.replace(c0, outputs=np.array([0]))          # neuron 0 sends: it is an output
 
-    def with_remote(entries, inputs=None):
+    def with_remote(entries, inputs=None, cores=(c0, c1), to_host=None):
         lists = [[] for _ in range(n0)]
         lists[0] = entries
-        return ChipProgram(chip.config, chip.cores, [Routes.from_lists(lists), Routes.empty(c1.n_neurons)],
-                           Routes.empty(0) if inputs is None else inputs)
+        return ChipProgram(chip.config, list(cores), [Routes.from_lists(lists), Routes.empty(c1.n_neurons)],
+                           Routes.empty(0) if inputs is None else inputs, to_host)
     with pytest.raises(ValueError, match=r"-> \(core 2, .*the chip has cores 0\.\.1"):
         with_remote([(2, 0)])
     with pytest.raises(ValueError, match="a remote route to its own core"):
@@ -142,9 +143,14 @@ def test_chip_program_refuses_bad_routes():
         with_remote([(1, 0), (1, 0)])
     with pytest.raises(ValueError, match="already driven"):
         with_remote([(1, 0)], Routes.from_lists([[(1, 0)]]))
-    assert with_remote([(1, 0)]).remote[0].axon.tolist() == [0]
+    ok = with_remote([(1, 0)], to_host=[np.array([False]), np.ones(c1.n_outputs, bool)])
+    assert ok.remote[0].axon.tolist() == [0] and ok.n_outputs == c1.n_outputs
+    with pytest.raises(ValueError, match="neuron 0 has remote entries but is not an output of core 0"):
+        with_remote([(1, 0)], cores=(dataclasses.replace(c0, outputs=np.zeros(0, np.int64)), c1))
+    with pytest.raises(ValueError, match=r"to_host\[0\]: one flag per output column of core 0 \(1\), got 2"):
+        with_remote([(1, 0)], to_host=[np.ones(2, bool), np.ones(c1.n_outputs, bool)])
     with pytest.raises(ValueError, match="more than the core's route table holds"):
-        ChipProgram(dataclasses.replace(chip.config, routes=0), chip.cores,
+        ChipProgram(dataclasses.replace(chip.config, routes=0), [c0, c1],
                     [Routes.from_lists([[(1, 0)]] + [[]] * (n0 - 1)), Routes.empty(c1.n_neurons)], Routes.empty(0))
     with pytest.raises(ValueError, match="needs 2 core programs"):
         ChipProgram(chip.config, chip.cores[:1], chip.remote[:1], chip.inputs)
