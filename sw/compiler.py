@@ -291,17 +291,8 @@ class CompiledNetwork:
         """
         p = self.program
         if p.shared:
-            raise ValueError("re-placing a program with shared rows (conv kernels stored once) is not "
-                             "supported yet: compile the network again from its source (neurocore convert)")
-        populations = []
-        for name, (first, size) in self.layers.items():
-            sl = slice(first, first + size)
-            params = {f: getattr(p.neurons, f)[sl].copy() for f in NEURON_FIELDS}
-            params["wta_group"] = np.zeros(size, np.int64)
-            block = _block_of_layer(p.wta_blocks, first, size)
-            populations.append(Population(name, NeuronParams(**params), output=name in self.output_layers,
-                                          wta=name in self.wta_groups, theta=p.theta[sl].copy(),
-                                          block_wta=tuple(block) if block else None))
+            return self._shared_to_network()
+        populations = self._populations({})
         # axon -> (source, pre)
         source_of = np.full(p.n_axons, -1, np.int64)
         pre_of = np.full(p.n_axons, -1, np.int64)
@@ -349,6 +340,74 @@ class CompiledNetwork:
             projections.append(Projection(src, tgt, pre_of[axon[idx]], post_of[p.target[idx]],
                                           p.weight[idx], plastic=plastic))
         return SnnNetwork(n_inputs=self.input_axons, populations=populations, projections=projections,
+                          learning=p.learning, encoding=dict(self.encoding), decoding=dict(self.decoding))
+
+
+    def _conv_order(self) -> dict[str, np.ndarray]:
+        """``order[i]`` (core position of population neuron ``i``) of every conv target."""
+        out = {}
+        for pr in self.projections:
+            if pr.get("conv"):
+                geo = pr["conv"]
+                dummy = ConvProjection(pr["source"], pr["target"], np.zeros(geo["kernel_shape"], np.int64),
+                                       tuple(geo["in_shape"]), tuple(geo["stride"]), tuple(geo["padding"]))
+                out[pr["target"]] = dummy.placement()
+        return out
+
+    def _populations(self, order: dict) -> list[Population]:
+        """The populations, each neuron's parameters in population order (``order``: conv targets)."""
+        p = self.program
+        populations = []
+        for name, (first, size) in self.layers.items():
+            index = first + order.get(name, np.arange(size))
+            params = {f: getattr(p.neurons, f)[index].copy() for f in NEURON_FIELDS}
+            params["wta_group"] = np.zeros(size, np.int64)
+            block = _block_of_layer(p.wta_blocks, first, size)
+            populations.append(Population(name, NeuronParams(**params), output=name in self.output_layers,
+                                          wta=name in self.wta_groups, theta=p.theta[index].copy(),
+                                          block_wta=tuple(block) if block else None))
+        return populations
+
+    def _shared_to_network(self) -> SnnNetwork:
+        """:meth:`to_network` of a program with shared rows: every use (row or segment) is mapped
+        back through ``synapse_projection``; a conv projection's kernel is read from its words
+        (``ConvProjection.kernel_from_words``), the other projections list their uses."""
+        p = self.program
+        if self.synapse_projection is None:
+            raise ValueError("re-placing a program with shared rows needs its per-word projection map "
+                             "(synapse_projection); compile the network again from its source")
+        self.check_synapse_projection()
+        order = self._conv_order()
+        names = [INPUT] + list(self.layers)
+        source_of = np.full(p.n_axons, -1, np.int64)
+        pre_of = np.full(p.n_axons, -1, np.int64)
+        source_of[:self.input_axons] = 0
+        pre_of[:self.input_axons] = np.arange(self.input_axons)
+        post_of = np.full(p.n_neurons, -1, np.int64)
+        for name, (first, size) in self.layers.items():
+            inverse = np.argsort(order.get(name, np.arange(size)))      # core position -> population index
+            post_of[first:first + size] = inverse
+            if name in self.layer_axons:
+                a0, _ = self.layer_axons[name]
+                source_of[a0:a0 + size] = names.index(name)
+                pre_of[a0:a0 + size] = inverse
+        axon, target, word = p.uses()
+        proj_of = self.synapse_projection[word]
+        projections = []
+        for i, pr in enumerate(self.projections):
+            if pr.get("conv"):
+                geo = pr["conv"]
+                words = np.flatnonzero(self.synapse_projection == i)
+                kernel = ConvProjection.kernel_from_words(p.weight[words], geo["kernel_shape"])
+                projections.append(ConvProjection(pr["source"], pr["target"], kernel, tuple(geo["in_shape"]),
+                                                  tuple(geo["stride"]), tuple(geo["padding"]), plastic=pr["plastic"]))
+                continue
+            mine = proj_of == i
+            if (source_of[axon[mine]] != names.index(pr["source"])).any():
+                raise ValueError(f"synapses of projection {pr['source']}->{pr['target']} do not match the layer map")
+            projections.append(Projection(pr["source"], pr["target"], pre_of[axon[mine]], post_of[target[mine]],
+                                          p.weight[word[mine]], plastic=bool(pr["plastic"])))
+        return SnnNetwork(n_inputs=self.input_axons, populations=self._populations(order), projections=projections,
                           learning=p.learning, encoding=dict(self.encoding), decoding=dict(self.decoding))
 
 

@@ -227,6 +227,14 @@ class ConvProjection:
         k = self.kernel[:, :, :, ::-1]                    # [co, ci, dy, K_w-1-dx]
         return np.ascontiguousarray(k.transpose(1, 2, 3, 0)).reshape(-1)
 
+    @staticmethod
+    def kernel_from_words(words: np.ndarray, kernel_shape) -> np.ndarray:
+        """The kernel ``[C_out, C_in, K_h, K_w]`` stored as ``words`` (the inverse of
+        :meth:`kernel_words`)."""
+        co, ci, kh, kw = (int(v) for v in kernel_shape)
+        words = np.asarray(words, np.int64).reshape(ci, kh, kw, co)
+        return np.ascontiguousarray(words.transpose(3, 0, 1, 2)[:, :, :, ::-1])
+
     def segments(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The shared rows: ``(pre, word, count, first)`` per segment, ``pre`` the source unit,
         ``word`` the first kernel word (into :meth:`kernel_words`), ``first`` the first target

@@ -8,10 +8,12 @@ Each population is cut into contiguous slices: the current core takes the longes
 that still fits it (binary search on the slice end; the fit test compiles nothing, it
 places the core's sub-network and compares what it needs with the core's capacities:
 neurons, axons, synapse words, segments, WTA groups and block ranges), then the next core
-continues. A population in one WTA group (``wta=True``) or the target of a convolution
-(its kernel shared, its maps placed position-major) is never cut: it moves whole to the
-next core if it does not fit the current one; a structural-WTA population (``block_wta``)
-is cut only between blocks. So populations stay together where they fit, consecutive
+continues. A population in one WTA group (``wta=True``) is never cut, nor the target of a
+convolution with structural WTA: such a population moves whole to the next core if it
+does not fit the current one; a structural-WTA population (``block_wta``) is cut only
+between blocks. The target of a convolution without WTA goes whole where a core holds it
+(the current one, else the next, empty, one), its kernel shared; else it is cut like any
+population and each slice lists its synapses. So populations stay together where they fit, consecutive
 layers share cores, and only the synapses across a cut become packets.
 
 The sub-network of core ``k`` holds its slices, and as its inputs (in this order) the
@@ -27,10 +29,10 @@ slice, each linear in the synapses of that core. Recurrent connections to a popu
 placed earlier are counted only once both ends are placed, so such a network can still
 overflow a core at the final compile, which then names the core and the capacity.
 
-A convolution stays a shared kernel on its core when its source is the network input (the
-core then takes every network input, in order) or a population whole on the same core;
-otherwise its synapses are listed one by one (copies of remote neurons have no image
-geometry).
+A convolution stays a shared kernel on its core when its target is whole there and its
+source is the network input (the core then takes every network input, in order) or a
+population whole on the same core; otherwise its synapses are listed one by one (copies of
+remote neurons and a slice of the target have no image geometry).
 """
 from __future__ import annotations
 
@@ -113,8 +115,12 @@ def _shared_conv(net: SnnNetwork) -> dict[str, ConvProjection]:
 
 
 def _uncut(net: SnnNetwork, pop: Population) -> int:
-    """The slice unit of a population: its size if it may not be cut, its block size, or 1."""
-    if pop.wta or pop.name in _shared_conv(net):
+    """The slice unit of a population: its size if it may not be cut, its block size, or 1.
+
+    A conv target with structural WTA stays whole (its blocks are positions in the conv's
+    position-major placement, which a slice in population order would not keep); one without
+    WTA may be cut (its slices list their synapses)."""
+    if pop.wta or (pop.name in _shared_conv(net) and pop.block_wta is not None):
         return pop.size
     return pop.block_wta[0] if pop.block_wta is not None else 1
 
@@ -141,9 +147,9 @@ class _Builder:
         local = {name: (lo, hi) for name, lo, hi in content}
         shared = {}                                   # projection index -> ConvProjection kept
         for i, pr in enumerate(net.projections):
-            if isinstance(pr, ConvProjection) and pr.target in local:
-                if pr.source == INPUT or (pr.source in local and local[pr.source] == (0, self.pops[pr.source].size)):
-                    shared[i] = pr
+            whole = lambda name: name in local and local[name] == (0, self.pops[name].size)   # noqa: E731
+            if isinstance(pr, ConvProjection) and whole(pr.target) and (pr.source == INPUT or whole(pr.source)):
+                shared[i] = pr
         take_all_inputs = any(pr.source == INPUT for pr in shared.values())
         used_inputs, copies = set(), set()
         kept = []                                     # (i, source, target, pre, post, weight, plastic), post local
@@ -211,9 +217,20 @@ def partition(net: SnnNetwork, config: ChipConfig) -> dict[str, list[tuple[int, 
         sub, _, _ = builder.network(k, trial, where)
         return overflows(sub, config.core)
 
+    conv_targets = _shared_conv(net)
     for pop in net.populations:
         unit = _uncut(net, pop)
         lo = 0
+        if pop.name in conv_targets and unit == 1:    # whole (its kernel shared) where a core holds it
+            whole = [(pop.name, 0, pop.size)]
+            if problems(core, content[core] + whole) and content[core] and core + 1 < config.n_cores \
+                    and not problems(core + 1, whole):
+                core += 1
+            if not problems(core, content[core] + whole):
+                content[core].append(whole[0])
+                slices[pop.name].append((core, 0, pop.size))
+                where[pop.name][:] = core
+                continue
         while lo < pop.size:
             units = (pop.size - lo) // unit
             best, low, high = 0, 1, units

@@ -323,10 +323,8 @@ def kernel_of(compiled, weight: np.ndarray) -> np.ndarray:
     """The kernel of the last conv projection of ``compiled``, read from the synapse words
     ``weight`` (the kernel words follow the rows, in projection order, so the last conv's are
     the last words; the inverse of :meth:`ConvProjection.kernel_words`)."""
-    conv = [pr for pr in compiled.projections if "conv" in pr][-1]
-    co, ci, kh, kw = conv["conv"]["kernel_shape"]
-    words = np.asarray(weight)[-co * ci * kh * kw:]
-    return np.ascontiguousarray(words.reshape(ci, kh, kw, co).transpose(3, 0, 1, 2)[:, :, :, ::-1]).astype(np.int64)
+    shape = [pr for pr in compiled.projections if "conv" in pr][-1]["conv"]["kernel_shape"]
+    return ConvProjection.kernel_from_words(np.asarray(weight)[-int(np.prod(shape)):], shape)
 
 
 def _weight_extent(net: SnnNetwork) -> int:

@@ -130,8 +130,28 @@ def test_shared_program_survives_its_image_directory(tmp_path):
                             for f in ("start", "length", "offset", "base", "count", "first"))
     assert np.array_equal(p.weight, q.weight) and loaded.projections[0]["conv"]["kernel_shape"] == [3, 2, 3, 2]
     assert (tmp_path / "img" / "segment.hex").is_file()
-    with pytest.raises(ValueError, match="re-placing a program with shared rows"):
-        loaded.to_network()
+    # re-placing it: to_network() recovers the kernel from its words, the placement from the meta
+    again = compile_network(loaded.to_network(), loaded.config)
+    assert np.array_equal(again.program.weight, p.weight) and np.array_equal(again.program.ptr, p.ptr)
+    assert all(np.array_equal(getattr(p.segments, f), getattr(again.program.segments, f))
+               for f in ("start", "length", "offset", "base", "count", "first"))
+    assert np.array_equal(again.program.neurons.threshold, p.neurons.threshold)
+
+
+@pytest.mark.parametrize("seed, rowless", [(0, False), (1, True), (2, False), (3, True)])
+def test_shared_programs_re_place_onto_other_cores_with_the_same_spikes(seed, rowless):
+    """A conv network compiled with shared rows, brought back by to_network() and compiled
+    onto another core (rows or none, other capacities) spikes identically."""
+    from neurocore.sim import golden
+
+    rng = np.random.default_rng(seed)
+    net = conv_net(rng)
+    first = compile_network(net, choose_config(net, tight=rowless))
+    back = first.to_network()
+    other = compile_network(back, choose_config(back, tight=not rowless))
+    inputs = rng.random((8, 10, net.n_inputs)) < 0.4
+    a, b = golden.run_batch(first.program, inputs), golden.run_batch(other.program, inputs)
+    assert np.array_equal(a.spikes, b.spikes) and a.spikes.any()
 
 
 def test_layers_keep_neuron_order_through_an_image(tmp_path):

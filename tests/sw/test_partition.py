@@ -102,3 +102,17 @@ def test_what_does_not_fit_gets_one_line(sizes, core, message):
     net = layered(rng, sizes, n_inputs=20, density=1.0, wta_last="cannot be cut" in message)
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
         partition(net, ChipConfig(rows=1, cols=2, core=CoreConfig(**core)))
+
+
+def test_a_conv_layer_too_big_for_a_core_is_cut_and_its_synapses_listed():
+    rng = np.random.default_rng(6)
+    kernel = rng.integers(-3, 8, (4, 1, 3, 3))
+    conv = ConvProjection(INPUT, "c", kernel, (1, 8, 8))          # 4 x 6 x 6 = 144 neurons
+    pops = [Population("c", NeuronParams.uniform(144, threshold=6)),
+            Population("o", NeuronParams.uniform(5, threshold=10), output=True)]
+    w = rng.integers(-5, 9, (5, 144))
+    net = SnnNetwork(n_inputs=64, populations=pops, projections=[conv, Projection.dense("c", "o", w)])
+    config = ChipConfig(rows=2, cols=2, core=CoreConfig(neurons=64, axons=256, synapses=4096, segments=512))
+    compiled_chip, got = same_on_chip(net, config, rng)
+    assert len(compiled_chip.slices["c"]) == 3 and got.packets.sum() > 0
+    assert all("conv" not in pr for c in compiled_chip.cores for pr in c.projections)   # listed, not shared
