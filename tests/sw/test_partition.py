@@ -78,14 +78,20 @@ def test_split_layers_send_packets_and_multicast():
     assert compiled_chip.remote_entries() == sum(len(t) for t in compiled_chip.chip.remote)
 
 
+def conv_then_dense(rng, maps, side, outputs):
+    """input (1, side, side) -> conv 3x3 with ``maps`` maps -> ``outputs`` dense neurons."""
+    kernel = rng.integers(-3, 8, (maps, 1, 3, 3))
+    n_conv = maps * (side - 2) ** 2
+    pops = [Population("c", NeuronParams.uniform(n_conv, threshold=6)),
+            Population("o", NeuronParams.uniform(outputs, threshold=10), output=True)]
+    projections = [ConvProjection(INPUT, "c", kernel, (1, side, side)),
+                   Projection.dense("c", "o", rng.integers(-5, 9, (outputs, n_conv)))]
+    return SnnNetwork(n_inputs=side * side, populations=pops, projections=projections), kernel
+
+
 def test_a_conv_layer_stays_whole_with_its_shared_kernel():
     rng = np.random.default_rng(4)
-    kernel = rng.integers(-3, 8, (3, 1, 3, 3))
-    conv = ConvProjection(INPUT, "c", kernel, (1, 6, 6))
-    pops = [Population("c", NeuronParams.uniform(48, threshold=6)),
-            Population("o", NeuronParams.uniform(4, threshold=10), output=True)]
-    w = rng.integers(-5, 9, (4, 48))
-    net = SnnNetwork(n_inputs=36, populations=pops, projections=[conv, Projection.dense("c", "o", w)])
+    net, kernel = conv_then_dense(rng, 3, 6, 4)
     config = ChipConfig(rows=1, cols=2, core=CoreConfig(neurons=48, axons=128, synapses=4096, segments=256))
     compiled_chip, _ = same_on_chip(net, config, rng)
     assert compiled_chip.slices == {"c": [(0, 0, 48)], "o": [(1, 0, 4)]}
@@ -106,12 +112,7 @@ def test_what_does_not_fit_gets_one_line(sizes, core, message):
 
 def test_a_conv_layer_too_big_for_a_core_is_cut_and_its_synapses_listed():
     rng = np.random.default_rng(6)
-    kernel = rng.integers(-3, 8, (4, 1, 3, 3))
-    conv = ConvProjection(INPUT, "c", kernel, (1, 8, 8))          # 4 x 6 x 6 = 144 neurons
-    pops = [Population("c", NeuronParams.uniform(144, threshold=6)),
-            Population("o", NeuronParams.uniform(5, threshold=10), output=True)]
-    w = rng.integers(-5, 9, (5, 144))
-    net = SnnNetwork(n_inputs=64, populations=pops, projections=[conv, Projection.dense("c", "o", w)])
+    net, _ = conv_then_dense(rng, 4, 8, 5)                        # 4 x 6 x 6 = 144 conv neurons
     config = ChipConfig(rows=2, cols=2, core=CoreConfig(neurons=64, axons=256, synapses=4096, segments=512))
     compiled_chip, got = same_on_chip(net, config, rng)
     assert len(compiled_chip.slices["c"]) == 3 and got.packets.sum() > 0
