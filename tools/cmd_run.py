@@ -91,7 +91,9 @@ def run(args) -> int:
     }
     if on_chip:
         report["chip"] = {"grid": [compiled.config.rows, compiled.config.cols],
-                          "mean_packets": result["mean_packets"], "route_entries": compiled.remote_entries()}
+                          "mean_packets": result["mean_packets"],
+                          "packets_per_step": result["mean_packets"] / result["steps"],
+                          "route_entries": compiled.remote_entries()}
     if args.json:
         print_json(report)
         return 0
@@ -109,7 +111,8 @@ def run(args) -> int:
     print(f"spikes   : {report['mean_output_spikes']:.2f} output / {report['mean_input_spikes']:.1f} input "
           f"per sample; {report['silent_fraction']:.1%} silent samples")
     print(f"SOPs     : {report['mean_sops']:.1f} per sample"
-          + (f"; {report['chip']['mean_packets']:.1f} packets between cores" if on_chip else ""))
+          + (f"; {report['chip']['mean_packets']:.1f} packets between cores "
+             f"({report['chip']['packets_per_step']:.1f} per step)" if on_chip else ""))
     print(f"time     : {elapsed:.2f} s")
     if plots:
         print(f"plots    : {', '.join(plots.values())}")

@@ -67,6 +67,7 @@ def test_cli_compile_chip_run_inspect(capsys, tmp_path):
     assert on_chip["accuracy"] == single["accuracy"]
     assert on_chip["confusion_matrix"] == single["confusion_matrix"]
     assert on_chip["chip"]["grid"] == [2, 2] and on_chip["chip"]["mean_packets"] > 0
+    assert on_chip["chip"]["packets_per_step"] == pytest.approx(on_chip["chip"]["mean_packets"] / 8)
     status, out, _ = run_cli(capsys, "inspect", chip)
     assert status == 0 and "2x2 cores of 16 neurons" in out and "core  3" in out
     status, _, err = run_cli(capsys, "cosim", "--image", chip, "--samples", "2")
