@@ -62,7 +62,7 @@ from ..hw.program import (NEURON_FIELDS, NO_ROUTE, WIDEST, CoreProgram, Learning
                           accumulator_bits, accumulator_bounds, check_count, int_array, row_first, synapse_rows)
 from .network import INPUT, ConvProjection, Population, Projection, SnnNetwork
 
-__all__ = ["CompiledNetwork", "compile_network", "choose_config", "network_needs", "overflows", "decode_spikes",
+__all__ = ["CompiledNetwork", "compile_network", "choose_config", "network_needs", "overflows", "decode_spikes", "decoding_classes",
            "freeze_network", "CAPACITIES"]
 
 # Capacities the compiler checks, with the largest value a CoreConfig allows (hw/widths.py).
@@ -74,6 +74,14 @@ _WIDEST_ACCUMULATOR = CONFIG_RANGES["accumulator_bits"][1]
 CLASS_SAVING = 4
 _CAPACITY_NAMES = {"neurons": "neurons", "axons": "axons", "synapses": "synapses",
                    "wta_groups": "WTA groups", "segments": "segments", "wta_blocks": "WTA block ranges"}
+
+
+def decoding_classes(decoding: dict, n_outputs: int) -> int:
+    """The classes a ``decoding`` can predict (``vote``: its ``n_classes``; ``count``: one
+    per output column unless it says otherwise)."""
+    if decoding.get("kind") == "vote":
+        return int(decoding["n_classes"])
+    return int(decoding.get("n_classes", n_outputs))
 
 
 def decode_spikes(decoding: dict, spikes: np.ndarray) -> np.ndarray:
@@ -136,9 +144,7 @@ class CompiledNetwork:
     @property
     def n_classes(self) -> int:
         """Number of classes :meth:`decode` can predict."""
-        if self.decoding.get("kind") == "vote":
-            return int(self.decoding["n_classes"])
-        return int(self.decoding.get("n_classes", self.n_outputs))
+        return decoding_classes(self.decoding, self.n_outputs)
 
     def layer_of(self, neuron: int) -> tuple[str, int]:
         """``(layer name, index inside the layer)`` of core neuron ``neuron``."""

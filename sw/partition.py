@@ -42,7 +42,7 @@ import numpy as np
 
 from ..hw.chip import ChipConfig, ChipProgram, Routes
 from ..hw.program import NeuronParams
-from .compiler import CompiledNetwork, compile_network, decode_spikes, overflows
+from .compiler import CompiledNetwork, compile_network, decode_spikes, decoding_classes, overflows
 from .network import INPUT, ConvProjection, Population, Projection, SnnNetwork
 
 __all__ = ["CompiledChip", "partition", "compile_chip", "IDLE"]
@@ -69,10 +69,6 @@ class CompiledChip:
         return self.chip.config
 
     @property
-    def n_inputs(self) -> int:
-        return self.chip.n_inputs
-
-    @property
     def n_outputs(self) -> int:
         return self.chip.n_outputs
 
@@ -83,9 +79,7 @@ class CompiledChip:
 
     @property
     def n_classes(self) -> int:
-        if self.decoding.get("kind") == "vote":
-            return int(self.decoding["n_classes"])
-        return int(self.decoding.get("n_classes", self.n_outputs))
+        return decoding_classes(self.decoding, self.n_outputs)
 
     def decode(self, spikes) -> np.ndarray:
         """Class per sample from the chip's output spikes ``bool [B, T, n_outputs]`` (the

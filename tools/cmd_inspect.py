@@ -130,7 +130,7 @@ def inspect_chip(path) -> dict:
     return {
         "image": str(path), "kind": "chip", "checksums_ok": True,
         "config": cfg.to_dict(), "config_hash": cfg.hash(),
-        "inputs": compiled.n_inputs, "outputs": compiled.n_outputs,
+        "inputs": compiled.input_axons, "outputs": compiled.n_outputs,
         "slices": {name: [list(s) for s in parts] for name, parts in compiled.slices.items()},
         "route_entries": compiled.remote_entries(), "cores": compiled.utilisation(),
         "encoding": compiled.encoding, "decoding": compiled.decoding,
