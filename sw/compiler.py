@@ -356,7 +356,8 @@ class CompiledNetwork:
             if pr.get("conv"):
                 geo = pr["conv"]
                 dummy = ConvProjection(pr["source"], pr["target"], np.zeros(geo["kernel_shape"], np.int64),
-                                       tuple(geo["in_shape"]), tuple(geo["stride"]), tuple(geo["padding"]))
+                                       tuple(geo["in_shape"]), tuple(geo["stride"]), tuple(geo["padding"]),
+                                       window=tuple(geo["window"]) if geo.get("window") else None)
                 out[pr["target"]] = dummy.placement()
         return out
 
@@ -406,7 +407,8 @@ class CompiledNetwork:
                 words = np.flatnonzero(self.synapse_projection == i)
                 kernel = ConvProjection.kernel_from_words(p.weight[words], geo["kernel_shape"])
                 projections.append(ConvProjection(pr["source"], pr["target"], kernel, tuple(geo["in_shape"]),
-                                                  tuple(geo["stride"]), tuple(geo["padding"]), plastic=pr["plastic"]))
+                                                  tuple(geo["stride"]), tuple(geo["padding"]), plastic=pr["plastic"],
+                                                  window=tuple(geo["window"]) if geo.get("window") else None))
                 continue
             mine = proj_of == i
             if (source_of[axon[mine]] != names.index(pr["source"])).any():
@@ -899,6 +901,8 @@ def compile_network(net: SnnNetwork, config: CoreConfig | None = None, *,
             entry.update(synapses=int(pr.kernel.size), conv={
                 "kernel_shape": list(pr.kernel.shape), "in_shape": list(pr.in_shape),
                 "stride": list(pr.stride), "padding": list(pr.padding), "connections": len(pr.pre)})
+            if pr.window is not None:
+                entry["conv"]["window"] = list(pr.window)
         projections.append(entry)
     ptr, row_target, source = placed.rows
     filled = source >= 0

@@ -150,6 +150,10 @@ class ConvProjection:
     (zero weights dropped); the compiler stores the kernel once, ``C_in*K_h*K_w*C_out``
     words, in shared rows (docs/core-spec.md, section 3), placing the target population
     position-major (the maps of one position consecutive) on the core.
+
+    ``window = (p0, p1)`` keeps only the output positions ``q = y'*W' + x'`` in ``p0 .. p1-1``
+    (every map): the part of a convolution one core of a chip holds. The target then has
+    ``(p1 - p0) * C_out`` units, already in core order: unit ``(q - p0)*C_out + co``.
     """
 
     source: str
@@ -159,6 +163,7 @@ class ConvProjection:
     stride: tuple = (1, 1)
     padding: tuple = (0, 0)
     plastic: bool = False
+    window: tuple | None = None        # (p0, p1): only output positions p0..p1-1 (see below)
 
     def __post_init__(self):
         what = f"conv projection {self.source}->{self.target}"
@@ -180,7 +185,23 @@ class ConvProjection:
         if min(self.out_shape) < 1:
             raise ValueError(f"{what}: a {kernel.shape[2]}x{kernel.shape[3]} kernel does not fit the "
                              f"{shape[1]}x{shape[2]} input (padding {self.padding})")
+        if self.window is not None:
+            positions = self.out_shape[1] * self.out_shape[2]
+            try:
+                p0, p1 = (int(v) for v in self.window)
+            except (TypeError, ValueError):
+                p0 = p1 = -1
+            if not 0 <= p0 < p1 <= positions:
+                raise ValueError(f"{what}: window must be (p0, p1) with 0 <= p0 < p1 <= {positions} output "
+                                 f"positions, got {self.window!r}")
+            self.window = (p0, p1)
         self._synapses = None
+
+    @property
+    def n_units(self) -> int:
+        """Units of the target: every output, or the window's positions times the maps."""
+        co, oh, ow = self.out_shape
+        return co * (oh * ow if self.window is None else self.window[1] - self.window[0])
 
     @property
     def out_shape(self) -> tuple[int, int, int]:
@@ -199,7 +220,13 @@ class ConvProjection:
             yy, xx = y * sh - ph + i, x * sw - pw + j
             weight = self.kernel[o, c, i, j]
             keep = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w) & (weight != 0)
-            self._synapses = ((c * h + yy)[keep] * w + xx[keep], ((o * oh + y) * ow + x)[keep], weight[keep])
+            if self.window is None:
+                post = (o * oh + y) * ow + x
+            else:
+                q = y * ow + x
+                keep &= (q >= self.window[0]) & (q < self.window[1])
+                post = (q - self.window[0]) * co + o
+            self._synapses = ((c * h + yy)[keep] * w + xx[keep], post[keep], weight[keep])
         return self._synapses
 
     @property
@@ -217,6 +244,8 @@ class ConvProjection:
     def placement(self) -> np.ndarray:
         """``order[u]``: where output unit ``u = (co*H' + y')*W' + x'`` goes in its population
         on the core, position-major: ``(y'*W' + x')*C_out + co`` (spec section 3)."""
+        if self.window is not None:                  # already in core order
+            return np.arange(self.n_units, dtype=np.int64)
         co, oh, ow = self.out_shape
         o, y, x = np.meshgrid(np.arange(co), np.arange(oh), np.arange(ow), indexing="ij")
         return ((y * ow + x) * co + o).reshape(-1)
@@ -266,13 +295,20 @@ class ConvProjection:
                             word.append(row_word + (kw - 1 - dx0) * co)
                             count.append(len(group) * co)
                             first.append((yo * ow + xo0) * co)
-        order = np.argsort(np.array(pre, np.int64), kind="stable")
-        return tuple(np.array(v, np.int64)[order] for v in (pre, word, count, first))
+        pre, word, count, first = (np.array(v, np.int64) for v in (pre, word, count, first))
+        if self.window is not None:                  # clip every segment to the window's targets
+            lo, hi = self.window[0] * co, self.window[1] * co
+            start, stop = np.maximum(first, lo), np.minimum(first + count, hi)
+            keep = stop > start
+            pre, word = pre[keep], (word + start - first)[keep]
+            count, first = (stop - start)[keep], (start - lo)[keep]
+        order = np.argsort(pre, kind="stable")
+        return tuple(v[order] for v in (pre, word, count, first))
 
     def frozen(self) -> "ConvProjection":
         """The same convolution, not plastic."""
         return ConvProjection(self.source, self.target, self.kernel.copy(), self.in_shape, self.stride,
-                              self.padding, plastic=False)
+                              self.padding, plastic=False, window=self.window)
 
 
 @dataclasses.dataclass
@@ -297,7 +333,7 @@ class SnnNetwork:
         sizes = {p.name: p.size for p in self.populations} | {INPUT: self.n_inputs}
         for proj in self.projections:
             if isinstance(proj, ConvProjection):
-                need = int(np.prod(proj.out_shape))
+                need = proj.n_units
                 have = sizes.get(proj.target)
                 if have is not None and have != need:
                     raise ValueError(f"conv projection {proj.source}->{proj.target}: its output "

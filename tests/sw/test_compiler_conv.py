@@ -309,3 +309,37 @@ def test_block_wta_errors():
     cfg = dataclasses.replace(compile_network(net).config, wta_blocks=0)
     with pytest.raises(ValueError, match=r"needs 1 WTA block ranges but the core has 0"):
         compile_network(net, cfg)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_windows_of_a_conv_together_are_the_conv(seed):
+    """Cut a convolution's output positions into windows: each window's synapses (explicit and
+    as shared segments) are the whole conv's synapses onto those positions, and the windows'
+    networks on one core each give the whole network's spikes, position by position."""
+    from neurocore.sim import golden
+
+    rng = np.random.default_rng(seed)
+    stride = tuple(int(v) for v in rng.integers(1, 3, 2))
+    net = conv_net(rng, stride=stride, padding=tuple(int(v) for v in rng.integers(0, 2, 2)))
+    conv = net.projections[0]
+    co, oh, ow = conv.out_shape
+    cuts = np.unique(np.concatenate([[0, oh * ow], rng.integers(1, oh * ow, 2)]))
+    whole = compile_network(SnnNetwork(n_inputs=net.n_inputs, populations=[net.populations[0]],
+                                       projections=[conv]))
+    inputs = rng.random((6, 8, net.n_inputs)) < 0.5
+    want = golden.run_batch(dataclasses.replace(whole.program, outputs=np.arange(whole.program.n_neurons)), inputs).spikes
+    for p0, p1 in zip(cuts[:-1], cuts[1:]):
+        part = dataclasses.replace(conv, window=(int(p0), int(p1)))
+        size = part.n_units
+        pop = Population("conv", NeuronParams.uniform(size, threshold=12, reset_mode=1))   # conv_net's
+        sub = SnnNetwork(n_inputs=net.n_inputs, populations=[pop], projections=[part])
+        for shared in (True, False):
+            c = compile_network(sub, choose_config(sub, shared=shared), shared=shared)
+            got = golden.run_batch(dataclasses.replace(c.program, outputs=np.arange(size)), inputs).spikes
+            assert np.array_equal(got, want[:, :, p0 * co:p1 * co]), (p0, p1, shared)
+        whole_post = conv.placement()[conv.post]
+        inside = (whole_post >= p0 * co) & (whole_post < p1 * co)
+        assert sorted(zip(part.pre.tolist(), part.post.tolist(), part.weight.tolist())) == sorted(
+            zip(conv.pre[inside].tolist(), (whole_post[inside] - p0 * co).tolist(), conv.weight[inside].tolist()))
+    with pytest.raises(ValueError, match="window must be"):
+        dataclasses.replace(conv, window=(3, 3))
