@@ -151,6 +151,9 @@ class ConvProjection:
     words, in shared rows (docs/core-spec.md, section 3), placing the target population
     position-major (the maps of one position consecutive) on the core.
 
+    A source of ``"input"`` reads the first ``C_in*H*W`` network inputs (a chip's core may
+    have more inputs after them: copies of other cores' neurons).
+
     ``window = (p0, p1)`` keeps only the output positions ``q = y'*W' + x'`` in ``p0 .. p1-1``
     (every map): the part of a convolution one core of a chip holds. The target then has
     ``(p1 - p0) * C_out`` units, already in core order: unit ``(q - p0)*C_out + co``.
@@ -339,7 +342,9 @@ class SnnNetwork:
                     raise ValueError(f"conv projection {proj.source}->{proj.target}: its output "
                                      f"{proj.out_shape} has {need} units but population {proj.target} "
                                      f"has {have} neurons")
-                if proj.source in sizes and sizes[proj.source] != int(np.prod(proj.in_shape)):
+                units = int(np.prod(proj.in_shape))      # the network input: its first units
+                if proj.source in sizes and (sizes[proj.source] < units if proj.source == INPUT
+                                             else sizes[proj.source] != units):
                     raise ValueError(f"conv projection {proj.source}->{proj.target}: in_shape {proj.in_shape} "
                                      f"has {int(np.prod(proj.in_shape))} units but {proj.source} has "
                                      f"{sizes[proj.source]}")

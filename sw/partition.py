@@ -8,12 +8,13 @@ Each population is cut into contiguous slices: the current core takes the longes
 that still fits it (binary search on the slice end; the fit test compiles nothing, it
 places the core's sub-network and compares what it needs with the core's capacities:
 neurons, axons, synapse words, segments, WTA groups and block ranges), then the next core
-continues. A population in one WTA group (``wta=True``) is never cut, nor the target of a
-convolution with structural WTA: such a population moves whole to the next core if it
-does not fit the current one; a structural-WTA population (``block_wta``) is cut only
-between blocks. The target of a convolution without WTA goes whole where a core holds it
-(the current one, else the next, empty, one), its kernel shared; else it is cut like any
-population and each slice lists its synapses. So populations stay together where they fit, consecutive
+continues. A population in one WTA group (``wta=True``) is never cut: it moves whole to the
+next core if it does not fit the current one; a structural-WTA population (``block_wta``)
+is cut only between blocks. The target of a convolution goes whole where a core holds it
+(the current one, else the next, empty, one); else it is cut between output positions
+(all maps of a position together, so per-position WTA blocks stay whole), and every core
+with a slice holds the kernel once with the segments of its window
+(``ConvProjection.window``). So populations stay together where they fit, consecutive
 layers share cores, and only the synapses across a cut become packets.
 
 The sub-network of core ``k`` holds its slices, and as its inputs (in this order) the
@@ -29,10 +30,10 @@ slice, each linear in the synapses of that core. Recurrent connections to a popu
 placed earlier are counted only once both ends are placed, so such a network can still
 overflow a core at the final compile, which then names the core and the capacity.
 
-A convolution stays a shared kernel on its core when its target is whole there and its
-source is the network input (the core then takes every network input, in order) or a
-population whole on the same core; otherwise its synapses are listed one by one (copies of
-remote neurons and a slice of the target have no image geometry).
+A convolution stays a shared kernel (a window of it) on a core when its source is the network
+input (the core then takes every network input, in order) or a population whole on the same
+core that is not itself a conv target; otherwise its synapses are listed one by one (copies
+of remote neurons, and a conv target's positions in core order, have no image geometry).
 """
 from __future__ import annotations
 
@@ -109,41 +110,67 @@ def _shared_conv(net: SnnNetwork) -> dict[str, ConvProjection]:
 
 
 def _uncut(net: SnnNetwork, pop: Population) -> int:
-    """The slice unit of a population: its size if it may not be cut, its block size, or 1.
-
-    A conv target with structural WTA stays whole (its blocks are positions in the conv's
-    position-major placement, which a slice in population order would not keep); one without
-    WTA may be cut (its slices list their synapses)."""
-    if pop.wta or (pop.name in _shared_conv(net) and pop.block_wta is not None):
+    """The slice unit of a population: its size if it may not be cut (one WTA group), its
+    block size (structural WTA), a position's maps for a conv target (with its blocks: the
+    least common multiple), else 1."""
+    if pop.wta:
         return pop.size
-    return pop.block_wta[0] if pop.block_wta is not None else 1
+    unit = pop.block_wta[0] if pop.block_wta is not None else 1
+    conv = _shared_conv(net).get(pop.name)
+    if conv is not None:
+        unit = int(np.lcm(unit, conv.kernel.shape[0]))
+    return unit
 
 
 class _Builder:
-    """Builds the sub-network of a core from the slices placed so far."""
+    """Builds the sub-network of a core from the slices placed so far.
+
+    Slices are ranges of a population's *order*: its neuron index, except for a conv target,
+    whose order is its core placement (position-major: the maps of a position together), so
+    a slice of it is a window of output positions (``ConvProjection.window``) and keeps the
+    per-position WTA blocks whole. A sub-network's populations list their neurons in order."""
 
     def __init__(self, net: SnnNetwork):
         self.net = net
         self.pops = {p.name: p for p in net.populations}
         self.conv = _shared_conv(net)
+        self.order = {p.name: (self.conv[p.name].placement() if p.name in self.conv else np.arange(p.size))
+                      for p in net.populations}
+        self.inverse = {name: np.argsort(order) for name, order in self.order.items()}   # order -> neuron
         self.explicit = []          # (projection index, source, target, pre, post, weight, plastic)
         for i, pr in enumerate(net.projections):
             self.explicit.append((i, pr.source, pr.target, np.asarray(pr.pre), np.asarray(pr.post),
                                   np.asarray(pr.weight), bool(pr.plastic)))
 
+    def _shared(self, pr: ConvProjection, local: dict):
+        """The part of conv ``pr`` this core holds as a shared kernel (a window), or None: its
+        target has a slice here and its source is the network input or a population whole
+        here in neuron order (not itself a conv target, whose order is its placement)."""
+        if pr.target not in local:
+            return None
+        source_ok = pr.source == INPUT or (pr.source in local and pr.source not in self.conv
+                                           and local[pr.source] == (0, self.pops[pr.source].size))
+        if not source_ok:
+            return None
+        maps = pr.kernel.shape[0]
+        lo, hi = local[pr.target]
+        return dataclasses.replace(pr, window=(lo // maps, hi // maps))
+
     def network(self, core: int, content: list, where: dict, senders=frozenset()):
         """``(sub-network, host inputs used, copies [(population, index)])`` of ``core``
-        holding ``content`` (``[(population, first, stop)]``); ``where[pop]`` is an int array
-        of the core of every neuron of the placed populations (-1: not yet placed). The
-        populations named in ``senders`` (slices other cores listen to) become outputs of the
-        core: a neuron's spikes leave its core only as output spikes (spec section 9)."""
+        holding ``content`` (``[(population, first, stop)]``, ranges of order); ``where[pop]``
+        is an int array of the core of every neuron of the placed populations (-1: not yet
+        placed). The populations named in ``senders`` (slices other cores listen to) become
+        outputs of the core: a neuron's spikes leave its core only as output spikes (spec
+        section 9). Copies are ``(population, neuron index)``."""
         net = self.net
         local = {name: (lo, hi) for name, lo, hi in content}
-        shared = {}                                   # projection index -> ConvProjection kept
+        shared = {}                                   # projection index -> the windowed ConvProjection
         for i, pr in enumerate(net.projections):
-            whole = lambda name: name in local and local[name] == (0, self.pops[name].size)   # noqa: E731
-            if isinstance(pr, ConvProjection) and whole(pr.target) and (pr.source == INPUT or whole(pr.source)):
-                shared[i] = pr
+            if isinstance(pr, ConvProjection):
+                part = self._shared(pr, local)
+                if part is not None:
+                    shared[i] = part
         take_all_inputs = any(pr.source == INPUT for pr in shared.values())
         used_inputs, copies = set(), set()
         kept = []                                     # (i, source, target, pre, post, weight, plastic), post local
@@ -151,10 +178,11 @@ class _Builder:
             if i in shared or target not in local:
                 continue
             lo, hi = local[target]
-            mask = (post >= lo) & (post < hi)
+            rank = self.order[target][post]
+            mask = (rank >= lo) & (rank < hi)
             if not mask.any():
                 continue
-            pre_m, post_m, w_m = pre[mask], post[mask] - lo, weight[mask]
+            pre_m, post_m, w_m = pre[mask], rank[mask] - lo, weight[mask]
             if source == INPUT:
                 used_inputs.update(pre_m.tolist())
             else:
@@ -175,11 +203,10 @@ class _Builder:
                 projections.append(Projection(INPUT, target, np.array([host_index[v] for v in pre.tolist()], np.int64),
                                               post, weight, plastic))
                 continue
-            lo_s = local[source][0] if source in local else 0
             is_local = (where[source][pre] == core) if source in local else np.zeros(len(pre), bool)
             if is_local.any():
-                projections.append(Projection(source, target, pre[is_local] - lo_s, post[is_local],
-                                              weight[is_local], plastic))
+                local_pre = self.order[source][pre[is_local]] - local[source][0]
+                projections.append(Projection(source, target, local_pre, post[is_local], weight[is_local], plastic))
             if (~is_local).any():
                 projections.append(Projection(INPUT, target,
                                               np.array([copy_index[(source, v)] for v in pre[~is_local].tolist()],
@@ -187,10 +214,11 @@ class _Builder:
         populations = []
         for name, lo, hi in content:
             pop = self.pops[name]
-            params = dataclasses.replace(pop.params, **{f.name: getattr(pop.params, f.name)[lo:hi]
+            neurons = self.inverse[name][lo:hi]
+            params = dataclasses.replace(pop.params, **{f.name: getattr(pop.params, f.name)[neurons]
                                                         for f in dataclasses.fields(pop.params)})
             populations.append(Population(name, params, output=pop.output or name in senders, wta=pop.wta,
-                                          theta=None if pop.theta is None else pop.theta[lo:hi],
+                                          theta=None if pop.theta is None else pop.theta[neurons],
                                           block_wta=pop.block_wta))
         sub = SnnNetwork(n_inputs=len(hosts) + len(copies), populations=populations, projections=projections,
                          learning=net.learning, encoding=net.encoding)
@@ -215,7 +243,7 @@ def partition(net: SnnNetwork, config: ChipConfig) -> dict[str, list[tuple[int, 
     for pop in net.populations:
         unit = _uncut(net, pop)
         lo = 0
-        if pop.name in conv_targets and unit == 1:    # whole (its kernel shared) where a core holds it
+        if pop.name in conv_targets:                  # whole where a core holds it
             whole = [(pop.name, 0, pop.size)]
             if problems(core, content[core] + whole) and content[core] and core + 1 < config.n_cores \
                     and not problems(core + 1, whole):
@@ -224,7 +252,7 @@ def partition(net: SnnNetwork, config: ChipConfig) -> dict[str, list[tuple[int, 
                 content[core].append(whole[0])
                 slices[pop.name].append((core, 0, pop.size))
                 where[pop.name][:] = core
-                continue
+                continue                              # else: cut between positions, below
         while lo < pop.size:
             units = (pop.size - lo) // unit
             best, low, high = 0, 1, units
@@ -243,7 +271,7 @@ def partition(net: SnnNetwork, config: ChipConfig) -> dict[str, list[tuple[int, 
                 stop = lo + best * unit
                 content[core].append((pop.name, lo, stop))
                 slices[pop.name].append((core, lo, stop))
-                where[pop.name][lo:stop] = core
+                where[pop.name][builder.inverse[pop.name][lo:stop]] = core
                 lo = stop
             if lo < pop.size:                          # this core is full: the rest goes on
                 core += 1
@@ -266,7 +294,7 @@ def compile_chip(net: SnnNetwork, config: ChipConfig) -> CompiledChip:
     for name, parts in slices.items():
         for core, lo, hi in parts:
             content[core].append((name, lo, hi))
-            where[name][lo:hi] = core
+            where[name][builder.inverse[name][lo:hi]] = core
     order = {name: i for i, name in enumerate(slices)}
     senders = [set() for _ in range(config.n_cores)]       # per core: populations others listen to
     for k in range(config.n_cores):
@@ -292,7 +320,8 @@ def compile_chip(net: SnnNetwork, config: ChipConfig) -> CompiledChip:
         for c_index, (name, i) in enumerate(copy):
             k = int(where[name][i])
             lo = next(lo for core, lo, hi in slices[name] if core == k)
-            lists[k][_core_neuron(compiled[k], net, name, i - lo)].append((j, len(hosts[j]) + c_index))
+            neuron = compiled[k].layers[name][0] + int(builder.order[name][i]) - lo   # populations in order
+            lists[k][neuron].append((j, len(hosts[j]) + c_index))
     remote = [Routes.from_lists(lst) for lst in lists]
     inputs = [[] for _ in range(net.n_inputs)]
     for k, host in enumerate(hosts):
@@ -315,7 +344,7 @@ def compile_chip(net: SnnNetwork, config: ChipConfig) -> CompiledChip:
             if name not in pops or not pops[name].output:      # a sender slice: not a chip output
                 continue
             lo = next(lo for core, lo, hi in slices[name] if core == k)
-            network_col.extend(offset[name] + lo + np.arange(c.layers[name][1]))
+            network_col.extend(offset[name] + builder.inverse[name][lo + np.arange(c.layers[name][1])])
     output_order = np.argsort(np.array(network_col, np.int64), kind="stable")
     decoding = _network_decoding(net, start)
     return CompiledChip(chip=chip, cores=compiled, slices=slices, encoding=dict(net.encoding),
@@ -325,13 +354,3 @@ def compile_chip(net: SnnNetwork, config: ChipConfig) -> CompiledChip:
 def _network_decoding(net: SnnNetwork, n_outputs: int) -> dict:
     from .compiler import _normalise_decoding
     return _normalise_decoding(net.decoding, n_outputs)
-
-
-def _core_neuron(compiled: CompiledNetwork, net: SnnNetwork, name: str, index: int) -> int:
-    """The core neuron of a population's ``index``-th local neuron (conv targets are placed
-    position-major, others in order)."""
-    first, _ = compiled.layers[name]
-    conv = _shared_conv(net).get(name)
-    if conv is not None and any(pr.get("conv") and pr["target"] == name for pr in compiled.projections):
-        return first + int(conv.placement()[index])
-    return first + index

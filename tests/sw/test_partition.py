@@ -110,10 +110,21 @@ def test_what_does_not_fit_gets_one_line(sizes, core, message):
         partition(net, ChipConfig(rows=1, cols=2, core=CoreConfig(**core)))
 
 
-def test_a_conv_layer_too_big_for_a_core_is_cut_and_its_synapses_listed():
+@pytest.mark.parametrize("block", [None, (4, 1), (4, 2)])
+def test_a_conv_layer_too_big_for_a_core_is_cut_by_positions_with_its_kernel_on_each_core(block):
+    """A conv target bigger than a core is cut between output positions (all maps of a
+    position together, so per-position WTA blocks stay whole); every core with a slice
+    stores the kernel once; the chip spikes as one core does."""
     rng = np.random.default_rng(6)
-    net, _ = conv_then_dense(rng, 4, 8, 5)                        # 4 x 6 x 6 = 144 conv neurons
-    config = ChipConfig(rows=2, cols=2, core=CoreConfig(neurons=64, axons=256, synapses=4096, segments=512))
+    net, kernel = conv_then_dense(rng, 4, 8, 5)                   # 4 x 6 x 6 = 144 conv neurons
+    if block:
+        net.populations[0].block_wta = block
+    config = ChipConfig(rows=2, cols=2, core=CoreConfig(neurons=64, axons=256, synapses=4096, segments=512,
+                                                        wta_blocks=1))
     compiled_chip, got = same_on_chip(net, config, rng)
-    assert len(compiled_chip.slices["c"]) == 3 and got.packets.sum() > 0
-    assert all("conv" not in pr for c in compiled_chip.cores for pr in c.projections)   # listed, not shared
+    parts = compiled_chip.slices["c"]
+    assert len(parts) == 3 and got.packets.sum() > 0
+    assert all(lo % 4 == 0 and hi % 4 == 0 for _, lo, hi in parts)   # between positions
+    for core, _, _ in parts:
+        conv = [pr for pr in compiled_chip.cores[core].projections if pr.get("conv")]
+        assert len(conv) == 1 and conv[0]["synapses"] == kernel.size and conv[0]["conv"]["window"]
