@@ -76,8 +76,8 @@ def _run_steps(runs: list, inputs: list, learn: bool, spikes: np.ndarray, column
         for run in runs:
             cores, axons = run.remote_entries()
             packets += len(cores)
-            for j, a in zip(cores.tolist(), axons.tolist()):
-                arriving[j][0, a] = True
+            for j in np.unique(cores).tolist():
+                arriving[j][0, axons[cores == j]] = True
     return sops, packets
 
 

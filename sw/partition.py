@@ -43,7 +43,7 @@ import numpy as np
 
 from ..hw.chip import ChipConfig, ChipProgram, Routes
 from ..hw.program import NeuronParams
-from .compiler import CompiledNetwork, compile_network, decode_spikes, decoding_classes, overflows
+from .compiler import _normalise_decoding, compile_network, decode_spikes, decoding_classes, overflows
 from .network import INPUT, ConvProjection, Population, Projection, SnnNetwork
 
 __all__ = ["CompiledChip", "partition", "compile_chip", "IDLE"]
@@ -346,11 +346,6 @@ def compile_chip(net: SnnNetwork, config: ChipConfig) -> CompiledChip:
             lo = next(lo for core, lo, hi in slices[name] if core == k)
             network_col.extend(offset[name] + builder.inverse[name][lo + np.arange(c.layers[name][1])])
     output_order = np.argsort(np.array(network_col, np.int64), kind="stable")
-    decoding = _network_decoding(net, start)
+    decoding = _normalise_decoding(net.decoding, start)
     return CompiledChip(chip=chip, cores=compiled, slices=slices, encoding=dict(net.encoding),
                         decoding=decoding, output_order=output_order)
-
-
-def _network_decoding(net: SnnNetwork, n_outputs: int) -> dict:
-    from .compiler import _normalise_decoding
-    return _normalise_decoding(net.decoding, n_outputs)
